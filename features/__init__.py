@@ -1,0 +1,1 @@
+"""trialcast features package."""

@@ -1,0 +1,304 @@
+"""Company configuration: one typed TOML file per company, checked once on load.
+
+The config says where a company's tables live and how their columns map onto the
+data contract, which milestones make up its activation checklist, which events are
+its core ("golden") features, the PQL rule, the trial / conversion / churn windows
+and which firmographic columns become features. Nothing in the feature code knows
+any company's event names: they all come from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TableName = Literal["events", "accounts", "communications"]
+
+#: Columns of each contract table (DATA_CONTRACT.md); required ones first.
+CONTRACT_COLUMNS: dict[str, dict[str, bool]] = {
+    "events": {
+        "account_id": True,
+        "event": True,
+        "timestamp": True,
+        "user_id": False,
+        "properties": False,
+    },
+    "accounts": {
+        "account_id": True,
+        "trial_start": True,
+        "trial_end": True,
+        "converted_at": False,
+        "deal_value": False,
+        "mrr": False,
+        "churned_at": False,
+    },
+    "communications": {
+        "account_id": True,
+        "timestamp": True,
+        "direction": True,
+        "channel": True,
+        "user_id": False,
+        "sentiment": False,
+        "text": False,
+    },
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """Where one table lives and how its columns map onto the contract.
+
+    Attributes:
+        path: a CSV, Parquet or DuckDB file (relative paths resolve against the
+            config file's folder).
+        url: any SQLAlchemy URL (``postgresql+psycopg://...``); use with ``table``
+            or ``query``.
+        format: ``csv``, ``parquet``, ``duckdb`` or ``sql``; inferred from ``path``
+            / ``url`` when omitted.
+        table: table name inside a DuckDB file or SQL database.
+        query: a SQL query instead of ``table``.
+        separator: CSV field separator.
+        timestamp_format: ``strftime`` format of the timestamp columns; ISO 8601
+            is parsed when omitted.
+        columns: contract column name -> source column name (only those that differ).
+    """
+
+    path: str | None = None
+    url: str | None = None
+    format: Literal["csv", "parquet", "duckdb", "sql"] | None = None
+    table: str | None = None
+    query: str | None = None
+    separator: str = ","
+    timestamp_format: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceConfig:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of 'path' or 'url'")
+        if self.url is not None and self.table is None and self.query is None:
+            raise ValueError("a SQL source needs 'table' or 'query'")
+        return self
+
+    def resolved_format(self) -> str:
+        """The source format, from ``format`` or else the path suffix / URL."""
+        if self.format:
+            return self.format
+        if self.url is not None:
+            return "sql"
+        suffix = Path(str(self.path)).suffix.lower()
+        by_suffix = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
+                     ".duckdb": "duckdb", ".db": "duckdb"}
+        if suffix not in by_suffix:
+            raise ValueError(
+                f"cannot tell the format of {self.path!r}; set format = 'csv' | 'parquet' | 'duckdb'"
+            )
+        return by_suffix[suffix]
+
+
+class SourcesConfig(_Strict):
+    """The company's tables. Only ``events`` is required to exist on disk; without an
+    ``accounts`` source, accounts are derived from events (see ``TrialConfig``)."""
+
+    events: SourceConfig | None = None
+    accounts: SourceConfig | None = None
+    communications: SourceConfig | None = None
+
+
+class TrialConfig(_Strict):
+    """Trial, conversion and churn windows, in days.
+
+    Attributes:
+        default_trial_days: trial length used when accounts are derived from events.
+        conversion_window_days: a trial counts as converted when ``converted_at`` is
+            before ``trial_end`` plus this many days.
+        snapshot_days: days into the trial at which training snapshots are taken
+            (trial end is always added).
+        churn_horizon_days: churn label = churned within this many days of a snapshot.
+        churn_snapshot_every_days: spacing of churn snapshots of paying accounts.
+    """
+
+    default_trial_days: int = Field(14, gt=0)
+    conversion_window_days: int = Field(30, ge=0)
+    snapshot_days: list[int] = Field(default_factory=lambda: [1, 3, 7, 14])
+    churn_horizon_days: int = Field(90, gt=0)
+    churn_snapshot_every_days: int = Field(30, gt=0)
+
+    @field_validator("snapshot_days")
+    @classmethod
+    def _positive_sorted(cls, v: list[int]) -> list[int]:
+        if not v or any(d <= 0 for d in v):
+            raise ValueError("snapshot_days must be a non-empty list of positive days")
+        return sorted(set(v))
+
+
+class ValidationRules(_Strict):
+    """Plausibility limits used when checking input rows.
+
+    Attributes:
+        max_days_before_trial: events this many days or more before their
+            account's ``trial_start`` are implausible and quarantined.
+        max_days_after_export: events later than the export time plus this many
+            days (clock skew) are implausible and quarantined.
+        export_time: the moment the data was exported (ISO 8601); defaults to the
+            latest event timestamp.
+    """
+
+    max_days_before_trial: float = Field(1.0, ge=0)
+    max_days_after_export: float = Field(1.0, ge=0)
+    export_time: str | None = None
+
+
+class Milestone(_Strict):
+    """One step of the activation checklist.
+
+    Attributes:
+        name: what sales read ("Connected a data source").
+        events: event name(s) in the company's vocabulary that count for it.
+        min_count: how many such events make the step done.
+        deadline_days: the step only counts if done within this many days of
+            trial start.
+        stage: funnel moment it marks: ``setup``, ``activation`` or ``aha``.
+    """
+
+    name: str
+    events: list[str] = Field(min_length=1)
+    min_count: int = Field(1, ge=1)
+    deadline_days: float | None = Field(None, gt=0)
+    stage: Literal["setup", "activation", "aha"] = "activation"
+
+
+class ActivationConfig(_Strict):
+    """The ordered activation checklist (5-10 steps that lead to first value)."""
+
+    milestones: list[Milestone] = Field(default_factory=list)
+
+
+class EngagementConfig(_Strict):
+    """Engagement settings.
+
+    Attributes:
+        core_events: the company's core ("golden") feature events.
+        invite_events: events that mean a teammate was invited.
+        top_k_event_types: how many of the most frequent event types get their
+            own count feature.
+        recent_window_days: the "recent" window for counts, active days and trend.
+        decay_half_life_days: half-life of the time-decayed engagement score.
+    """
+
+    core_events: list[str] = Field(default_factory=list)
+    invite_events: list[str] = Field(default_factory=list)
+    top_k_event_types: int = Field(20, ge=0, le=500)
+    recent_window_days: int = Field(7, gt=0)
+    decay_half_life_days: float = Field(7.0, gt=0)
+
+
+class CommunicationConfig(_Strict):
+    """Communication settings.
+
+    Attributes:
+        reply_window_hours: an inbound message within this many hours of an
+            outbound touch counts as a reply to it.
+    """
+
+    reply_window_hours: float = Field(72.0, gt=0)
+
+
+class FirmographicsConfig(_Strict):
+    """Account columns used as features, and what makes a "big logo"."""
+
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    size_column: str | None = None
+    big_company_size: float = 1000.0
+
+
+class PqlCondition(_Strict):
+    """One clause of the PQL rule: ``feature op value`` on a built feature column."""
+
+    feature: str
+    op: Literal[">=", ">", "<=", "<", "==", "!="]
+    value: float | str
+
+
+class PqlConfig(_Strict):
+    """An account is a product-qualified lead when all conditions hold."""
+
+    conditions: list[PqlCondition] = Field(default_factory=list)
+
+
+class CompanyConfig(_Strict):
+    """Everything trialcast knows about one company."""
+
+    company: str = "unnamed"
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    trial: TrialConfig = Field(default_factory=TrialConfig)  # type: ignore[arg-type]
+    validation: ValidationRules = Field(default_factory=ValidationRules)  # type: ignore[arg-type]
+    activation: ActivationConfig = Field(default_factory=ActivationConfig)
+    engagement: EngagementConfig = Field(default_factory=EngagementConfig)  # type: ignore[arg-type]
+    communication: CommunicationConfig = Field(default_factory=CommunicationConfig)  # type: ignore[arg-type]
+    firmographics: FirmographicsConfig = Field(default_factory=FirmographicsConfig)
+    pql: PqlConfig = Field(default_factory=PqlConfig)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def config_hash(self) -> str:
+        """A short stable hash of the settings (not of where the file lives)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def resolve_path(self, path: str) -> Path:
+        """A source path, resolved against the config file's folder."""
+        p = Path(path)
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not TOML, or breaks the schema."""
+
+
+def load_config(path: str | Path) -> CompanyConfig:
+    """Read and check a company config (TOML).
+
+    Raises:
+        ConfigError: with every problem listed as ``section.key: message``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found; start from `trialcast init-config`")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}") from exc
+    return parse_config(raw, base_dir=p.resolve().parent, origin=str(p))
+
+
+def parse_config(raw: dict, *, base_dir: Path = Path("."), origin: str = "config") -> CompanyConfig:
+    """Check an already-parsed config mapping; see ``load_config``."""
+    try:
+        return CompanyConfig.model_validate({**raw, "base_dir": base_dir})
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{origin} has {exc.error_count()} problem(s):\n{problems}") from exc
+
+
+def demo_config_text() -> str:
+    """The TOML text of the shipped demo config."""
+    return resources.files("features").joinpath("demo_config.toml").read_text()
+
+
+def load_demo_config(data_dir: str | Path | None = None) -> CompanyConfig:
+    """The shipped demo config, with sources pointing at ``data_dir`` if given."""
+    raw = tomllib.loads(demo_config_text())
+    base = Path(data_dir).resolve() if data_dir is not None else Path(".").resolve()
+    return parse_config(raw, base_dir=base, origin="demo_config.toml")

@@ -1,0 +1,41 @@
+"""The contract tables in memory, in their canonical form.
+
+Canonical means: contract column names; timestamps as timezone-naive UTC
+``datetime64[ns]``; id and name columns as strings (``category`` dtype is fine for
+large event tables); money as float. Loaders and the demo generator produce this
+form; every feature builder consumes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("timestamp",),
+    "accounts": ("trial_start", "trial_end", "converted_at", "churned_at"),
+    "communications": ("timestamp",),
+}
+
+
+@dataclass(frozen=True)
+class Tables:
+    """A company's input tables, validated and canonical.
+
+    Attributes:
+        events: one row per product event.
+        accounts: one row per account that started a trial (``account_id`` unique).
+        communications: one row per message or touch, or ``None`` if not supplied.
+    """
+
+    events: pd.DataFrame
+    accounts: pd.DataFrame
+    communications: pd.DataFrame | None = None
+
+    def export_time(self) -> pd.Timestamp:
+        """The latest moment seen in the data: a stand-in for "now" of the export."""
+        candidates = [self.events["timestamp"].max()]
+        if self.communications is not None and len(self.communications):
+            candidates.append(self.communications["timestamp"].max())
+        return pd.Timestamp(max(c for c in candidates if pd.notna(c)))

@@ -1,0 +1,1 @@
+"""trialcast trialcast package."""
