@@ -1,0 +1,175 @@
+"""Point-in-time feature building: one row per account, from data strictly before ``as_of``.
+
+This is the single feature code path for training, batch scoring and the online
+service. ``FeatureBuilder`` indexes the tables once, then builds any number of
+snapshots cheaply (the training-set builder asks for several per account).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.activation import compute_activation_features
+from features.communication import CommIndex, build_comm_index, compute_communication_features
+from features.config import CompanyConfig
+from features.engagement import compute_engagement_features
+from features.event_counts import compute_event_count_features
+from features.event_index import (
+    NAT_SECONDS,
+    SECONDS_PER_DAY,
+    EventIndex,
+    build_event_index,
+    cut_events,
+    to_seconds,
+)
+from features.firmographics import compute_firmographic_features
+from features.spec import FeatureSpec, fit_feature_spec
+from features.tables import Tables
+
+#: Columns of a feature frame that are not model inputs.
+META_COLUMNS = ("as_of",)
+
+#: Feature columns only meaningful for paying accounts (churn model).
+CUSTOMER_COLUMNS = ("customer_days_paying", "customer_mrr")
+
+
+def compute_timing_features(index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
+    """Where the account is in its lifecycle at ``as_of``.
+
+    Columns (days): trial_days_elapsed, trial_days_remaining (negative after the
+    trial), trial_length_days, customer_days_paying (NaN unless it converted
+    before ``as_of``).
+    """
+    start = index.trial_start[rows_acc]
+    end = index.trial_end[rows_acc]
+    converted = index.converted_at[rows_acc]
+    paying = (converted != NAT_SECONDS) & (converted < as_of)
+    return {
+        "trial_days_elapsed": (as_of - start) / SECONDS_PER_DAY,
+        "trial_days_remaining": (end - as_of) / SECONDS_PER_DAY,
+        "trial_length_days": (end - start) / SECONDS_PER_DAY,
+        "customer_days_paying": np.where(paying, (as_of - converted) / SECONDS_PER_DAY, np.nan),
+    }
+
+
+@dataclass
+class FeatureBuilder:
+    """Indexed tables plus the config and spec that decide the columns."""
+
+    tables: Tables
+    config: CompanyConfig
+    spec: FeatureSpec
+    index: EventIndex
+    comms: CommIndex
+
+    @classmethod
+    def from_tables(
+        cls, tables: Tables, config: CompanyConfig, spec: FeatureSpec | None = None
+    ) -> FeatureBuilder:
+        """Index ``tables`` once; fit a spec on them if none is given."""
+        spec = spec if spec is not None else fit_feature_spec(tables, config)
+        index = build_event_index(tables)
+        comms = build_comm_index(tables.communications, index.account_ids)
+        return cls(tables=tables, config=config, spec=spec, index=index, comms=comms)
+
+    def positions(self, account_ids: pd.Index | list[str]) -> np.ndarray:
+        """Positions of ``account_ids`` in the accounts table; raises on unknown ids."""
+        pos = self.index.account_ids.get_indexer(pd.Index(account_ids).astype(str))
+        if (pos < 0).any():
+            missing = pd.Index(account_ids)[pos < 0]
+            raise KeyError(f"{len(missing)} account(s) not in the accounts table, e.g. {missing[0]!r}")
+        return pos
+
+    def build(self, rows_acc: np.ndarray, as_of: np.ndarray) -> pd.DataFrame:
+        """Feature rows for account positions ``rows_acc`` at ``as_of`` (int64 seconds).
+
+        Returns a frame indexed by ``account_id`` with an ``as_of`` column and the
+        feature columns, in a fixed order for a given config and spec.
+        """
+        rows_acc = np.asarray(rows_acc, dtype=np.int64)
+        as_of = np.asarray(as_of, dtype=np.int64)
+        cut = cut_events(self.index, rows_acc, as_of)
+        cfg = self.config
+        columns: dict[str, object] = {}
+        columns.update(compute_timing_features(self.index, rows_acc, as_of))
+        columns.update(compute_activation_features(cut, cfg.activation))
+        columns.update(compute_engagement_features(cut, cfg.engagement))
+        columns.update(compute_event_count_features(cut, self.spec))
+        columns.update(
+            compute_communication_features(
+                self.comms, rows_acc, as_of, cfg.communication,
+                recent_days=cfg.engagement.recent_window_days,
+            )
+        )
+        columns.update(
+            compute_firmographic_features(self.tables.accounts, rows_acc, cfg.firmographics, self.spec)
+        )
+        columns["customer_mrr"] = self._mrr(rows_acc, columns["customer_days_paying"])
+        frame = pd.DataFrame(
+            {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in columns.items()},
+            index=pd.Index(self.index.account_ids[rows_acc], name="account_id"),
+        )
+        for col, values in columns.items():
+            if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+                frame[col] = pd.Categorical(values.to_numpy(), dtype=values.dtype)
+        frame.insert(0, "as_of", pd.to_datetime(as_of, unit="s"))
+        return frame
+
+    def _mrr(self, rows_acc: np.ndarray, days_paying: object) -> np.ndarray:
+        accounts = self.tables.accounts
+        if "mrr" not in accounts.columns:
+            return np.full(len(rows_acc), np.nan)
+        mrr = pd.to_numeric(accounts["mrr"], errors="coerce").to_numpy(dtype=np.float64)[rows_acc]
+        return np.where(np.isnan(np.asarray(days_paying, dtype=float)), np.nan, mrr)
+
+
+def as_of_seconds(as_of: pd.Timestamp | str | pd.Series, account_ids: pd.Index) -> np.ndarray:
+    """Cutoffs as int64 seconds aligned with ``account_ids``: one moment for all, or per account."""
+    if isinstance(as_of, pd.Series):
+        aligned = as_of.reindex(account_ids)
+        if aligned.isna().any():
+            raise ValueError("as_of is missing for some accounts; give one cutoff per account")
+        return to_seconds(pd.to_datetime(aligned).to_numpy())
+    moment = pd.Timestamp(as_of)
+    if moment.tzinfo is not None:
+        moment = moment.tz_convert("UTC").tz_localize(None)
+    return np.full(len(account_ids), int(moment.value // 1_000_000_000), dtype=np.int64)
+
+
+def build_features(
+    tables: Tables,
+    config: CompanyConfig,
+    as_of: pd.Timestamp | str | pd.Series,
+    *,
+    spec: FeatureSpec | None = None,
+    account_ids: list[str] | pd.Index | None = None,
+) -> pd.DataFrame:
+    """Features of each account from its data strictly before ``as_of``.
+
+    Args:
+        tables: validated input tables.
+        config: the company config.
+        as_of: one cutoff for every account, or a Series of cutoffs indexed by
+            ``account_id``.
+        spec: the feature spec to build against (fitted on ``tables`` if omitted).
+        account_ids: which accounts (default: those in ``as_of`` if it is a Series,
+            else every account).
+
+    Returns:
+        One row per account, indexed by ``account_id``.
+    """
+    builder = FeatureBuilder.from_tables(tables, config, spec)
+    if account_ids is None:
+        account_ids = as_of.index if isinstance(as_of, pd.Series) else builder.index.account_ids
+    ids = pd.Index(account_ids).astype(str)
+    return builder.build(builder.positions(ids), as_of_seconds(as_of, ids))
+
+
+def feature_columns(frame: pd.DataFrame, *, customer: bool = False) -> list[str]:
+    """Model input columns of a feature frame (trial model unless ``customer``)."""
+    skip = set(META_COLUMNS) | ({"persona", "pql", "label", "snapshot", "snapshot_day"})
+    cols = [c for c in frame.columns if c not in skip]
+    return cols if customer else [c for c in cols if c not in CUSTOMER_COLUMNS]

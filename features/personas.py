@@ -1,0 +1,146 @@
+"""The seven trial lead types (DOMAIN.md, seed 003), their playbooks, and the PQL flag.
+
+Each account gets the type whose activation / engagement / communication profile
+fits it best. The stated chances are the heuristic baseline a learned model must
+beat on calibration and ranking; the playbook line is what sales read next to the
+score.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.config import CompanyConfig
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A trial lead type: its name, the seed's stated chance and the playbook line."""
+
+    name: str
+    stated_chance: float
+    activation: str
+    engagement: str
+    communication: str
+    playbook: str
+
+
+PERSONAS: dict[str, Persona] = {
+    p.name: p
+    for p in [
+        Persona("Golden Leads", 0.90, "high", "high", "active",
+                "Enjoy the ride: help them succeed and show them the less obvious features."),
+        Persona("Silent Successes", 0.75, "high", "high", "low/none",
+                "Don't mistake silence for disinterest: stay available and watch their usage."),
+        Persona("Contrary Converters", 0.60, "medium", "medium", "active, negative",
+                "Support them through the grumpiness: listen, make them feel heard, fix what they hit."),
+        Persona("Positive Procrastinators", 0.30, "low", "low", "active, positive",
+                "Talk is cheap: agree a concrete activation plan and hold them to it."),
+        Persona("Fizzlers", 0.10, "high early", "low (fades)", "low/none",
+                "Keep them on marketing lists; they won't close in this trial, timing may change."),
+        Persona("Incompatible Ignoramus", 0.05, "low", "low", "active",
+                "Smile and move on: be gracious but don't spend sales time here."),
+        Persona("Heartbreakers", 0.05, "low", "low", "low/none",
+                "Let go: at most map the account to find the right buyer, briefly."),
+    ]
+}
+
+# Level thresholds (documented defaults; the persona is a baseline, not the model).
+HIGH_ACTIVATION = 0.6
+LOW_ACTIVATION = 0.3
+HIGH_ENGAGEMENT = 0.5  # share of trial days with activity
+LOW_ENGAGEMENT = 0.2
+ACTIVE_COMMUNICATION = 2  # inbound messages
+NEGATIVE_TONE = -0.15
+POSITIVE_TONE = 0.15
+FADING_TREND = -0.7  # log ratio of recent to earlier daily event rate
+
+
+def _col(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    if name not in features.columns:
+        return np.full(len(features), default)
+    return pd.to_numeric(features[name], errors="coerce").fillna(default).to_numpy(dtype=float)
+
+
+def assign_personas(features: pd.DataFrame) -> pd.Series:
+    """The trial lead type of each feature row (a ``category`` Series, same index).
+
+    Activation level comes from ``activation_rate_all``, engagement from the share
+    of active days and the trend, communication from inbound messages and their
+    tone. Rules follow the seed's table; ties resolve in table order.
+    """
+    act = _col(features, "activation_rate_all", 0.0)
+    share = _col(features, "engagement_active_day_share_all", 0.0)
+    trend = _col(features, "engagement_trend_7d", 0.0)
+    inbound = _col(features, "comm_inbound_all", 0.0)
+    tone = _col(features, "comm_sentiment_mean_all", 0.0)
+
+    act_high, act_low = act >= HIGH_ACTIVATION, act < LOW_ACTIVATION
+    faded = trend <= FADING_TREND
+    eng_high = (share >= HIGH_ENGAGEMENT) & ~faded
+    eng_low = (share < LOW_ENGAGEMENT) | faded
+    talks = inbound >= ACTIVE_COMMUNICATION
+    negative, positive = tone <= NEGATIVE_TONE, tone >= POSITIVE_TONE
+
+    conditions = [
+        act_high & eng_high & talks & ~negative,
+        act_high & eng_high & ~talks,
+        talks & negative & ~act_low & ~eng_low,
+        act_high & eng_low,
+        talks & positive & (act_low | eng_low),
+        talks & (act_low | eng_low),
+        ~talks & (act_low | eng_low),
+        act_high & eng_high,  # high/high but grumbling: still most like Golden Leads
+    ]
+    choices = [
+        "Golden Leads", "Silent Successes", "Contrary Converters", "Fizzlers",
+        "Positive Procrastinators", "Incompatible Ignoramus", "Heartbreakers", "Golden Leads",
+    ]
+    # Whatever is left is a middling account: medium activation and engagement.
+    fallback = np.where(talks, "Contrary Converters", "Silent Successes")
+    fallback = np.where(act + share < 0.8, "Positive Procrastinators", fallback)
+    fallback = np.where(~talks & (act + share < 0.8), "Heartbreakers", fallback)
+    names = np.select(conditions, choices, default="")
+    names = np.where(names == "", fallback, names)
+    return pd.Series(
+        pd.Categorical(names, categories=list(PERSONAS)), index=features.index, name="persona"
+    )
+
+
+def persona_chance(personas: pd.Series) -> pd.Series:
+    """The seed's stated conversion chance of each row's persona (the heuristic baseline)."""
+    chances = {name: p.stated_chance for name, p in PERSONAS.items()}
+    return personas.astype(str).map(chances).astype(float).rename("persona_chance")
+
+
+def persona_playbook(personas: pd.Series) -> pd.Series:
+    """The playbook line of each row's persona."""
+    lines = {name: p.playbook for name, p in PERSONAS.items()}
+    return personas.astype(str).map(lines).rename("playbook")
+
+
+_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
+        "==": operator.eq, "!=": operator.ne}
+
+
+def compute_pql(features: pd.DataFrame, config: CompanyConfig) -> pd.Series:
+    """Product-qualified lead flag: every configured PQL condition holds (False if none)."""
+    conditions = config.pql.conditions
+    if not conditions:
+        return pd.Series(False, index=features.index, name="pql")
+    flag = pd.Series(True, index=features.index)
+    for cond in conditions:
+        if cond.feature not in features.columns:
+            raise KeyError(
+                f"PQL condition uses feature {cond.feature!r}, which is not built; "
+                "check [pql.conditions] in the config against `trialcast features --list`"
+            )
+        values = features[cond.feature]
+        if isinstance(cond.value, str):
+            values = values.astype(str)
+        flag &= _OPS[cond.op](values, cond.value).fillna(False).astype(bool)
+    return flag.rename("pql")

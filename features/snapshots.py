@@ -1,0 +1,147 @@
+"""Training sets: trials snapshotted at several days in, and paying accounts monthly.
+
+Every snapshot row is built strictly from data before its ``as_of`` and labelled
+only when its whole label window is known at export time (censored rows are left
+out of training; they are the open trials that get scored).
+
+- Trial snapshots: at each configured day into the trial (1, 3, 7, 14...) and at
+  trial end, for accounts still trialling and not yet converted then. Label: the
+  account converts before ``trial_end + conversion_window_days``.
+- Churn snapshots: every ``churn_snapshot_every_days`` after conversion while
+  the account still pays. Label: it churns within ``churn_horizon_days``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from features.build import FeatureBuilder
+from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, to_seconds
+
+END = "end"
+
+
+def _churned_at(builder: FeatureBuilder) -> np.ndarray:
+    accounts = builder.tables.accounts
+    if "churned_at" not in accounts.columns:
+        return np.full(len(accounts), NAT_SECONDS, dtype=np.int64)
+    return to_seconds(accounts["churned_at"])
+
+
+def _export_seconds(builder: FeatureBuilder, export_time: pd.Timestamp | None) -> int:
+    moment = pd.Timestamp(export_time) if export_time is not None else builder.tables.export_time()
+    return int(to_seconds(np.array([moment.to_datetime64()]))[0])
+
+
+def trial_snapshot_plan(
+    builder: FeatureBuilder, export_time: pd.Timestamp | None = None, *, labelled: bool = True
+) -> Iterator[tuple[str, float, np.ndarray, np.ndarray]]:
+    """Yield ``(snapshot, day, account positions, as_of seconds)`` per snapshot.
+
+    With ``labelled`` only rows whose label window has closed by ``export_time``.
+    """
+    idx = builder.index
+    cfg = builder.config.trial
+    now = _export_seconds(builder, export_time)
+    start, end, conv = idx.trial_start, idx.trial_end, idx.converted_at
+    window_end = end + cfg.conversion_window_days * SECONDS_PER_DAY
+    known = window_end <= now if labelled else np.ones(len(start), dtype=bool)
+    plans: list[tuple[str, float | None]] = [(f"d{d}", float(d)) for d in cfg.snapshot_days]
+    plans.append((END, None))
+    for name, day in plans:
+        as_of = end.copy() if day is None else start + int(day * SECONDS_PER_DAY)
+        open_trial = (conv == NAT_SECONDS) | (conv >= as_of)
+        ok = known & open_trial & (as_of <= now)
+        if day is not None:
+            ok &= as_of < end  # later days are covered by the trial-end snapshot
+        positions = np.flatnonzero(ok)
+        yield name, (day if day is not None else float("nan")), positions, as_of[positions]
+
+
+def build_trial_training_set(
+    builder: FeatureBuilder, *, export_time: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Trial snapshots with features and the conversion label.
+
+    Returns:
+        One row per (account, snapshot): ``account_id``, ``snapshot`` (``d1``...
+        ``end``), ``snapshot_day`` (days into the trial), ``trial_start``,
+        ``label`` (1 = converted within the window), ``as_of`` and the features.
+    """
+    idx = builder.index
+    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    parts = []
+    for name, _day, positions, as_of in trial_snapshot_plan(builder, export_time):
+        if len(positions) == 0:
+            continue
+        frame = builder.build(positions, as_of).reset_index()
+        conv = idx.converted_at[positions]
+        label = (conv != NAT_SECONDS) & (conv < idx.trial_end[positions] + window)
+        frame.insert(1, "snapshot", name)
+        frame.insert(2, "snapshot_day", frame["trial_days_elapsed"].to_numpy())
+        frame.insert(3, "trial_start", pd.to_datetime(idx.trial_start[positions], unit="s"))
+        frame.insert(4, "label", label.astype(np.int8))
+        parts.append(frame)
+    if not parts:
+        raise ValueError(
+            "no trial has a closed label window at export time: nothing to train on "
+            "(need trials that ended more than conversion_window_days before the export)"
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def build_churn_training_set(
+    builder: FeatureBuilder, *, export_time: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """Monthly snapshots of paying accounts with the churn label.
+
+    Returns:
+        One row per (account, snapshot): ``account_id``, ``snapshot`` (``m1``,
+        ``m2``... months since conversion), ``label`` (1 = churned within
+        ``churn_horizon_days``), ``as_of`` and the features.
+    """
+    idx = builder.index
+    cfg = builder.config.trial
+    now = _export_seconds(builder, export_time)
+    conv = idx.converted_at
+    churned = _churned_at(builder)
+    horizon = cfg.churn_horizon_days * SECONDS_PER_DAY
+    step = cfg.churn_snapshot_every_days * SECONDS_PER_DAY
+    paying = conv != NAT_SECONDS
+    parts = []
+    k = 1
+    while True:
+        as_of = conv + k * step
+        still_paying = paying & ((churned == NAT_SECONDS) | (churned > as_of))
+        ok = still_paying & (as_of + horizon <= now)
+        if not (paying & (as_of + horizon <= now)).any():
+            break
+        positions = np.flatnonzero(ok)
+        if len(positions):
+            frame = builder.build(positions, as_of[positions]).reset_index()
+            ch = churned[positions]
+            label = (ch != NAT_SECONDS) & (ch <= as_of[positions] + horizon)
+            frame.insert(1, "snapshot", f"m{k}")
+            frame.insert(2, "label", label.astype(np.int8))
+            parts.append(frame)
+        k += 1
+    if not parts:
+        raise ValueError(
+            "no paying account has a full churn horizon before the export: nothing to train on"
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def select_open_trials(builder: FeatureBuilder, as_of: pd.Timestamp) -> np.ndarray:
+    """Positions of accounts whose trial had started by ``as_of``, not yet converted,
+    and that can still convert within their window (the trials a forecast covers)."""
+    idx = builder.index
+    t = int(to_seconds(np.array([pd.Timestamp(as_of).to_datetime64()]))[0])
+    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    started = idx.trial_start < t
+    not_converted = (idx.converted_at == NAT_SECONDS) | (idx.converted_at >= t)
+    can_convert = idx.trial_end + window > t
+    return np.flatnonzero(started & not_converted & can_convert)

@@ -1,0 +1,78 @@
+"""The named feature set a model consumes, fitted once on training data.
+
+Some features depend on the data, not only on the config: which event types are
+frequent enough to get their own count, and which levels a categorical
+firmographic can take. A ``FeatureSpec`` freezes those choices so that training,
+batch scoring and the online service build exactly the same columns. It travels
+with the model (as JSON) and is never re-fitted at scoring time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from features.config import CompanyConfig
+from features.naming import unique_slugs
+from features.tables import Tables
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Data-dependent choices behind the feature columns.
+
+    Attributes:
+        top_event_types: event names that get a ``count_<slug>_all`` column, most
+            frequent first.
+        event_slugs: the column slug of each of ``top_event_types``.
+        categorical_levels: allowed levels of each categorical firmographic.
+        config_hash: hash of the company config the spec was fitted with.
+    """
+
+    top_event_types: list[str]
+    event_slugs: list[str]
+    categorical_levels: dict[str, list[str]] = field(default_factory=dict)
+    config_hash: str = ""
+    version: int = SPEC_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        data = json.loads(text)
+        if data.get("version") != SPEC_VERSION:
+            raise ValueError(
+                f"feature spec version {data.get('version')} is not {SPEC_VERSION}; retrain the model"
+            )
+        return cls(**data)
+
+
+def fit_feature_spec(tables: Tables, config: CompanyConfig) -> FeatureSpec:
+    """Choose the top-K event types and the categorical levels from ``tables``.
+
+    Fit on the training data only, then reuse the spec everywhere else.
+    """
+    k = config.engagement.top_k_event_types
+    counts = tables.events["event"].value_counts(sort=False)
+    counts = counts[counts > 0]
+    # Most frequent first; ties broken by name so the spec is deterministic.
+    order = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    top = [str(name) for name, _ in order[:k]]
+    levels: dict[str, list[str]] = {}
+    for col in config.firmographics.categorical:
+        if col in tables.accounts.columns:
+            values = tables.accounts[col].dropna().astype(str)
+            levels[col] = sorted(pd.unique(values).tolist())
+        else:
+            levels[col] = []
+    return FeatureSpec(
+        top_event_types=top,
+        event_slugs=unique_slugs(top),
+        categorical_levels=levels,
+        config_hash=config.config_hash(),
+    )

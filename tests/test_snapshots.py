@@ -1,0 +1,70 @@
+"""Training-set builders: which snapshots exist and how they are labelled."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import START, T, make_accounts, make_config, make_events
+
+from features.build import FeatureBuilder
+from features.snapshots import build_churn_training_set, build_trial_training_set, select_open_trials
+from features.tables import Tables
+
+D = pd.Timedelta
+
+
+def _tables():
+    accounts = make_accounts(4)  # 14-day trials starting 2026-01-01
+    accounts.loc[0, "converted_at"] = START + D(days=5)  # converts inside the trial
+    accounts.loc[1, "converted_at"] = START + D(days=20)  # after trial end, inside 30-day window
+    accounts.loc[2, "converted_at"] = START + D(days=60)  # too late: label 0
+    accounts.loc[[0, 1], "mrr"] = 100.0
+    accounts.loc[0, "churned_at"] = START + D(days=5 + 45)
+    events = make_events([(f"a{i}", "u1", "view", "2026-01-02") for i in range(4)]
+                         + [("a0", "u1", "view", "2026-06-01")])
+    return Tables(events=events, accounts=accounts)
+
+
+def test_trial_snapshots_labels_and_exclusions():
+    builder = FeatureBuilder.from_tables(_tables(), make_config())
+    ts = build_trial_training_set(builder, export_time=T("2026-06-30"))
+    got = {(r.account_id, r.snapshot): r.label for r in ts.itertuples()}
+    # a0 converted on day 5: present at d1, d3 with label 1, absent from d7 on
+    assert got[("a0", "d1")] == 1 and got[("a0", "d3")] == 1
+    assert ("a0", "d7") not in got and ("a0", "end") not in got
+    # a1 converted on day 20 (after trial end, within window): positive at every snapshot
+    assert all(got[("a1", s)] == 1 for s in ["d1", "d3", "d7", "end"])
+    # day 14 == trial end: covered by the "end" snapshot only
+    assert ("a1", "d14") not in got
+    # a2 converted on day 60: outside the window
+    assert got[("a2", "end")] == 0 and got[("a3", "end")] == 0
+    # as_of and snapshot_day agree
+    end_rows = ts[ts["snapshot"] == "end"]
+    assert (end_rows["snapshot_day"] == 14).all()
+    assert (end_rows["as_of"] == START + D(days=14)).all()
+
+
+def test_censored_trials_are_not_labelled():
+    builder = FeatureBuilder.from_tables(_tables(), make_config())
+    # export 20 days after start: the 14 + 30 day window has not closed for anyone
+    with pytest.raises(ValueError, match="nothing to train on"):
+        build_trial_training_set(builder, export_time=T("2026-01-21"))
+
+
+def test_churn_snapshots_monthly_while_paying():
+    builder = FeatureBuilder.from_tables(_tables(), make_config())
+    ch = build_churn_training_set(builder, export_time=T("2026-12-31"))
+    a0 = ch[ch["account_id"] == "a0"].set_index("snapshot")
+    # a0 pays from day 5 and churns 45 days later: m1 (day 35) is the only paying snapshot
+    assert list(a0.index) == ["m1"]
+    assert a0.loc["m1", "label"] == 1  # churns 15 days after m1, within 90 days
+    assert a0.loc["m1", "customer_days_paying"] == pytest.approx(30)
+    a1 = ch[ch["account_id"] == "a1"]
+    assert len(a1) > 3 and (a1["label"] == 0).all()
+    assert np.allclose(a1["customer_mrr"], 100.0)
+
+
+def test_open_trials_excludes_converted_and_expired():
+    builder = FeatureBuilder.from_tables(_tables(), make_config())
+    open_ids = builder.index.account_ids[select_open_trials(builder, T("2026-01-10"))]
+    assert list(open_ids) == ["a1", "a2", "a3"]  # a0 already converted on day 5
+    assert len(select_open_trials(builder, T("2026-03-01"))) == 0  # windows closed
