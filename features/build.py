@@ -36,7 +36,9 @@ META_COLUMNS = ("as_of",)
 CUSTOMER_COLUMNS = ("customer_days_paying", "customer_mrr")
 
 
-def compute_timing_features(index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray) -> dict[str, np.ndarray]:
+def compute_timing_features(
+    index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray
+) -> dict[str, np.ndarray]:
     """Where the account is in its lifecycle at ``as_of``.
 
     Columns (days): trial_days_elapsed, trial_days_remaining (negative after the
@@ -80,7 +82,9 @@ class FeatureBuilder:
         pos = self.index.account_ids.get_indexer(pd.Index(account_ids).astype(str))
         if (pos < 0).any():
             missing = pd.Index(account_ids)[pos < 0]
-            raise KeyError(f"{len(missing)} account(s) not in the accounts table, e.g. {missing[0]!r}")
+            raise KeyError(
+                f"{len(missing)} account(s) not in the accounts table, e.g. {missing[0]!r}"
+            )
         return pos
 
     def build(self, rows_acc: np.ndarray, as_of: np.ndarray) -> pd.DataFrame:
@@ -100,12 +104,17 @@ class FeatureBuilder:
         columns.update(compute_event_count_features(cut, self.spec))
         columns.update(
             compute_communication_features(
-                self.comms, rows_acc, as_of, cfg.communication,
+                self.comms,
+                rows_acc,
+                as_of,
+                cfg.communication,
                 recent_days=cfg.engagement.recent_window_days,
             )
         )
         columns.update(
-            compute_firmographic_features(self.tables.accounts, rows_acc, cfg.firmographics, self.spec)
+            compute_firmographic_features(
+                self.tables.accounts, rows_acc, cfg.firmographics, self.spec
+            )
         )
         columns["customer_mrr"] = self._mrr(rows_acc, columns["customer_days_paying"])
         frame = pd.DataFrame(

@@ -33,8 +33,15 @@ def build_comm_index(communications: pd.DataFrame | None, account_ids: pd.Index)
     """Index ``communications`` against ``account_ids`` (unknown accounts left out)."""
     if communications is None or len(communications) == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return CommIndex(len(account_ids), empty, empty, empty.astype(bool), empty.astype(object), empty.astype(float))
-    acc = account_ids.get_indexer(communications["account_id"].astype(str))
+        return CommIndex(
+            len(account_ids),
+            empty,
+            empty,
+            empty.astype(bool),
+            empty.astype(object),
+            empty.astype(float),
+        )
+    acc = account_ids.get_indexer(pd.Index(communications["account_id"].astype(str)))
     ts = to_seconds(communications["timestamp"])
     keep = (acc >= 0) & (ts != np.iinfo(np.int64).min)
     sentiment = (
@@ -93,7 +100,11 @@ def compute_communication_features(
     out_rows, out_ts = row[outbound], ts[outbound]
     nxt = np.searchsorted(in_key_sorted, out_rows * (1 << 40) + out_ts, side="right")
     has_next = nxt < len(in_key_sorted)
-    nxt_key = in_key_sorted[np.minimum(nxt, max(len(in_key_sorted) - 1, 0))] if len(in_key_sorted) else nxt
+    nxt_key = (
+        in_key_sorted[np.minimum(nxt, max(len(in_key_sorted) - 1, 0))]
+        if len(in_key_sorted)
+        else nxt
+    )
     nxt_row = np.where(has_next, nxt_key >> 40, -1)
     latency_h = np.where(has_next, (nxt_key - (nxt_row << 40) - out_ts) / 3600.0, np.inf)
     replied = (nxt_row == out_rows) & (latency_h <= config.reply_window_hours)

@@ -96,8 +96,14 @@ class SourceConfig(_Strict):
         if self.url is not None:
             return "sql"
         suffix = Path(str(self.path)).suffix.lower()
-        by_suffix = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
-                     ".duckdb": "duckdb", ".db": "duckdb"}
+        by_suffix = {
+            ".csv": "csv",
+            ".txt": "csv",
+            ".parquet": "parquet",
+            ".pq": "parquet",
+            ".duckdb": "duckdb",
+            ".db": "duckdb",
+        }
         if suffix not in by_suffix:
             raise ValueError(
                 f"cannot tell the format of {self.path!r}; set format = 'csv' | 'parquet' | 'duckdb'"
@@ -236,6 +242,65 @@ class PqlConfig(_Strict):
     conditions: list[PqlCondition] = Field(default_factory=list)
 
 
+class ModelConfig(_Strict):
+    """Model training settings (shared by the conversion and churn models).
+
+    Attributes:
+        lightgbm: LightGBM parameters (passed through; no class weights, so the
+            raw scores stay calibratable).
+        num_boost_round: maximum boosting rounds (early stopping on validation).
+        early_stopping_rounds: stop after this many rounds without improvement.
+        valid_fraction, test_fraction: newest cohorts held out for calibration /
+            early stopping and for the final test (split by account, in time order).
+        min_positives: refuse to train with fewer positive rows than this.
+        leakage_auc: a single feature whose ROC AUC alone exceeds this is treated
+            as a probable leak and excluded (unless forced).
+        promote_min_logloss_gain: a challenger must beat the champion's log loss
+            on the same holdout by at least this much to be promoted.
+        tune_trials: Optuna trials for ``--tune``.
+    """
+
+    lightgbm: dict[str, float | int | str] = Field(
+        default_factory=lambda: {
+            "objective": "binary",
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 50,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "verbose": -1,
+            "seed": 0,
+            "num_threads": 2,
+        }
+    )
+    num_boost_round: int = Field(1000, gt=0)
+    early_stopping_rounds: int = Field(50, gt=0)
+    valid_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+    min_positives: int = Field(50, ge=1)
+    leakage_auc: float = Field(0.98, gt=0.5, le=1.0)
+    promote_min_logloss_gain: float = Field(0.0, ge=0)
+    tune_trials: int = Field(30, gt=0)
+
+
+class RegistryConfig(_Strict):
+    """Where models are tracked and registered (env vars override, see training.settings).
+
+    Attributes:
+        tracking_uri: MLflow tracking URI; default a SQLite store under ``models/``.
+        experiment: MLflow experiment name.
+        conversion_model: registered model name of the trial-to-paid model.
+        churn_model: registered model name of the churn model.
+    """
+
+    tracking_uri: str | None = None
+    experiment: str = "trialcast"
+    conversion_model: str = "trialcast-conversion"
+    churn_model: str = "trialcast-churn"
+
+
 class CompanyConfig(_Strict):
     """Everything trialcast knows about one company."""
 
@@ -248,6 +313,8 @@ class CompanyConfig(_Strict):
     communication: CommunicationConfig = Field(default_factory=CommunicationConfig)  # type: ignore[arg-type]
     firmographics: FirmographicsConfig = Field(default_factory=FirmographicsConfig)
     pql: PqlConfig = Field(default_factory=PqlConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def config_hash(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from features.event_index import EventCut
 from features.spec import FeatureSpec
@@ -15,7 +16,7 @@ def compute_event_count_features(cut: EventCut, spec: FeatureSpec) -> dict[str, 
         return {}
     # Map this data's event codes onto the spec's top-K positions (-1 = not a top type).
     positions = np.full(len(cut.index.vocabulary), -1, dtype=np.int64)
-    found = cut.index.vocabulary.get_indexer(spec.top_event_types)
+    found = cut.index.vocabulary.get_indexer(pd.Index(spec.top_event_types))
     positions[found[found >= 0]] = np.flatnonzero(found >= 0)
     pos = positions[cut.event]
     hit = pos >= 0

@@ -172,7 +172,9 @@ class EventCut:
     def n_rows(self) -> int:
         return len(self.rows_acc)
 
-    def count(self, mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> np.ndarray:
+    def count(
+        self, mask: np.ndarray | None = None, weights: np.ndarray | None = None
+    ) -> np.ndarray:
         """Per-row count (or weighted sum) of the events where ``mask`` holds."""
         r = self.row if mask is None else self.row[mask]
         if weights is not None and mask is not None:

@@ -25,10 +25,11 @@ def compute_firmographic_features(
         out[f"firmo_{col}"] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     for col in config.categorical:
         levels = spec.categorical_levels.get(col, [])
-        values = subset[col].astype(str).where(subset[col].notna()) if col in subset.columns else None
-        cat = pd.Categorical(
-            values.to_numpy(dtype=object) if values is not None else [None] * len(rows_acc),
-            categories=levels,
-        )
+        if col in subset.columns:
+            raw = subset[col]
+            labels = raw.astype(str).where(raw.notna()).to_numpy(dtype=object)
+        else:
+            labels = np.full(len(rows_acc), None, dtype=object)
+        cat = pd.Categorical(labels, categories=levels)
         out[f"firmo_{col}"] = pd.Series(cat)
     return out

@@ -32,20 +32,62 @@ class Persona:
 PERSONAS: dict[str, Persona] = {
     p.name: p
     for p in [
-        Persona("Golden Leads", 0.90, "high", "high", "active",
-                "Enjoy the ride: help them succeed and show them the less obvious features."),
-        Persona("Silent Successes", 0.75, "high", "high", "low/none",
-                "Don't mistake silence for disinterest: stay available and watch their usage."),
-        Persona("Contrary Converters", 0.60, "medium", "medium", "active, negative",
-                "Support them through the grumpiness: listen, make them feel heard, fix what they hit."),
-        Persona("Positive Procrastinators", 0.30, "low", "low", "active, positive",
-                "Talk is cheap: agree a concrete activation plan and hold them to it."),
-        Persona("Fizzlers", 0.10, "high early", "low (fades)", "low/none",
-                "Keep them on marketing lists; they won't close in this trial, timing may change."),
-        Persona("Incompatible Ignoramus", 0.05, "low", "low", "active",
-                "Smile and move on: be gracious but don't spend sales time here."),
-        Persona("Heartbreakers", 0.05, "low", "low", "low/none",
-                "Let go: at most map the account to find the right buyer, briefly."),
+        Persona(
+            "Golden Leads",
+            0.90,
+            "high",
+            "high",
+            "active",
+            "Enjoy the ride: help them succeed and show them the less obvious features.",
+        ),
+        Persona(
+            "Silent Successes",
+            0.75,
+            "high",
+            "high",
+            "low/none",
+            "Don't mistake silence for disinterest: stay available and watch their usage.",
+        ),
+        Persona(
+            "Contrary Converters",
+            0.60,
+            "medium",
+            "medium",
+            "active, negative",
+            "Support them through the grumpiness: listen, make them feel heard, fix what they hit.",
+        ),
+        Persona(
+            "Positive Procrastinators",
+            0.30,
+            "low",
+            "low",
+            "active, positive",
+            "Talk is cheap: agree a concrete activation plan and hold them to it.",
+        ),
+        Persona(
+            "Fizzlers",
+            0.10,
+            "high early",
+            "low (fades)",
+            "low/none",
+            "Keep them on marketing lists; they won't close in this trial, timing may change.",
+        ),
+        Persona(
+            "Incompatible Ignoramus",
+            0.05,
+            "low",
+            "low",
+            "active",
+            "Smile and move on: be gracious but don't spend sales time here.",
+        ),
+        Persona(
+            "Heartbreakers",
+            0.05,
+            "low",
+            "low",
+            "low/none",
+            "Let go: at most map the account to find the right buyer, briefly.",
+        ),
     ]
 }
 
@@ -97,8 +139,14 @@ def assign_personas(features: pd.DataFrame) -> pd.Series:
         act_high & eng_high,  # high/high but grumbling: still most like Golden Leads
     ]
     choices = [
-        "Golden Leads", "Silent Successes", "Contrary Converters", "Fizzlers",
-        "Positive Procrastinators", "Incompatible Ignoramus", "Heartbreakers", "Golden Leads",
+        "Golden Leads",
+        "Silent Successes",
+        "Contrary Converters",
+        "Fizzlers",
+        "Positive Procrastinators",
+        "Incompatible Ignoramus",
+        "Heartbreakers",
+        "Golden Leads",
     ]
     # Whatever is left is a middling account: medium activation and engagement.
     fallback = np.where(talks, "Contrary Converters", "Silent Successes")
@@ -123,8 +171,14 @@ def persona_playbook(personas: pd.Series) -> pd.Series:
     return personas.astype(str).map(lines).rename("playbook")
 
 
-_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
-        "==": operator.eq, "!=": operator.ne}
+_OPS = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 def compute_pql(features: pd.DataFrame, config: CompanyConfig) -> pd.Series:

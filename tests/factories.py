@@ -67,4 +67,8 @@ def make_tables(
     n_accounts: int = 2,
     communications: pd.DataFrame | None = None,
 ) -> Tables:
-    return Tables(events=make_events(events), accounts=make_accounts(n_accounts), communications=communications)
+    return Tables(
+        events=make_events(events),
+        accounts=make_accounts(n_accounts),
+        communications=communications,
+    )

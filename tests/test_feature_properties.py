@@ -42,8 +42,14 @@ def _tables(rows) -> Tables:
 def _spec():
     # A fixed spec, so the compared builds have the same columns.
     everything = Tables(
-        events=pd.DataFrame({"event": VOCAB, "account_id": "a0", "user_id": None,
-                             "timestamp": pd.Series([START] * len(VOCAB), dtype="datetime64[ns]")}),
+        events=pd.DataFrame(
+            {
+                "event": VOCAB,
+                "account_id": "a0",
+                "user_id": None,
+                "timestamp": pd.Series([START] * len(VOCAB), dtype="datetime64[ns]"),
+            }
+        ),
         accounts=make_accounts(N_ACCOUNTS),
     )
     return fit_feature_spec(everything, make_config())

@@ -41,7 +41,9 @@ def test_milestone_flags_days_and_rate():
 
 
 def test_min_count_not_reached_before_as_of():
-    tables = make_tables([("a0", "u1", "core_a", "2026-01-02"), ("a0", "u1", "core_b", "2026-01-04")])
+    tables = make_tables(
+        [("a0", "u1", "core_a", "2026-01-02"), ("a0", "u1", "core_b", "2026-01-04")]
+    )
     early = build_features(tables, make_config(), T("2026-01-03"))
     late = build_features(tables, make_config(), T("2026-01-05"))
     assert early.loc["a0", "activation_used_core_done"] == 0
@@ -51,6 +53,8 @@ def test_min_count_not_reached_before_as_of():
 
 def test_no_milestones_configured_gives_zero_rate():
     tables = make_tables([("a0", "u1", "setup", "2026-01-02")])
-    f = build_features(tables, make_config(activation={"milestones": []}), START + np.timedelta64(5, "D"))
+    f = build_features(
+        tables, make_config(activation={"milestones": []}), START + np.timedelta64(5, "D")
+    )
     assert (f["activation_rate_all"] == 0).all()
     assert not any(c.endswith("_done") for c in f.columns)

@@ -19,7 +19,9 @@ def _comms():
         ("a0", "2026-01-20 09:00", "inbound", "email", 1.0),  # after as_of
         ("a1", "2026-01-03 09:00", "inbound", "meeting", np.nan),
     ]
-    frame = pd.DataFrame(rows, columns=["account_id", "timestamp", "direction", "channel", "sentiment"])
+    frame = pd.DataFrame(
+        rows, columns=["account_id", "timestamp", "direction", "channel", "sentiment"]
+    )
     frame["timestamp"] = pd.to_datetime(frame["timestamp"]).astype("datetime64[ns]")
     return frame
 
@@ -50,6 +52,8 @@ def test_reply_after_as_of_does_not_count():
 
 
 def test_without_communications_columns_exist_and_are_empty():
-    f = build_features(make_tables([("a0", "u1", "view", "2026-01-02")]), make_config(), T("2026-01-15"))
+    f = build_features(
+        make_tables([("a0", "u1", "view", "2026-01-02")]), make_config(), T("2026-01-15")
+    )
     assert (f["comm_inbound_all"] == 0).all()
     assert f["comm_reply_rate_all"].isna().all()

@@ -4,7 +4,13 @@ import pandas as pd
 import pytest
 from factories import make_config
 
-from features.personas import PERSONAS, assign_personas, compute_pql, persona_chance, persona_playbook
+from features.personas import (
+    PERSONAS,
+    assign_personas,
+    compute_pql,
+    persona_chance,
+    persona_playbook,
+)
 
 # (activation rate, active-day share, trend, inbound messages, mean tone) -> expected type
 CASES = [
@@ -38,8 +44,14 @@ def test_each_profile_gets_its_type():
 
 
 def test_every_row_gets_a_type_with_chance_and_playbook():
-    grid = [((a / 4, s / 4, t, c, tone), "") for a in range(5) for s in range(5)
-            for t in (-2.0, 0.0) for c in (0, 3) for tone in (-0.5, 0.5)]
+    grid = [
+        ((a / 4, s / 4, t, c, tone), "")
+        for a in range(5)
+        for s in range(5)
+        for t in (-2.0, 0.0)
+        for c in (0, 3)
+        for tone in (-0.5, 0.5)
+    ]
     frame = _frame(grid)
     personas = assign_personas(frame)
     assert personas.notna().all() and set(personas.astype(str)) <= set(PERSONAS)
@@ -53,10 +65,14 @@ def test_stated_chances_follow_the_seed():
 
 
 def test_pql_flag_needs_every_condition():
-    cfg = make_config(pql={"conditions": [
-        {"feature": "activation_rate_all", "op": ">=", "value": 0.5},
-        {"feature": "comm_inbound_all", "op": ">", "value": 1},
-    ]})
+    cfg = make_config(
+        pql={
+            "conditions": [
+                {"feature": "activation_rate_all", "op": ">=", "value": 0.5},
+                {"feature": "comm_inbound_all", "op": ">", "value": 1},
+            ]
+        }
+    )
     frame = _frame(CASES)
     pql = compute_pql(frame, cfg)
     expected = (frame["activation_rate_all"] >= 0.5) & (frame["comm_inbound_all"] > 1)

@@ -6,7 +6,11 @@ import pytest
 from factories import START, T, make_accounts, make_config, make_events
 
 from features.build import FeatureBuilder
-from features.snapshots import build_churn_training_set, build_trial_training_set, select_open_trials
+from features.snapshots import (
+    build_churn_training_set,
+    build_trial_training_set,
+    select_open_trials,
+)
 from features.tables import Tables
 
 D = pd.Timedelta
@@ -19,8 +23,10 @@ def _tables():
     accounts.loc[2, "converted_at"] = START + D(days=60)  # too late: label 0
     accounts.loc[[0, 1], "mrr"] = 100.0
     accounts.loc[0, "churned_at"] = START + D(days=5 + 45)
-    events = make_events([(f"a{i}", "u1", "view", "2026-01-02") for i in range(4)]
-                         + [("a0", "u1", "view", "2026-06-01")])
+    events = make_events(
+        [(f"a{i}", "u1", "view", "2026-01-02") for i in range(4)]
+        + [("a0", "u1", "view", "2026-06-01")]
+    )
     return Tables(events=events, accounts=accounts)
 
 

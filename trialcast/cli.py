@@ -1,0 +1,174 @@
+"""The ``trialcast`` command: the composition root that wires the packages to files.
+
+Subcommands are thin: they parse options, call one job function and print what
+it produced. All logic lives in ``features``, ``training`` and ``serving``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from features.config import ConfigError, demo_config_text, load_config
+
+app = typer.Typer(
+    help="trialcast: which trials convert, which customers churn, why, and what it means for revenue.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DEFAULT_DEMO_DIR = Path("data/demo")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[
+        Path, typer.Option(help="Folder to write the demo tables into.")
+    ] = DEFAULT_DEMO_DIR,
+    accounts: Annotated[int, typer.Option(min=10, help="Number of trial accounts.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 0,
+    trial_days: Annotated[
+        str, typer.Option(help="Trial lengths in days, comma-separated.")
+    ] = "14,30",
+) -> None:
+    """Generate the demo company's tables (events, accounts, communications) and its truth file."""
+    from features.demo_data import generate_demo_data, write_demo_data
+
+    lengths = tuple(int(x) for x in trial_days.split(",") if x.strip())
+    with console.status(f"Generating {accounts:,} demo accounts..."):
+        demo = generate_demo_data(accounts, seed=seed, trial_days=lengths, show_progress=False)
+        paths = write_demo_data(demo, out)
+    config_path = out / "trialcast.toml"
+    config_path.write_text(demo_config_text())
+    console.print(
+        f"Wrote {len(demo.tables.accounts):,} accounts, {len(demo.tables.events):,} events, "
+        f"{0 if demo.tables.communications is None else len(demo.tables.communications):,} messages"
+    )
+    for name, path in {**paths, "config": config_path}.items():
+        console.print(f"  {name:<16} {path}")
+
+
+@app.command("init-config")
+def init_config(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter config (TOML).")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter company config (the demo's, with comments) to edit for your data."""
+    if path.exists() and not force:
+        _fail(f"{path} exists; pass --force to overwrite")
+    path.write_text(demo_config_text())
+    console.print(
+        f"Wrote {path}; edit [sources], the milestones and the PQL rule, then run "
+        f"`trialcast check-config {path}`"
+    )
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="Company config (TOML).")]) -> None:
+    """Check a company config and print what it says."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
+    console.print(f"  milestones: {[m.name for m in config.activation.milestones]}")
+    console.print(f"  core events: {config.engagement.core_events}")
+    console.print(f"  PQL: {[f'{c.feature} {c.op} {c.value}' for c in config.pql.conditions]}")
+
+
+@app.command("features")
+def features_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: <config folder>/features).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Cutoff (ISO 8601); default: the latest event.")
+    ] = None,
+    no_training_sets: Annotated[bool, typer.Option(help="Only the account features.")] = False,
+) -> None:
+    """Load and check the tables, build point-in-time features and the training sets."""
+    from features.pipeline import run_feature_pipeline
+    from features.validation import InputError
+    from trialcast.summary import print_feature_summary
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    target = out if out is not None else config.parent / "features"
+    try:
+        with console.status("Loading, validating and building features..."):
+            result = run_feature_pipeline(
+                cfg,
+                target,
+                as_of=pd.Timestamp(as_of) if as_of else None,
+                training_sets=not no_training_sets,
+            )
+    except InputError as exc:
+        _fail(str(exc))
+        return
+    print_feature_summary(result, console)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for demo data and outputs.")] = DEFAULT_DEMO_DIR,
+    accounts: Annotated[int, typer.Option(min=10, help="Number of trial accounts.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fresh: Annotated[bool, typer.Option(help="Regenerate the demo data even if present.")] = False,
+) -> None:
+    """The main job on the bundled demo company: data, features, summary."""
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if not (out / "events.parquet").exists():
+        demo_data(out=out, accounts=accounts, seed=seed, trial_days="14,30")
+    features_cmd(
+        config=out / "trialcast.toml", out=out / "features", as_of=None, no_training_sets=False
+    )
+
+
+@app.command("benchmark-features")
+def benchmark_features(
+    events: Annotated[
+        str, typer.Option(help="Event counts to run, comma-separated (1M = 1000000).")
+    ] = "1M,5M,20M",
+    repeats: Annotated[int, typer.Option(min=1, help="Runs per size (median reported).")] = 3,
+    work_dir: Annotated[Path, typer.Option(help="Where to keep the generated data.")] = Path(
+        "data/bench"
+    ),
+) -> None:
+    """Feature building throughput and peak memory vs a hand-written DuckDB query."""
+    from trialcast.bench_features import run_feature_benchmark
+
+    sizes = [_parse_count(x) for x in events.split(",") if x.strip()]
+    run_feature_benchmark(sizes, repeats=repeats, work_dir=work_dir, console=console)
+
+
+def _parse_count(text: str) -> int:
+    text = text.strip().upper()
+    scale = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("KM")) * scale)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,60 @@
+"""Human-readable summaries printed by the CLI (rich tables)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from features.pipeline import FeatureRunResult
+
+
+def print_feature_summary(result: FeatureRunResult, console: Console | None = None) -> None:
+    """Print what was loaded, set aside, built and written."""
+    console = console or Console()
+    report = result.report
+    rows = Table(title="Input rows", show_lines=False)
+    for col in ("table", "rows in", "kept", "quarantined"):
+        rows.add_column(col, justify="right" if col != "table" else "left")
+    for name, n_in in report.rows_in.items():
+        kept = report.rows_kept.get(name, 0)
+        rows.add_row(name, f"{n_in:,}", f"{kept:,}", f"{n_in - kept:,}")
+    console.print(rows)
+    if report.problems:
+        console.print("[bold yellow]Problems found in the input:[/]")
+        for problem in report.problems:
+            console.print(f"  - {problem.message()}")
+
+    accounts = result.accounts
+    n = len(accounts)
+    console.print(
+        f"\nFeatures as of [bold]{result.as_of}[/]: {n:,} accounts x "
+        f"{accounts.shape[1]} columns from {result.n_events:,} events"
+    )
+    summary = Table(title="Accounts by trial lead type")
+    for col in ("persona", "accounts", "share", "PQL share", "mean activation", "mean active days"):
+        summary.add_column(col, justify="left" if col == "persona" else "right")
+    grouped = accounts.groupby("persona", observed=False)
+    for persona, group in grouped:
+        if len(group) == 0:
+            continue
+        summary.add_row(
+            str(persona),
+            f"{len(group):,}",
+            f"{len(group) / max(n, 1):.1%}",
+            f"{group['pql'].mean():.1%}",
+            f"{group['activation_rate_all'].mean():.2f}",
+            f"{group['engagement_active_days_all'].mean():.1f}",
+        )
+    console.print(summary)
+    console.print(f"PQLs: {int(accounts['pql'].sum()):,} of {n:,} accounts")
+    for name, frame in (("trial", result.trial_training), ("churn", result.churn_training)):
+        if frame is not None:
+            console.print(
+                f"{name} training set: {len(frame):,} snapshots of {frame['account_id'].nunique():,} "
+                f"accounts, positive rate {frame['label'].mean():.1%}"
+            )
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+    console.print(f"Timing: {timing}")
+    console.print("\n[bold]Outputs[/]")
+    for name, path in result.outputs.items():
+        console.print(f"  {name:<22} {path}")
