@@ -64,20 +64,20 @@ _PROTO: dict[str, np.ndarray] = {
     k: np.array(v, dtype=np.float64)
     for k, v in {
         #            Golden Silent Contr  Procr  Fizz   Incomp Heart
-        "setup":      [0.94, 0.93, 0.84, 0.52, 0.88, 0.78, 0.42],
-        "setup_days": [0.6,  0.7,  1.2,  3.0,  0.4,  1.0,  4.0],
-        "fit":        [0.87, 0.88, 0.74, 0.7, 0.72, 0.08, 0.55],
-        "eng":        [1.5, 1.5, 1.25, 0.8, 1.6, 0.75, 0.8],
-        "act":        [0.78, 0.8, 0.6, 0.35, 0.85, 0.28, 0.25],
-        "fade":       [-0.01, 0.0, 0.01, 0.02, 0.22, 0.04, 0.05],
-        "team":       [2.5,  2.0,  2.2,  1.3,  0.8,  0.8,  0.4],
-        "comm":       [0.30, 0.02, 0.35, 0.25, 0.02, 0.30, 0.02],
-        "resp":       [0.7, 0.07, 0.6, 0.75, 0.1, 0.4, 0.07],
-        "latency_h":  [3.0,  20.0, 8.0,  30.0, 20.0, 5.0,  40.0],
-        "tone":       [0.40, 0.10, -0.55, 0.60, 0.00, -0.15, 0.00],
-        "run":        [2.4,  2.4,  1.8,  1.0,  2.2,  1.6,  0.8],
-        "size":       [60.0, 45.0, 50.0, 25.0, 30.0, 20.0, 3_000.0],
-        "size_sigma": [1.2,  1.2,  1.2,  1.1,  1.1,  1.1,  0.7],
+        "setup": [0.94, 0.93, 0.84, 0.52, 0.88, 0.78, 0.42],
+        "setup_days": [0.6, 0.7, 1.2, 3.0, 0.4, 1.0, 4.0],
+        "fit": [0.87, 0.88, 0.74, 0.7, 0.72, 0.08, 0.55],
+        "eng": [1.5, 1.5, 1.25, 0.8, 1.6, 0.75, 0.8],
+        "act": [0.78, 0.8, 0.6, 0.35, 0.85, 0.28, 0.25],
+        "fade": [-0.01, 0.0, 0.01, 0.02, 0.22, 0.04, 0.05],
+        "team": [2.5, 2.0, 2.2, 1.3, 0.8, 0.8, 0.4],
+        "comm": [0.30, 0.02, 0.35, 0.25, 0.02, 0.30, 0.02],
+        "resp": [0.7, 0.07, 0.6, 0.75, 0.1, 0.4, 0.07],
+        "latency_h": [3.0, 20.0, 8.0, 30.0, 20.0, 5.0, 40.0],
+        "tone": [0.40, 0.10, -0.55, 0.60, 0.00, -0.15, 0.00],
+        "run": [2.4, 2.4, 1.8, 1.0, 2.2, 1.6, 0.8],
+        "size": [60.0, 45.0, 50.0, 25.0, 30.0, 20.0, 3_000.0],
+        "size_sigma": [1.2, 1.2, 1.2, 1.1, 1.1, 1.1, 0.7],
     }.items()
 }
 _FADE_SD = np.array([0.012, 0.012, 0.012, 0.015, 0.04, 0.02, 0.02])
@@ -124,7 +124,9 @@ class ConversionTiming:
         """The in-trial share; everything converts in the trial without a window."""
         return 1.0 if window_days <= 0 else self.in_trial_share
 
-    def sample(self, rng: np.random.Generator, trial_len: np.ndarray, window_days: float) -> np.ndarray:
+    def sample(
+        self, rng: np.random.Generator, trial_len: np.ndarray, window_days: float
+    ) -> np.ndarray:
         """Draw conversion days after trial start, strictly before ``L + W``."""
         n = len(trial_len)
         in_trial = rng.random(n) < self.share_in_trial(window_days)
@@ -135,7 +137,9 @@ class ConversionTiming:
         upper = trial_len + window_days - 1.0 / 1440
         return np.clip(days, 1.0 / 1440, upper)
 
-    def survival(self, day: np.ndarray | float, trial_len: np.ndarray, window_days: float) -> np.ndarray:
+    def survival(
+        self, day: np.ndarray | float, trial_len: np.ndarray, window_days: float
+    ) -> np.ndarray:
         """P(conversion day >= ``day`` | converts), exactly, per account."""
         d = np.broadcast_to(np.asarray(day, dtype=np.float64), trial_len.shape)
         share = self.share_in_trial(window_days)
@@ -268,7 +272,7 @@ def draw_traits(rng: np.random.Generator, n: int) -> Traits:
     eng_paid = t["eng"] + 0.25 + 0.6 * (t["fit"] - 0.7) + 0.3 * rng.standard_normal(n)
     act_paid = np.clip(t["act"] + 0.1 + 0.15 * (eng_paid - t["eng"]), 0.1, 0.95)
     churn_hazard = _sigmoid(
-        -3.0 - 1.1 * (eng_paid - 1.45) - 0.5 * t["tone"] + _PLAN_CHURN_EFFECT[plan]
+        -3.1 - 1.1 * (eng_paid - 1.45) - 0.5 * t["tone"] + _PLAN_CHURN_EFFECT[plan]
     )
     acv = _PLAN_ACV[plan] * (company_size / 30.0) ** 0.25
     deal_value = np.round(acv * np.exp(0.35 * rng.standard_normal(n)), 2)

@@ -1,0 +1,683 @@
+"""Demo data generator: a synthetic self-serve data-pipeline SaaS ("Pipewise").
+
+``generate_demo_data`` draws each account's lead type and latent traits
+(``features.demo_latent``), its true chance to convert and churn, and then turns
+them into the three contract tables (events, accounts, communications) plus a
+``truth`` table that says what really happened and with what probability. The data
+lets the whole pipeline run end to end and lets tests compare learned probabilities
+with the known truth.
+
+Everything is vectorised numpy over account-days and events (no Python loop over
+accounts or events), so 100k accounts and 20M+ events take seconds. Id columns are
+built as pandas Categoricals from integer codes; Parquet is written with pyarrow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features import demo_latent as dl
+from features.tables import Tables
+
+DAY = 86_400 * 10**9  # one day in ns
+HOUR = 3_600 * 10**9
+MS = 10**6
+NEVER = np.iinfo(np.int64).max  # "no such moment" for int64 ns times
+SNAPSHOT_DAYS = (1, 3, 7, 14)
+#: Non-converters keep a trickle of (read-only) activity this long after trial end.
+POST_TRIAL_DAYS = 21
+#: Paying accounts use the product at exp(-this) of their trial intensity per user:
+#: evaluation is intense, routine use is calmer (keeps 100k accounts near 25M events).
+PAID_DAMPING = 1.3
+
+GENERIC_EVENTS: tuple[str, ...] = (
+    "Login", "Page Viewed", "Dashboard Viewed", "Query Run", "Docs Viewed",
+    "Pipeline Edited", "Settings Changed", "Report Shared", "Export Downloaded",
+    "Search Performed", "Notification Clicked", "Comment Added", "Alert Configured",
+    "Billing Page Viewed", "API Key Created", "Integration Browsed", "Template Used",
+    "Connector Requested", "Profile Updated", "Help Center Opened", "Webhook Added",
+    "SSO Configured", "Data Preview Opened", "Tutorial Completed",
+)  # fmt: skip
+MILESTONE_EVENTS: tuple[str, ...] = (
+    "Workspace Created", "Source Connected", "Pipeline Created", "Pipeline Run Succeeded",
+    "Pipeline Run Failed", "Dashboard Created", "Schedule Created", "User Invited",
+    "Teammate Joined",
+)  # fmt: skip
+EVENT_NAMES: tuple[str, ...] = GENERIC_EVENTS + MILESTONE_EVENTS
+_EV = {name: i for i, name in enumerate(EVENT_NAMES)}
+_NEEDS_DASHBOARD = np.isin(
+    np.arange(len(GENERIC_EVENTS)), [_EV["Dashboard Viewed"], _EV["Report Shared"]]
+)
+_WEEKDAY_VOLUME = np.array([1.0, 1.05, 1.05, 1.0, 0.9, 0.3, 0.25])  # Monday first
+_WEEKDAY_ACTIVE = np.array([1.0, 1.0, 1.0, 1.0, 0.95, 0.4, 0.35])
+
+DIRECTIONS = ("inbound", "outbound")
+CHANNELS = ("email", "chat", "call", "meeting", "ticket", "in_app")
+_CH = {name: i for i, name in enumerate(CHANNELS)}
+# Templated message texts: fixed outbound touches, then (negative, neutral, positive)
+# variants of each inbound / meeting kind, chosen by the message's sentiment.
+_OUTREACH_TEXTS = (
+    "Welcome to Pipewise! Happy to help you connect your first data source.",
+    "How is your trial going? Here are three pipelines teams build first.",
+    "Checking in: want a 20-minute walkthrough of scheduling and dashboards?",
+    "Your trial is past the halfway mark. Any questions before you decide?",
+    "Your Pipewise trial ends tomorrow. Pick a plan to keep your pipelines running.",
+)
+_TONED_TEXTS: dict[str, tuple[str, str, str]] = {
+    "reply": (
+        "Honestly this has been frustrating so far, the setup keeps breaking.",
+        "Thanks, we are still evaluating and will get back to you.",
+        "Thanks! Going great so far, the team loves it.",
+    ),
+    "question": (
+        "Why does the connector keep timing out? This is blocking us.",
+        "Quick question: how do we change the schedule of a pipeline?",
+        "Love the dashboards! Can we share them with people outside the team?",
+    ),
+    "ticket": (
+        "Pipeline run failed again with a schema error, please fix.",
+        "Run failed with error code 502, can you take a look?",
+        "Small issue with a failed run, not urgent, thanks for the help.",
+    ),
+    "meeting": (
+        "Call notes: raised several concerns about pricing and reliability.",
+        "Call notes: walked through their use case and next steps.",
+        "Call notes: great session, they want to roll it out to the team.",
+    ),
+    "cancel": (
+        "We are cancelling our subscription at the end of this term.",
+        "Please cancel our plan at renewal; we are moving in another direction.",
+        "Thanks for everything, but we will not renew for now.",
+    ),
+}
+TEXTS: tuple[str, ...] = _OUTREACH_TEXTS + tuple(t for v in _TONED_TEXTS.values() for t in v)
+_TEXT_BASE = {k: len(_OUTREACH_TEXTS) + 3 * i for i, k in enumerate(_TONED_TEXTS)}
+_TIMING = dl.ConversionTiming()
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Generated demo tables plus the ground truth behind them.
+
+    Attributes:
+        tables: the contract tables as an export at ``export_time`` would show them.
+        truth: one row per account: true type, probabilities and outcomes (also the
+            ones the export does not know yet); ``truth.attrs`` holds the metadata.
+    """
+
+    tables: Tables
+    truth: pd.DataFrame
+
+
+class _Log:
+    """Stage timings on stderr when ``show_progress`` is set."""
+
+    def __init__(self, on: bool) -> None:
+        self.on, self.t0 = on, time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if self.on:
+            print(f"[demo-data {time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr)
+
+
+def _segments(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Owner index, position within owner and owner start offsets of ragged rows."""
+    counts = np.asarray(counts, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    owner = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    pos = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+    return owner, pos, starts
+
+
+def _tod(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Fraction of a UTC day: a working-hours hump around 14:00 plus a flat 15%."""
+    x = rng.normal(14 / 24, 3.5 / 24, n)
+    flat = rng.random(n) < 0.15
+    x[flat] = rng.random(int(flat.sum()))
+    return np.mod(x, 1.0)
+
+
+def _feature_rank(breadth: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Rank of a generic event: Zipf over the vocabulary, steeper for narrow users.
+
+    ``breadth`` (1.4 broad .. 5 narrow) picks one of a few Zipf exponents; ranks come
+    from one ``searchsorted`` into the stacked CDFs (bucket b's CDF lives in [b, b+1)).
+    """
+    k = len(GENERIC_EVENTS)
+    exponents = np.linspace(0.7, 1.7, 11)
+    cdf = np.cumsum(1.0 / np.arange(1, k + 1)[None, :] ** exponents[:, None], axis=1)
+    cdf = cdf / cdf[:, -1:] + np.arange(len(exponents))[:, None]
+    cdf[:, -1] = np.arange(1, len(exponents) + 1) + 1e-9  # guard the top of each bucket
+    bucket = np.rint((breadth - 1.4) / 3.6 * (len(exponents) - 1)).astype(np.int64)
+    flat = np.searchsorted(cdf.ravel(), bucket + u, side="right")
+    return (flat - bucket * k).astype(np.int8)
+
+
+def _in_day(day_start: np.ndarray, lower: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """A time in ``[max(day_start, lower), day_start + 1 day)`` at fraction ``frac``."""
+    lb = np.maximum(day_start, lower)
+    span = (day_start + DAY - lb).astype(np.float64)
+    return lb + (frac * span).astype(np.int64) // MS * MS
+
+
+def _ms(days: np.ndarray) -> np.ndarray:
+    """Float days to int64 ns, rounded down to the millisecond."""
+    return (np.asarray(days) * 86_400_000).astype(np.int64) * MS
+
+
+class _Rows:
+    """Collects table rows stream by stream, dropping those outside an account's life."""
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        self.lower, self.upper = lower, upper
+        self.parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, acc: np.ndarray, t: np.ndarray, *cols: np.ndarray | int | float) -> None:
+        keep = (t >= self.lower[acc]) & (t < self.upper[acc])
+        full = [np.broadcast_to(np.asarray(c), acc.shape) for c in cols]
+        self.parts.append((acc[keep], t[keep], *(c[keep] for c in full)))
+
+    def concat(self) -> list[np.ndarray]:
+        return [np.concatenate(cols) for cols in zip(*self.parts, strict=True)]
+
+
+def generate_demo_data(
+    n_accounts: int = 10_000,
+    *,
+    seed: int = 0,
+    trial_days: tuple[int, ...] = (14, 30),
+    start: str = "2025-09-01",
+    export_time: str = "2026-11-01",
+    conversion_window_days: int = 30,
+    show_progress: bool = False,
+) -> DemoData:
+    """Generate demo tables and their ground truth; deterministic by ``seed``.
+
+    Args:
+        n_accounts: number of trial sign-ups.
+        seed: random seed; the same seed gives identical frames.
+        trial_days: possible trial lengths; the first is used by 80% of accounts.
+        start: first trial start (ISO date, UTC).
+        export_time: the export moment; no row at or after it appears in the tables.
+        conversion_window_days: converters convert before trial end plus this.
+        show_progress: print stage timings to stderr.
+
+    Returns:
+        The tables an export at ``export_time`` would hold, and the truth.
+    """
+    if n_accounts < 1 or not trial_days or min(trial_days) < 1 or conversion_window_days < 0:
+        raise ValueError("need n_accounts >= 1, positive trial_days and a window >= 0")
+    log = _Log(show_progress)
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    start_ns = pd.Timestamp(start).as_unit("ns").value
+    export_ns = pd.Timestamp(export_time).as_unit("ns").value
+    if export_ns - 2 * DAY <= start_ns:
+        raise ValueError("export_time must be at least two days after start")
+    n, window = n_accounts, float(conversion_window_days)
+
+    # Accounts, latent traits, outcomes.
+    rng = rngs[0]
+    trial_start = (
+        np.sort(rng.integers(start_ns // 10**9, (export_ns - 2 * DAY) // 10**9, n)) * 10**9
+    )
+    share = np.full(len(trial_days), 0.2 / max(len(trial_days) - 1, 1))
+    share[0] = 1.0 if len(trial_days) == 1 else 0.8
+    length = np.asarray(trial_days, dtype=np.float64)[rng.choice(len(trial_days), n, p=share)]
+    trial_end = trial_start + (length * DAY).astype(np.int64)
+    tr = dl.draw_traits(rngs[1], n)
+    rng = rngs[2]
+    converted = rng.random(n) < tr.p_convert
+    conv_days = _TIMING.sample(rng, length, window)
+    conv_true = np.where(converted, trial_start + _ms(conv_days), NEVER)
+    months = rng.geometric(tr.churn_hazard)
+    churn_true = np.where(
+        converted, conv_true + (months * dl.DAYS_PER_MONTH * DAY).astype(np.int64), NEVER
+    )
+    paid_from = np.where(converted, np.maximum(trial_end, conv_true), NEVER)
+    life_end = np.where(converted, churn_true, trial_end + POST_TRIAL_DAYS * DAY)
+    end = np.minimum(life_end, export_ns)
+    log(f"{n} accounts, {int(converted.sum())} converters")
+
+    events = _events(rngs[3], tr, trial_start, trial_end, paid_from, churn_true, end, log)
+    comms = _communications(
+        rngs[4], tr, trial_start, trial_end, length, conv_true, churn_true, paid_from,
+        np.minimum(churn_true, export_ns),
+    )  # fmt: skip
+    log(f"{len(events[0])} events, {len(comms[0])} communications")
+
+    width = max(6, len(str(n)))
+    account_ids = pd.Index([f"acc_{i:0{width}d}" for i in range(1, n + 1)], dtype="str")
+    user_ids = pd.Index([f"usr_{i:07d}" for i in range(1, int(tr.team.sum()) + 1)], dtype="str")
+    tables = Tables(
+        events=_events_frame(events, account_ids, user_ids),
+        accounts=_accounts_frame(
+            tr, account_ids, trial_start, trial_end, conv_true, churn_true, export_ns
+        ),
+        communications=_comms_frame(comms, account_ids, user_ids),
+    )
+    truth = _truth_frame(tr, account_ids, length, window, converted, conv_true, churn_true)
+    truth.attrs.update(
+        {
+            "seed": seed,
+            "n_accounts": n,
+            "start": str(pd.Timestamp(start)),
+            "export_time": str(pd.Timestamp(export_time)),
+            "trial_days": list(trial_days),
+            "trial_days_share": share.round(4).tolist(),
+            "conversion_window_days": conversion_window_days,
+            "type_mix": dict(dl.TYPE_MIX),
+            "stated_chance": dict(dl.STATED_CHANCE),
+            "conversion_timing": _TIMING.params(),
+            "convert_weights": dict(dl.CONVERT_WEIGHTS),
+        }
+    )
+    log("frames built")
+    return DemoData(tables=tables, truth=truth)
+
+
+def _joins(
+    rng: np.random.Generator, tr: dl.Traits, trial_start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Teammates joining over time: (account, slot, invite time, join time)."""
+    acc, pos, _ = _segments(tr.team - 1)
+    gap_days = 4.0 * np.exp(-(tr.eng - 1.0)) * (1.3 - tr.act)
+    gaps = rng.exponential(1.0, len(acc)) * gap_days[acc]
+    cum = np.cumsum(gaps)
+    rel = cum - (cum - gaps)[pos == 0][np.cumsum(pos == 0) - 1] + 0.1
+    join = trial_start[acc] + _ms(rel)
+    delay = np.minimum(_ms(rng.exponential(0.3, len(acc))), (join - trial_start[acc]) * 9 // 10)
+    return acc, (pos + 1).astype(np.int32), join - delay, join
+
+
+def _events(
+    rng: np.random.Generator,
+    tr: dl.Traits,
+    trial_start: np.ndarray,
+    trial_end: np.ndarray,
+    paid_from: np.ndarray,
+    churn_true: np.ndarray,
+    end: np.ndarray,
+    log: _Log,
+) -> list[np.ndarray]:
+    """Product events as arrays (account, time, user code or -1, event code)."""
+    n = len(trial_start)
+    user0 = (np.cumsum(tr.team) - tr.team).astype(np.int32)
+    rows = _Rows(trial_start, end)
+    rows.add(np.arange(n, dtype=np.int32), trial_start, user0, _EV["Workspace Created"])
+
+    # Set-up moment: connect a source, then create a pipeline (in the trial only).
+    src = trial_start + _ms(rng.exponential(1.0, n) * tr.setup_days)
+    src = np.where((rng.random(n) < tr.setup) & (src < trial_end), src, NEVER)
+    pipe = src + _ms(rng.exponential(1.0, n) * (0.3 * tr.setup_days + 0.05))
+    pipe = np.where((src < NEVER) & (rng.random(n) < 0.92) & (pipe < trial_end), pipe, NEVER)
+    trial_pipe = np.flatnonzero(pipe < NEVER)
+    # Converters that never got there in the trial set up once they pay.
+    late = (pipe == NEVER) & (paid_from < NEVER)
+    late_src = paid_from + _ms(rng.exponential(1.0, n))
+    src = np.where(late & (src == NEVER), late_src, src)
+    pipe = np.where(late, late_src + _ms(rng.exponential(0.5, n)), pipe)
+    has_src, has_pipe = np.flatnonzero(src < NEVER), np.flatnonzero(pipe < NEVER)
+    rows.add(has_src.astype(np.int32), src[has_src], user0[has_src], _EV["Source Connected"])
+    rows.add(has_pipe.astype(np.int32), pipe[has_pipe], user0[has_pipe], _EV["Pipeline Created"])
+    # Extra pipelines in the trial: accounts whose runs fail keep trying new ones.
+    has_pipe = trial_pipe
+    extra = rng.poisson(0.5 + 2.5 * (1.0 - tr.fit[has_pipe]))
+    e_acc = np.repeat(has_pipe, extra).astype(np.int32)
+    e_t = pipe[e_acc] + _ms(rng.random(len(e_acc)) * (trial_end - pipe)[e_acc] / DAY)
+    rows.add(e_acc, e_t, user0[e_acc], _EV["Pipeline Created"])
+
+    # Team: invites by the first user, teammates joining later.
+    j_acc, j_slot, j_inv, j_join = _joins(rng, tr, trial_start)
+    rows.add(j_acc, j_inv, user0[j_acc], _EV["User Invited"])
+    rows.add(j_acc, j_join, user0[j_acc] + j_slot, _EV["Teammate Joined"])
+    declined = rng.poisson(0.2 * (tr.team - 1) + 0.05)
+    d_acc = np.repeat(np.arange(n, dtype=np.int32), declined)
+    d_t = trial_start[d_acc] + _ms(rng.random(len(d_acc)) * (trial_end - trial_start)[d_acc] / DAY)
+    rows.add(d_acc, d_t, user0[d_acc], _EV["User Invited"])
+
+    # Account-days from trial start's calendar day to the end of the account's life.
+    date0 = trial_start // DAY * DAY
+    ndays = (end - 1 - date0) // DAY + 1
+    acc, k, starts = _segments(ndays)
+    day = date0[acc] + k * DAY
+    jd = (j_join - date0[j_acc]) // DAY + 1  # a teammate counts from the next day on
+    ok = jd < ndays[j_acc]
+    joined = np.cumsum(np.bincount(starts[j_acc[ok]] + jd[ok], minlength=len(acc)))
+    users = (1 + joined - joined[starts][acc]).astype(np.int32)
+    del joined
+    log(f"{len(acc)} account-days")
+
+    mid = day + DAY // 2
+    t_rel = (mid - trial_start[acc]) / DAY
+    weekday = (day // DAY + 3) % 7
+    in_trial = mid < trial_end[acc]
+    paid = mid >= paid_from[acc]
+    growth = np.minimum(np.exp(-tr.fade[acc] * t_rel), 1.6)
+    since_end = np.maximum(t_rel - (trial_end[acc] - trial_start[acc]) / DAY, 0.0)
+    decline = np.clip((churn_true[acc] - mid) / (28 * DAY), 0.1, 1.0)
+    team_boost = users**0.8 * _WEEKDAY_VOLUME[weekday]
+    level = np.where(
+        in_trial,
+        np.exp(tr.eng[acc]) * growth * team_boost,
+        np.where(paid, np.exp(tr.eng_paid[acc] - PAID_DAMPING) * decline * team_boost,
+                 np.exp(tr.eng[acc]) * 0.3 * np.exp(-since_end / 4)),
+    )  # fmt: skip
+    p_active = np.where(
+        in_trial,
+        tr.act[acc] * growth**0.7,
+        np.where(
+            paid, tr.act_paid[acc] * decline**0.5, tr.act[acc] * 0.35 * np.exp(-since_end / 5)
+        ),
+    )
+    active = rng.random(len(acc)) < np.minimum(p_active * _WEEKDAY_ACTIVE[weekday], 0.97)
+    usable = in_trial | paid  # after trial end and before paying, the workspace is read-only
+    del t_rel, since_end, p_active
+
+    # Manual pipeline runs (after the first pipeline exists); success chance = fit.
+    run_level = np.where(
+        paid, np.exp(tr.eng_paid[acc] - tr.eng[acc] - PAID_DAMPING) * decline, growth
+    )
+    can_run = active & usable & (day + DAY > pipe[acc])
+    run_lam = tr.run_rate[acc] * run_level * users**0.4 * _WEEKDAY_VOLUME[weekday] * can_run
+    n_run = rng.poisson(run_lam)
+    r_acc = np.repeat(acc, n_run)
+    r_t = _in_day(np.repeat(day, n_run), pipe[r_acc], _tod(rng, len(r_acc)))
+    r_user = user0[r_acc] + (np.repeat(users, n_run) * rng.random(len(r_acc)) ** 1.6).astype(
+        np.int32
+    )
+    r_ok = rng.random(len(r_acc)) < tr.fit[r_acc]
+    rows.add(
+        r_acc,
+        r_t,
+        r_user,
+        np.where(r_ok, _EV["Pipeline Run Succeeded"], _EV["Pipeline Run Failed"]),
+    )
+    del run_lam, n_run, r_user
+    live = r_ok & (r_t < end[r_acc])
+    first_ok = np.full(n, NEVER, dtype=np.int64)
+    np.minimum.at(first_ok, r_acc[live], r_t[live])
+    del r_acc, r_t, r_ok, live
+
+    # Activation follow-ups after the first successful run: a dashboard, a schedule.
+    def after_first_ok(p: np.ndarray, mean_days: np.ndarray | float) -> np.ndarray:
+        when = first_ok + _ms(rng.exponential(1.0, n) * mean_days)
+        when = np.where((first_ok < NEVER) & (rng.random(n) < p), when, NEVER)
+        late = (when >= trial_end) & (when < NEVER)  # read-only after trial: wait to pay
+        return np.where(
+            late & (paid_from < NEVER), np.maximum(when, paid_from), np.where(late, NEVER, when)
+        )
+
+    dash = after_first_ok(np.clip(0.35 + 0.55 * tr.act, 0, 0.95), 1.5 * np.exp(1.2 - tr.eng))
+    sched = after_first_ok(0.9 * tr.fit, 2.0)
+    for when, name in ((dash, "Dashboard Created"), (sched, "Schedule Created")):
+        a = np.flatnonzero(when < NEVER).astype(np.int32)
+        rows.add(a, when[a], user0[a], _EV[name])
+
+    # Scheduled runs: automatic (no user), a few a day while the workspace is usable.
+    sched_rate = 0.2 + 0.6 * tr.fit
+    n_s = rng.poisson(sched_rate[acc] * (usable & (day + DAY > sched[acc])))
+    s_acc = np.repeat(acc, n_s)
+    slot = rng.integers(0, 4, len(s_acc)) * 0.25 + rng.normal(0, 0.003, len(s_acc))
+    s_t = np.repeat(day, n_s) + _ms(np.mod(slot + (s_acc % 24) / 24, 1.0))
+    s_ok = rng.random(len(s_acc)) < tr.fit[s_acc]
+    s_t = np.where(s_t > sched[s_acc], s_t, 0)  # scheduled before the schedule existed: drop
+    rows.add(
+        s_acc, s_t, -1, np.where(s_ok, _EV["Pipeline Run Succeeded"], _EV["Pipeline Run Failed"])
+    )
+    del n_s, s_acc, s_t, s_ok
+    log("runs and milestones done")
+
+    # Everyday product use: long-tailed feature ranks, broader for engaged accounts.
+    n_gen = rng.poisson(level * active)
+    del level, active, usable, growth, decline, paid, in_trial
+    g_acc = np.repeat(acc, n_gen)
+    g_t = _in_day(np.repeat(day, n_gen), trial_start[g_acc], _tod(rng, len(g_acc)))
+    u = rng.random(len(g_acc))
+    rank = _feature_rank(tr.breadth[g_acc], u)
+    rank[_NEEDS_DASHBOARD[rank] & (g_t < dash[g_acc])] = _EV["Page Viewed"]
+    rng.random(out=u)
+    g_user = user0[g_acc] + (np.repeat(users, n_gen) * u**1.6).astype(np.int32)
+    rows.add(g_acc, g_t, g_user, rank)
+    del g_acc, g_t, u, rank, g_user
+    log("everyday events done")
+    out = rows.concat()
+    return [out[0], out[1], out[2].astype(np.int32), out[3].astype(np.int8)]
+
+
+def _communications(
+    rng: np.random.Generator,
+    tr: dl.Traits,
+    trial_start: np.ndarray,
+    trial_end: np.ndarray,
+    length: np.ndarray,
+    conv_true: np.ndarray,
+    churn_true: np.ndarray,
+    paid_from: np.ndarray,
+    end: np.ndarray,
+) -> list[np.ndarray]:
+    """Messages as arrays (account, time, inbound?, channel, user or -1, sentiment, text)."""
+    n = len(trial_start)
+    user0 = (np.cumsum(tr.team) - tr.team).astype(np.int32)
+    rows = _Rows(trial_start, end)
+    date0 = trial_start // DAY * DAY
+
+    def toned(kind: str, sentiment: np.ndarray) -> np.ndarray:
+        bucket = (sentiment > -0.25).astype(np.int16) + (sentiment > 0.25)
+        return _TEXT_BASE[kind] + bucket
+
+    def sentiment(acc: np.ndarray, shift: float, sd: float) -> np.ndarray:
+        return np.clip(tr.tone[acc] + shift + sd * rng.standard_normal(len(acc)), -1.0, 1.0).round(
+            3
+        )
+
+    # Sales outreach on trial days 1, 4, 10 (and 20 in long trials) until converted.
+    out_acc, out_t = [], []
+    for i, d in enumerate((1, 4, 10, 20)):
+        a = np.flatnonzero(length > d + 1).astype(np.int32)
+        t = date0[a] + d * DAY + _ms(np.clip(rng.normal(15 / 24, 1 / 24, len(a)), 0.3, 0.9))
+        keep = t < conv_true[a]
+        a, t = a[keep], t[keep]
+        rows.add(a, t, 0, _CH["email"], -1, 0.3, i)
+        out_acc.append(a)
+        out_t.append(t)
+    a = np.flatnonzero(trial_end - DAY < conv_true).astype(np.int32)
+    rows.add(a, trial_end[a] - DAY, 0, _CH["in_app"], -1, 0.1, len(_OUTREACH_TEXTS) - 1)
+
+    # Replies to outreach, with account-dependent chance and latency.
+    oa, ot = np.concatenate(out_acc), np.concatenate(out_t)
+    replied = rng.random(len(oa)) < tr.resp[oa]
+    oa, ot = oa[replied], ot[replied]
+    lat = tr.latency_h[oa] * np.exp(0.6 * rng.standard_normal(len(oa)))
+    s = sentiment(oa, 0.0, 0.25)
+    rows.add(
+        oa,
+        ot + (lat * HOUR).astype(np.int64) // MS * MS,
+        1,
+        _CH["email"],
+        user0[oa],
+        s,
+        toned("reply", s),
+    )
+
+    # Inbound questions (chat / email / in-app) and tickets (more when runs fail).
+    q_acc = np.repeat(np.arange(n, dtype=np.int32), rng.poisson(tr.comm * length))
+    q_t = trial_start[q_acc] + _ms(rng.random(len(q_acc)) * length[q_acc])
+    q_ch = np.array([_CH["chat"], _CH["email"], _CH["in_app"]])[
+        rng.choice(3, len(q_acc), p=[0.5, 0.3, 0.2])
+    ]
+    q_user = np.where(rng.random(len(q_acc)) < 0.8, user0[q_acc], -1)
+    s = sentiment(q_acc, 0.0, 0.3)
+    rows.add(q_acc, q_t, 1, q_ch, q_user, s, toned("question", s))
+    n_tix = rng.poisson(2.5 * (1.0 - tr.fit) * tr.setup + 0.5 * np.sqrt(tr.comm))
+    k_acc = np.repeat(np.arange(n, dtype=np.int32), n_tix)
+    k_t = trial_start[k_acc] + _ms(0.5 + rng.random(len(k_acc)) * (length[k_acc] - 0.5))
+    s = sentiment(k_acc, -0.35, 0.25)
+    rows.add(k_acc, k_t, 1, _CH["ticket"], user0[k_acc], s, toned("ticket", s))
+
+    # Meetings / calls with responsive accounts, logged by sales.
+    m_acc = np.flatnonzero(rng.random(n) < 0.45 * tr.resp + 0.02).astype(np.int32)
+    m_day = 2 + (rng.random(len(m_acc)) * np.minimum(length[m_acc] - 3, 8)).astype(np.int64)
+    m_t = (
+        date0[m_acc]
+        + m_day * DAY
+        + _ms(np.clip(rng.normal(16 / 24, 1.5 / 24, len(m_acc)), 0.3, 0.95))
+    )
+    m_ch = np.where(rng.random(len(m_acc)) < 0.7, _CH["meeting"], _CH["call"])
+    s = np.clip(0.5 * tr.tone[m_acc] + 0.2 + 0.15 * rng.standard_normal(len(m_acc)), -1, 1).round(3)
+    rows.add(m_acc, m_t, 0, m_ch, -1, s, toned("meeting", s))
+
+    # Paying accounts: support tickets (more for churn-prone ones) and a cancel notice.
+    payer = np.flatnonzero(paid_from < NEVER).astype(np.int32)
+    months = (np.minimum(churn_true, end)[payer] - paid_from[payer]).clip(0) / (
+        dl.DAYS_PER_MONTH * DAY
+    )
+    p_acc = np.repeat(payer, rng.poisson((0.3 + 4.0 * tr.churn_hazard[payer]) * months))
+    span = (np.minimum(churn_true, end) - paid_from)[p_acc] / DAY
+    p_t = paid_from[p_acc] + _ms(rng.random(len(p_acc)) * span)
+    p_ch = np.where(rng.random(len(p_acc)) < 0.6, _CH["ticket"], _CH["chat"])
+    s = np.clip(sentiment(p_acc, -0.2, 0.3) - 2.0 * tr.churn_hazard[p_acc], -1, 1).round(3)
+    rows.add(p_acc, p_t, 1, p_ch, user0[p_acc], s, toned("ticket", s))
+    c_acc = np.flatnonzero(conv_true < NEVER).astype(np.int32)
+    c_t = churn_true[c_acc] - _ms(3 + 11 * rng.random(len(c_acc)))
+    c_t = np.maximum(c_t, paid_from[c_acc])
+    s = sentiment(c_acc, -0.3, 0.2)
+    rows.add(c_acc, c_t, 1, _CH["email"], user0[c_acc], s, toned("cancel", s))
+    return rows.concat()
+
+
+def _events_frame(
+    arrays: list[np.ndarray], account_ids: pd.Index, user_ids: pd.Index
+) -> pd.DataFrame:
+    acc, t, user, ev = arrays
+    return pd.DataFrame(
+        {
+            "account_id": pd.Categorical.from_codes(acc, categories=account_ids),
+            "user_id": pd.Categorical.from_codes(user, categories=user_ids),
+            "event": pd.Categorical.from_codes(ev, categories=pd.Index(EVENT_NAMES, dtype="str")),
+            "timestamp": t.view("datetime64[ns]"),
+        }
+    )
+
+
+def _comms_frame(
+    arrays: list[np.ndarray], account_ids: pd.Index, user_ids: pd.Index
+) -> pd.DataFrame:
+    acc, t, inbound, channel, user, sentiment, text = arrays
+    return pd.DataFrame(
+        {
+            "account_id": account_ids.take(acc),
+            "timestamp": t.view("datetime64[ns]"),
+            "direction": pd.Index(DIRECTIONS, dtype="str").take(1 - inbound.astype(np.int64)),
+            "channel": pd.Index(CHANNELS, dtype="str").take(channel.astype(np.int64)),
+            "user_id": pd.Series(
+                pd.Categorical.from_codes(user.astype(np.int64), categories=user_ids)
+            )
+            .astype("str")
+            .where(user >= 0),
+            "sentiment": sentiment.astype(np.float64),
+            "text": pd.Index(TEXTS, dtype="str").take(text.astype(np.int64)),
+        }
+    )
+
+
+def _nat(ns: np.ndarray, before: int) -> np.ndarray:
+    """int64 ns times as datetime64[ns], NaT where unknown at ``before`` (or never)."""
+    return np.where(ns < before, ns, np.iinfo(np.int64).min).view("datetime64[ns]")
+
+
+def _accounts_frame(
+    tr: dl.Traits,
+    account_ids: pd.Index,
+    trial_start: np.ndarray,
+    trial_end: np.ndarray,
+    conv_true: np.ndarray,
+    churn_true: np.ndarray,
+    export_ns: int,
+) -> pd.DataFrame:
+    known_conv = conv_true < export_ns
+    return pd.DataFrame(
+        {
+            "account_id": account_ids,
+            "trial_start": trial_start.view("datetime64[ns]"),
+            "trial_end": trial_end.view("datetime64[ns]"),
+            "converted_at": _nat(conv_true, export_ns),
+            "deal_value": tr.deal_value.astype(np.float64),
+            "mrr": np.where(known_conv, (tr.deal_value / 12.0).round(2), np.nan),
+            "churned_at": _nat(churn_true, export_ns),
+            "company_size": tr.company_size.astype(np.int64),
+            "industry": pd.Index(dl.INDUSTRIES, dtype="str").take(tr.industry.astype(np.int64)),
+            "country": pd.Index(dl.COUNTRIES, dtype="str").take(tr.country.astype(np.int64)),
+            "plan": pd.Index(dl.PLANS, dtype="str").take(tr.plan.astype(np.int64)),
+        }
+    )
+
+
+def _truth_frame(
+    tr: dl.Traits,
+    account_ids: pd.Index,
+    length: np.ndarray,
+    window: float,
+    converted: np.ndarray,
+    conv_true: np.ndarray,
+    churn_true: np.ndarray,
+) -> pd.DataFrame:
+    p = tr.p_convert
+    truth = pd.DataFrame(
+        {
+            "account_id": account_ids,
+            "persona": pd.Index(dl.PERSONAS, dtype="str").take(tr.persona.astype(np.int64)),
+            "p_convert": p,
+            "converted": converted,
+            "converted_at_true": _nat(conv_true, NEVER),
+            "churn_hazard_monthly": tr.churn_hazard,
+            "p_churn_90d": dl.p_churn_within(tr.churn_hazard, 90.0),
+            "churned_at_true": _nat(churn_true, NEVER),
+        }
+    )
+    for d in SNAPSHOT_DAYS:
+        truth[f"p_convert_open_d{d}"] = dl.open_probability(
+            p, _TIMING.survival(float(d), length, window)
+        )
+    truth["p_convert_open_end"] = dl.open_probability(p, _TIMING.survival(length, length, window))
+    truth["trial_days"] = length.astype(np.int64)
+    for name in ("setup", "fit", "eng", "act", "fade", "team", "comm", "resp", "tone"):
+        truth[f"latent_{name}"] = getattr(tr, name)
+    return truth
+
+
+def write_demo_data(demo: DemoData, out_dir: str | Path) -> dict[str, Path]:
+    """Write the demo tables, truth and ``demo_meta.json`` into ``out_dir``.
+
+    String columns are dictionary-encoded and files zstd-compressed, so 20M events
+    stay small and load fast.
+
+    Returns:
+        Paths by name: events, accounts, communications, truth, meta.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frames: dict[str, pd.DataFrame | None] = {
+        "events": demo.tables.events,
+        "accounts": demo.tables.accounts,
+        "communications": demo.tables.communications,
+        "truth": demo.truth,
+    }
+    paths: dict[str, Path] = {}
+    for name, frame in frames.items():
+        if frame is None:
+            continue
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        paths[name] = out / f"{name}.parquet"
+        pq.write_table(table, paths[name], compression="zstd", use_dictionary=True)
+    paths["meta"] = out / "demo_meta.json"
+    paths["meta"].write_text(json.dumps(demo.truth.attrs, indent=2, sort_keys=True, default=str))
+    return paths
