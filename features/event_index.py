@@ -47,6 +47,7 @@ class EventIndex:
         trial_start: trial start per account, seconds.
         trial_end: trial end per account, seconds.
         converted_at: first paid day per account, seconds (``NAT_SECONDS`` if none).
+        churned_at: cancellation date per account, seconds (``NAT_SECONDS`` if none).
         acc: the event's account position (events of unknown accounts are dropped).
         event: the event type code, into ``vocabulary``.
         user: the event's (account, user) code; events without a user share one
@@ -60,6 +61,7 @@ class EventIndex:
     trial_start: np.ndarray
     trial_end: np.ndarray
     converted_at: np.ndarray
+    churned_at: np.ndarray
     acc: np.ndarray
     event: np.ndarray
     user: np.ndarray
@@ -85,6 +87,12 @@ class EventIndex:
         lut = np.zeros(len(self.vocabulary), dtype=bool)
         lut[self.event_codes(names)] = True
         return lut
+
+
+def _optional_seconds(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), NAT_SECONDS, dtype=np.int64)
+    return to_seconds(frame[column])
 
 
 def build_event_index(tables: Tables) -> EventIndex:
@@ -122,11 +130,8 @@ def build_event_index(tables: Tables) -> EventIndex:
         account_ids=account_ids,
         trial_start=to_seconds(accounts["trial_start"]),
         trial_end=to_seconds(accounts["trial_end"]),
-        converted_at=(
-            to_seconds(accounts["converted_at"])
-            if "converted_at" in accounts.columns
-            else np.full(len(accounts), NAT_SECONDS, dtype=np.int64)
-        ),
+        converted_at=_optional_seconds(accounts, "converted_at"),
+        churned_at=_optional_seconds(accounts, "churned_at"),
         acc=acc.astype(np.int32),
         event=ev_codes.astype(np.int32),
         user=user.astype(np.int32),

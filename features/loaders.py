@@ -70,7 +70,9 @@ def _csv_header(path: Path, separator: str) -> list[str]:
 def _read_csv(path: Path, source: SourceConfig, dict_cols: set[str]) -> pa.Table:
     """All columns as text (values are parsed in validation); id columns dictionary-encoded."""
     header = _csv_header(path, source.separator)
-    types = {c: pa.dictionary(pa.int32(), pa.string()) if c in dict_cols else pa.string() for c in header}
+    types = {
+        c: pa.dictionary(pa.int32(), pa.string()) if c in dict_cols else pa.string() for c in header
+    }
     return pacsv.read_csv(
         path,
         parse_options=pacsv.ParseOptions(delimiter=source.separator),
@@ -89,7 +91,9 @@ def _read_parquet(path: Path, dict_cols: set[str]) -> pa.Table:
 
 def _dictionary_encode(table: pa.Table, dict_cols: set[str]) -> pa.Table:
     for i, field in enumerate(table.schema):
-        if field.name in dict_cols and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+        if field.name in dict_cols and (
+            pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        ):
             table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
     return table
 
@@ -100,21 +104,27 @@ def _read_duckdb(path: Path, source: SourceConfig, table: str, dict_cols: set[st
     con = duckdb.connect(str(path), read_only=True)
     try:
         if source.query is not None:
-            result = con.execute(source.query)
+            relation = con.sql(source.query)
         else:
             if source.table is None:
                 raise InputError(
                     f"{table}: a DuckDB source needs {_key(table, 'table')} or {_key(table, 'query')}"
                 )
-            names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+            names = [
+                r[0]
+                for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            ]
             if source.table.split(".")[-1] not in names:
                 raise InputError(
                     f"{table}: table {source.table!r} ({_key(table, 'table')}) not found in "
                     f"{str(path)!r}; tables there: {', '.join(sorted(names)) or '(none)'}"
                 )
             quoted = ".".join(f'"{part}"' for part in source.table.split("."))
-            result = con.execute(f"SELECT * FROM {quoted}")
-        arrow = result.fetch_arrow_table() if hasattr(result, "fetch_arrow_table") else result.arrow()
+            relation = con.sql(f"SELECT * FROM {quoted}")
+        if relation is None:
+            raise InputError(f"{table}: {_key(table, 'query')} returns no rows or columns")
+        fetch = getattr(relation, "to_arrow_table", None) or relation.arrow  # duckdb 2 / 1
+        arrow = fetch()
     finally:
         con.close()
     return _dictionary_encode(arrow, dict_cols)
@@ -132,7 +142,9 @@ def _read_sql(source: SourceConfig, table: str) -> pd.DataFrame:
             schema, _, name = str(source.table).rpartition(".")
             return pd.read_sql_table(name, conn, schema=schema or None)
     except ValueError as exc:  # read_sql_table: table not found
-        raise InputError(f"{table}: {exc} at {where} ({_key(table, 'table')}); check the name") from exc
+        raise InputError(
+            f"{table}: {exc} at {where} ({_key(table, 'table')}); check the name"
+        ) from exc
     except sa.exc.SQLAlchemyError as exc:
         raise InputError(
             f"{table}: cannot read from {where} ({_key(table, 'url')} / "
@@ -221,7 +233,9 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
     """
     sources = config.sources
     if sources.events is None:
-        raise InputError("events: no events source configured; add [sources.events] with a path or url")
+        raise InputError(
+            "events: no events source configured; add [sources.events] with a path or url"
+        )
     started = time.perf_counter()
 
     def progress(msg: str) -> None:

@@ -92,14 +92,17 @@ PERSONAS: dict[str, Persona] = {
 }
 
 # Level thresholds (documented defaults; the persona is a baseline, not the model).
-HIGH_ACTIVATION = 0.6
-LOW_ACTIVATION = 0.3
-HIGH_ENGAGEMENT = 0.5  # share of trial days with activity
-LOW_ENGAGEMENT = 0.2
-ACTIVE_COMMUNICATION = 2  # inbound messages
-NEGATIVE_TONE = -0.15
-POSITIVE_TONE = 0.15
-FADING_TREND = -0.7  # log ratio of recent to earlier daily event rate
+HIGH_ACTIVATION = 0.6  # activation_rate_all
+LOW_ACTIVATION = 0.4
+HIGH_SHARE = 0.75  # share of trial days with activity
+HIGH_DEPTH = 5.0  # events per active day
+LOW_SHARE = 0.55
+LOW_DEPTH = 4.0
+ACTIVE_COMMUNICATION = 4  # inbound messages
+NEGATIVE_TONE = -0.35  # mean tone of inbound messages
+POSITIVE_TONE = 0.3
+FADING_TREND = -0.5  # log ratio of recent to earlier daily event rate
+FIZZLER_MIN_ACTIVATION = 0.3  # "high early": they did activate before fading
 
 
 def _col(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
@@ -111,49 +114,37 @@ def _col(features: pd.DataFrame, name: str, default: float) -> np.ndarray:
 def assign_personas(features: pd.DataFrame) -> pd.Series:
     """The trial lead type of each feature row (a ``category`` Series, same index).
 
-    Activation level comes from ``activation_rate_all``, engagement from the share
-    of active days and the trend, communication from inbound messages and their
-    tone. Rules follow the seed's table; ties resolve in table order.
+    Activation level comes from ``activation_rate_all``; engagement from the share
+    of active days, events per active day and the trend (fading); communication
+    from inbound messages and their mean tone. The first matching rule wins.
     """
     act = _col(features, "activation_rate_all", 0.0)
     share = _col(features, "engagement_active_day_share_all", 0.0)
+    depth = _col(features, "engagement_events_per_active_day_all", 0.0)
     trend = _col(features, "engagement_trend_7d", 0.0)
     inbound = _col(features, "comm_inbound_all", 0.0)
     tone = _col(features, "comm_sentiment_mean_all", 0.0)
 
     act_high, act_low = act >= HIGH_ACTIVATION, act < LOW_ACTIVATION
-    faded = trend <= FADING_TREND
-    eng_high = (share >= HIGH_ENGAGEMENT) & ~faded
-    eng_low = (share < LOW_ENGAGEMENT) | faded
+    fading = trend <= FADING_TREND
+    eng_high = (share >= HIGH_SHARE) & (depth >= HIGH_DEPTH) & ~fading
+    eng_low = ((share < LOW_SHARE) & (depth < LOW_DEPTH)) | fading
     talks = inbound >= ACTIVE_COMMUNICATION
     negative, positive = tone <= NEGATIVE_TONE, tone >= POSITIVE_TONE
 
-    conditions = [
-        act_high & eng_high & talks & ~negative,
-        act_high & eng_high & ~talks,
-        talks & negative & ~act_low & ~eng_low,
-        act_high & eng_low,
-        talks & positive & (act_low | eng_low),
-        talks & (act_low | eng_low),
-        ~talks & (act_low | eng_low),
-        act_high & eng_high,  # high/high but grumbling: still most like Golden Leads
+    rules = [
+        (talks & negative & ~(act_low & eng_low), "Contrary Converters"),
+        (act_high & eng_high & talks, "Golden Leads"),
+        (act_high & eng_high, "Silent Successes"),
+        (~(act < FIZZLER_MIN_ACTIVATION) & fading & ~talks, "Fizzlers"),
+        (talks & positive & ~eng_high, "Positive Procrastinators"),
+        (talks & (act_low | eng_low), "Incompatible Ignoramus"),
+        (~talks & (act_low | eng_low), "Heartbreakers"),
+        # Middling activation and engagement: the talkers look like Golden Leads in
+        # the making, the quiet ones like Silent Successes.
+        (talks, "Golden Leads"),
     ]
-    choices = [
-        "Golden Leads",
-        "Silent Successes",
-        "Contrary Converters",
-        "Fizzlers",
-        "Positive Procrastinators",
-        "Incompatible Ignoramus",
-        "Heartbreakers",
-        "Golden Leads",
-    ]
-    # Whatever is left is a middling account: medium activation and engagement.
-    fallback = np.where(talks, "Contrary Converters", "Silent Successes")
-    fallback = np.where(act + share < 0.8, "Positive Procrastinators", fallback)
-    fallback = np.where(~talks & (act + share < 0.8), "Heartbreakers", fallback)
-    names = np.select(conditions, choices, default="")
-    names = np.where(names == "", fallback, names)
+    names = np.select([c for c, _ in rules], [n for _, n in rules], default="Silent Successes")
     return pd.Series(
         pd.Categorical(names, categories=list(PERSONAS)), index=features.index, name="persona"
     )

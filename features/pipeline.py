@@ -15,10 +15,13 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
+from features.event_index import NAT_SECONDS, SECONDS_PER_DAY
 from features.loaders import load_tables
 from features.personas import assign_personas, compute_pql, persona_playbook
 from features.snapshots import build_churn_training_set, build_trial_training_set
 from features.validation import ValidationReport
+
+LIFECYCLE = ["trial", "deciding", "customer", "churned", "lost"]
 
 
 @dataclass
@@ -35,14 +38,43 @@ class FeatureRunResult:
     n_events: int = 0
 
 
+def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int) -> pd.Series:
+    """Each account's lifecycle state at ``moment`` (seconds): ``trial`` (trial running),
+    ``deciding`` (trial over, still inside the conversion window), ``customer``,
+    ``churned`` or ``lost`` (window closed without converting)."""
+    idx = builder.index
+    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    conv = idx.converted_at[positions]
+    churned = idx.churned_at[positions]
+    converted = (conv != NAT_SECONDS) & (conv < moment)
+    stage = np.select(
+        [
+            converted & (churned != NAT_SECONDS) & (churned < moment),
+            converted,
+            idx.trial_end[positions] > moment,
+            idx.trial_end[positions] + window > moment,
+        ],
+        ["churned", "customer", "trial", "deciding"],
+        default="lost",
+    )
+    return pd.Series(pd.Categorical(stage, categories=LIFECYCLE), name="lifecycle")
+
+
 def build_account_view(builder: FeatureBuilder, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Every account's features at ``as_of`` with its persona, playbook line and PQL flag."""
-    seconds = int(pd.Timestamp(as_of).value // 1_000_000_000)
-    positions = np.flatnonzero(builder.index.trial_start < seconds)
-    frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
-    frame.insert(1, "persona", assign_personas(frame))
-    frame.insert(2, "playbook", persona_playbook(frame["persona"]))
-    frame.insert(3, "pql", compute_pql(frame, builder.config))
+    """Every account that had started a trial by ``as_of``, as its trial looked.
+
+    Features are taken at ``as_of`` for trials still running and at trial end
+    for the rest (the persona describes the trial), with the lifecycle state at
+    ``as_of``, persona, playbook line and PQL flag.
+    """
+    moment = int(pd.Timestamp(as_of).value // 1_000_000_000)
+    positions = np.flatnonzero(builder.index.trial_start < moment)
+    cutoffs = np.minimum(builder.index.trial_end[positions], moment)
+    frame = builder.build(positions, cutoffs)
+    frame.insert(1, "lifecycle", lifecycle_stage(builder, positions, moment).to_numpy())
+    frame.insert(2, "persona", assign_personas(frame))
+    frame.insert(3, "playbook", persona_playbook(frame["persona"]))
+    frame.insert(4, "pql", compute_pql(frame, builder.config))
     return frame
 
 

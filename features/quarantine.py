@@ -81,7 +81,9 @@ class Problem:
 
 
 def _empty_quarantine() -> pd.DataFrame:
-    return pd.DataFrame({"_row": pd.Series([], dtype="int64"), "_reason": pd.Series([], dtype="str")})
+    return pd.DataFrame(
+        {"_row": pd.Series([], dtype="int64"), "_reason": pd.Series([], dtype="str")}
+    )
 
 
 @dataclass
@@ -138,7 +140,9 @@ class ValidationReport:
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
-    def write_quarantine(self, out_dir: Path, *, format: Literal["csv", "parquet"] = "csv") -> list[Path]:
+    def write_quarantine(
+        self, out_dir: Path, *, format: Literal["csv", "parquet"] = "csv"
+    ) -> list[Path]:
         """Write each non-empty quarantine table to ``out_dir`` so people can fix the source.
 
         Args:
@@ -154,7 +158,7 @@ class ValidationReport:
         for table, frame in self.quarantine.items():
             if frame.empty:
                 continue
-            path = out_dir / f"quarantine_{table}.{format}"
+            path = out_dir / f"{table}.{format}"
             if format == "csv":
                 frame.to_csv(path, index=False)
             else:
@@ -223,7 +227,9 @@ class RowLedger:
         new = np.asarray(mask, dtype=bool) & self.ok
         if new.any():
             self.problems.append(
-                Problem(self.table, column, check, int(new.sum()), self.example(new, column), "repaired")
+                Problem(
+                    self.table, column, check, int(new.sum()), self.example(new, column), "repaired"
+                )
             )
 
     def quarantined_frame(self) -> pd.DataFrame:

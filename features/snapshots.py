@@ -24,13 +24,6 @@ from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, to_seconds
 END = "end"
 
 
-def _churned_at(builder: FeatureBuilder) -> np.ndarray:
-    accounts = builder.tables.accounts
-    if "churned_at" not in accounts.columns:
-        return np.full(len(accounts), NAT_SECONDS, dtype=np.int64)
-    return to_seconds(accounts["churned_at"])
-
-
 def _export_seconds(builder: FeatureBuilder, export_time: pd.Timestamp | None) -> int:
     moment = pd.Timestamp(export_time) if export_time is not None else builder.tables.export_time()
     return int(to_seconds(np.array([moment.to_datetime64()]))[0])
@@ -107,7 +100,7 @@ def build_churn_training_set(
     cfg = builder.config.trial
     now = _export_seconds(builder, export_time)
     conv = idx.converted_at
-    churned = _churned_at(builder)
+    churned = idx.churned_at
     horizon = cfg.churn_horizon_days * SECONDS_PER_DAY
     step = cfg.churn_snapshot_every_days * SECONDS_PER_DAY
     paying = conv != NAT_SECONDS

@@ -12,15 +12,15 @@ from features.personas import (
     persona_playbook,
 )
 
-# (activation rate, active-day share, trend, inbound messages, mean tone) -> expected type
+# (activation rate, active-day share, events per active day, trend, inbound, tone) -> type
 CASES = [
-    ((0.9, 0.8, 0.0, 5, 0.3), "Golden Leads"),
-    ((0.9, 0.8, 0.0, 0, float("nan")), "Silent Successes"),
-    ((0.5, 0.35, 0.0, 6, -0.6), "Contrary Converters"),
-    ((0.1, 0.1, 0.0, 4, 0.7), "Positive Procrastinators"),
-    ((0.9, 0.3, -1.5, 0, float("nan")), "Fizzlers"),
-    ((0.1, 0.1, 0.0, 4, -0.1), "Incompatible Ignoramus"),
-    ((0.0, 0.0, 0.0, 0, float("nan")), "Heartbreakers"),
+    ((0.9, 0.9, 10.0, 0.0, 8, 0.3), "Golden Leads"),
+    ((0.9, 0.9, 10.0, 0.0, 0, float("nan")), "Silent Successes"),
+    ((0.7, 0.7, 5.0, 0.0, 9, -0.6), "Contrary Converters"),
+    ((0.2, 0.4, 2.0, 0.0, 7, 0.6), "Positive Procrastinators"),
+    ((0.6, 0.5, 3.0, -0.8, 1, float("nan")), "Fizzlers"),
+    ((0.3, 0.4, 2.0, 0.0, 9, -0.2), "Incompatible Ignoramus"),
+    ((0.2, 0.3, 1.5, 0.0, 1, float("nan")), "Heartbreakers"),
 ]
 
 
@@ -30,6 +30,7 @@ def _frame(rows):
         columns=[
             "activation_rate_all",
             "engagement_active_day_share_all",
+            "engagement_events_per_active_day_all",
             "engagement_trend_7d",
             "comm_inbound_all",
             "comm_sentiment_mean_all",
@@ -45,11 +46,12 @@ def test_each_profile_gets_its_type():
 
 def test_every_row_gets_a_type_with_chance_and_playbook():
     grid = [
-        ((a / 4, s / 4, t, c, tone), "")
+        ((a / 4, s / 4, d, t, c, tone), "")
         for a in range(5)
         for s in range(5)
+        for d in (1.0, 8.0)
         for t in (-2.0, 0.0)
-        for c in (0, 3)
+        for c in (0, 6)
         for tone in (-0.5, 0.5)
     ]
     frame = _frame(grid)

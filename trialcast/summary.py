@@ -30,7 +30,11 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
         f"\nFeatures as of [bold]{result.as_of}[/]: {n:,} accounts x "
         f"{accounts.shape[1]} columns from {result.n_events:,} events"
     )
-    summary = Table(title="Accounts by trial lead type")
+    stages = accounts["lifecycle"].value_counts(sort=False)
+    console.print("Lifecycle: " + ", ".join(f"{k} {v:,}" for k, v in stages.items()))
+    summary = Table(
+        title="Accounts by trial lead type (features at trial end, or now if still trialling)"
+    )
     for col in ("persona", "accounts", "share", "PQL share", "mean activation", "mean active days"):
         summary.add_column(col, justify="left" if col == "persona" else "right")
     grouped = accounts.groupby("persona", observed=False)

@@ -1,0 +1,63 @@
+"""Where models are tracked: the MLflow tracking URI and artifact root.
+
+Precedence (first wins): an explicit argument, the ``TRIALCAST_TRACKING_URI``
+environment variable, ``[registry].tracking_uri`` in the company config, and the
+default SQLite store ``sqlite:///<project>/models/mlflow.db``. Any MLflow tracking
+URI works (SQLite, PostgreSQL, an MLflow server).
+
+Artifacts (plots, model files) go to ``TRIALCAST_ARTIFACT_ROOT`` if set; for a
+SQLite store, next to the database file (``<db folder>/artifacts``); otherwise
+under ``<project>/models/artifacts``. This only applies to experiments trialcast
+creates: an existing experiment keeps its artifact location.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from features.config import CompanyConfig
+
+ENV_TRACKING_URI = "TRIALCAST_TRACKING_URI"
+ENV_ARTIFACT_ROOT = "TRIALCAST_ARTIFACT_ROOT"
+MODELS_DIR = "models"
+
+
+def default_tracking_uri(project_dir: str | Path | None = None) -> str:
+    """``sqlite:///<project>/models/mlflow.db`` (the folder is created)."""
+    models = Path(project_dir or Path.cwd()).resolve() / MODELS_DIR
+    models.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{models / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(
+    config: CompanyConfig | None = None,
+    explicit: str | None = None,
+    *,
+    project_dir: str | Path | None = None,
+) -> str:
+    """The tracking URI to use (see the module docstring for the precedence)."""
+    if explicit:
+        return explicit
+    env = os.environ.get(ENV_TRACKING_URI)
+    if env:
+        return env
+    if config is not None and config.registry.tracking_uri:
+        return config.registry.tracking_uri
+    return default_tracking_uri(project_dir)
+
+
+def resolve_artifact_location(tracking_uri: str, *, project_dir: str | Path | None = None) -> str:
+    """Artifact root URI for new experiments (see the module docstring)."""
+    env = os.environ.get(ENV_ARTIFACT_ROOT)
+    if env:
+        return env if "://" in env or env.startswith("file:") else Path(env).resolve().as_uri()
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not db.is_absolute():
+            db = Path("/" + str(db)) if tracking_uri.startswith("sqlite:////") else db.resolve()
+        folder = db.parent / "artifacts"
+    else:
+        folder = Path(project_dir or Path.cwd()).resolve() / MODELS_DIR / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.as_uri()
