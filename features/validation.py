@@ -305,7 +305,7 @@ def _drop_unused_categories(s: pd.Series) -> pd.Series:
     """``cat.remove_unused_categories`` via bincount: it sorts 20M codes, this does not."""
     codes = s.cat.codes.to_numpy()
     cats = s.cat.categories
-    used = np.bincount(codes[codes >= 0], minlength=len(cats)) > 0
+    used = np.bincount(codes.astype(np.int64) + 1, minlength=len(cats) + 1)[1:] > 0
     if used.all():
         return s
     new_pos = np.append(np.cumsum(used) - 1, -1)

@@ -49,7 +49,7 @@ def register_version(
             name, description="trialcast calibrated LightGBM; pyfunc returns probabilities"
         )
     version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    client.set_registered_model_alias(name, CHALLENGER, str(version.version))
     return version
 
 
@@ -80,7 +80,7 @@ def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, fo
             f"version {version.version} does not beat the base rate on its test part "
             "(tag beats_base_rate=false); it is never promoted"
         )
-    if champion is not None and champion.version == version.version:
+    if champion is not None and str(champion.version) == str(version.version):
         return f"version {version.version} is already champion"
     if champion is not None and not force and tags.get("beats_champion") == "false":
         return (
@@ -97,14 +97,18 @@ def set_champion(
 ) -> PromotionResult:
     """Move the champion alias of ``name`` to ``version`` if the rules allow it."""
     champion = version_by_alias(client, name, CHAMPION)
-    previous = champion.version if champion is not None else None
+    previous = str(champion.version) if champion is not None else None
     reason = decide_promotion(version, champion, force=force)
     if reason:
-        return PromotionResult(name, version.version, previous, False, reason)
-    client.set_registered_model_alias(name, CHAMPION, version.version)
+        return PromotionResult(name, str(version.version), previous, False, reason)
+    client.set_registered_model_alias(name, CHAMPION, str(version.version))
     what = f"replaces version {previous}" if previous else "first champion"
     return PromotionResult(
-        name, version.version, previous, True, f"version {version.version} is champion ({what})"
+        name,
+        str(version.version),
+        previous,
+        True,
+        f"version {version.version} is champion ({what})",
     )
 
 

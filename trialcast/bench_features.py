@@ -83,7 +83,8 @@ def _sql_name(text: str) -> str:
 
 
 def duckdb_reference_sql(folder: Path, top_events: list[str]) -> str:
-    """The hand-written reference query (per-account aggregates at export time)."""
+    """The hand-written reference query: per-account aggregates at the same cutoffs as
+    trialcast's account view (trial end, or the export time for running trials)."""
     from features.config import load_config
 
     cfg = load_config(folder / "trialcast.toml")
@@ -103,12 +104,15 @@ def duckdb_reference_sql(folder: Path, top_events: list[str]) -> str:
     milestone_sql = ",\n".join(milestones)
     ev, acc, com = (str(folder / f"{t}.parquet") for t in ("events", "accounts", "communications"))
     return f"""
-WITH asof AS (SELECT max(timestamp) AS t FROM read_parquet('{ev}')),
-a AS (SELECT account_id, trial_start FROM read_parquet('{acc}'), asof WHERE trial_start < asof.t),
+WITH cut AS (SELECT max(timestamp) AS t FROM read_parquet('{ev}')),
+a AS (
+  SELECT account_id, least(trial_end, cut.t) AS as_of
+  FROM read_parquet('{acc}'), cut WHERE trial_start < cut.t
+),
 e AS (
   SELECT ev.account_id, ev.user_id, ev.event, ev.timestamp AS ts,
-         epoch(asof.t) - epoch(ev.timestamp) AS age
-  FROM read_parquet('{ev}') ev, asof WHERE ev.timestamp < asof.t
+         epoch(a.as_of) - epoch(ev.timestamp) AS age
+  FROM read_parquet('{ev}') ev JOIN a USING (account_id) WHERE ev.timestamp < a.as_of
 ),
 f AS (
   SELECT e.account_id,
@@ -137,7 +141,8 @@ c AS (
     count(*) FILTER (WHERE channel = 'ticket') AS tickets,
     avg(sentiment) FILTER (WHERE direction = 'inbound') AS tone_mean,
     min(sentiment) FILTER (WHERE direction = 'inbound') AS tone_min
-  FROM read_parquet('{com}'), asof WHERE timestamp < asof.t GROUP BY account_id
+  FROM read_parquet('{com}') m JOIN a USING (account_id) WHERE m.timestamp < a.as_of
+  GROUP BY account_id
 )
 SELECT a.account_id, f.*, c.* FROM a LEFT JOIN f USING (account_id) LEFT JOIN c USING (account_id)
 """
