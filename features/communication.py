@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import CommunicationConfig
-from features.event_index import SECONDS_PER_DAY, to_seconds
+from features.event_index import SECONDS_PER_DAY, codes_and_labels, to_seconds
 
 NEGATIVE_TONE = -0.2
 
@@ -41,7 +41,8 @@ def build_comm_index(communications: pd.DataFrame | None, account_ids: pd.Index)
             empty.astype(object),
             empty.astype(float),
         )
-    acc = account_ids.get_indexer(pd.Index(communications["account_id"].astype(str)))
+    codes, labels = codes_and_labels(communications["account_id"])
+    acc = np.where(codes >= 0, account_ids.get_indexer(labels)[codes], -1)
     ts = to_seconds(communications["timestamp"])
     keep = (acc >= 0) & (ts != np.iinfo(np.int64).min)
     sentiment = (

@@ -261,7 +261,7 @@ class ModelConfig(_Strict):
     """
 
     lightgbm: dict[str, float | int | str] = Field(
-        default_factory=lambda: {
+        default_factory=lambda: {  # type: ignore[arg-type]
             "objective": "binary",
             "learning_rate": 0.05,
             "num_leaves": 31,

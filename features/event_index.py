@@ -29,7 +29,7 @@ def to_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
 NAT_SECONDS = np.iinfo(np.int64).min
 
 
-def _codes_and_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+def codes_and_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 for missing) and their labels, cheaply for categoricals."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         cat = col.array
@@ -104,14 +104,14 @@ def build_event_index(tables: Tables) -> EventIndex:
     accounts = tables.accounts
     events = tables.events
     account_ids = pd.Index(accounts["account_id"].astype(str))
-    acc_codes, acc_labels = _codes_and_labels(events["account_id"])
+    acc_codes, acc_labels = codes_and_labels(events["account_id"])
     label_to_pos = account_ids.get_indexer(acc_labels)
     acc = np.where(acc_codes >= 0, label_to_pos[acc_codes], -1)
     known = acc >= 0
 
-    ev_codes, vocabulary = _codes_and_labels(events["event"])
+    ev_codes, vocabulary = codes_and_labels(events["event"])
     if "user_id" in events.columns:
-        user_codes, _ = _codes_and_labels(events["user_id"])
+        user_codes, _ = codes_and_labels(events["user_id"])
     else:
         user_codes = np.full(len(events), -1, dtype=np.int64)
     ts = to_seconds(events["timestamp"])

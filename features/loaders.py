@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features.config import CompanyConfig, SourceConfig, TableName
+from features.config import CONTRACT_COLUMNS, CompanyConfig, SourceConfig, TableName
 from features.quarantine import InputError, ValidationReport
 from features.tables import Tables
 from features.validation import _validate
@@ -78,6 +78,28 @@ def _read_csv(path: Path, source: SourceConfig, dict_cols: set[str]) -> pa.Table
         parse_options=pacsv.ParseOptions(delimiter=source.separator),
         convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
     )
+
+
+def _numbers_in_extra_columns(
+    frame: pd.DataFrame, source: SourceConfig, table: str
+) -> pd.DataFrame:
+    """CSV extra columns (firmographics...) that hold only numbers become numbers.
+
+    Everything in a CSV is read as text so that no value can make the read fail;
+    an extra column is converted only if every value is a number and none has a
+    leading zero (ids and postal codes such as ``00123`` stay text).
+    """
+    contract = {source.columns.get(c, c) for c in CONTRACT_COLUMNS[table]}
+    for col in frame.columns:
+        if col in contract or frame[col].dtype != "str":
+            continue
+        text = frame[col].dropna()
+        if text.empty or text.str.match(r"^\s*[-+]?0\d").any():
+            continue
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().all():
+            frame[col] = pd.to_numeric(frame[col])
+    return frame
 
 
 def _read_parquet(path: Path, dict_cols: set[str]) -> pa.Table:
@@ -204,6 +226,8 @@ def load_table(source: SourceConfig, table: TableName, *, base_dir: Path) -> pd.
             else:
                 arrow = _read_duckdb(path, source, table, dict_cols)
             frame = arrow.to_pandas()
+            if fmt == "csv":
+                frame = _numbers_in_extra_columns(frame, source, table)
     except InputError:
         raise
     except (pa.ArrowException, OSError, RuntimeError) as exc:

@@ -502,7 +502,13 @@ def _validate(
     derive_trial_days: int | None,
 ) -> tuple[Tables, ValidationReport]:
     """``validate_tables``; with ``accounts=None`` accounts are derived from the events."""
-    require_columns("events", events)
+    for name, frame in (
+        ("events", events),
+        ("accounts", accounts),
+        ("communications", communications),
+    ):
+        if frame is not None:  # fail fast, before any work on a big events table
+            require_columns(name, frame)
     notes: list[str] = []
     ev = RowLedger("events", events)
     ev_canon = _common_checks(ev, events.copy(deep=False), formats.get("events"))

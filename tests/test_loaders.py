@@ -85,7 +85,8 @@ def test_csv_round_trip_with_separator_format_and_mapping(tmp_path: Path) -> Non
     result = load_tables(_config(tmp_path, sources))
     assert result.report.problems == []
     assert isinstance(result.tables.events["account_id"].dtype, pd.CategoricalDtype)
-    assert "Src COMPANY_SIZE" in result.tables.accounts  # unmapped extra column kept
+    # unmapped extra column kept, as a number again
+    assert result.tables.accounts["Src COMPANY_SIZE"].tolist() == [50, 7]
     expected = _expected()
     _assert_same_tables(result.tables, expected)
 
@@ -215,6 +216,19 @@ def test_unreadable_sources_are_fatal_with_a_clear_message(
     (tmp_path / source["path"]).write_bytes(content)
     with pytest.raises(InputError, match=pattern):
         load_tables(_config(tmp_path, {"events": source}))
+
+
+def test_csv_extra_columns_become_numbers_only_when_all_values_are(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(
+        "account_id,trial_start,trial_end,seats,zip,tier,deal_value\n"
+        "a1,2024-01-01,2024-01-15,5,01234,gold,100\n"
+        "a2,2024-01-02,2024-01-16,,98000,7,abc\n"
+    )
+    raw = load_table(SourceConfig(path="a.csv"), "accounts", base_dir=tmp_path)
+    assert raw["seats"].tolist()[0] == 5 and pd.isna(raw["seats"].iloc[1])
+    assert raw["zip"].tolist() == ["01234", "98000"]
+    assert raw["tier"].tolist() == ["gold", "7"]
+    assert raw["deal_value"].tolist() == ["100", "abc"]  # contract columns stay raw text
 
 
 def test_duckdb_missing_table_lists_the_tables_there(tmp_path: Path) -> None:

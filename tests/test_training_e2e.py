@@ -1,6 +1,7 @@
 """End to end on demo data: train both models into a temporary MLflow store, load them back."""
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -50,7 +51,7 @@ def test_both_models_trained_logged_and_registered(trained, tmp_path):
             f"plots/{p}.png" for p in ("reliability", "roc_pr", "lift", "shap_summary")
         }
         local = client.download_artifacts(outcome.run_id, "features.json", str(tmp_path))
-        features = json.loads(open(local).read())["features"]
+        features = json.loads(Path(local).read_text())["features"]
         assert features == outcome.model.features
         # registry: version 1 is challenger and (first, beats base rate) champion
         name = outcome.registered_name
@@ -82,7 +83,7 @@ def test_pyfunc_returns_the_models_probabilities(trained):
 
 
 def test_retraining_makes_a_challenger_and_promotion_moves_the_champion(trained):
-    config, uri, builder, result = trained
+    config, uri, builder, _ = trained
     again = train_models(config, builder, tracking_uri=uri, kinds=("conversion",))
     outcome = again.models["conversion"]
     name = outcome.registered_name

@@ -141,7 +141,7 @@ def test_bad_input_is_reported_and_nothing_is_lost(
 ) -> None:
     frames = _frames()
     mutate(frames)
-    _, report = _run(frames)
+    tables, report = _run(frames)
 
     found = [p for p in report.problems if p.check == check and p.table == table]
     assert len(found) == 1, report.summary()
@@ -162,6 +162,17 @@ def test_bad_input_is_reported_and_nothing_is_lost(
             assert (pd.isna(a) and pd.isna(b)) or a == b
     else:
         assert row not in set(quarantine["_row"])
+        kept = getattr(tables, table)
+        column = found[0].column
+        assert column is not None and len(kept) == len(frames[table])  # nothing else was lost
+        if check == "normalised_case":
+            assert kept[column].iloc[row] == "outbound"
+        else:  # bad number: row kept, value emptied, original value in the message
+            assert pd.isna(kept[column].iloc[row])
+            assert (
+                kept[column].drop(index=row).notna().sum()
+                == frames[table][column].drop(index=row).notna().sum()
+            )
 
 
 @pytest.mark.parametrize(

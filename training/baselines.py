@@ -50,7 +50,9 @@ def _split_columns(frame: pd.DataFrame, features: list[str]) -> tuple[list[str],
 def _logistic_inputs(
     frame: pd.DataFrame, numeric: list[str], categorical: list[str]
 ) -> pd.DataFrame:
-    out = {c: pd.to_numeric(frame[c], errors="coerce").astype(np.float64) for c in numeric}
+    out: dict[str, pd.Series] = {
+        c: pd.to_numeric(frame[c], errors="coerce").astype(np.float64) for c in numeric
+    }
     out.update(
         {
             c: frame[c].astype(object).where(frame[c].notna(), "missing").astype(str)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from training.model import TrialcastModel
 
@@ -22,7 +22,7 @@ ARTIFACT_KEY = "trialcast_model"
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
 
 
-class TrialcastPyfunc(mlflow.pyfunc.PythonModel):
+class TrialcastPyfunc(PythonModel):
     """Pyfunc face of ``TrialcastModel``: ``predict`` returns probabilities in [0, 1]."""
 
     def __init__(self) -> None:

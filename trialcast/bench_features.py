@@ -26,9 +26,8 @@ EVENTS_PER_ACCOUNT_GUESS = 200
 
 def _ensure_data(n_events: int, work_dir: Path, console: Console) -> Path:
     """Demo data with about ``n_events`` events, generated once and reused."""
-    from features.demo_data import generate_demo_data, write_demo_data
-
     from features.config import demo_config_text
+    from features.demo_data import generate_demo_data, write_demo_data
 
     folder = work_dir / f"events_{n_events}"
     if (folder / "events.parquet").exists():
@@ -41,7 +40,7 @@ def _ensure_data(n_events: int, work_dir: Path, console: Console) -> Path:
         ratio = len(probe.tables.events) / 2_000
         work_dir.mkdir(parents=True, exist_ok=True)
         ratio_file.write_text(json.dumps({"ratio": ratio}))
-    n_accounts = max(100, round(n_events / ratio))
+    n_accounts = max(100, round(n_events / ratio * 1.05))  # the probe runs a little low
     with console.status(f"Generating {n_accounts:,} accounts (~{n_events:,} events)..."):
         demo = generate_demo_data(n_accounts, seed=7)
         write_demo_data(demo, folder)
