@@ -29,8 +29,19 @@ from features.firmographics import compute_firmographic_features
 from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
 
-#: Columns of a feature frame that are not model inputs.
-META_COLUMNS = ("as_of",)
+#: Columns of feature frames and training sets that are not model inputs.
+META_COLUMNS = (
+    "account_id",
+    "as_of",
+    "trial_start",
+    "snapshot",
+    "snapshot_day",
+    "label",
+    "lifecycle",
+    "persona",
+    "playbook",
+    "pql",
+)
 
 #: Feature columns only meaningful for paying accounts (churn model).
 CUSTOMER_COLUMNS = ("customer_days_paying", "customer_mrr")
@@ -179,6 +190,6 @@ def build_features(
 
 def feature_columns(frame: pd.DataFrame, *, customer: bool = False) -> list[str]:
     """Model input columns of a feature frame (trial model unless ``customer``)."""
-    skip = set(META_COLUMNS) | ({"persona", "pql", "label", "snapshot", "snapshot_day"})
+    skip = set(META_COLUMNS)
     cols = [c for c in frame.columns if c not in skip]
     return cols if customer else [c for c in cols if c not in CUSTOMER_COLUMNS]

@@ -355,7 +355,6 @@ def _record(
     config: CompanyConfig,
     *,
     tags: dict[str, str],
-    project_dir: Path | None,
 ) -> RunRecord:
     model = fitted.model
     params: dict[str, Any] = {
@@ -500,7 +499,7 @@ def train_models(
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             run = log_training_run(
-                _record(fit, config, tags=tags, project_dir=project),
+                _record(fit, config, tags=tags),
                 experiment_id=experiment_id,
                 run_name=f"{kind}-{train_id}",
             )

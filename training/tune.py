@@ -59,7 +59,11 @@ def tune_params(
         free_raw_data=False,
     ).construct()
     valid_set = lgb.Dataset(
-        X_valid, label=y_valid, categorical_feature=cat_cols, reference=train_set
+        X_valid,
+        label=y_valid,
+        categorical_feature=cat_cols,
+        reference=train_set,
+        params=dataset_params,
     ).construct()
     fixed = {
         "objective": "binary",

@@ -126,6 +126,79 @@ def features_cmd(
     print_feature_summary(result, console)
 
 
+def _load_or_fail(config: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command("train")
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    tune: Annotated[bool, typer.Option(help="Run an Optuna search before the final fit.")] = False,
+    force_feature: Annotated[
+        list[str] | None, typer.Option(help="Keep a feature even if flagged as leaky.")
+    ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option(help="Which model(s): conversion, churn (default both).")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Truth file (demo data) to report the ceiling.")
+    ] = None,
+) -> None:
+    """Train, evaluate, log (MLflow) and register the conversion and churn models."""
+    from features.loaders import load_tables
+    from features.validation import InputError
+    from training.guards import NotEnoughDataError
+    from trialcast.train_summary import print_train_summary
+
+    cfg = _load_or_fail(config)
+    truth_path = truth if truth is not None else config.parent / "truth.parquet"
+    truth_frame = pd.read_parquet(truth_path) if truth_path.exists() else None
+    try:
+        with console.status("Loading and validating the tables..."):
+            tables = load_tables(cfg).tables
+        from training.train import train_models
+
+        result = train_models(
+            cfg,
+            tables,
+            tune=tune,
+            force_features=tuple(force_feature or ()),
+            tracking_uri=tracking_uri,
+            truth=truth_frame,
+            kinds=tuple(kind) if kind else ("conversion", "churn"),
+            show_progress=tune,
+            progress=lambda msg: console.print(f"[dim]{msg}[/]"),
+        )
+    except (InputError, NotEnoughDataError) as exc:
+        _fail(str(exc))
+        return
+    print_train_summary(result, console)
+
+
+@app.command("promote")
+def promote_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    kind: Annotated[str, typer.Option(help="conversion or churn.")] = "conversion",
+    version: Annotated[
+        int | None, typer.Option(help="Version to promote (default: challenger).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Promote even if it did not beat the champion.")
+    ] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """Move the ``champion`` alias to a registered version (never one that fails the base rate)."""
+    from training.registry import promote
+
+    cfg = _load_or_fail(config)
+    outcome = promote(cfg, kind, version=version, tracking_uri=tracking_uri, force=force)
+    console.print(outcome.reason)
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for demo data and outputs.")] = DEFAULT_DEMO_DIR,
@@ -133,13 +206,22 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     fresh: Annotated[bool, typer.Option(help="Regenerate the demo data even if present.")] = False,
 ) -> None:
-    """The main job on the bundled demo company: data, features, summary."""
+    """The main job on the bundled demo company: data, features, models, summary."""
     if fresh and out.exists():
         shutil.rmtree(out)
     if not (out / "events.parquet").exists():
         demo_data(out=out, accounts=accounts, seed=seed, trial_days="14,30")
     features_cmd(
         config=out / "trialcast.toml", out=out / "features", as_of=None, no_training_sets=False
+    )
+    console.rule("Models")
+    train(
+        config=out / "trialcast.toml",
+        tune=False,
+        force_feature=None,
+        tracking_uri=None,
+        kind=None,
+        truth=out / "truth.parquet",
     )
 
 

@@ -1,0 +1,76 @@
+"""The forecast and backtest job functions write their files and return results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.config import load_demo_config
+from trialcast.forecast_job import run_backtest, run_forecast
+
+
+def test_run_forecast_writes_outputs(demo_small, tmp_path):
+    config = load_demo_config()
+    acc = demo_small.tables.accounts
+    as_of = pd.Timestamp("2026-06-01")
+    open_ = acc[
+        (acc["trial_start"] < as_of) & (acc["trial_start"] >= as_of - pd.Timedelta(days=40))
+    ]
+    open_ = open_[open_["converted_at"].isna() | (open_["converted_at"] >= as_of)]
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(
+        {
+            "account_id": open_["account_id"].astype(str).to_numpy(),
+            "p_convert": rng.uniform(0.05, 0.6, len(open_)),
+            "deal_value": open_["deal_value"].to_numpy(),
+            "trial_days_elapsed": (
+                (as_of - open_["trial_start"]) / pd.Timedelta(days=1)
+            ).to_numpy(),
+            "trial_length_days": (
+                (open_["trial_end"] - open_["trial_start"]) / pd.Timedelta(days=1)
+            ).to_numpy(),
+            "plan": open_["plan"].to_numpy(),
+            "company_size": open_["company_size"].to_numpy(),
+            "persona": "Silent Successes",
+        }
+    )
+    scores.loc[0, "deal_value"] = np.nan  # filled from the plan's won deals
+    customers = pd.DataFrame(
+        {"account_id": ["c1", "c2"], "mrr": [100.0, 250.0], "p_churn": [0.1, 0.3]}
+    )
+    history = acc[acc["trial_start"] < as_of].assign(
+        converted_at=acc["converted_at"].where(acc["converted_at"] < as_of)
+    )
+    result = run_forecast(
+        config,
+        scores,
+        tmp_path,
+        as_of=as_of,
+        history=history,
+        customers=customers,
+        model_version="t1",
+    )
+    assert result.timing.n_converters > 100
+    for path in result.outputs.values():
+        assert path.exists() and path.stat().st_size > 0
+    accounts = pd.read_parquet(result.outputs["accounts_parquet"])
+    assert len(accounts) == len(scores) and accounts["deal_value"].notna().all()
+    assert set(accounts["model_version"]) == {"t1"}
+    total = result.breakdown.iloc[0]
+    assert total["expected"] == accounts["expected_value"].sum()
+    assert result.recurring is not None and len(result.recurring) == 2
+
+
+def test_run_backtest_writes_pictures(demo_small, tmp_path):
+    config = load_demo_config()
+    params = {**config.model.lightgbm, "learning_rate": 0.2}
+    config = config.model_copy(
+        update={
+            "model": config.model.model_copy(update={"lightgbm": params, "num_boost_round": 60})
+        }
+    )
+    out = run_backtest(config, demo_small.tables, tmp_path, cohorts=["2026-04"])
+    assert out.result.cohorts["cohort"].tolist() == ["2026-04"]
+    assert out.outputs["forecast_vs_actual_png"].read_bytes()[:4] == b"\x89PNG"
+    assert out.outputs["curves_png"].read_bytes()[:4] == b"\x89PNG"
+    assert out.curves["share_converted"].between(0, 1).all()

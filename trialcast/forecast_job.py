@@ -1,0 +1,238 @@
+"""Job functions behind ``trialcast forecast`` and ``trialcast backtest``.
+
+They read nothing the caller did not pass (except ``history``-less timing, which
+falls back to uniform), write their outputs into ``out_dir`` and return what they
+produced; they print nothing. Until champion models are served from the registry,
+``run_forecast`` takes a scores frame (``account_id``, ``p_convert``,
+``deal_value``, ``trial_days_elapsed``, segments...).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.config import CompanyConfig
+from features.tables import Tables
+from serving.exports import DEFAULT_TABLE, build_export_frame, write_csv, write_parquet, write_sql
+from serving.forecast import (
+    build_account_forecast,
+    forecast_new_revenue,
+    forecast_recurring_revenue,
+    prepare_open_trials,
+)
+from serving.forecast_dist import TOLERANCE
+from serving.forecast_plots import (
+    compute_cohort_curves,
+    plot_cohort_curves,
+    plot_forecast_by_month,
+    plot_forecast_vs_actual,
+    save_png,
+)
+from serving.forecast_timing import ConversionTiming, fit_conversion_timing
+from training.backtest import BacktestResult, run_rolling_backtest
+
+
+@dataclass
+class ForecastRunResult:
+    """What ``run_forecast`` computed and wrote.
+
+    Attributes:
+        breakdown: tidy new-revenue forecast (total, month, segments).
+        accounts: the account-level export rows.
+        recurring: churn-adjusted MRR forecast (None without customers).
+        timing: the conversion timing used.
+        as_of, model_version: stamps of this forecast.
+        outputs: name -> path of every file written.
+        sql_rows: rows written to SQL (None when not exported there).
+        seconds: wall time per step.
+    """
+
+    breakdown: pd.DataFrame
+    accounts: pd.DataFrame
+    recurring: pd.DataFrame | None
+    timing: ConversionTiming
+    as_of: pd.Timestamp
+    model_version: str
+    outputs: dict[str, Path] = field(default_factory=dict)
+    sql_rows: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _fill_deal_values(scores: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+    """Missing deal values take the median won deal of the account's plan (else overall)."""
+    if "deal_value" not in scores.columns:
+        scores = scores.assign(deal_value=np.nan)
+    missing = scores["deal_value"].isna()
+    if not missing.any() or history is None or "deal_value" not in history.columns:
+        return scores
+    won = history[history["converted_at"].notna()]
+    overall = float(won["deal_value"].median()) if len(won) else 0.0
+    fill = pd.Series(overall, index=scores.index)
+    if "plan" in scores.columns and "plan" in won.columns:
+        by_plan = won.groupby(won["plan"].astype(str))["deal_value"].median()
+        fill = scores["plan"].astype(str).map(by_plan).fillna(overall)
+    return scores.assign(deal_value=scores["deal_value"].where(~missing, fill))
+
+
+def run_forecast(
+    config: CompanyConfig,
+    scores: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    as_of: pd.Timestamp | None = None,
+    history: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    horizon_days: float | None = None,
+    model_version: str = "unregistered",
+    logit_sd: float = 0.0,
+    tolerance: float = TOLERANCE,
+    to_sql: str | None = None,
+    sql_table: str = DEFAULT_TABLE,
+    pictures: bool = True,
+) -> ForecastRunResult:
+    """Forecast new revenue from scored open trials (and churn-adjusted MRR); write it.
+
+    Args:
+        config: the company config (trial length, window, churn horizon).
+        scores: one row per open trial (see ``serving.forecast.forecast_new_revenue``).
+        out_dir: folder for ``forecast_breakdown.csv``, ``forecast_accounts.csv`` /
+            ``.parquet``, ``forecast_recurring.csv`` and the PNGs.
+        as_of: moment of the scores (default: max ``as_of`` column, else now).
+        history: accounts table (``trial_start``, ``trial_end``, ``converted_at``,
+            ``deal_value``, ``plan``) to learn timing and fill missing deal values.
+        customers: paying accounts with ``mrr`` and ``p_churn`` (optional).
+        horizon_days: recurring-revenue horizon (default: ``churn_horizon_days``).
+        model_version: stamped on every exported row.
+        logit_sd: calibration uncertainty (shared log-odds sd) widening the ranges.
+        tolerance: accuracy of the ranges (fraction of each group's sd).
+        to_sql: SQLAlchemy URL to also write the account rows to (``sql_table``).
+        pictures: write the PNG of expected revenue by month.
+    """
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    if as_of is None:
+        as_of = (
+            pd.Timestamp(pd.to_datetime(scores["as_of"]).max())
+            if "as_of" in scores.columns
+            else pd.Timestamp.now().floor("s")
+        )
+    moment = pd.Timestamp(as_of)
+    window = config.trial.conversion_window_days
+    timing = (
+        fit_conversion_timing(history, as_of=moment, window_days=window)
+        if history is not None
+        else ConversionTiming(tau=np.array([]), window_days=float(window), fitted_at=moment)
+    )
+    scores = _fill_deal_values(scores, history)
+    trials = prepare_open_trials(
+        scores, as_of=moment, default_trial_days=config.trial.default_trial_days
+    )
+    breakdown = forecast_new_revenue(
+        trials,
+        timing,
+        as_of=moment,
+        logit_sd=logit_sd,
+        tolerance=tolerance,
+        default_trial_days=config.trial.default_trial_days,
+    )
+    accounts = build_export_frame(
+        build_account_forecast(trials, timing, as_of=moment),
+        model_version=model_version,
+        as_of=moment,
+    )
+    recurring = None
+    if customers is not None:
+        recurring = forecast_recurring_revenue(
+            customers,
+            horizon_days=horizon_days or config.trial.churn_horizon_days,
+            model_horizon_days=config.trial.churn_horizon_days,
+            logit_sd=logit_sd,
+            tolerance=tolerance,
+        )
+    seconds["forecast"] = time.perf_counter() - started
+
+    out = Path(out_dir)
+    outputs = {
+        "breakdown": write_csv(breakdown, out / "forecast_breakdown.csv"),
+        "accounts_csv": write_csv(accounts, out / "forecast_accounts.csv"),
+        "accounts_parquet": write_parquet(accounts, out / "forecast_accounts.parquet"),
+    }
+    if recurring is not None:
+        outputs["recurring"] = write_csv(recurring, out / "forecast_recurring.csv")
+    if pictures:
+        outputs["by_month_png"] = save_png(
+            plot_forecast_by_month(breakdown), out / "forecast_by_month.png"
+        )
+    sql_rows = write_sql(accounts, to_sql, table=sql_table) if to_sql else None
+    seconds["total"] = time.perf_counter() - started
+    return ForecastRunResult(
+        breakdown=breakdown,
+        accounts=accounts,
+        recurring=recurring,
+        timing=timing,
+        as_of=moment,
+        model_version=model_version,
+        outputs=outputs,
+        sql_rows=sql_rows,
+        seconds=seconds,
+    )
+
+
+@dataclass
+class BacktestRunResult:
+    """What ``run_backtest`` computed and wrote."""
+
+    result: BacktestResult
+    curves: pd.DataFrame
+    outputs: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_backtest(
+    config: CompanyConfig,
+    tables: Tables,
+    out_dir: str | Path,
+    *,
+    cohorts: list[str] | None = None,
+    calibration_uncertainty: bool = True,
+    num_threads: int | None = 1,
+    pictures: bool = True,
+) -> BacktestRunResult:
+    """Rolling-origin backtest over monthly cohorts; writes the table and the pictures.
+
+    Writes ``backtest_cohorts.csv``, ``backtest_summary.csv``,
+    ``backtest_forecast_vs_actual.png`` and ``cohort_conversion_curves.png``.
+    ``num_threads`` is LightGBM's per fit (1 by default: many small fits).
+    """
+    started = time.perf_counter()
+    result = run_rolling_backtest(
+        tables,
+        config,
+        cohorts=cohorts,
+        calibration_uncertainty=calibration_uncertainty,
+        num_threads=num_threads,
+    )
+    window = config.trial.conversion_window_days
+    curves = compute_cohort_curves(
+        tables.accounts, max_day=int(max(config.trial.default_trial_days, 30) + window)
+    )
+    out = Path(out_dir)
+    outputs = {
+        "cohorts": write_csv(result.cohorts, out / "backtest_cohorts.csv"),
+        "summary": write_csv(pd.DataFrame([result.summary]), out / "backtest_summary.csv"),
+    }
+    if pictures:
+        outputs["forecast_vs_actual_png"] = save_png(
+            plot_forecast_vs_actual(result.cohorts), out / "backtest_forecast_vs_actual.png"
+        )
+        outputs["curves_png"] = save_png(
+            plot_cohort_curves(curves), out / "cohort_conversion_curves.png"
+        )
+    return BacktestRunResult(
+        result=result, curves=curves, outputs=outputs, seconds=time.perf_counter() - started
+    )

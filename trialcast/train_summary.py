@@ -1,0 +1,42 @@
+"""Printing a training job's outcome: metrics beside baselines, guards, registry."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from training.train import TrainResult, summary_table
+
+SEGMENTS = ("all", "d1", "d3", "d7", "d14", "end")
+METRICS = ("roc_auc", "log_loss", "ece", "lift_top10")
+
+
+def print_train_summary(result: TrainResult, console: Console) -> None:
+    """Print test metrics per model kind, snapshot and baseline, then what was registered."""
+    table = summary_table(result, SEGMENTS)
+    for kind, outcome in result.models.items():
+        rows = table[table["kind"] == kind]
+        view = Table(title=f"{kind} model: held-out test metrics (newest cohorts)")
+        for col in ("segment", "model", "n", *METRICS):
+            view.add_column(col, justify="left" if col in ("segment", "model") else "right")
+        for r in rows.itertuples():
+            view.add_row(
+                str(r.segment),
+                str(r.model),
+                f"{r.n:,}",
+                *(
+                    f"{getattr(r, m):.3f}" if getattr(r, m) == getattr(r, m) else "-"
+                    for m in METRICS
+                ),
+            )
+        console.print(view)
+        console.print(outcome.leakage.message())
+        console.print(outcome.base_rate.message(kind))
+        promoted = outcome.promotion.reason if outcome.promotion is not None else "champion kept"
+        console.print(
+            f"Registered [bold]{outcome.registered_name}[/] version {outcome.version} "
+            f"(alias challenger); {promoted}. MLflow run {outcome.run_id}"
+        )
+    for kind, message in result.refused.items():
+        console.print(f"[yellow]{kind} model not trained:[/] {message}")
+    console.print("Timing: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))
