@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.config import load_demo_config
 from trialcast.forecast_job import run_backtest, run_forecast
@@ -57,7 +58,7 @@ def test_run_forecast_writes_outputs(demo_small, tmp_path):
     assert len(accounts) == len(scores) and accounts["deal_value"].notna().all()
     assert set(accounts["model_version"]) == {"t1"}
     total = result.breakdown.iloc[0]
-    assert total["expected"] == accounts["expected_value"].sum()
+    assert total["expected"] == pytest.approx(accounts["expected_value"].sum(), rel=1e-9)
     assert result.recurring is not None and len(result.recurring) == 2
 
 

@@ -242,6 +242,21 @@ def benchmark_features(
     run_feature_benchmark(sizes, repeats=repeats, work_dir=work_dir, console=console)
 
 
+@app.command("benchmark-training")
+def benchmark_training(
+    accounts: Annotated[str, typer.Option(help="Demo sizes, comma-separated.")] = "10K,100K",
+    seed: Annotated[int, typer.Option(help="Demo data seed.")] = 0,
+    out: Annotated[Path, typer.Option(help="Where to write the raw results.")] = Path(
+        "data/bench/training.json"
+    ),
+) -> None:
+    """Training time and test metrics vs baselines and the truth ceiling on demo data."""
+    from trialcast.bench_training import run_training_benchmark
+
+    sizes = [_parse_count(x) for x in accounts.split(",") if x.strip()]
+    run_training_benchmark(sizes, seed=seed, out=out, console=console)
+
+
 def _parse_count(text: str) -> int:
     text = text.strip().upper()
     scale = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
