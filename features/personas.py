@@ -118,12 +118,35 @@ def assign_personas(features: pd.DataFrame) -> pd.Series:
     of active days, events per active day and the trend (fading); communication
     from inbound messages and their mean tone. The first matching rule wins.
     """
-    act = _col(features, "activation_rate_all", 0.0)
-    share = _col(features, "engagement_active_day_share_all", 0.0)
-    depth = _col(features, "engagement_events_per_active_day_all", 0.0)
-    trend = _col(features, "engagement_trend_7d", 0.0)
-    inbound = _col(features, "comm_inbound_all", 0.0)
-    tone = _col(features, "comm_sentiment_mean_all", 0.0)
+    names = assign_persona_names({c: _col(features, c, 0.0) for c in PERSONA_INPUTS})
+    return pd.Series(
+        pd.Categorical(names, categories=list(PERSONAS)), index=features.index, name="persona"
+    )
+
+
+#: The feature columns the persona rules read (missing values count as 0).
+PERSONA_INPUTS = (
+    "activation_rate_all",
+    "engagement_active_day_share_all",
+    "engagement_events_per_active_day_all",
+    "engagement_trend_7d",
+    "comm_inbound_all",
+    "comm_sentiment_mean_all",
+)
+
+
+def assign_persona_names(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """``assign_personas`` on plain arrays (the rules themselves; no pandas, for the service).
+
+    Args:
+        columns: each of ``PERSONA_INPUTS`` as a float array, missing values as 0.
+    """
+    act = columns["activation_rate_all"]
+    share = columns["engagement_active_day_share_all"]
+    depth = columns["engagement_events_per_active_day_all"]
+    trend = columns["engagement_trend_7d"]
+    inbound = columns["comm_inbound_all"]
+    tone = columns["comm_sentiment_mean_all"]
 
     act_high, act_low = act >= HIGH_ACTIVATION, act < LOW_ACTIVATION
     fading = trend <= FADING_TREND
@@ -144,10 +167,7 @@ def assign_personas(features: pd.DataFrame) -> pd.Series:
         # the making, the quiet ones like Silent Successes.
         (talks, "Golden Leads"),
     ]
-    names = np.select([c for c, _ in rules], [n for _, n in rules], default="Silent Successes")
-    return pd.Series(
-        pd.Categorical(names, categories=list(PERSONAS)), index=features.index, name="persona"
-    )
+    return np.select([c for c, _ in rules], [n for _, n in rules], default="Silent Successes")
 
 
 def persona_chance(personas: pd.Series) -> pd.Series:
@@ -175,17 +195,29 @@ _OPS = {
 def compute_pql(features: pd.DataFrame, config: CompanyConfig) -> pd.Series:
     """Product-qualified lead flag: every configured PQL condition holds (False if none)."""
     conditions = config.pql.conditions
-    if not conditions:
-        return pd.Series(False, index=features.index, name="pql")
-    flag = pd.Series(True, index=features.index)
     for cond in conditions:
         if cond.feature not in features.columns:
             raise KeyError(
                 f"PQL condition uses feature {cond.feature!r}, which is not built; "
                 "check [pql.conditions] in the config against `trialcast features --list`"
             )
-        values = features[cond.feature]
+    columns = {c.feature: features[c.feature].to_numpy() for c in conditions}
+    flag = compute_pql_values(columns, config, len(features))
+    return pd.Series(flag, index=features.index, name="pql")
+
+
+def compute_pql_values(columns: dict[str, np.ndarray], config: CompanyConfig, n: int) -> np.ndarray:
+    """``compute_pql`` on plain arrays (one per condition feature; no pandas, for the service).
+
+    Numeric conditions compare the values as floats (missing is NaN: never true,
+    except for ``!=``); text conditions compare ``str(value)``.
+    """
+    flag = np.ones(n, dtype=bool)
+    for cond in config.pql.conditions:
+        raw = columns[cond.feature]
         if isinstance(cond.value, str):
-            values = values.astype(str)
-        flag &= _OPS[cond.op](values, cond.value).fillna(False).astype(bool)
-    return flag.rename("pql")
+            values = np.array([str(v) for v in raw], dtype=object)
+        else:
+            values = np.asarray(pd.to_numeric(raw, errors="coerce"), dtype=np.float64)
+        flag &= np.asarray(_OPS[cond.op](values, cond.value), dtype=bool)
+    return flag

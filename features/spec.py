@@ -10,6 +10,7 @@ with the model (as JSON) and is never re-fitted at scoring time.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -57,22 +58,43 @@ def fit_feature_spec(tables: Tables, config: CompanyConfig) -> FeatureSpec:
 
     Fit on the training data only, then reuse the spec everywhere else.
     """
-    k = config.engagement.top_k_event_types
     counts = tables.events["event"].value_counts(sort=False)
-    counts = counts[counts > 0]
-    # Most frequent first; ties broken by name so the spec is deterministic.
-    order = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-    top = [str(name) for name, _ in order[:k]]
     levels: dict[str, list[str]] = {}
     for col in config.firmographics.categorical:
         if col in tables.accounts.columns:
             values = tables.accounts[col].dropna().astype(str)
-            levels[col] = sorted(pd.unique(values).tolist())
-        else:
-            levels[col] = []
+            levels[col] = pd.unique(values).tolist()
+    return feature_spec_from_counts(counts, levels, config)
+
+
+def feature_spec_from_counts(
+    counts: pd.Series, levels: Mapping[str, Iterable[str]], config: CompanyConfig
+) -> FeatureSpec:
+    """The spec from event-type counts and the categorical values seen.
+
+    The one place the spec's choices are made: ``fit_feature_spec`` calls it on
+    one machine's tables, the distributed feature job on counts and levels
+    gathered from every partition, so both paths choose identically.
+
+    Args:
+        counts: events per event-type name (any order; zero counts are ignored).
+        levels: for each categorical firmographic present in the accounts, the
+            values seen (any order, duplicates allowed); a configured column
+            that is absent gets no levels.
+        config: the company config (top-K and the categorical columns).
+    """
+    k = config.engagement.top_k_event_types
+    counts = counts[counts > 0]
+    # Most frequent first; ties broken by name so the spec is deterministic.
+    order = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+    top = [str(name) for name, _ in order[:k]]
+    chosen = {
+        col: sorted({str(v) for v in levels.get(col, ())})
+        for col in config.firmographics.categorical
+    }
     return FeatureSpec(
         top_event_types=top,
         event_slugs=unique_slugs(top),
-        categorical_levels=levels,
+        categorical_levels=chosen,
         config_hash=config.config_hash(),
     )

@@ -107,7 +107,7 @@ def _sql_type(series: pd.Series) -> Any:
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     out = frame.astype(object).where(frame.notna(), None)
-    records = out.to_dict(orient="records")
+    records: list[dict[str, Any]] = out.to_dict(orient="records")  # type: ignore[assignment]
     for rec in records:
         for key, value in rec.items():
             if isinstance(value, pd.Timestamp):

@@ -229,7 +229,7 @@ def forecast_new_revenue(
             tolerance,
         )
         rows.append(
-            {"dimension": "month", "segment": pd.Timestamp(month).strftime("%Y-%m"), **summary}
+            {"dimension": "month", "segment": pd.Timestamp(str(month)).strftime("%Y-%m"), **summary}
         )
     for col in segments:
         if col not in trials.columns:
@@ -306,5 +306,5 @@ def forecast_recurring_revenue(
                     **summary,
                 }
             )
-    cols = ["dimension", "segment", "measure", "mrr"] + SUMMARY_COLUMNS[2:]
+    cols = ["dimension", "segment", "measure", "mrr", *SUMMARY_COLUMNS[2:]]
     return pd.DataFrame(rows, columns=cols)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +43,7 @@ def build_bench_scores(n: int, seed: int = 0) -> tuple[pd.DataFrame, ConversionT
     return scores, ConversionTiming(tau=tau, window_days=30.0)
 
 
-def _timed(fn, repeat: int = 3) -> tuple[float, object]:
+def _timed(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from serving.artifact import ARTIFACT_KEY
 from training.model import TrialcastModel
 
-ARTIFACT_KEY = "trialcast_model"
 #: The models-from-code file MLflow runs to build the pyfunc (no pickling).
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
 

@@ -10,7 +10,6 @@ promoting one that lost needs ``force=True``.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,22 +19,29 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from features.config import CompanyConfig
+from serving import model_store
+from serving.model_store import registered_name
 from training.model import TrialcastModel
-from training.pyfunc import ARTIFACT_KEY
 from training.settings import resolve_tracking_uri
 from training.tracking import use_tracking_uri
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 
-
-def registered_name(config: CompanyConfig, kind: str) -> str:
-    """The registered model name of ``kind`` (from ``[registry]``)."""
-    if kind == "conversion":
-        return config.registry.conversion_model
-    if kind == "churn":
-        return config.registry.churn_model
-    raise ValueError(f"unknown model kind {kind!r}")
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PromotionResult",
+    "decide_promotion",
+    "download_model_files",
+    "load_model_version",
+    "load_registered_model",
+    "promote",
+    "register_version",
+    "registered_name",
+    "set_champion",
+    "version_by_alias",
+]
 
 
 def register_version(
@@ -140,16 +146,10 @@ def promote(
 
 def download_model_files(client: MlflowClient, name: str, alias: str, dest: str | Path) -> Path:
     """Download the ``trialcast_model`` files of ``name@alias`` into ``dest``; returns their folder."""
-    version = client.get_model_version_by_alias(name, alias)
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version.version}", dst_path=str(dest)
+    folder, _ = model_store.download_model_files(
+        client, name, alias, dest, tracking_uri=mlflow.get_tracking_uri()
     )
-    found = list(Path(local).rglob("calibration.json"))
-    if not found:
-        raise FileNotFoundError(
-            f"{name}@{alias} has no {ARTIFACT_KEY} files (not a trialcast model?)"
-        )
-    return found[0].parent
+    return folder
 
 
 def load_registered_model(
@@ -167,5 +167,7 @@ def load_registered_model(
 
 def load_model_version(client: MlflowClient, name: str, alias: str) -> TrialcastModel:
     """Load ``name@alias`` with an open client (see ``use_tracking_uri``)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return TrialcastModel.load(download_model_files(client, name, alias, tmp))
+    model, _ = model_store.fetch_registered_model(
+        client, name, alias, tracking_uri=mlflow.get_registry_uri()
+    )
+    return model

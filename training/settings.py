@@ -2,8 +2,8 @@
 
 Precedence (first wins): an explicit argument, the ``TRIALCAST_TRACKING_URI``
 environment variable, ``[registry].tracking_uri`` in the company config, and the
-default SQLite store ``sqlite:///<project>/models/mlflow.db``. Any MLflow tracking
-URI works (SQLite, PostgreSQL, an MLflow server).
+default SQLite store ``sqlite:///<project>/models/mlflow.db`` (the rule lives in
+``features.settings`` so serving shares it without importing training).
 
 Artifacts (plots, model files) go to ``TRIALCAST_ARTIFACT_ROOT`` if set; for a
 SQLite store, next to the database file (``<db folder>/artifacts``); otherwise
@@ -16,35 +16,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from features.config import CompanyConfig
+from features.settings import (
+    ENV_TRACKING_URI,
+    MODELS_DIR,
+    default_tracking_uri,
+    resolve_tracking_uri,
+)
 
-ENV_TRACKING_URI = "TRIALCAST_TRACKING_URI"
+__all__ = [
+    "ENV_ARTIFACT_ROOT",
+    "ENV_TRACKING_URI",
+    "MODELS_DIR",
+    "default_tracking_uri",
+    "resolve_artifact_location",
+    "resolve_tracking_uri",
+]
+
 ENV_ARTIFACT_ROOT = "TRIALCAST_ARTIFACT_ROOT"
-MODELS_DIR = "models"
-
-
-def default_tracking_uri(project_dir: str | Path | None = None) -> str:
-    """``sqlite:///<project>/models/mlflow.db`` (the folder is created)."""
-    models = Path(project_dir or Path.cwd()).resolve() / MODELS_DIR
-    models.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{models / 'mlflow.db'}"
-
-
-def resolve_tracking_uri(
-    config: CompanyConfig | None = None,
-    explicit: str | None = None,
-    *,
-    project_dir: str | Path | None = None,
-) -> str:
-    """The tracking URI to use (see the module docstring for the precedence)."""
-    if explicit:
-        return explicit
-    env = os.environ.get(ENV_TRACKING_URI)
-    if env:
-        return env
-    if config is not None and config.registry.tracking_uri:
-        return config.registry.tracking_uri
-    return default_tracking_uri(project_dir)
 
 
 def resolve_artifact_location(tracking_uri: str, *, project_dir: str | Path | None = None) -> str:

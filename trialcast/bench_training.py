@@ -30,6 +30,10 @@ def run_training_benchmark(
     for n in sizes:
         with console.status(f"{n:,} accounts: generating demo data..."):
             demo = generate_demo_data(n, seed=seed)
+
+        def say(msg: str, n: int = n) -> None:
+            console.print(f"[dim]{n:,}: {msg}[/]")
+
         with tempfile.TemporaryDirectory() as store:
             t0 = time.perf_counter()
             result = train_models(
@@ -37,7 +41,7 @@ def run_training_benchmark(
                 demo.tables,
                 truth=demo.truth,
                 tracking_uri=f"sqlite:///{store}/mlflow.db",
-                progress=lambda msg, n=n: console.print(f"[dim]{n:,}: {msg}[/]"),
+                progress=say,
             )
             wall = time.perf_counter() - t0
         for kind, outcome in result.models.items():
@@ -81,8 +85,7 @@ def _print(results: list[dict], console: Console) -> None:
             "gap log loss",
         ):
             table.add_column(col, justify="right")
-        for r in part.itertuples():
-            d = r._asdict()
+        for d in part.to_dict("records"):
 
             def trio(name: str, d: dict = d) -> str:
                 key = f"{name}_roc_auc"
@@ -93,8 +96,8 @@ def _print(results: list[dict], console: Console) -> None:
             gap_auc = d.get("ceiling_roc_auc", float("nan")) - d["model_roc_auc"]
             gap_ll = d["model_log_loss"] - d.get("ceiling_log_loss", float("nan"))
             table.add_row(
-                str(r.segment),
-                f"{r.n:,}",
+                str(d["segment"]),
+                f"{d['n']:,}",
                 trio("model"),
                 trio("ceiling"),
                 trio("logistic"),

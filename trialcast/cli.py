@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 from features.config import ConfigError, demo_config_text, load_config
+from trialcast.milestones_job import milestones_command
+from trialcast.retrain_job import retrain_command
 
 app = typer.Typer(
     help="trialcast: which trials convert, which customers churn, why, and what it means for revenue.",
@@ -197,6 +199,37 @@ def promote_cmd(
     cfg = _load_or_fail(config)
     outcome = promote(cfg, kind, version=version, tracking_uri=tracking_uri, force=force)
     console.print(outcome.reason)
+
+
+@app.command("backtest")
+def backtest(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: <config folder>/backtest).")
+    ] = None,
+    cohort: Annotated[
+        list[str] | None, typer.Option(help="Cohort month(s) YYYY-MM (default: all).")
+    ] = None,
+) -> None:
+    """Rolling-origin backtest of the revenue forecast over past monthly cohorts."""
+    from features.loaders import load_tables
+    from features.validation import InputError
+    from trialcast.forecast_job import run_backtest
+    from trialcast.summary import print_backtest_summary
+
+    cfg = _load_or_fail(config)
+    try:
+        with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
+            tables = load_tables(cfg).tables
+            result = run_backtest(cfg, tables, out or config.parent / "backtest", cohorts=cohort)
+    except InputError as exc:
+        _fail(str(exc))
+        return
+    print_backtest_summary(result, console)
+
+
+app.command("retrain")(retrain_command)
+app.command("milestones")(milestones_command)
 
 
 @app.command("demo")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
 from features.pipeline import FeatureRunResult
+
+if TYPE_CHECKING:
+    from trialcast.forecast_job import BacktestRunResult
 
 
 def print_feature_summary(result: FeatureRunResult, console: Console | None = None) -> None:
@@ -62,3 +67,30 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     console.print("\n[bold]Outputs[/]")
     for name, path in result.outputs.items():
         console.print(f"  {name:<22} {path}")
+
+
+def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
+    """Per-cohort forecast vs actual, then MAPE and P10-P90 coverage."""
+    table = Table(title="Backtest: forecast at each cohort's month end vs actual revenue")
+    for col in ("cohort", "trials", "forecast", "P10", "P90", "actual", "error", "inside"):
+        table.add_column(col, justify="right")
+    for r in run.result.cohorts.itertuples():
+        table.add_row(
+            str(r.cohort),
+            f"{r.n_trials:,}",
+            f"{r.forecast:,.0f}",
+            f"{r.p10:,.0f}",
+            f"{r.p90:,.0f}",
+            f"{r.actual:,.0f}",
+            f"{r.error_pct:+.1f}%",
+            "yes" if r.inside else "no",
+        )
+    console.print(table)
+    s = run.result.summary
+    console.print(
+        f"MAPE {s.get('mape', float('nan')):.2f}%, P10-P90 coverage {s.get('coverage', float('nan')):.0f}% "
+        f"over {s.get('n_cohorts', 0):.0f} cohorts; cohorts of 500+ trials: MAPE "
+        f"{s.get('mape_500', float('nan')):.2f}%, coverage {s.get('coverage_500', float('nan')):.0f}%"
+    )
+    for name, path in run.outputs.items():
+        console.print(f"  {name:<24} {path}")

@@ -1,0 +1,43 @@
+"""Environment settings shared by training and serving: where models are tracked.
+
+Precedence for the MLflow tracking URI (first wins): an explicit argument, the
+``TRIALCAST_TRACKING_URI`` environment variable, ``[registry].tracking_uri`` in
+the company config, and the default SQLite store
+``sqlite:///<project>/models/mlflow.db``. Any MLflow tracking URI works (SQLite,
+PostgreSQL, an MLflow server). It lives here, below both ``training`` and
+``serving``, so the two cannot disagree about where the models are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from features.config import CompanyConfig
+
+ENV_TRACKING_URI = "TRIALCAST_TRACKING_URI"
+MODELS_DIR = "models"
+
+
+def default_tracking_uri(project_dir: str | Path | None = None) -> str:
+    """``sqlite:///<project>/models/mlflow.db`` (the folder is created)."""
+    models = Path(project_dir or Path.cwd()).resolve() / MODELS_DIR
+    models.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{models / 'mlflow.db'}"
+
+
+def resolve_tracking_uri(
+    config: CompanyConfig | None = None,
+    explicit: str | None = None,
+    *,
+    project_dir: str | Path | None = None,
+) -> str:
+    """The tracking URI to use (see the module docstring for the precedence)."""
+    if explicit:
+        return explicit
+    env = os.environ.get(ENV_TRACKING_URI)
+    if env:
+        return env
+    if config is not None and config.registry.tracking_uri:
+        return config.registry.tracking_uri
+    return default_tracking_uri(project_dir)

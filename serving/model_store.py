@@ -1,0 +1,213 @@
+"""Load the registered models for scoring, with a local copy of the last good one.
+
+The service and the batch scoring job load ``<registered name>@<alias>``
+(``champion`` unless ``TRIALCAST_MODEL_ALIAS`` says otherwise) from the MLflow
+registry at the tracking URI that training used (``features.settings``). Every
+successful load also writes the model files to
+``models/serving_cache/<name>/<alias>/`` (``TRIALCAST_SERVING_CACHE`` moves the
+root), so that a restart while the registry is down (database unreachable, file
+moved) still serves the last good model instead of failing; the result says
+which source it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from features.config import CompanyConfig
+from features.settings import MODELS_DIR, resolve_tracking_uri
+from serving.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
+
+log = logging.getLogger("trialcast.serving")
+
+ENV_MODEL_ALIAS = "TRIALCAST_MODEL_ALIAS"
+ENV_SERVING_CACHE = "TRIALCAST_SERVING_CACHE"
+DEFAULT_ALIAS = "champion"
+CACHE_DIR = "serving_cache"
+META_FILE = "registry.json"
+_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+class ModelUnavailableError(RuntimeError):
+    """Neither the registry nor the local cache could provide the model."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to score, and where it came from.
+
+    Attributes:
+        model: the booster plus calibration.
+        kind: ``"conversion"`` or ``"churn"``.
+        name: registered model name.
+        version: registered version number (text).
+        alias: the alias it was loaded by.
+        source: ``"registry"`` or ``"cache"`` (the registry was unreachable).
+        detail: why the cache was used (empty when loaded from the registry).
+    """
+
+    model: TrialcastModel
+    kind: str
+    name: str
+    version: str
+    alias: str
+    source: str
+    detail: str = ""
+
+
+def registered_name(config: CompanyConfig, kind: str) -> str:
+    """The registered model name of ``kind`` (from ``[registry]``)."""
+    if kind == "conversion":
+        return config.registry.conversion_model
+    if kind == "churn":
+        return config.registry.churn_model
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def resolve_alias(explicit: str | None = None) -> str:
+    """The alias to serve: ``explicit``, else ``TRIALCAST_MODEL_ALIAS``, else ``champion``."""
+    return explicit or os.environ.get(ENV_MODEL_ALIAS) or DEFAULT_ALIAS
+
+
+def resolve_cache_root(explicit: str | Path | None = None) -> Path:
+    """Root of the last-good-model cache: ``explicit``, ``TRIALCAST_SERVING_CACHE``,
+    else ``<cwd>/models/serving_cache``."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(ENV_SERVING_CACHE)
+    return Path(env) if env else Path.cwd() / MODELS_DIR / CACHE_DIR
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail fast (instead of letting MLflow create an empty store) for a missing SQLite file."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if uri.startswith("sqlite:////"):
+            path = Path("/" + str(path).lstrip("/"))
+        if not path.exists():
+            raise FileNotFoundError(f"the registry database {path} does not exist")
+
+
+def download_model_files(
+    client: MlflowClient, name: str, alias: str, dest: str | Path, *, tracking_uri: str
+) -> tuple[Path, ModelVersion]:
+    """Download the ``trialcast_model`` files of ``name@alias`` into ``dest``.
+
+    Returns:
+        The folder holding ``booster.txt`` / ``calibration.json`` and the version.
+    """
+    version = client.get_model_version_by_alias(name, alias)
+    saved = os.environ.get(_PROGRESS_BAR_ENV)
+    os.environ[_PROGRESS_BAR_ENV] = "false"  # no download bars in service logs
+    try:
+        # The version's storage location, resolved through this client: a
+        # ``models:/`` URI would be resolved against MLflow's global registry URI.
+        location = client.get_model_version_download_uri(name, str(version.version))
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(dest), tracking_uri=tracking_uri
+        )
+    finally:
+        if saved is None:
+            os.environ.pop(_PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[_PROGRESS_BAR_ENV] = saved
+    found = sorted(Path(local).rglob(CALIBRATION_FILE))
+    if not found:
+        raise FileNotFoundError(
+            f"{name}@{alias} has no {ARTIFACT_KEY} files (not a trialcast model?)"
+        )
+    return found[0].parent, version
+
+
+def fetch_registered_model(
+    client: MlflowClient, name: str, alias: str, *, tracking_uri: str
+) -> tuple[TrialcastModel, str]:
+    """Load ``name@alias`` through an open client; returns the model and its version."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, version = download_model_files(client, name, alias, tmp, tracking_uri=tracking_uri)
+        return TrialcastModel.load(folder), str(version.version)
+
+
+def _cache_folder(root: Path, name: str, alias: str) -> Path:
+    return root / name / alias
+
+
+def save_to_cache(model: TrialcastModel, root: Path, name: str, alias: str, version: str) -> Path:
+    """Write ``model`` as the last good ``name@alias`` (atomically: a new folder, then a rename)."""
+    target = _cache_folder(root, name, alias)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
+    model.save(staging)
+    meta = {"name": name, "alias": alias, "version": version, "saved_at": time.time()}
+    (staging / META_FILE).write_text(json.dumps(meta, indent=2))
+    old = target.with_name(f".{alias}-old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_from_cache(root: Path, name: str, alias: str) -> tuple[TrialcastModel, str]:
+    """The last good ``name@alias`` and its version; raises ``FileNotFoundError`` if none."""
+    folder = _cache_folder(root, name, alias)
+    if not all((folder / f).exists() for f in MODEL_FILES):
+        raise FileNotFoundError(f"no cached copy of {name}@{alias} under {folder}")
+    meta = json.loads((folder / META_FILE).read_text())
+    return TrialcastModel.load(folder), str(meta.get("version", "?"))
+
+
+def load_serving_model(
+    config: CompanyConfig,
+    kind: str,
+    *,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
+    cache_root: str | Path | None = None,
+) -> LoadedModel:
+    """``<registered name of kind>@alias`` from the registry, or else the local cache.
+
+    Args:
+        config: the company config (registered names, configured tracking URI).
+        kind: ``"conversion"`` or ``"churn"``.
+        alias: alias to load (default: ``resolve_alias()``).
+        tracking_uri: explicit URI (default: ``features.settings.resolve_tracking_uri``).
+        cache_root: where the last good copies live (default: ``resolve_cache_root()``).
+
+    Raises:
+        ModelUnavailableError: the registry failed and no cached copy exists.
+    """
+    name = registered_name(config, kind)
+    alias = resolve_alias(alias)
+    root = resolve_cache_root(cache_root)
+    uri = resolve_tracking_uri(config, tracking_uri)
+    try:
+        _check_reachable(uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        model, version = fetch_registered_model(client, name, alias, tracking_uri=uri)
+    except Exception as exc:  # any registry failure: fall back to the last good copy
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        try:
+            model, version = load_from_cache(root, name, alias)
+        except FileNotFoundError as missing:
+            raise ModelUnavailableError(
+                f"cannot load {name}@{alias}: registry failed ({reason}) and {missing}"
+            ) from exc
+        log.warning("registry failed (%s); serving cached %s@%s v%s", reason, name, alias, version)
+        return LoadedModel(model, kind, name, version, alias, "cache", reason)
+    try:
+        save_to_cache(model, root, name, alias, version)
+    except OSError as exc:  # a read-only disk must not stop serving
+        log.warning("could not cache %s@%s: %s", name, alias, exc)
+    return LoadedModel(model, kind, name, version, alias, "registry")

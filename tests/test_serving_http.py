@@ -1,0 +1,404 @@
+"""The real scoring service over HTTP: models trained into a temporary MLflow store,
+``bentoml serve`` in a subprocess, requests from the outside (and a headless Chromium)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from scipy.special import expit
+
+from features.build import FeatureBuilder
+from features.config import load_demo_config
+from features.demo_data import generate_demo_data
+from serving.batch import score_accounts, write_scores
+from serving.model_store import ModelUnavailableError, load_serving_model
+from serving.scoring import load_scoring_models
+from training.train import train_models
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "test-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AS_OF = pd.Timestamp("2026-10-15")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Demo data, both models trained and registered, and a batch-scored snapshot."""
+    root = tmp_path_factory.mktemp("serving")
+    demo = generate_demo_data(2500, seed=7)
+    config = load_demo_config()
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    builder = FeatureBuilder.from_tables(demo.tables, config)
+    train_models(config, builder, tracking_uri=uri)
+    models = load_scoring_models(config, tracking_uri=uri, cache_root=str(root / "cache"))
+    scores_path = write_scores(
+        score_accounts(config, demo.tables, models, as_of=AS_OF), root / "scores.parquet"
+    )
+    return {
+        "root": root,
+        "uri": uri,
+        "config": config,
+        "tables": demo.tables,
+        "models": models,
+        "scores": pd.read_parquet(scores_path),
+        "scores_path": scores_path,
+    }
+
+
+@pytest.fixture(scope="module")
+def server(store):
+    """``bentoml serve serving.service:TrialcastService`` on a free loopback port."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TRIALCAST_API_TOKEN": TOKEN,
+        "TRIALCAST_TRACKING_URI": store["uri"],
+        "TRIALCAST_SERVING_CACHE": str(store["root"] / "cache"),
+        "TRIALCAST_SCORES_PATH": str(store["scores_path"]),
+        "TRIALCAST_MAX_REQUEST_BYTES": str(2 * 1024 * 1024),
+    }
+    log = open(store["root"] / "server.log", "wb")  # noqa: SIM115 - closed below
+    bentoml = Path(sys.executable).with_name("bentoml")
+    proc = subprocess.Popen(
+        [str(bentoml), "serve", "serving.service:TrialcastService", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError((store["root"] / "server.log").read_text()[-3000:])
+            try:
+                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server not ready in 90 s")
+            time.sleep(0.25)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def _feature_records(store, n: int = 300) -> tuple[pd.DataFrame, list[dict]]:
+    """Features of ``n`` accounts at one moment (trials and paying), as frame and JSON records."""
+    builder = FeatureBuilder.from_tables(store["tables"], store["config"], store["models"].spec())
+    pos = np.linspace(0, len(builder.index.account_ids) - 1, n).astype(int)
+    moment = int(AS_OF.value // 1_000_000_000)
+    frame = builder.build(pos, np.full(n, moment)).drop(columns=["as_of"])
+    raw = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return frame, json.loads(json.dumps(raw))
+
+
+def test_probes_are_open_and_everything_else_needs_the_token(server):
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert requests.get(server + path, timeout=5).status_code == 200, path
+    for path in ("/info", "/accounts", "/docs.json", "/"):
+        r = requests.get(server + path, timeout=5)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
+        assert requests.get(server + path, headers=AUTH, timeout=5).status_code == 200, path
+    r = requests.post(server + "/score", json={"accounts": []}, timeout=5)
+    assert r.status_code == 401
+    bad = {"Authorization": "Bearer " + "x" * len(TOKEN)}
+    assert requests.post(server + "/score", json={}, headers=bad, timeout=5).status_code == 401
+    info = requests.get(server + "/info", headers=AUTH, timeout=5).json()
+    assert {m["kind"]: m["source"] for m in info["models"]} == {
+        "conversion": "registry",
+        "churn": "registry",
+    }
+    assert "bentoml_service_request_total" in requests.get(server + "/metrics", timeout=5).text
+
+
+def test_scores_and_reasons_are_exact_and_match_the_models(server, store):
+    frame, records = _feature_records(store)
+    models = store["models"]
+    paying = frame["customer_days_paying"].notna().to_numpy()
+    assert 0 < paying.sum() < len(paying)  # both kinds of account are covered
+    body = [
+        {"account_id": str(i), "features": r, "deal_value": 1000.0} for i, r in zip(frame.index, records, strict=True)
+    ]  # fmt: skip
+    got: list[dict] = []
+    for start in range(0, len(body), 100):
+        r = requests.post(
+            server + "/score",
+            json={"accounts": body[start : start + 100], "explain_all": True},
+            headers=AUTH,
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        got.extend(r.json())
+    p_convert = models.conversion.model.predict_proba(frame[~paying])
+    assert models.churn is not None
+    p_churn = models.churn.model.predict_proba(frame[paying])
+    served_convert = np.array([g["p_convert"] for g, p in zip(got, paying, strict=True) if not p])
+    served_churn = np.array([g["p_churn"] for g, p in zip(got, paying, strict=True) if p])
+    np.testing.assert_allclose(served_convert, p_convert, atol=1e-9)
+    np.testing.assert_allclose(served_churn, p_churn, atol=1e-9)
+    for item, is_paying in zip(got, paying, strict=True):
+        (exp,) = item["explanations"]
+        assert exp["model"] == ("churn" if is_paying else "conversion")
+        assert (item["p_churn"] is None) != is_paying and (item["p_convert"] is None) == is_paying
+        # invariant: base + every contribution == the served score, in log-odds
+        total = exp["base_value"] + sum(f["contribution"] for f in exp["all"])
+        assert abs(total - exp["logit"]) < 1e-9
+        listed = exp["positive"] + exp["negative"]
+        assert abs(exp["base_value"] + sum(f["contribution"] for f in listed) + exp["other"]
+                   - exp["logit"]) < 1e-9  # fmt: skip
+        p = item["p_churn"] if is_paying else item["p_convert"]
+        assert abs(expit(exp["logit"]) - p) < 1e-12
+        assert len(exp["positive"]) <= 5 and len(exp["negative"]) <= 5
+        assert all(f["text"] and f["code"] for f in listed)
+        assert item["persona"] and item["playbook"] and isinstance(item["pql"], bool)
+        assert exp["model_version"] == "1" and exp["model_name"].startswith("trialcast-")
+
+
+def test_adaptive_batch_endpoint_gives_the_same_scores(server, store):
+    frame, records = _feature_records(store, 60)
+    body = [
+        {"account_id": str(i), "features": r} for i, r in zip(frame.index, records, strict=True)
+    ]
+    single = requests.post(server + "/score", json={"accounts": body}, headers=AUTH, timeout=30)
+
+    def one(item: dict) -> dict:
+        r = requests.post(
+            server + "/score_batch", json={"accounts": [item]}, headers=AUTH, timeout=30
+        )
+        assert r.status_code == 200, r.text
+        return r.json()[0]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        batched = list(pool.map(one, body))
+    for a, b in zip(single.json(), batched, strict=True):
+        assert a["account_id"] == b["account_id"]
+        assert a["p_convert"] == pytest.approx(b["p_convert"], abs=1e-12, nan_ok=True) or (
+            a["p_convert"] is None and b["p_convert"] is None
+        )
+        assert a["explanations"][0]["positive"] == b["explanations"][0]["positive"]
+
+
+def test_score_events_builds_features_with_the_training_code(server, store):
+    tables, config, models = store["tables"], store["config"], store["models"]
+    scores = store["scores"]
+    account_id = str(scores["account_id"].iloc[0])
+    acc = tables.accounts[tables.accounts["account_id"] == account_id].iloc[0]
+    events = tables.events[tables.events["account_id"] == account_id]
+    comms = tables.communications[tables.communications["account_id"] == account_id]
+    iso = lambda t: None if pd.isna(t) else pd.Timestamp(t).isoformat()  # noqa: E731
+    payload = {
+        "account": {
+            "account_id": account_id,
+            "trial_start": iso(acc["trial_start"]),
+            "trial_end": iso(acc["trial_end"]),
+            "converted_at": None,  # as of AS_OF it has not converted
+            "deal_value": float(acc["deal_value"]),
+            "attributes": {c: (acc[c].item() if hasattr(acc[c], "item") else acc[c])
+                           for c in ("company_size", "industry", "country", "plan")},
+        },
+        "events": [{"event": str(e), "timestamp": iso(t), "user_id": None if pd.isna(u) else str(u)}
+                   for e, t, u in zip(events["event"], events["timestamp"], events["user_id"], strict=True)],
+        "communications": [
+            {"timestamp": iso(t), "direction": d, "channel": c,
+             "sentiment": None if pd.isna(s) else float(s), "text": None if pd.isna(x) else str(x)}
+            for t, d, c, s, x in zip(comms["timestamp"], comms["direction"], comms["channel"],
+                                     comms["sentiment"], comms["text"], strict=True)
+        ],
+        "as_of": AS_OF.isoformat(),
+    }  # fmt: skip
+    r = requests.post(server + "/score_events", json=payload, headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    # the same account in the batch snapshot (built by FeatureBuilder on the full tables)
+    row = scores[scores["account_id"] == account_id].iloc[0]
+    assert got["p_convert"] == pytest.approx(row["p_convert"], abs=1e-9)
+    assert got["persona"] == row["persona"] and got["pql"] == bool(row["pql"])
+    assert got["explanations"][0]["positive"] == json.loads(row["positive"])
+    builder = FeatureBuilder.from_tables(tables, config, models.spec())
+    frame = builder.build(builder.positions([account_id]), np.array([int(AS_OF.value // 10**9)]))
+    assert got["p_convert"] == pytest.approx(
+        float(models.conversion.model.predict_proba(frame)[0]), abs=1e-9
+    )
+
+
+def test_account_lookup_and_ranked_list(server, store):
+    scores = store["scores"]
+    first = scores.iloc[0]
+    r = requests.get(f"{server}/accounts/{first['account_id']}", headers=AUTH, timeout=5)
+    assert r.status_code == 200 and r.json()["p_convert"] == pytest.approx(first["p_convert"])
+    assert requests.get(f"{server}/accounts/nope", headers=AUTH, timeout=5).status_code == 404
+    persona = str(scores["persona"].iloc[0])
+    r = requests.get(
+        f"{server}/accounts", params={"persona": persona, "pql": "true", "limit": 50}, headers=AUTH,
+        timeout=5,
+    )  # fmt: skip
+    rows = r.json()
+    assert rows and all(x["persona"] == persona and x["pql"] for x in rows)
+    ev = [x["expected_value"] for x in rows if x["expected_value"] is not None]
+    assert ev == sorted(ev, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "names"),
+    [
+        ("/score", {"accounts": [{"account_id": "a", "features": {"bogus": 1}}]}, 400, "bogus"),
+        ("/score", {"accounts": [{"account_id": "a", "features": {"firmo_plan": 3}}]}, 400, "firmo_plan"),
+        ("/score", {"accounts": [{"account_id": "a", "features": {"activation_rate_all": "hi"}}]},
+         400, "activation_rate_all"),
+        ("/score", {"accounts": [{"account_id": "a", "features": {}}], "top_k": 999}, 400, "top_k"),
+        ("/score", {"accounts": []}, 400, "accounts"),
+        ("/score", {"accounts": [{"features": {}}]}, 400, "account_id"),
+        ("/score", {"accounts": [{"account_id": "a", "features": {}, "deal_value": -5}]}, 400, "deal_value"),
+        ("/score_batch", {"accounts": [{"account_id": "a", "features": {"nope": 1}}]}, 400, "nope"),
+        ("/score_events", {"account": {"account_id": "a", "trial_start": "2026-01-01"}}, 400, "trial_end"),
+        ("/score_events", {"account": {"account_id": "a", "trial_start": "2026-01-10",
+                                       "trial_end": "2026-01-01"}}, 400, "trial_end"),
+        ("/score_events", {"account": {"account_id": "a", "trial_start": "0001-01-01",
+                                       "trial_end": "2026-01-01"}}, 400, "trial_start"),
+        ("/score_events", {"account": {"account_id": "a", "trial_start": "2026-01-01",
+                                       "trial_end": "2026-01-15"}, "events": [{"event": "x"}]},
+         400, "timestamp"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_a_4xx_that_names_the_field(server, path, body, status, names):
+    r = requests.post(server + path, json=body, headers=AUTH, timeout=10)
+    assert r.status_code == status, r.text
+    assert names in r.text
+
+
+def test_malformed_and_oversized_requests_are_refused(server):
+    r = requests.post(server + "/score", data=b"{not json", headers={**AUTH, "Content-Type":
+                      "application/json"}, timeout=5)  # fmt: skip
+    assert r.status_code == 400
+    big = b'{"accounts": [' + b" " * (3 * 1024 * 1024) + b"]}"
+    r = requests.post(server + "/score", data=big, headers={**AUTH, "Content-Type": "application/json"},
+                      timeout=10)  # fmt: skip
+    assert r.status_code == 413
+
+    def chunks():
+        for _ in range(40):
+            yield b" " * 100_000
+
+    r = requests.post(server + "/score", data=chunks(), headers=AUTH, timeout=10)
+    assert r.status_code == 413
+
+
+def test_schemathesis_finds_no_server_error(server):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    spec = requests.get(server + "/docs.json", headers=AUTH, timeout=5).json()
+    schema = schemathesis.openapi.from_dict(spec)
+    tested = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path in ("/livez", "/readyz", "/healthz", "/metrics"):
+            continue
+        tested.append(f"{operation.method.upper()} {operation.path}")
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=12, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        def check(case):
+            response = case.call(base_url=server, headers=AUTH, timeout=30)
+            assert response.status_code < 500, (case.path, response.text[:500])
+
+        check()
+    assert {
+        "POST /score",
+        "POST /score_batch",
+        "POST /score_events",
+        "GET /accounts/{account_id}",
+    } <= set(tested)
+
+
+def test_sales_view_in_headless_chromium(server, store):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("chromium is not installed (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-dev-shm-usage"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(server + "/ui")  # not signed in: sent to the login form
+        assert driver.current_url.endswith("/ui/login")
+        driver.find_element(By.ID, "token").send_keys(TOKEN)
+        driver.find_element(By.ID, "sign-in").click()
+        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        assert len(rows) == len(store["scores"])
+        persona = str(store["scores"]["persona"].iloc[0])
+        Select(driver.find_element(By.ID, "persona-filter")).select_by_value(persona)  # submits
+        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        assert rows and {r.get_attribute("data-persona") for r in rows} == {persona}
+        Select(driver.find_element(By.ID, "pql-filter")).select_by_value("yes")
+        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        expected = store["scores"].query("persona == @persona and pql")
+        assert len(rows) == len(expected)
+        assert {r.get_attribute("data-pql") for r in rows} == {"yes"}
+        link = rows[0].find_element(By.CSS_SELECTOR, "a.account-link")
+        account_id = link.text
+        link.click()
+        assert driver.find_element(By.ID, "account-id").text == account_id
+        reasons = driver.find_elements(By.CSS_SELECTOR, "#reasons li")
+        row = store["scores"].set_index("account_id").loc[account_id]
+        texts = [f["text"] for f in json.loads(row["positive"]) + json.loads(row["negative"])]
+        assert [r.text.rsplit(" (", 1)[0][2:] for r in reasons] == texts
+        assert driver.find_element(By.CSS_SELECTOR, "#waterfall svg").get_attribute("role") == "img"
+        assert row["playbook"] in driver.find_element(By.ID, "playbook").text
+    finally:
+        driver.quit()
+
+
+def test_registry_outage_falls_back_to_the_last_good_copy(store, tmp_path):
+    config = store["config"]
+    cache = tmp_path / "cache"
+    first = load_serving_model(config, "conversion", tracking_uri=store["uri"], cache_root=cache)
+    assert first.source == "registry" and (cache / first.name / "champion").is_dir()
+    frame, _ = _feature_records(store, 50)
+    expected = first.model.predict_proba(frame)
+    dead = [
+        "postgresql+psycopg://trialcast:x@127.0.0.1:1/mlflow",  # nothing listens on port 1
+        f"sqlite:///{tmp_path / 'moved' / 'mlflow.db'}",  # the database file is gone
+    ]
+    for uri in dead:
+        t0 = time.monotonic()
+        again = load_serving_model(config, "conversion", tracking_uri=uri, cache_root=cache)
+        assert again.source == "cache" and again.version == first.version and again.detail
+        assert time.monotonic() - t0 < 30
+        np.testing.assert_array_equal(again.model.predict_proba(frame), expected)
+    with pytest.raises(ModelUnavailableError, match="registry failed"):
+        load_serving_model(config, "conversion", tracking_uri=dead[0], cache_root=tmp_path / "none")

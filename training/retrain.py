@@ -1,0 +1,708 @@
+"""The scheduled retraining job: fresh features, a challenger, a fair duel, one atomic promotion.
+
+``run_retrain`` is what ``trialcast retrain -c CONFIG`` runs from cron, a systemd
+timer or a Kubernetes CronJob (see docs/retraining.md). For each model kind:
+
+1. **Idempotency.** The input fingerprint (a hash of the tables and of the data's
+   "now") and the config hash are compared with the registry tags of the champion
+   and of the last evaluated challenger. Equal: nothing is trained; the decision
+   says so (status ``unchanged``).
+2. **Fresh features.** A new feature spec and training sets from today's tables.
+3. **Challenger.** ``training.train.train_models`` fits, logs and registers it with
+   the ``challenger`` alias (and makes it champion only when there is none yet and
+   it beats the base rate).
+4. **Duel.** Challenger and current champion are scored on the same recent holdout
+   (the newest cohorts' test part of today's training set, which the challenger
+   never saw); the champion on features built with its own feature spec.
+5. **Rule.** Promote only if the challenger beats the base rate on the holdout and
+   beats the champion's log loss by more than 0 and by at least
+   ``[model].promote_min_logloss_gain``.
+6. **Promotion.** A single ``set_registered_model_alias`` call moves ``champion``
+   (atomic in MLflow). The alias is never deleted or cleared first, so a job that
+   dies at any point leaves the previous champion in place.
+7. **Record.** A ``retrain-<id>`` MLflow run (tags and metrics per kind) and a JSON
+   decision file under ``<project>/models/retrain_decisions/`` (plus ``latest.json``).
+
+Concurrency: one file lock per registry (``filelock``, an OS-level ``flock`` that
+the kernel releases when the holder dies, so a crash never leaves a stale lock).
+By default a second job does not queue: it returns at once with status ``busy``
+("another retrain is running") and changes nothing; ``wait_seconds`` makes it wait
+that long for the lock first. Nothing here prints; ``progress`` receives one-line
+status messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from filelock import FileLock, Timeout
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features.build import FeatureBuilder
+from features.config import CompanyConfig
+from features.tables import Tables
+from training.guards import NotEnoughDataError, check_base_rate
+from training.holdout import Holdout, recent_holdout
+from training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    load_model_version,
+    registered_name,
+    set_champion,
+    version_by_alias,
+)
+from training.settings import MODELS_DIR, resolve_artifact_location, resolve_tracking_uri
+from training.tracking import get_or_create_experiment, use_tracking_uri
+from training.train import KINDS, ModelOutcome, TrainingSets, build_training_sets, train_models
+
+log = logging.getLogger("trialcast.retrain")
+
+#: Registry tag: the input fingerprint a version was trained on.
+FINGERPRINT_TAG = "retrain_fingerprint"
+#: Registry tag: the retrain job that trained a version.
+RETRAIN_ID_TAG = "retrain_id"
+#: Registry tag: what the retrain job decided about a version (set after the decision).
+DECISION_TAG = "retrain_decision"
+DECISIONS_DIR = "retrain_decisions"
+
+#: Points at which ``run_retrain`` calls ``on_stage`` (tests kill the job there).
+STAGES = ("locked", "trained", "evaluated", "promoting", "recorded")
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class KindDecision:
+    """What the job decided for one model kind, and on which numbers.
+
+    Attributes:
+        kind: ``"conversion"`` or ``"churn"``.
+        action: ``promoted``, ``kept`` (champion stays), ``unchanged`` (nothing new
+            to train) or ``refused`` (too little data; champion stays).
+        reason: one sentence saying why.
+        registered_name: the registered model.
+        champion_before, champion_after: champion version before / after the job.
+        challenger_version: the version this job registered (None if none).
+        challenger_run_id: its training run.
+        challenger_log_loss, champion_log_loss, base_rate_log_loss: on the holdout.
+        log_loss_gain: champion minus challenger log loss (positive = challenger better).
+        min_gain: the rule's required gain (``[model].promote_min_logloss_gain``).
+        challenger_roc_auc, champion_roc_auc: ranking on the holdout.
+        holdout_rows, holdout_positives: size of the holdout.
+        holdout_from: first trial start (conversion) / snapshot (churn) in the holdout.
+    """
+
+    kind: str
+    action: str
+    reason: str
+    registered_name: str
+    champion_before: str | None = None
+    champion_after: str | None = None
+    challenger_version: str | None = None
+    challenger_run_id: str | None = None
+    challenger_log_loss: float | None = None
+    champion_log_loss: float | None = None
+    base_rate_log_loss: float | None = None
+    log_loss_gain: float | None = None
+    min_gain: float = 0.0
+    challenger_roc_auc: float | None = None
+    champion_roc_auc: float | None = None
+    holdout_rows: int = 0
+    holdout_positives: int = 0
+    holdout_from: str | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.action == "promoted"
+
+
+@dataclass
+class RetrainDecision:
+    """Outcome of one ``run_retrain``.
+
+    Attributes:
+        status: ``promoted`` (some kind got a new champion), ``kept`` (trained, the
+            champions stay), ``unchanged`` (nothing new: no training), ``refused``
+            (too little data for every kind), ``busy`` (another retrain holds the
+            lock; nothing done) or ``failed`` (an error; champions untouched unless
+            a kind's promotion had already happened, see ``kinds``).
+        message: a short human summary (one line per kind).
+        retrain_id: id of this job (also on its MLflow run and registry versions).
+        started_at: UTC start time (ISO 8601).
+        fingerprint: the input fingerprint (tables + data time).
+        config_hash: the company config hash.
+        data_as_of: the data's "now" used for labels.
+        kinds: per model kind, the decision and its numbers.
+        tracking_uri: the MLflow store.
+        run_id: the ``retrain`` MLflow run (None when nothing was trained).
+        decision_path: the JSON decision file (None when busy).
+        lock_path: the lock file used.
+        seconds: wall time per step.
+        error: the error message when ``failed``.
+    """
+
+    status: str
+    message: str
+    retrain_id: str
+    started_at: str
+    fingerprint: str
+    config_hash: str
+    data_as_of: str | None
+    kinds: dict[str, KindDecision]
+    tracking_uri: str
+    run_id: str | None = None
+    decision_path: Path | None = None
+    lock_path: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return any(k.promoted for k in self.kinds.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("decision_path", "lock_path"):
+            data[key] = None if data[key] is None else str(data[key])
+        return data
+
+
+def input_fingerprint(tables: Tables, data_as_of: pd.Timestamp) -> str:
+    """SHA-256 of every table's columns, dtypes-independent values and the data time.
+
+    Row order matters (loaders read sources in a stable order). Cheap: a vectorised
+    64-bit hash per row (``pandas.util.hash_pandas_object``), about 10 ms per million
+    events.
+    """
+    digest = hashlib.sha256(str(pd.Timestamp(data_as_of)).encode())
+    for name in ("events", "accounts", "communications"):
+        frame = getattr(tables, name)
+        digest.update(f"|{name}|".encode())
+        if frame is None:
+            continue
+        digest.update(json.dumps(sorted(map(str, frame.columns))).encode())
+        ordered = frame[sorted(frame.columns, key=str)]
+        hashed = pd.util.hash_pandas_object(ordered, index=False, categorize=True)
+        digest.update(np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).tobytes())
+    return digest.hexdigest()
+
+
+def default_lock_path(config: CompanyConfig, tracking_uri: str, project_dir: Path) -> Path:
+    """``<project>/models/retrain-<registry key>.lock``: one lock per registry.
+
+    Jobs of two companies with different registries never block each other; two
+    jobs on the same registry (same tracking URI and model names) do.
+    """
+    key = "|".join([tracking_uri, config.registry.conversion_model, config.registry.churn_model])
+    return (
+        project_dir / MODELS_DIR / f"retrain-{hashlib.sha256(key.encode()).hexdigest()[:12]}.lock"
+    )
+
+
+def _now_utc() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("s")
+
+
+def _float(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def _already_done(
+    client: MlflowClient, name: str, fingerprint: str, config_hash: str
+) -> tuple[str, str | None] | None:
+    """Why ``name`` needs no retraining on this data and config (None: it does)."""
+    champion = version_by_alias(client, name, CHAMPION)
+    champion_v = str(champion.version) if champion is not None else None
+    for alias, version in (
+        (CHAMPION, champion),
+        (CHALLENGER, version_by_alias(client, name, CHALLENGER)),
+    ):
+        if version is None:
+            continue
+        tags = version.tags or {}
+        if tags.get(FINGERPRINT_TAG) != fingerprint or tags.get("config_hash") != config_hash:
+            continue
+        if alias == CHAMPION:
+            return (
+                f"champion version {champion_v} was trained on exactly this data with this "
+                "config; nothing to do",
+                champion_v,
+            )
+        if tags.get(DECISION_TAG):  # evaluated to the end (not a job that died midway)
+            return (
+                f"challenger version {version.version} was already trained and judged on "
+                f"exactly this data with this config (decision: {tags[DECISION_TAG]}); "
+                f"champion version {champion_v} stays",
+                champion_v,
+            )
+    return None
+
+
+def _judge(
+    client: MlflowClient,
+    config: CompanyConfig,
+    builder: FeatureBuilder,
+    frame: pd.DataFrame,
+    outcome: ModelOutcome,
+    decision: KindDecision,
+) -> Holdout | None:
+    """Score challenger and champion on the same holdout; fill in the numbers and the
+    verdict (``decision.action`` is ``promote?`` when the rule says promote)."""
+    cfg = config.model
+    holdout = recent_holdout(
+        frame, outcome.kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+    )
+    when = "trial_start" if outcome.kind == "conversion" else "as_of"
+    decision.holdout_rows = len(holdout.test)
+    decision.holdout_positives = int(holdout.labels.sum())
+    decision.holdout_from = str(pd.to_datetime(holdout.test[when]).min())
+    holdout.score("challenger", outcome.model)
+    base = check_base_rate(
+        holdout.labels, holdout.test["p_challenger"], float(holdout.train["label"].mean())
+    )
+    decision.challenger_log_loss = _float(base.model_log_loss)
+    decision.base_rate_log_loss = _float(base.base_log_loss)
+    try:
+        champion = load_model_version(client, decision.registered_name, CHAMPION)
+        holdout.score("champion", champion, builder)
+    except (KeyError, ValueError, OSError, MlflowException) as exc:
+        decision.action = "kept"
+        decision.reason = (
+            f"champion version {decision.champion_before} could not be scored on the new "
+            f"holdout ({exc}); it stays. Promote by hand if the challenger should replace it: "
+            f"`trialcast promote -c CONFIG --kind {outcome.kind} "
+            f"--version {decision.challenger_version} --force`"
+        )
+        return holdout
+    metrics = holdout.metrics()
+    overall = metrics[metrics["segment"] == "all"].set_index("model")
+    decision.challenger_roc_auc = _float(float(overall.loc["challenger", "roc_auc"]))  # type: ignore[arg-type]
+    decision.champion_roc_auc = _float(float(overall.loc["champion", "roc_auc"]))  # type: ignore[arg-type]
+    champion_ll = holdout.log_loss("champion")
+    decision.champion_log_loss = _float(champion_ll)
+    gain = champion_ll - base.model_log_loss
+    decision.log_loss_gain = _float(gain)
+    numbers = (
+        f"holdout log loss challenger v{decision.challenger_version} "
+        f"{base.model_log_loss:.4f} vs champion v{decision.champion_before} {champion_ll:.4f} "
+        f"(gain {gain:+.4f}, rule >= {cfg.promote_min_logloss_gain:g}) on "
+        f"{decision.holdout_rows:,} rows"
+    )
+    if not base.beats:
+        decision.action, decision.reason = (
+            "kept",
+            f"challenger does not beat the base rate ({base.model_log_loss:.4f} vs "
+            f"{base.base_log_loss:.4f}); never promoted. {numbers}",
+        )
+    elif gain <= 0 or gain < cfg.promote_min_logloss_gain:
+        decision.action, decision.reason = "kept", f"champion stays: {numbers}"
+    else:
+        decision.action, decision.reason = "promote?", f"challenger is better: {numbers}"
+    return holdout
+
+
+def _record_run(
+    client: MlflowClient,
+    config: CompanyConfig,
+    decision: RetrainDecision,
+    tracking_uri: str,
+    project_dir: Path,
+) -> str:
+    experiment_id = get_or_create_experiment(
+        client,
+        config.registry.experiment,
+        resolve_artifact_location(tracking_uri, project_dir=project_dir),
+    )
+    tags = {
+        "trialcast.retrain": "true",
+        "trialcast.retrain_id": decision.retrain_id,
+        "retrain.status": decision.status,
+        "retrain.fingerprint": decision.fingerprint,
+        "config_hash": decision.config_hash,
+        "company": config.company,
+        "data_as_of": str(decision.data_as_of),
+    }
+    metrics: dict[str, float] = {f"seconds_{k}": v for k, v in decision.seconds.items()}
+    for kind, kd in decision.kinds.items():
+        tags[f"{kind}.action"] = kd.action
+        tags[f"{kind}.reason"] = kd.reason[:4900]
+        for key in ("champion_before", "champion_after", "challenger_version", "challenger_run_id"):
+            value = getattr(kd, key)
+            if value is not None:
+                tags[f"{kind}.{key}"] = str(value)
+        metrics[f"{kind}.promoted"] = float(kd.promoted)
+        metrics[f"{kind}.holdout_rows"] = float(kd.holdout_rows)
+        for key in (
+            "challenger_log_loss",
+            "champion_log_loss",
+            "base_rate_log_loss",
+            "log_loss_gain",
+            "challenger_roc_auc",
+            "champion_roc_auc",
+        ):
+            value = getattr(kd, key)
+            if value is not None:
+                metrics[f"{kind}.{key}"] = float(value)
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"retrain-{decision.retrain_id}"
+    ) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(decision.to_dict(), "retrain_decision.json")
+        return str(run.info.run_id)
+
+
+def _summarise(kinds: dict[str, KindDecision]) -> tuple[str, str]:
+    actions = {k.action for k in kinds.values()}
+    if "promoted" in actions:
+        status = "promoted"
+    elif actions == {"unchanged"}:
+        status = "unchanged"
+    elif actions == {"refused"}:
+        status = "refused"
+    else:
+        status = "kept"
+    message = "\n".join(f"{k.kind}: {k.action}: {k.reason}" for k in kinds.values())
+    return status, message
+
+
+def _write_decision(decision: RetrainDecision, decisions_dir: Path, started: pd.Timestamp) -> Path:
+    path = decisions_dir / f"{started:%Y%m%dT%H%M%SZ}-{decision.retrain_id}.json"
+    decision.decision_path = path
+    _write_json_atomic(path, decision.to_dict())
+    _write_json_atomic(decisions_dir / "latest.json", decision.to_dict())
+    return path
+
+
+def _lock_owner(lock_path: Path) -> str:
+    try:
+        info = json.loads(lock_path.with_suffix(".owner").read_text())
+        return f" (pid {info['pid']} on {info['host']}, started {info['started_at']})"
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
+def run_retrain(
+    config: CompanyConfig,
+    tables: Tables | Callable[[], Tables],
+    *,
+    tracking_uri: str | None = None,
+    lock_path: str | Path | None = None,
+    now: pd.Timestamp | str | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    wait_seconds: float = 0.0,
+    project_dir: str | Path | None = None,
+    decisions_dir: str | Path | None = None,
+    truth: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RetrainDecision:
+    """Retrain, judge the challenger against the champion, promote only if it is better.
+
+    Args:
+        config: the company config (``[model]`` rule, ``[registry]`` names).
+        tables: the fresh tables, or a function loading them (called only once the
+            lock is held, so a ``busy`` job does not load anything).
+        tracking_uri: MLflow store (else ``TRIALCAST_TRACKING_URI`` / config / default).
+        lock_path: the lock file (default ``<project>/models/retrain-<registry>.lock``).
+        now: the data's "now" for labels (default: the latest timestamp in the data).
+        kinds: which models to retrain.
+        wait_seconds: how long to wait for a running retrain to finish (0: do not
+            wait, return ``busy``).
+        project_dir: where ``models/`` lives (default: the working directory).
+        decisions_dir: where decision files go (default ``<project>/models/retrain_decisions``).
+        truth: demo truth table (adds the ceiling to the training run's metrics).
+        progress: called with one-line status messages.
+        on_stage: called with each name in ``STAGES`` as the job passes it (hooks for
+            monitoring and for the crash tests).
+
+    Returns:
+        The decision (also written as JSON and, when something was trained, logged
+        as a ``retrain`` MLflow run).
+    """
+    started = _now_utc()
+    t0 = time.perf_counter()
+    project = Path(project_dir).resolve() if project_dir is not None else Path.cwd().resolve()
+    uri = resolve_tracking_uri(config, tracking_uri, project_dir=project)
+    lock_file = (
+        Path(lock_path) if lock_path is not None else default_lock_path(config, uri, project)
+    )
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    out_dir = (
+        Path(decisions_dir) if decisions_dir is not None else project / MODELS_DIR / DECISIONS_DIR
+    )
+    retrain_id = uuid.uuid4().hex[:12]
+    config_hash = config.config_hash()
+
+    def say(message: str) -> None:
+        log.info(message)
+        if progress is not None:
+            progress(message)
+
+    def stage(name: str) -> None:
+        if on_stage is not None:
+            on_stage(name)
+
+    decision = RetrainDecision(
+        status="busy",
+        message="",
+        retrain_id=retrain_id,
+        started_at=started.isoformat(),
+        fingerprint="",
+        config_hash=config_hash,
+        data_as_of=None,
+        kinds={},
+        tracking_uri=uri,
+        lock_path=lock_file,
+    )
+    lock = FileLock(str(lock_file), timeout=wait_seconds)
+    try:
+        lock.acquire(timeout=wait_seconds)
+    except Timeout:
+        decision.message = (
+            f"another retrain is running{_lock_owner(lock_file)}; nothing done "
+            f"(lock {lock_file}, waited {wait_seconds:g}s)"
+        )
+        decision.seconds["total"] = time.perf_counter() - t0
+        return decision
+    try:
+        _write_json_atomic(
+            lock_file.with_suffix(".owner"),
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started_at": started.isoformat(),
+                "retrain_id": retrain_id,
+            },
+        )
+        stage("locked")
+        try:
+            _retrain_locked(
+                config, tables, decision, uri=uri, project=project, now=now, kinds=kinds,
+                truth=truth, say=say, stage=stage, t0=t0,
+            )  # fmt: skip
+        except BaseException as exc:
+            decision.status = "failed"
+            decision.error = f"{type(exc).__name__}: {exc}"
+            decision.message = f"retrain failed: {decision.error}"
+            decision.seconds["total"] = time.perf_counter() - t0
+            try:
+                _write_decision(decision, out_dir, started)
+            except OSError:
+                log.exception("could not write the failed decision")
+            raise
+        decision.seconds["total"] = time.perf_counter() - t0
+        if decision.status != "unchanged":
+            with use_tracking_uri(uri) as client:
+                decision.run_id = _record_run(client, config, decision, uri, project)
+        _write_decision(decision, out_dir, started)
+        stage("recorded")
+        return decision
+    finally:
+        lock.release()
+
+
+def _retrain_locked(
+    config: CompanyConfig,
+    tables: Tables | Callable[[], Tables],
+    decision: RetrainDecision,
+    *,
+    uri: str,
+    project: Path,
+    now: pd.Timestamp | str | None,
+    kinds: tuple[str, ...],
+    truth: pd.DataFrame | None,
+    say: Progress,
+    stage: Callable[[str], None],
+    t0: float,
+) -> None:
+    """The body of ``run_retrain`` once the lock is held; fills in ``decision``."""
+    seconds = decision.seconds
+    if callable(tables):
+        say("loading the tables...")
+        tables = tables()
+    seconds["load"] = time.perf_counter() - t0
+    data_as_of = pd.Timestamp(now) if now is not None else tables.export_time()
+    decision.data_as_of = str(data_as_of)
+    fingerprint = input_fingerprint(tables, data_as_of)
+    decision.fingerprint = fingerprint
+    seconds["fingerprint"] = time.perf_counter() - t0 - seconds["load"]
+    min_gain = config.model.promote_min_logloss_gain
+
+    to_train: list[str] = []
+    with use_tracking_uri(uri) as client:
+        for kind in kinds:
+            name = registered_name(config, kind)
+            champion = version_by_alias(client, name, CHAMPION)
+            before = str(champion.version) if champion is not None else None
+            kd = KindDecision(
+                kind=kind, action="", reason="", registered_name=name,
+                champion_before=before, champion_after=before, min_gain=min_gain,
+            )  # fmt: skip
+            done = _already_done(client, name, fingerprint, decision.config_hash)
+            if done is not None:
+                kd.action, kd.reason = "unchanged", done[0]
+            else:
+                to_train.append(kind)
+            decision.kinds[kind] = kd
+    if not to_train:
+        decision.status, decision.message = _summarise(decision.kinds)
+        return
+
+    say("building fresh features and training sets...")
+    started = time.perf_counter()
+    builder = FeatureBuilder.from_tables(tables, config)
+    sets = build_training_sets(config, builder, kinds=tuple(to_train), export_time=data_as_of)
+    seconds["features"] = time.perf_counter() - started
+    trainable = tuple(k for k in to_train if sets.frame(k) is not None)
+    for kind, message in sets.refused.items():
+        kd = decision.kinds[kind]
+        kd.action, kd.reason = "refused", f"{message}; the champion stays"
+    outcomes: dict[str, ModelOutcome] = {}
+    if trainable:
+        started = time.perf_counter()
+        try:
+            result = train_models(
+                config,
+                TrainingSets(
+                    conversion=sets.conversion, churn=sets.churn, spec=sets.spec, refused={}
+                ),
+                kinds=trainable,
+                tracking_uri=uri,
+                truth=truth,
+                export_time=data_as_of,
+                project_dir=project,
+                progress=say,
+            )
+        except NotEnoughDataError as exc:
+            for kind in trainable:
+                kd = decision.kinds[kind]
+                kd.action, kd.reason = "refused", f"{exc}; the champion stays"
+        else:
+            outcomes = result.models
+            for kind, message in result.refused.items():
+                kd = decision.kinds[kind]
+                kd.action, kd.reason = "refused", f"{message}; the champion stays"
+        seconds["train"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    with use_tracking_uri(uri) as client:
+        for kind, outcome in outcomes.items():
+            kd = decision.kinds[kind]
+            kd.challenger_version, kd.challenger_run_id = outcome.version, outcome.run_id
+            for key, value in (
+                (FINGERPRINT_TAG, decision.fingerprint),
+                (RETRAIN_ID_TAG, decision.retrain_id),
+            ):
+                client.set_model_version_tag(outcome.registered_name, outcome.version, key, value)
+        stage("trained")
+
+        for kind, outcome in outcomes.items():
+            kd = decision.kinds[kind]
+            frame = sets.frame(kind)
+            assert frame is not None
+            if kd.champion_before is None:
+                # No champion existed: train_models made this version the first champion
+                # if it beats the base rate (the rule with nothing to compare against).
+                _judge_first(config, frame, outcome, kd)
+                continue
+            _judge(client, config, builder, frame, outcome, kd)
+            client.set_model_version_tag(
+                kd.registered_name,
+                outcome.version,
+                "beats_champion",
+                str(kd.action == "promote?").lower()
+                if kd.champion_log_loss is not None
+                else "unknown",
+            )
+            if kd.champion_log_loss is not None:
+                client.set_model_version_tag(
+                    kd.registered_name,
+                    outcome.version,
+                    "champion_test_log_loss",
+                    f"{kd.champion_log_loss:.6f}",
+                )
+                client.set_model_version_tag(
+                    kd.registered_name,
+                    outcome.version,
+                    "compared_champion_version",
+                    str(kd.champion_before),
+                )
+        stage("evaluated")
+        seconds["evaluate"] = time.perf_counter() - started
+
+        for kind, outcome in outcomes.items():
+            kd = decision.kinds[kind]
+            if kd.action != "promote?":
+                continue
+            stage("promoting")
+            current = version_by_alias(client, kd.registered_name, CHAMPION)
+            if current is None or str(current.version) != kd.champion_before:
+                kd.action = "kept"
+                kd.reason = (
+                    f"the champion moved to version {None if current is None else current.version} "
+                    f"while this job ran (by hand?); not overriding it. {kd.reason}"
+                )
+                kd.champion_after = None if current is None else str(current.version)
+                continue
+            # The one and only write to the champion alias: atomic, never cleared first.
+            version = client.get_model_version(kd.registered_name, outcome.version)
+            promotion = set_champion(client, kd.registered_name, version)
+            if promotion.promoted:
+                kd.action, kd.champion_after = "promoted", outcome.version
+                kd.reason = f"{promotion.reason}; {kd.reason}"
+            else:
+                kd.action, kd.reason = "kept", f"{promotion.reason}; {kd.reason}"
+        for kind, outcome in outcomes.items():
+            kd = decision.kinds[kind]
+            client.set_model_version_tag(
+                kd.registered_name, outcome.version, DECISION_TAG, kd.action
+            )
+    decision.status, decision.message = _summarise(decision.kinds)
+
+
+def _judge_first(
+    config: CompanyConfig, frame: pd.DataFrame, outcome: ModelOutcome, kd: KindDecision
+) -> None:
+    """The first model of a registry: champion iff ``train_models`` promoted it."""
+    cfg = config.model
+    holdout = recent_holdout(
+        frame, outcome.kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+    )
+    kd.holdout_rows = len(holdout.test)
+    kd.holdout_positives = int(holdout.labels.sum())
+    kd.challenger_log_loss = _float(outcome.base_rate.model_log_loss)
+    kd.base_rate_log_loss = _float(outcome.base_rate.base_log_loss)
+    promotion = outcome.promotion
+    if promotion is not None and promotion.promoted:
+        kd.action, kd.champion_after = "promoted", outcome.version
+        kd.reason = (
+            f"no champion yet: {promotion.reason} (beats the base rate, log loss "
+            f"{outcome.base_rate.model_log_loss:.4f} vs {outcome.base_rate.base_log_loss:.4f})"
+        )
+    else:
+        kd.action = "kept"
+        kd.reason = "no champion yet, and the challenger was not promoted: " + (
+            promotion.reason if promotion is not None else "a champion appeared meanwhile"
+        )

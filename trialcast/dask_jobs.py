@@ -1,0 +1,227 @@
+"""Dask job entry points: features, training and batch scoring on a cluster.
+
+Each ``run_*_dask`` function connects to the scheduler at ``scheduler`` (or
+``$TRIALCAST_DASK_SCHEDULER``), or starts a ``LocalCluster`` of ``n_workers``
+single-threaded worker processes when neither is given, runs one job and shuts
+down what it started. The CLI wires them in as ``--dask-scheduler`` options.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.config import CompanyConfig
+from features.distributed import DistributedFeatureResult, _replace_dir, run_distributed_features
+
+#: Environment variable naming the scheduler address (``tcp://host:8786``).
+SCHEDULER_ENV = "TRIALCAST_DASK_SCHEDULER"
+
+
+def resolve_scheduler(scheduler: str | None) -> str | None:
+    """The scheduler address: the argument, else ``$TRIALCAST_DASK_SCHEDULER``, else None (local)."""
+    return scheduler or os.environ.get(SCHEDULER_ENV) or None
+
+
+@contextmanager
+def dask_client(
+    scheduler: str | None = None,
+    *,
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    memory_limit: str | float | None = "auto",
+) -> Iterator[Any]:
+    """A ``distributed.Client`` on the given cluster, or on a fresh ``LocalCluster``.
+
+    A local cluster runs ``n_workers`` worker processes (one thread each: the
+    feature code is numpy-bound and holds the GIL between calls) and is closed
+    on exit; a remote cluster is only disconnected from.
+    """
+    from distributed import Client, LocalCluster
+
+    address = resolve_scheduler(scheduler)
+    if address is not None:
+        client = Client(address)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        memory_limit=memory_limit,
+        dashboard_address=None,
+    )
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def run_features_dask(
+    config: CompanyConfig,
+    out: str | Path,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    *,
+    as_of: pd.Timestamp | None = None,
+    n_partitions: int | None = None,
+    training_sets: bool = True,
+) -> DistributedFeatureResult:
+    """The feature job on Dask: same outputs as ``trialcast features`` (as Parquet folders).
+
+    See ``features.distributed.run_distributed_features``.
+    """
+    with dask_client(scheduler, n_workers=n_workers) as client:
+        return run_distributed_features(
+            config,
+            out,
+            client,
+            as_of=as_of,
+            n_partitions=n_partitions,
+            training_sets=training_sets,
+        )
+
+
+@dataclass
+class DaskTrainResult:
+    """Models trained on Dask and where they were saved.
+
+    Attributes:
+        models: kind -> model folder (``TrialcastModel.save`` layout).
+        metrics: kind -> test metrics (``auc``, ``log_loss``, rows per part, rounds).
+        refused: kind -> reason it was not trained.
+        seconds: wall time per kind.
+    """
+
+    models: dict[str, Path] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_train_dask(
+    config: CompanyConfig,
+    features_dir: str | Path,
+    model_dir: str | Path,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    *,
+    kinds: tuple[str, ...] = ("conversion", "churn"),
+) -> DaskTrainResult:
+    """Train the conversion and churn models with ``lightgbm.dask`` from the Dask feature job's output.
+
+    Reads ``<features_dir>/{trial,churn}_training.parquet`` and
+    ``feature_spec.json``, splits by account in time order (as the one-machine
+    job), trains a ``DaskLGBMClassifier``, calibrates it (Platt on the
+    validation margins), scores the test part and saves each model to
+    ``<model_dir>/<kind>`` (written to a temporary folder, then renamed).
+    No MLflow logging, leakage screen or baselines: those stay in ``trialcast train``.
+    """
+    import dask.dataframe as dd
+
+    from training.distributed import evaluate_dask, fit_model_dask, time_split_dask
+    from training.train import model_features
+
+    features = Path(features_dir)
+    spec_json = (features / "feature_spec.json").read_text()
+    files = {"conversion": "trial_training.parquet", "churn": "churn_training.parquet"}
+    result = DaskTrainResult()
+    root = Path(model_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = config.model
+    with dask_client(scheduler, n_workers=n_workers) as client:
+        for kind in kinds:
+            path = features / files[kind]
+            if not path.exists():
+                result.refused[kind] = f"{kind} model: {path} not found (no labelled rows)"
+                continue
+            started = time.perf_counter()
+            frame = dd.read_parquet(str(path))
+            try:
+                train, valid, test = time_split_dask(
+                    frame, kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+                )
+            except ValueError as exc:
+                result.refused[kind] = f"{kind} model: {exc}"
+                continue
+            cols = model_features(frame._meta, kind)
+            model = fit_model_dask(
+                client,
+                train,
+                valid,
+                cols,
+                dict(cfg.lightgbm),
+                kind=kind,
+                spec_json=spec_json,
+                num_boost_round=cfg.num_boost_round,
+                early_stopping_rounds=cfg.early_stopping_rounds,
+            )
+            metrics = evaluate_dask(model, test)
+            staging = root / f".{kind}.tmp-{uuid.uuid4().hex}"
+            model.save(staging)
+            (staging / "dask_metrics.json").write_text(json.dumps(metrics, indent=2))
+            _replace_dir(staging, root / kind)
+            result.models[kind] = root / kind
+            result.metrics[kind] = metrics
+            result.seconds[kind] = time.perf_counter() - started
+    return result
+
+
+def run_score_dask(
+    model_dir: str | Path,
+    features_path: str | Path,
+    out: str | Path,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    *,
+    top_k: int = 3,
+    lifecycle: tuple[str, ...] | None = None,
+) -> dict[str, Any]:
+    """Score a feature dataset on Dask with calibrated probabilities and the top reasons.
+
+    Args:
+        model_dir: a saved ``TrialcastModel`` folder.
+        features_path: Parquet file or folder of feature rows (e.g. the feature
+            job's ``account_features.parquet``).
+        out: output Parquet folder (written under a temporary name, then renamed).
+        top_k: reasons per row (largest positive and negative contributions).
+        lifecycle: keep only rows in these lifecycle states (default: open
+            trials for a conversion model, paying customers for a churn model).
+
+    Returns:
+        ``rows`` scored, ``seconds`` and the ``path`` written.
+    """
+    import dask.dataframe as dd
+
+    from training.distributed import DEFAULT_LIFECYCLE, score_dask
+    from training.model import TrialcastModel
+
+    model = TrialcastModel.load(model_dir)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    started = time.perf_counter()
+    with dask_client(scheduler, n_workers=n_workers):
+        frame = dd.read_parquet(str(features_path))
+        keep = lifecycle if lifecycle is not None else DEFAULT_LIFECYCLE[model.kind]
+        if keep and "lifecycle" in frame.columns:
+            frame = frame[frame["lifecycle"].astype(str).isin(list(keep))]
+        scored = score_dask(frame, model, top_k=top_k)
+        scored.to_parquet(str(staging), write_index=True)
+        rows = len(dd.read_parquet(str(staging)))
+    _replace_dir(staging, target)
+    return {"rows": rows, "seconds": time.perf_counter() - started, "path": target}
