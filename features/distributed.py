@@ -337,7 +337,7 @@ def run_distributed_features(
     as_of: pd.Timestamp | None = None,
     n_partitions: int | None = None,
     training_sets: bool = True,
-    shuffle_method: str | None = "tasks",
+    shuffle_method: str | None = "p2p",
 ) -> DistributedFeatureResult:
     """Build the account view and training sets on a Dask cluster; write them atomically.
 

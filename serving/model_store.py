@@ -37,6 +37,8 @@ DEFAULT_ALIAS = "champion"
 CACHE_DIR = "serving_cache"
 META_FILE = "registry.json"
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+#: How long the registry probe waits before the cached model is used.
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 class ModelUnavailableError(RuntimeError):
@@ -89,14 +91,41 @@ def resolve_cache_root(explicit: str | Path | None = None) -> Path:
     return Path(env) if env else Path.cwd() / MODELS_DIR / CACHE_DIR
 
 
-def _check_reachable(uri: str) -> None:
-    """Fail fast (instead of letting MLflow create an empty store) for a missing SQLite file."""
-    if uri.startswith("sqlite:///"):
+def check_reachable(uri: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
+    """Fail fast when the registry cannot answer.
+
+    MLflow itself retries an unreachable database for about 100 s (and creates an
+    empty SQLite file where one is missing); one quick probe first lets the
+    service fall back to its cached model within seconds instead.
+
+    Raises:
+        OSError / sqlalchemy.exc.SQLAlchemyError / requests.RequestException: unreachable.
+    """
+    if uri.startswith("sqlite:"):
         path = Path(uri.removeprefix("sqlite:///"))
         if uri.startswith("sqlite:////"):
             path = Path("/" + str(path).lstrip("/"))
         if not path.exists():
             raise FileNotFoundError(f"the registry database {path} does not exist")
+    elif uri.startswith(("postgresql", "mysql", "mssql")):
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        args = (
+            {"connect_timeout": max(1, int(timeout))}
+            if uri.startswith(("postgresql", "mysql"))
+            else {}
+        )
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool, connect_args=args)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    elif uri.startswith(("http://", "https://")):
+        import requests
+
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout)
 
 
 def download_model_files(
@@ -193,7 +222,7 @@ def load_serving_model(
     root = resolve_cache_root(cache_root)
     uri = resolve_tracking_uri(config, tracking_uri)
     try:
-        _check_reachable(uri)
+        check_reachable(uri)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         model, version = fetch_registered_model(client, name, alias, tracking_uri=uri)
     except Exception as exc:  # any registry failure: fall back to the last good copy

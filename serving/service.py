@@ -144,7 +144,7 @@ class TrialcastService:
         return _with_account_fields(scored, accounts, as_of or _now())
 
     @bentoml.api(route="/score")
-    def score(
+    async def score(
         self,
         accounts: Annotated[list[FeatureAccount], Field(min_length=1, max_length=MAX_ACCOUNTS)],
         as_of: Moment | None = None,

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from features.config import ConfigError, demo_config_text, load_config
+from trialcast.cli_dask import dask_app
 from trialcast.milestones_job import milestones_command
 from trialcast.retrain_job import retrain_command
 
@@ -230,6 +231,7 @@ def backtest(
 
 app.command("retrain")(retrain_command)
 app.command("milestones")(milestones_command)
+app.add_typer(dask_app, name="dask")
 
 
 @app.command("demo")

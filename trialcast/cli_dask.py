@@ -1,0 +1,96 @@
+"""``trialcast dask ...``: the feature, training and scoring jobs on a Dask cluster.
+
+``--dask-scheduler ADDRESS`` (or env ``TRIALCAST_DASK_SCHEDULER``) points at a real
+cluster; without it a ``LocalCluster`` with ``--workers`` processes is started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from features.config import ConfigError, load_config
+
+dask_app = typer.Typer(
+    help="Run features, training and batch scoring on Dask.", no_args_is_help=True
+)
+console = Console()
+
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--dask-scheduler", help="Scheduler address (default: a LocalCluster)."),
+]
+Workers = Annotated[int, typer.Option(min=1, help="LocalCluster worker processes.")]
+
+
+def _config(path: Path):  # type: ignore[no-untyped-def]
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2) from exc
+
+
+@dask_app.command("features")
+def dask_features(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: <config folder>/features_dask).")
+    ] = None,
+    dask_scheduler: Scheduler = None,
+    workers: Workers = 2,
+) -> None:
+    """Validated features and training sets, partitioned by account (same values as `features`)."""
+    from trialcast.dask_jobs import run_features_dask
+
+    cfg = _config(config)
+    target = out or config.parent / "features_dask"
+    with console.status("Building features on Dask..."):
+        result = run_features_dask(cfg, target, scheduler=dask_scheduler, n_workers=workers)
+    console.print(
+        f"{result.n_events:,} events in {result.n_partitions} partitions, {result.seconds}"
+    )
+    for name, path in result.outputs.items():
+        console.print(f"  {name:<22} {path}")
+
+
+@dask_app.command("train")
+def dask_train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    features_dir: Annotated[Path, typer.Option(help="Output of `trialcast dask features`.")],
+    model_dir: Annotated[Path, typer.Option(help="Where to save the models.")],
+    dask_scheduler: Scheduler = None,
+    workers: Workers = 2,
+) -> None:
+    """Train calibrated models with lightgbm.dask (saved as model folders, not registered)."""
+    from trialcast.dask_jobs import run_train_dask
+
+    result = run_train_dask(
+        _config(config), features_dir, model_dir, scheduler=dask_scheduler, n_workers=workers
+    )
+    for kind, path in result.models.items():
+        console.print(f"{kind}: {path} {result.metrics.get(kind, {})}")
+    for kind, reason in result.refused.items():
+        console.print(f"[yellow]{kind} not trained:[/] {reason}")
+
+
+@dask_app.command("score")
+def dask_score(
+    model_dir: Annotated[
+        Path, typer.Option(help="A saved model folder (e.g. <model-dir>/conversion).")
+    ],
+    features_path: Annotated[Path, typer.Option(help="Feature rows (Parquet file or folder).")],
+    out: Annotated[Path, typer.Option(help="Output Parquet folder.")],
+    dask_scheduler: Scheduler = None,
+    workers: Workers = 2,
+) -> None:
+    """Batch-score feature rows with probabilities and top reasons via map_partitions."""
+    from trialcast.dask_jobs import run_score_dask
+
+    result = run_score_dask(
+        model_dir, features_path, out, scheduler=dask_scheduler, n_workers=workers
+    )
+    console.print(f"Scored: {result}")
