@@ -109,6 +109,7 @@ def _with_account_fields(
     name="trialcast",
     workers=1,
     traffic={"timeout": 60},
+    logging={"access": {"enabled": False}},
 )
 @bentoml.asgi_app(web, path="/")
 class TrialcastService:

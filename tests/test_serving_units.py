@@ -209,3 +209,13 @@ def test_feature_frame_and_records_agree_for_demo_features(demo_small):
     raw = frame.astype(object).where(frame.notna(), None).to_dict("records")
     records = json.loads(json.dumps(raw))  # what a JSON client sends (floats round-trip)
     np.testing.assert_array_equal(model.matrix(records), model.matrix_from_frame(frame))
+
+
+def test_contributions_equal_shap_tree_explainer(fitted, synthetic_frame):
+    shap = pytest.importorskip("shap")
+    frame, _ = synthetic_frame(300, seed=5)
+    ours, _ = fitted.explain_matrix(fitted.matrix_from_frame(frame))
+    theirs = np.asarray(shap.TreeExplainer(fitted.booster).shap_values(fitted.prepare(frame)))
+    if theirs.ndim == 3:  # older shap: one array per class
+        theirs = theirs[-1]
+    np.testing.assert_allclose(ours, fitted.a * theirs, atol=1e-6)

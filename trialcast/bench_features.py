@@ -49,6 +49,11 @@ def _ensure_data(n_events: int, work_dir: Path, console: Console) -> Path:
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ``ru_maxrss`` it is not
+    inherited from the parent that spawned us)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -229,6 +229,119 @@ def backtest(
     print_backtest_summary(result, console)
 
 
+@app.command("score")
+def score(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Scores Parquet (default: models/scores/latest.parquet).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Scoring moment (default: the export time).")
+    ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    alias: Annotated[
+        str | None, typer.Option(help="Registry alias to load (default: champion).")
+    ] = None,
+) -> None:
+    """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
+    from trialcast.serve_job import run_score_job
+
+    cfg = _load_or_fail(config)
+    with console.status("Scoring open trials with explanations..."):
+        result = run_score_job(
+            cfg,
+            out=out,
+            as_of=pd.Timestamp(as_of) if as_of else None,
+            tracking_uri=tracking_uri,
+            alias=alias,
+        )
+    console.print(
+        f"Scored {result.n_accounts:,} open trials as of {result.as_of} with {result.models}"
+    )
+    console.print(f"  scores {result.path}")
+
+
+@app.command("serve")
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Company config (TOML).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 3000,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Registry alias to serve.")] = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="Batch-scored snapshot for lookups and the sales view.")
+    ] = None,
+) -> None:
+    """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN)."""
+    from trialcast.serve_job import run_serve
+
+    raise typer.Exit(
+        code=run_serve(
+            config_path=config,
+            host=host,
+            port=port,
+            tracking_uri=tracking_uri,
+            alias=alias,
+            scores_path=scores,
+        )
+    )
+
+
+@app.command("forecast")
+def forecast(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
+    scores: Annotated[
+        Path | None, typer.Option(help="Scores from `trialcast score` (scored now if omitted).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: <config folder>/forecast).")
+    ] = None,
+    to_sql: Annotated[
+        str | None, typer.Option(help="Also export account rows to this SQLAlchemy URL.")
+    ] = None,
+    logit_sd: Annotated[
+        float, typer.Option(help="Calibration uncertainty (log-odds sd) to widen ranges.")
+    ] = 0.0,
+) -> None:
+    """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
+    from features.loaders import load_tables
+    from trialcast.forecast_job import run_forecast
+    from trialcast.serve_job import run_score_job
+    from trialcast.summary import print_forecast_summary
+
+    cfg = _load_or_fail(config)
+    tables = load_tables(cfg).tables
+    if scores is None:
+        with console.status("Scoring open trials..."):
+            scored = run_score_job(cfg, out=(out or config.parent / "forecast") / "scores.parquet")
+        scores, version = scored.path, ", ".join(f"{k} {v}" for k, v in scored.models.items())
+    else:
+        version = "from scores file"
+    frame = pd.read_parquet(scores)
+    extra = [c for c in ("plan", "company_size") if c in tables.accounts.columns]
+    frame = frame.merge(tables.accounts[["account_id", *extra]], on="account_id", how="left")
+    as_of = pd.Timestamp(frame["as_of"].max())
+    frame["trial_days_elapsed"] = (
+        as_of - pd.to_datetime(frame["trial_start"])
+    ).dt.total_seconds() / 86400
+    frame["trial_length_days"] = (
+        pd.to_datetime(frame["trial_end"]) - pd.to_datetime(frame["trial_start"])
+    ).dt.total_seconds() / 86400
+    result = run_forecast(
+        cfg,
+        frame,
+        out or config.parent / "forecast",
+        as_of=as_of,
+        history=tables.accounts,
+        model_version=version,
+        logit_sd=logit_sd,
+        to_sql=to_sql,
+    )
+    print_forecast_summary(result, console)
+
+
 app.command("retrain")(retrain_command)
 app.command("milestones")(milestones_command)
 app.add_typer(dask_app, name="dask")

@@ -10,7 +10,7 @@ from rich.table import Table
 from features.pipeline import FeatureRunResult
 
 if TYPE_CHECKING:
-    from trialcast.forecast_job import BacktestRunResult
+    from trialcast.forecast_job import BacktestRunResult, ForecastRunResult
 
 
 def print_feature_summary(result: FeatureRunResult, console: Console | None = None) -> None:
@@ -92,5 +92,29 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
         f"over {s.get('n_cohorts', 0):.0f} cohorts; cohorts of 500+ trials: MAPE "
         f"{s.get('mape_500', float('nan')):.2f}%, coverage {s.get('coverage_500', float('nan')):.0f}%"
     )
+    for name, path in run.outputs.items():
+        console.print(f"  {name:<24} {path}")
+
+
+def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
+    """Expected new revenue with its range, by dimension, and where it was written."""
+    table = Table(
+        title=f"New revenue from open trials as of {run.as_of} (model {run.model_version})"
+    )
+    for col in ("dimension", "segment", "trials", "expected", "P10", "P50", "P90"):
+        table.add_column(col, justify="left" if col in ("dimension", "segment") else "right")
+    for r in run.breakdown.itertuples():
+        table.add_row(
+            str(r.dimension),
+            str(r.segment),
+            f"{r.n_accounts:,}",
+            f"{r.expected:,.0f}",
+            f"{r.p10:,.0f}",
+            f"{r.p50:,.0f}",
+            f"{r.p90:,.0f}",
+        )
+    console.print(table)
+    if run.sql_rows is not None:
+        console.print(f"Exported {run.sql_rows:,} account rows to SQL")
     for name, path in run.outputs.items():
         console.print(f"  {name:<24} {path}")
