@@ -66,7 +66,9 @@ def summarise_distribution(
         "sd": dist.sd,
     }
     for q in QUANTILES:
-        row[f"p{round(q * 100)}"] = dist.quantile(q)
+        # A sum of non-negative amounts is never below zero; the lattice's rounding
+        # correction can push a tiny quantile a few units under it.
+        row[f"p{round(q * 100)}"] = max(dist.quantile(q), 0.0)
     row["error_bound"] = dist.error_bound(QUANTILES)
     row["method"] = dist.method
     return row

@@ -1,6 +1,6 @@
 """Benchmark of the revenue forecast: 100k open trials with exact ranges.
 
-Run: ``.venv/bin/python -m serving.forecast_bench --trials 100000 --out docs/benchmarks_forecast.md``
+Run: ``.venv/bin/python -m serving.forecast_bench --trials 100000 --out data/bench/forecast.md`` (copied into docs/benchmarks.md)
 """
 
 from __future__ import annotations
