@@ -37,6 +37,7 @@ from pydantic import Field
 
 from features.config import CompanyConfig, load_config, load_demo_config
 from features.validation import InputError
+from serving.forecast_view import read_latest_forecast, render_forecast
 from serving.online_features import AccountDataError, build_account_features
 from serving.schemas import (
     MAX_ACCOUNTS,
@@ -276,6 +277,24 @@ class TrialcastService:
         if found is None:
             raise HTTPException(404, f"account {account_id!r} is not in the latest batch scores")
         return AccountScore.model_validate(found)
+
+    @web.get("/forecast", tags=["forecast"])
+    def forecast(self) -> dict[str, Any]:
+        """The latest revenue forecast (``trialcast forecast``): expected new revenue from
+        open trials with P10 / P50 / P90, in total, by month and by segment."""
+        latest = read_latest_forecast()
+        if latest is None:
+            raise HTTPException(404, "no forecast yet: run `trialcast forecast -c CONFIG`")
+        return {
+            "as_of": latest.as_of,
+            "model_version": latest.model_version,
+            "rows": latest.breakdown.to_dict("records"),
+        }
+
+    @web.get("/ui/forecast", response_class=HTMLResponse, include_in_schema=False)
+    def ui_forecast(self) -> HTMLResponse:
+        """The finance page: the latest forecast with its range and picture."""
+        return HTMLResponse(render_forecast(read_latest_forecast(), company=self.config.company))
 
     @web.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     def ui_list(

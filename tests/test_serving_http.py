@@ -26,6 +26,7 @@ from serving.batch import score_accounts, write_scores
 from serving.model_store import ModelUnavailableError, load_serving_model
 from serving.scoring import load_scoring_models
 from training.train import train_models
+from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
 
 pytestmark = pytest.mark.slow
 
@@ -54,9 +55,18 @@ def store(tmp_path_factory):
     scores_path = write_scores(
         score_accounts(config, demo.tables, models, as_of=AS_OF), root / "scores.parquet"
     )
+    scores = pd.read_parquet(scores_path)
+    forecast = run_forecast(
+        config,
+        prepare_scores_for_forecast(scores, demo.tables.accounts),
+        root / "forecast",
+        history=demo.tables.accounts,
+        model_version="test models",
+    )
     return {
         "root": root,
         "uri": uri,
+        "forecast": forecast,
         "config": config,
         "tables": demo.tables,
         "models": models,
@@ -75,6 +85,7 @@ def server(store):
         "TRIALCAST_TRACKING_URI": store["uri"],
         "TRIALCAST_SERVING_CACHE": str(store["root"] / "cache"),
         "TRIALCAST_SCORES_PATH": str(store["scores_path"]),
+        "TRIALCAST_FORECAST_DIR": str(store["root"] / "forecast"),
         "TRIALCAST_MAX_REQUEST_BYTES": str(2 * 1024 * 1024),
     }
     log = open(store["root"] / "server.log", "wb")  # noqa: SIM115 - closed below
@@ -245,6 +256,24 @@ def test_score_events_builds_features_with_the_training_code(server, store):
     assert got["p_convert"] == pytest.approx(
         float(models.conversion.model.predict_proba(frame)[0]), abs=1e-9
     )
+
+
+def test_forecast_endpoint_and_page_show_the_latest_forecast(server, store):
+    assert requests.get(f"{server}/forecast", timeout=5).status_code == 401
+    r = requests.get(f"{server}/forecast", headers=AUTH, timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    total = next(row for row in body["rows"] if row["dimension"] == "total")
+    # the served total is the forecast that was written: sum of p x deal value, with a range
+    written = store["forecast"].breakdown.set_index("dimension").loc["total"]
+    assert total["expected"] == pytest.approx(written["expected"])
+    expected = (store["scores"]["p_convert"] * store["scores"]["deal_value"]).sum()
+    assert 0 < total["expected"] <= expected + 1e-6  # open-trial odds shrink for days already open
+    assert total["p10"] <= total["p50"] <= total["p90"]
+    assert body["model_version"] == "test models"
+    page = requests.get(f"{server}/ui/forecast", headers=AUTH, timeout=5)
+    assert page.status_code == 200
+    assert "<table id=forecast>" in page.text and "data:image/png;base64," in page.text
 
 
 def test_account_lookup_and_ranked_list(server, store):

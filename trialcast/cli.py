@@ -296,7 +296,8 @@ def forecast(
         Path | None, typer.Option(help="Scores from `trialcast score` (scored now if omitted).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: <config folder>/forecast).")
+        Path | None,
+        typer.Option(help="Output folder (default: models/forecast, which the service shows)."),
     ] = None,
     to_sql: Annotated[
         str | None, typer.Option(help="Also export account rows to this SQLAlchemy URL.")
@@ -307,7 +308,8 @@ def forecast(
 ) -> None:
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
     from features.loaders import load_tables
-    from trialcast.forecast_job import run_forecast
+    from serving.forecast_view import resolve_forecast_dir
+    from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
 
@@ -315,24 +317,16 @@ def forecast(
     tables = load_tables(cfg).tables
     if scores is None:
         with console.status("Scoring open trials..."):
-            scored = run_score_job(cfg, out=(out or config.parent / "forecast") / "scores.parquet")
+            scored = run_score_job(cfg)
         scores, version = scored.path, ", ".join(f"{k} {v}" for k, v in scored.models.items())
     else:
         version = "from scores file"
-    frame = pd.read_parquet(scores)
-    extra = [c for c in ("plan", "company_size") if c in tables.accounts.columns]
-    frame = frame.merge(tables.accounts[["account_id", *extra]], on="account_id", how="left")
+    frame = prepare_scores_for_forecast(pd.read_parquet(scores), tables.accounts)
     as_of = pd.Timestamp(frame["as_of"].max())
-    frame["trial_days_elapsed"] = (
-        as_of - pd.to_datetime(frame["trial_start"])
-    ).dt.total_seconds() / 86400
-    frame["trial_length_days"] = (
-        pd.to_datetime(frame["trial_end"]) - pd.to_datetime(frame["trial_start"])
-    ).dt.total_seconds() / 86400
     result = run_forecast(
         cfg,
         frame,
-        out or config.parent / "forecast",
+        out or resolve_forecast_dir(),
         as_of=as_of,
         history=tables.accounts,
         model_version=version,

@@ -9,6 +9,8 @@ produced; they print nothing. Until champion models are served from the registry
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +79,29 @@ def _fill_deal_values(scores: pd.DataFrame, history: pd.DataFrame | None) -> pd.
         by_plan = won.groupby(won["plan"].astype(str))["deal_value"].median()
         fill = scores["plan"].astype(str).map(by_plan).fillna(overall)
     return scores.assign(deal_value=scores["deal_value"].where(~missing, fill))
+
+
+def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
+    """Batch scores (``trialcast score``) with what the forecast needs from the accounts:
+    plan and company size for segments, days into and length of the trial."""
+    extra = [c for c in ("plan", "company_size") if c in accounts.columns and c not in scores]
+    frame = scores.merge(accounts[["account_id", *extra]], on="account_id", how="left")
+    as_of = pd.Timestamp(pd.to_datetime(frame["as_of"]).max())
+    start, end = pd.to_datetime(frame["trial_start"]), pd.to_datetime(frame["trial_end"])
+    frame["trial_days_elapsed"] = (as_of - start).dt.total_seconds() / 86_400
+    frame["trial_length_days"] = (end - start).dt.total_seconds() / 86_400
+    return frame
+
+
+def write_forecast_meta(out: Path, *, as_of: pd.Timestamp, model_version: str) -> Path:
+    """``forecast_meta.json``: when the forecast was made and with which models."""
+    path = out / "forecast_meta.json"
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"as_of": pd.Timestamp(as_of).isoformat(), "model_version": model_version}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+    return path
 
 
 def run_forecast(
@@ -159,6 +184,7 @@ def run_forecast(
     out = Path(out_dir)
     outputs = {
         "breakdown": write_csv(breakdown, out / "forecast_breakdown.csv"),
+        "meta": write_forecast_meta(out, as_of=moment, model_version=model_version),
         "accounts_csv": write_csv(accounts, out / "forecast_accounts.csv"),
         "accounts_parquet": write_parquet(accounts, out / "forecast_accounts.parquet"),
     }
