@@ -1,8 +1,9 @@
 """The latest revenue forecast, as the service shows it (``GET /forecast``, ``/ui/forecast``).
 
 ``trialcast forecast`` writes its breakdown, metadata and picture into one folder
-(``TRIALCAST_FORECAST_DIR``, default ``models/forecast``); the service reads the
-newest one on each request, so a fresh forecast shows up without a restart.
+(``TRIALCAST_FORECAST_DIR``, default ``models/forecast``) and ``trialcast
+backtest`` its forecast-vs-actual picture into ``<that folder>/backtest``; the
+service reads the newest ones on each request, so they show up without a restart.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class LatestForecast:
     as_of: str
     model_version: str
     picture: Path | None
+    backtest_picture: Path | None = None
 
 
 def read_latest_forecast(folder: str | Path | None = None) -> LatestForecast | None:
@@ -45,12 +47,21 @@ def read_latest_forecast(folder: str | Path | None = None) -> LatestForecast | N
         return None
     info = json.loads(meta.read_text())
     picture = root / "forecast_by_month.png"
+    backtest = root / "backtest" / "backtest_forecast_vs_actual.png"
     return LatestForecast(
         breakdown=pd.read_csv(breakdown),
         as_of=str(info.get("as_of", "")),
         model_version=str(info.get("model_version", "")),
         picture=picture if picture.exists() else None,
+        backtest_picture=backtest if backtest.exists() else None,
     )
+
+
+def _img(path: Path | None, alt: str) -> str:
+    if path is None:
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def render_forecast(forecast: LatestForecast | None, *, company: str) -> str:
@@ -69,10 +80,10 @@ def render_forecast(forecast: LatestForecast | None, *, company: str) -> str:
             + "</tr>"
             for r in forecast.breakdown.to_dict("records")
         )
-        picture = ""
-        if forecast.picture is not None:
-            data = base64.b64encode(forecast.picture.read_bytes()).decode()
-            picture = f'<img alt="expected revenue by month" src="data:image/png;base64,{data}">'
+        picture = _img(forecast.picture, "expected revenue by month")
+        backtest = _img(forecast.backtest_picture, "backtest: forecast vs actual with P10-P90")
+        if backtest:
+            backtest = "<h2>Backtest: forecast vs actual</h2>" + backtest
         body = (
             f"<p>As of {html.escape(forecast.as_of)}; models: {html.escape(forecast.model_version)}</p>"
             + picture
@@ -80,6 +91,7 @@ def render_forecast(forecast: LatestForecast | None, *, company: str) -> str:
             + "<th>expected</th><th>P10</th><th>P50</th><th>P90</th></tr>"
             + rows
             + "</table>"
+            + backtest
         )
     return (
         f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title>"

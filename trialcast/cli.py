@@ -206,7 +206,10 @@ def promote_cmd(
 def backtest(
     config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: <config folder>/backtest).")
+        Path | None,
+        typer.Option(
+            help="Output folder (default: models/forecast/backtest, shown by the service)."
+        ),
     ] = None,
     cohort: Annotated[
         list[str] | None, typer.Option(help="Cohort month(s) YYYY-MM (default: all).")
@@ -215,6 +218,7 @@ def backtest(
     """Rolling-origin backtest of the revenue forecast over past monthly cohorts."""
     from features.loaders import load_tables
     from features.validation import InputError
+    from serving.forecast_view import resolve_forecast_dir
     from trialcast.forecast_job import run_backtest
     from trialcast.summary import print_backtest_summary
 
@@ -222,7 +226,8 @@ def backtest(
     try:
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
-            result = run_backtest(cfg, tables, out or config.parent / "backtest", cohorts=cohort)
+            target = out or resolve_forecast_dir() / "backtest"
+            result = run_backtest(cfg, tables, target, cohorts=cohort)
     except InputError as exc:
         _fail(str(exc))
         return
