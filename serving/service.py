@@ -21,6 +21,7 @@ BentoML's ``/livez``, ``/readyz`` and ``/metrics``.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import os
@@ -68,6 +69,8 @@ ENV_CONFIG = "TRIALCAST_CONFIG"
 #: budget past which BentoML sheds queued requests with a 503 (generous: this
 #: endpoint is for throughput; ``/score`` is the low-latency one).
 BATCH_MAX_SIZE = 5_000
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_GEN0_THRESHOLD = 50_000
 BATCH_MAX_LATENCY_MS = 10_000
 
 TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K, description="Factors of each sign to list.")]
@@ -124,6 +127,11 @@ class TrialcastService:
         self.store = ScoreStore.open()
         # Warm up (first predictions allocate; the batch dispatcher learns from them).
         score_feature_records(self.models, [{}], top_k=5)
+        # Long-lived objects (models, snapshot, imported modules) leave the GC's view,
+        # and young-generation collections run less often: fewer pauses in the p99.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
         for loaded in self.models.loaded():
             log.info(
                 "serving %s v%s (%s) from %s",
