@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.special import expit
 
 from training.metrics import log_loss, roc_auc
-from training.model import TrialcastModel, fit_platt, prepare_features
+from training.model import TrialcastModel, fit_platt, prepare_features, wrap_booster
 from training.split import build_time_split
 
 #: Rows scored by default per model kind, by ``lifecycle`` of the account view.
@@ -248,10 +248,8 @@ def fit_model_dask(
     curve = validation_curve(trained, valid, features, categories, label=label)
     best = early_stopping_round(curve, early_stopping_rounds)
     booster = lgb.Booster(model_str=trained.model_to_string(num_iteration=best))
-    model = TrialcastModel(
-        booster=booster,
-        a=1.0,
-        b=0.0,
+    model = wrap_booster(
+        booster,
         features=list(features),
         categories=categories,
         kind=kind,

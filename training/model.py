@@ -135,6 +135,29 @@ def fit_booster(
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
+def wrap_booster(
+    booster: lgb.Booster,
+    *,
+    features: list[str],
+    categories: dict[str, list[str]],
+    kind: str,
+    spec_json: str,
+    params: dict[str, Any],
+) -> TrialcastModel:
+    """A not-yet-calibrated model (``a = 1``, ``b = 0``) around a trained booster;
+    calibrate it with ``fit_platt`` on validation margins."""
+    return TrialcastModel(
+        booster=booster,
+        a=1.0,
+        b=0.0,
+        features=list(features),
+        categories=categories,
+        kind=kind,
+        spec_json=spec_json,
+        params=dict(params),
+    )
+
+
 def fit_model(
     train: pd.DataFrame,
     valid: pd.DataFrame,
@@ -173,15 +196,13 @@ def fit_model(
         early_stopping_rounds=early_stopping_rounds,
         label=label,
     )
-    model = TrialcastModel(
-        booster=booster,
-        a=1.0,
-        b=0.0,
-        features=list(features),
+    model = wrap_booster(
+        booster,
+        features=features,
         categories=categories,
         kind=kind,
         spec_json=spec_json,
-        params=dict(params),
+        params=params,
     )
     model.a, model.b = fit_platt(model.margin(valid), valid[label].to_numpy())
     return model

@@ -41,7 +41,7 @@ from training.guards import (
     check_leakage,
     check_split_classes,
 )
-from training.metrics import evaluate_models, log_loss
+from training.metrics import METRICS, evaluate_models, log_loss
 from training.model import TrialcastModel, categorical_levels, fit_model
 from training.registry import (
     CHAMPION,
@@ -555,12 +555,6 @@ def summary_table(result: TrainResult, segments: tuple[str, ...] = ("all",)) -> 
         "segment",
         "n",
         "rate",
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-        "brier",
-        "ece",
-        "lift_top10",
-        "capture_top30",
+        *METRICS,
     ]
     return pd.concat(parts, ignore_index=True)[cols]
