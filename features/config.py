@@ -151,7 +151,7 @@ class ValidationRules(_Strict):
     """Plausibility limits used when checking input rows.
 
     Attributes:
-        max_days_before_trial: events this many days or more before their
+        max_days_before_trial: events more than this many days before their
             account's ``trial_start`` are implausible and quarantined.
         max_days_after_export: events later than the export time plus this many
             days (clock skew) are implausible and quarantined.

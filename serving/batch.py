@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.event_index import SECONDS_PER_DAY
+from features.event_index import NAT_SECONDS, SECONDS_PER_DAY
 from features.settings import MODELS_DIR
 from features.snapshots import select_open_trials
 from features.tables import Tables
@@ -148,3 +148,44 @@ def read_scores(path: str | Path | None = None) -> pd.DataFrame | None:
     if not target.exists():
         return None
     return pd.read_parquet(target)
+
+
+def score_customers(
+    config: CompanyConfig,
+    tables: Tables,
+    models: ScoringModels,
+    *,
+    as_of: pd.Timestamp | str | None = None,
+) -> pd.DataFrame | None:
+    """Churn probability of every account paying at ``as_of`` (``None`` without a churn model).
+
+    Features are built at ``as_of`` with the churn model's ``FeatureSpec``, as in
+    training. Returns ``account_id``, ``mrr``, ``p_churn`` (within the model's
+    ``churn_horizon_days``) and the segment columns ``plan`` / ``company_size`` when
+    the accounts table has them: the input of the churn-adjusted revenue forecast.
+    """
+    if models.churn is None:
+        return None
+    builder = FeatureBuilder.from_tables(tables, config, models.spec("churn"))
+    moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
+    seconds = int(moment.value // 1_000_000_000)
+    idx = builder.index
+    paying = (idx.converted_at != NAT_SECONDS) & (idx.converted_at < seconds)
+    paying &= (idx.churned_at == NAT_SECONDS) | (idx.churned_at > seconds)
+    positions = np.flatnonzero(paying)
+    frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
+    out = pd.DataFrame(
+        {
+            "account_id": frame.index.astype(str),
+            "mrr": frame["customer_mrr"].to_numpy(),
+            "p_churn": models.churn.model.predict_proba(frame),
+        }
+    )
+    extra = [c for c in ("plan", "company_size") if c in tables.accounts.columns]
+    if extra:
+        out = out.merge(
+            tables.accounts[["account_id", *extra]].astype({"account_id": str}),
+            on="account_id",
+            how="left",
+        )
+    return out[out["mrr"].notna()].reset_index(drop=True)

@@ -22,7 +22,8 @@ from scipy.special import expit
 from features.build import FeatureBuilder
 from features.config import load_demo_config
 from features.demo_data import generate_demo_data
-from serving.batch import score_accounts, write_scores
+from serving.batch import score_accounts, score_customers, write_scores
+from serving.forecast import forecast_recurring_revenue
 from serving.model_store import ModelUnavailableError, load_serving_model
 from serving.scoring import load_scoring_models
 from training.train import train_models
@@ -256,6 +257,21 @@ def test_score_events_builds_features_with_the_training_code(server, store):
     assert got["p_convert"] == pytest.approx(
         float(models.conversion.model.predict_proba(frame)[0]), abs=1e-9
     )
+
+
+def test_paying_customers_are_scored_for_churn(store):
+    customers = score_customers(store["config"], store["tables"], store["models"], as_of=AS_OF)
+    acc = store["tables"].accounts.set_index("account_id")
+    paying = (acc["converted_at"] < AS_OF) & (
+        acc["churned_at"].isna() | (acc["churned_at"] > AS_OF)
+    )
+    assert set(customers["account_id"]) == set(acc.index[paying & acc["mrr"].notna()])
+    assert customers["p_churn"].between(0, 1).all() and customers["p_churn"].nunique() > 10
+    rec = forecast_recurring_revenue(customers, horizon_days=90, model_horizon_days=90)
+    retained = rec[(rec["dimension"] == "total") & (rec["measure"] == "retained")].iloc[0]
+    # expected retained MRR is each customer's MRR times its chance to stay
+    expected = (customers["mrr"] * (1 - customers["p_churn"])).sum()
+    assert retained["expected"] == pytest.approx(expected, rel=1e-9)
 
 
 def test_forecast_endpoint_and_page_show_the_latest_forecast(server, store):

@@ -313,7 +313,9 @@ def forecast(
 ) -> None:
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
     from features.loaders import load_tables
+    from serving.batch import score_customers
     from serving.forecast_view import resolve_forecast_dir
+    from serving.scoring import load_scoring_models
     from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
@@ -328,12 +330,15 @@ def forecast(
         version = "from scores file"
     frame = prepare_scores_for_forecast(pd.read_parquet(scores), tables.accounts)
     as_of = pd.Timestamp(frame["as_of"].max())
+    with console.status("Scoring paying customers for churn..."):
+        customers = score_customers(cfg, tables, load_scoring_models(cfg), as_of=as_of)
     result = run_forecast(
         cfg,
         frame,
         out or resolve_forecast_dir(),
         as_of=as_of,
         history=tables.accounts,
+        customers=customers,
         model_version=version,
         logit_sd=logit_sd,
         to_sql=to_sql,

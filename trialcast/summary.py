@@ -114,6 +114,23 @@ def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
             f"{r.p90:,.0f}",
         )
     console.print(table)
+    if run.recurring is not None:
+        rec = Table(title="Recurring revenue of paying accounts over the churn horizon (MRR)")
+        for col in ("dimension", "segment", "measure", "current MRR", "expected", "P10", "P90"):
+            rec.add_column(
+                col, justify="left" if col in ("dimension", "segment", "measure") else "right"
+            )
+        for r in run.recurring[run.recurring["dimension"] == "total"].itertuples():
+            rec.add_row(
+                str(r.dimension),
+                str(r.segment),
+                str(r.measure),
+                f"{r.mrr:,.0f}",
+                f"{r.expected:,.0f}",
+                f"{r.p10:,.0f}",
+                f"{r.p90:,.0f}",
+            )
+        console.print(rec)
     if run.sql_rows is not None:
         console.print(f"Exported {run.sql_rows:,} account rows to SQL")
     for name, path in run.outputs.items():
