@@ -368,3 +368,15 @@ def test_write_quarantine_round_trips(tmp_path: Path, fmt: str) -> None:
     assert back["_row"].tolist() == [2]
     assert back["timestamp"].tolist() == ["2024-13-45 99:00"]
     assert back["_reason"].tolist() == ["events.timestamp: unparsable timestamp"]
+
+
+def test_schema_post_check_samples_only_very_large_tables():
+    from features import validation
+
+    small = pd.DataFrame({"x": range(10)})
+    assert validation._schema_sample(small) is small
+    big = pd.DataFrame({"x": range(validation.SCHEMA_CHECK_FULL_ROWS + 1)})
+    sample = validation._schema_sample(big)
+    # evenly spaced, first and last row included
+    assert len(sample) == validation.SCHEMA_CHECK_SAMPLE_ROWS
+    assert sample["x"].iloc[0] == 0 and sample["x"].iloc[-1] == len(big) - 1
