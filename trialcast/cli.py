@@ -31,6 +31,14 @@ err = Console(stderr=True)
 DEFAULT_DEMO_DIR = Path("data/demo")
 
 
+@app.callback()
+def _startup() -> None:
+    """trialcast: which trials convert, which customers churn, why, and what it means for revenue."""
+    from trialcast.runtime import tune_allocator
+
+    tune_allocator()
+
+
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
