@@ -13,9 +13,9 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 
-from features.config import ConfigError, demo_config_text, load_config
+from features.config import demo_config_text
+from trialcast.cli_common import console, fail, load_config_or_exit
 from trialcast.cli_dask import dask_app
 from trialcast.milestones_job import milestones_command
 from trialcast.retrain_job import retrain_command
@@ -25,8 +25,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
 
 DEFAULT_DEMO_DIR = Path("data/demo")
 
@@ -37,11 +35,6 @@ def _startup() -> None:
     from trialcast.runtime import tune_allocator
 
     tune_allocator()
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
 
 
 @app.command("demo-data")
@@ -79,7 +72,7 @@ def init_config(
 ) -> None:
     """Write a starter company config (the demo's, with comments) to edit for your data."""
     if path.exists() and not force:
-        _fail(f"{path} exists; pass --force to overwrite")
+        fail(f"{path} exists; pass --force to overwrite")
     path.write_text(demo_config_text())
     console.print(
         f"Wrote {path}; edit [sources], the milestones and the PQL rule, then run "
@@ -90,11 +83,7 @@ def init_config(
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="Company config (TOML).")]) -> None:
     """Check a company config and print what it says."""
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
+    config = load_config_or_exit(path)
     console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
     console.print(f"  milestones: {[m.name for m in config.activation.milestones]}")
     console.print(f"  core events: {config.engagement.core_events}")
@@ -117,11 +106,7 @@ def features_cmd(
     from features.validation import InputError
     from trialcast.summary import print_feature_summary
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
+    cfg = load_config_or_exit(config)
     target = out if out is not None else config.parent / "features"
     try:
         with console.status("Loading, validating and building features..."):
@@ -132,16 +117,8 @@ def features_cmd(
                 training_sets=not no_training_sets,
             )
     except InputError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     print_feature_summary(result, console)
-
-
-def _load_or_fail(config: Path):  # type: ignore[no-untyped-def]
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 @app.command("train")
@@ -165,7 +142,7 @@ def train(
     from training.guards import NotEnoughDataError
     from trialcast.train_summary import print_train_summary
 
-    cfg = _load_or_fail(config)
+    cfg = load_config_or_exit(config)
     truth_path = truth if truth is not None else config.parent / "truth.parquet"
     truth_frame = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:
@@ -185,8 +162,7 @@ def train(
             progress=lambda msg: console.print(f"[dim]{msg}[/]"),
         )
     except (InputError, NotEnoughDataError) as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     print_train_summary(result, console)
 
 
@@ -205,7 +181,7 @@ def promote_cmd(
     """Move the ``champion`` alias to a registered version (never one that fails the base rate)."""
     from training.registry import promote
 
-    cfg = _load_or_fail(config)
+    cfg = load_config_or_exit(config)
     outcome = promote(cfg, kind, version=version, tracking_uri=tracking_uri, force=force)
     console.print(outcome.reason)
 
@@ -230,15 +206,14 @@ def backtest(
     from trialcast.forecast_job import run_backtest
     from trialcast.summary import print_backtest_summary
 
-    cfg = _load_or_fail(config)
+    cfg = load_config_or_exit(config)
     try:
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
             target = out or resolve_forecast_dir() / "backtest"
             result = run_backtest(cfg, tables, target, cohorts=cohort)
     except InputError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     print_backtest_summary(result, console)
 
 
@@ -259,7 +234,7 @@ def score(
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
     from trialcast.serve_job import run_score_job
 
-    cfg = _load_or_fail(config)
+    cfg = load_config_or_exit(config)
     with console.status("Scoring open trials with explanations..."):
         result = run_score_job(
             cfg,
@@ -328,7 +303,7 @@ def forecast(
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
 
-    cfg = _load_or_fail(config)
+    cfg = load_config_or_exit(config)
     tables = load_tables(cfg).tables
     if scores is None:
         with console.status("Scoring open trials..."):

@@ -10,28 +10,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from features.config import ConfigError, load_config
+from trialcast.cli_common import console, load_config_or_exit
 
 dask_app = typer.Typer(
     help="Run features, training and batch scoring on Dask.", no_args_is_help=True
 )
-console = Console()
 
 Scheduler = Annotated[
     str | None,
     typer.Option("--dask-scheduler", help="Scheduler address (default: a LocalCluster)."),
 ]
 Workers = Annotated[int, typer.Option(min=1, help="LocalCluster worker processes.")]
-
-
-def _config(path: Path):  # type: ignore[no-untyped-def]
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(code=2) from exc
 
 
 @dask_app.command("features")
@@ -46,7 +36,7 @@ def dask_features(
     """Validated features and training sets, partitioned by account (same values as `features`)."""
     from trialcast.dask_jobs import run_features_dask
 
-    cfg = _config(config)
+    cfg = load_config_or_exit(config)
     target = out or config.parent / "features_dask"
     with console.status("Building features on Dask..."):
         result = run_features_dask(cfg, target, scheduler=dask_scheduler, n_workers=workers)
@@ -69,7 +59,11 @@ def dask_train(
     from trialcast.dask_jobs import run_train_dask
 
     result = run_train_dask(
-        _config(config), features_dir, model_dir, scheduler=dask_scheduler, n_workers=workers
+        load_config_or_exit(config),
+        features_dir,
+        model_dir,
+        scheduler=dask_scheduler,
+        n_workers=workers,
     )
     for kind, path in result.models.items():
         console.print(f"{kind}: {path} {result.metrics.get(kind, {})}")
