@@ -36,6 +36,7 @@ class FeatureRunResult:
     seconds: dict[str, float] = field(default_factory=dict)
     as_of: pd.Timestamp | None = None
     n_events: int = 0
+    skipped_training_sets: dict[str, str] = field(default_factory=dict)
 
 
 def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int) -> pd.Series:
@@ -115,27 +116,26 @@ def run_feature_pipeline(
     for path in quarantine:
         outputs[f"quarantine_{path.stem}"] = path
 
-    trial = churn = None
+    sets: dict[str, pd.DataFrame] = {}
+    skipped: dict[str, str] = {}
     if training_sets:
         t0 = time.perf_counter()
-        try:
-            trial = build_trial_training_set(builder, export_time=tables.export_time())
-            outputs["trial_training"] = out / "trial_training.parquet"
-            trial.to_parquet(outputs["trial_training"])
-        except ValueError:
-            trial = None
-        try:
-            churn = build_churn_training_set(builder, export_time=tables.export_time())
-            outputs["churn_training"] = out / "churn_training.parquet"
-            churn.to_parquet(outputs["churn_training"])
-        except ValueError:
-            churn = None
+        builders = {"trial": build_trial_training_set, "churn": build_churn_training_set}
+        for name, build_set in builders.items():
+            try:
+                sets[name] = build_set(builder, export_time=tables.export_time())
+            except ValueError as exc:  # nothing labelled yet: say why, keep going
+                skipped[name] = str(exc)
+                continue
+            outputs[f"{name}_training"] = out / f"{name}_training.parquet"
+            sets[name].to_parquet(outputs[f"{name}_training"])
         seconds["training_sets"] = time.perf_counter() - t0
     return FeatureRunResult(
         report=loaded.report,
         accounts=accounts,
-        trial_training=trial,
-        churn_training=churn,
+        trial_training=sets.get("trial"),
+        churn_training=sets.get("churn"),
+        skipped_training_sets=skipped,
         outputs=outputs,
         seconds=seconds,
         as_of=moment,

@@ -62,6 +62,8 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
                 f"{name} training set: {len(frame):,} snapshots of {frame['account_id'].nunique():,} "
                 f"accounts, positive rate {frame['label'].mean():.1%}"
             )
+    for name, reason in result.skipped_training_sets.items():
+        console.print(f"[yellow]{name} training set not built:[/] {reason}")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"Timing: {timing}")
     console.print("\n[bold]Outputs[/]")
