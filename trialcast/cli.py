@@ -305,16 +305,17 @@ def forecast(
 
     cfg = load_config_or_exit(config)
     tables = load_tables(cfg).tables
+    models = load_scoring_models(cfg)
     if scores is None:
         with console.status("Scoring open trials..."):
-            scored = run_score_job(cfg)
+            scored = run_score_job(cfg, tables=tables, models=models)
         scores, version = scored.path, ", ".join(f"{k} {v}" for k, v in scored.models.items())
     else:
         version = "from scores file"
     frame = prepare_scores_for_forecast(pd.read_parquet(scores), tables.accounts)
     as_of = pd.Timestamp(frame["as_of"].max())
     with console.status("Scoring paying customers for churn..."):
-        customers = score_customers(cfg, tables, load_scoring_models(cfg), as_of=as_of)
+        customers = score_customers(cfg, tables, models, as_of=as_of)
     result = run_forecast(
         cfg,
         frame,

@@ -20,9 +20,10 @@ import pandas as pd
 
 from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
+from features.tables import Tables
 from serving.batch import score_accounts, write_scores
 from serving.model_store import ENV_MODEL_ALIAS
-from serving.scoring import load_scoring_models
+from serving.scoring import ScoringModels, load_scoring_models
 
 SERVICE = "serving.service:TrialcastService"
 
@@ -46,6 +47,8 @@ def run_score_job(
     tracking_uri: str | None = None,
     alias: str | None = None,
     top_k: int = 5,
+    tables: Tables | None = None,
+    models: ScoringModels | None = None,
 ) -> ScoreJobResult:
     """Score the open trials at ``as_of`` (default: the export time) and write them.
 
@@ -56,13 +59,16 @@ def run_score_job(
         as_of: the scoring moment.
         tracking_uri, alias: which registry and alias to load (defaults as the service).
         top_k: factors of each sign kept per account.
+        tables, models: already loaded tables / models to reuse (loaded here if omitted).
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    tables = load_tables(config).tables
+    if tables is None:
+        tables = load_tables(config).tables
     seconds["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    models = load_scoring_models(config, alias=alias, tracking_uri=tracking_uri)
+    if models is None:
+        models = load_scoring_models(config, alias=alias, tracking_uri=tracking_uri)
     seconds["models"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
