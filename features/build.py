@@ -23,6 +23,7 @@ from features.event_index import (
     EventIndex,
     build_event_index,
     cut_events,
+    timestamp_seconds,
     to_seconds,
 )
 from features.firmographics import compute_firmographic_features
@@ -156,7 +157,7 @@ def as_of_seconds(as_of: pd.Timestamp | str | pd.Series, account_ids: pd.Index) 
     moment = pd.Timestamp(as_of)
     if moment.tzinfo is not None:
         moment = moment.tz_convert("UTC").tz_localize(None)
-    return np.full(len(account_ids), int(moment.value // 1_000_000_000), dtype=np.int64)
+    return np.full(len(account_ids), timestamp_seconds(moment), dtype=np.int64)
 
 
 def build_features(

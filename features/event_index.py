@@ -29,6 +29,11 @@ def to_seconds(values: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
 NAT_SECONDS = np.iinfo(np.int64).min
 
 
+def timestamp_seconds(moment: pd.Timestamp | str) -> int:
+    """One moment as int64 seconds since the epoch (zone-aware moments count in UTC)."""
+    return int(pd.Timestamp(moment).value // 1_000_000_000)
+
+
 def codes_and_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 for missing) and their labels, cheaply for categoricals."""
     if isinstance(col.dtype, pd.CategoricalDtype):

@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.event_index import NAT_SECONDS, SECONDS_PER_DAY
+from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from features.loaders import load_tables
 from features.personas import assign_personas, compute_pql, persona_playbook
 from features.snapshots import build_churn_training_set, build_trial_training_set
@@ -68,7 +68,7 @@ def build_account_view(builder: FeatureBuilder, as_of: pd.Timestamp) -> pd.DataF
     for the rest (the persona describes the trial), with the lifecycle state at
     ``as_of``, persona, playbook line and PQL flag.
     """
-    moment = int(pd.Timestamp(as_of).value // 1_000_000_000)
+    moment = timestamp_seconds(as_of)
     positions = np.flatnonzero(builder.index.trial_start < moment)
     cutoffs = np.minimum(builder.index.trial_end[positions], moment)
     frame = builder.build(positions, cutoffs)

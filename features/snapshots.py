@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureBuilder
-from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, to_seconds
+from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 
 END = "end"
 
 
 def _export_seconds(builder: FeatureBuilder, export_time: pd.Timestamp | None) -> int:
     moment = pd.Timestamp(export_time) if export_time is not None else builder.tables.export_time()
-    return int(to_seconds(np.array([moment.to_datetime64()]))[0])
+    return timestamp_seconds(moment)
 
 
 def trial_snapshot_plan(
@@ -132,7 +132,7 @@ def select_open_trials(builder: FeatureBuilder, as_of: pd.Timestamp) -> np.ndarr
     """Positions of accounts whose trial had started by ``as_of``, not yet converted,
     and that can still convert within their window (the trials a forecast covers)."""
     idx = builder.index
-    t = int(to_seconds(np.array([pd.Timestamp(as_of).to_datetime64()]))[0])
+    t = timestamp_seconds(as_of)
     window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
     started = idx.trial_start < t
     not_converted = (idx.converted_at == NAT_SECONDS) | (idx.converted_at >= t)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.event_index import NAT_SECONDS, SECONDS_PER_DAY
+from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from features.settings import MODELS_DIR
 from features.snapshots import select_open_trials
 from features.tables import Tables
@@ -85,7 +85,7 @@ def score_accounts(
     loaded = models.conversion
     builder = FeatureBuilder.from_tables(tables, config, models.spec("conversion"))
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
-    seconds = int(moment.value // 1_000_000_000)
+    seconds = timestamp_seconds(moment)
     positions = select_open_trials(builder, moment)
     frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
     M = loaded.model.matrix_from_frame(frame)
@@ -168,7 +168,7 @@ def score_customers(
         return None
     builder = FeatureBuilder.from_tables(tables, config, models.spec("churn"))
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
-    seconds = int(moment.value // 1_000_000_000)
+    seconds = timestamp_seconds(moment)
     idx = builder.index
     paying = (idx.converted_at != NAT_SECONDS) & (idx.converted_at < seconds)
     paying &= (idx.churned_at == NAT_SECONDS) | (idx.churned_at > seconds)

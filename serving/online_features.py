@@ -17,6 +17,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
+from features.event_index import timestamp_seconds
 from features.spec import FeatureSpec
 from features.validation import validate_tables
 
@@ -90,7 +91,7 @@ def build_account_features(
         for p in report.problems
     ]
     builder = FeatureBuilder.from_tables(tables, config, spec)
-    seconds = np.array([int(as_of.value // 1_000_000_000)], dtype=np.int64)
+    seconds = np.array([timestamp_seconds(as_of)], dtype=np.int64)
     frame = builder.build(np.array([0], dtype=np.int64), seconds)
     record = {
         str(k): (None if isinstance(v, float) and np.isnan(v) else v)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
+from features.event_index import timestamp_seconds
 from features.snapshots import build_trial_training_set
 from features.tables import Tables
 from serving.forecast_dist import TOLERANCE, compute_mixture_distribution
@@ -156,7 +157,7 @@ def score_cohort(
     then updated for having stayed open from trial end to the origin.
     """
     idx = builder.index
-    moment = int(pd.Timestamp(origin).value // 1_000_000_000)
+    moment = timestamp_seconds(origin)
     cutoff = np.minimum(idx.trial_end[positions], moment)
     features = builder.build(positions, cutoff)
     p = model.predict_proba(features)

@@ -42,7 +42,12 @@ from scipy.stats import norm
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig, Milestone
-from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, cut_events, to_seconds
+from features.event_index import (
+    NAT_SECONDS,
+    SECONDS_PER_DAY,
+    cut_events,
+    timestamp_seconds,
+)
 from features.tables import Tables
 
 MIN_COUNTS: tuple[int, ...] = (1, 3, 10)
@@ -118,7 +123,7 @@ class MilestoneDiscovery:
 def closed_trial_positions(builder: FeatureBuilder, data_as_of: pd.Timestamp) -> np.ndarray:
     """Positions of trials whose conversion window ended by ``data_as_of``."""
     idx = builder.index
-    now = int(to_seconds(np.array([pd.Timestamp(data_as_of).to_datetime64()]))[0])
+    now = timestamp_seconds(data_as_of)
     window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
     return np.flatnonzero(idx.trial_end + window <= now)
 

@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     from features.build import FeatureBuilder
     from features.config import load_demo_config
     from features.demo_data import generate_demo_data
+    from features.event_index import timestamp_seconds
     from serving.batch import score_accounts, write_scores
     from serving.scoring import load_scoring_models, score_feature_records
     from training.train import train_models
@@ -146,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     # Feature records of every account (trials and paying), as a client would send them.
     fb = FeatureBuilder.from_tables(demo.tables, config, models.spec())
     pos = np.arange(len(fb.index.account_ids))
-    frame = fb.build(pos, np.full(len(pos), int(AS_OF.value // 1_000_000_000))).drop(
-        columns=["as_of"]
-    )
+    frame = fb.build(pos, np.full(len(pos), timestamp_seconds(AS_OF))).drop(columns=["as_of"])
     trials = frame[frame["customer_days_paying"].isna()]
     raw = trials.astype(object).where(trials.notna(), None).to_dict("records")
     records = json.loads(json.dumps(raw))
