@@ -361,7 +361,7 @@ def parse_config(raw: dict, *, base_dir: Path = Path("."), origin: str = "config
 
 def demo_config_text() -> str:
     """The TOML text of the shipped demo config."""
-    return resources.files("features").joinpath("demo_config.toml").read_text()
+    return resources.files("features.demo").joinpath("config.toml").read_text()
 
 
 def load_demo_config(data_dir: str | Path | None = None) -> CompanyConfig:

@@ -29,7 +29,7 @@ cells = [
         "\n"
         "from features.build import FeatureBuilder\n"
         "from features.config import load_demo_config\n"
-        "from features.demo_data import generate_demo_data\n"
+        "from features.demo.generator import generate_demo_data\n"
         "from training.holdout import recent_holdout\n"
         "from training.plots import build_lift_plot, build_reliability_plot, build_roc_pr_plot, build_shap_summary_plot\n"
         "from training.registry import load_registered_model\n"

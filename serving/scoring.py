@@ -26,8 +26,8 @@ from features.personas import (
     compute_pql_values,
 )
 from features.spec import FeatureSpec
-from serving.artifact import sigmoid
-from serving.model_store import LoadedModel, load_serving_model
+from models.artifact import sigmoid
+from models.loader import LoadedModel, load_serving_model
 from serving.reasons import ReasonContext, build_reason_context, describe_feature
 
 PAYING_COLUMN = "customer_days_paying"

@@ -38,7 +38,7 @@ from pydantic import Field
 
 from features.config import CompanyConfig, load_config, load_demo_config
 from features.validation import InputError
-from serving.forecast_view import read_latest_forecast, render_forecast
+from serving.forecast.view import read_latest_forecast, render_forecast
 from serving.online_features import AccountDataError, build_account_features
 from serving.schemas import (
     MAX_ACCOUNTS,

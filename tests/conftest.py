@@ -116,7 +116,7 @@ def synthetic_training_frame(
 @pytest.fixture(scope="session")
 def demo_small():
     """A 3,000-account demo data set (tables + truth), generated once per session."""
-    from features.demo_data import generate_demo_data
+    from features.demo.generator import generate_demo_data
 
     return generate_demo_data(3000, seed=7)
 
@@ -125,3 +125,14 @@ def demo_small():
 def synthetic_frame():
     """The ``synthetic_training_frame`` factory."""
     return synthetic_training_frame
+
+
+@pytest.fixture(scope="session")
+def browser_paths():
+    """System Chromium + ChromeDriver (installed from Debian's packages if missing)."""
+    from browser import find_or_install_browser
+
+    try:
+        return find_or_install_browser()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))

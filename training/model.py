@@ -2,7 +2,7 @@
 
 The fitted artifact itself (``TrialcastModel``, ``Contributions``,
 ``prepare_features``, the file names and ``FORMAT_VERSION``) lives in
-``serving.artifact`` so the service can load it without importing ``training``;
+``models.artifact`` so the service can load it without importing ``training``;
 those names are re-exported here so ``from training.model import TrialcastModel``
 keeps working.
 
@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from serving.artifact import (
+from models.artifact import (
     BOOSTER_FILE,
     CALIBRATION_FILE,
     FORMAT_VERSION,

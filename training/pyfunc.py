@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from serving.artifact import ARTIFACT_KEY
+from models.artifact import ARTIFACT_KEY
 from training.model import TrialcastModel
 
 #: The models-from-code file MLflow runs to build the pyfunc (no pickling).

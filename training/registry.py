@@ -19,8 +19,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from features.config import CompanyConfig
-from serving import model_store
-from serving.model_store import registered_name
+from models import loader as model_store
+from models.loader import registered_name
 from training.model import TrialcastModel
 from training.settings import resolve_tracking_uri
 from training.tracking import use_tracking_uri

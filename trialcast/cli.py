@@ -49,7 +49,7 @@ def demo_data(
     ] = "14,30",
 ) -> None:
     """Generate the demo company's tables (events, accounts, communications) and its truth file."""
-    from features.demo_data import generate_demo_data, write_demo_data
+    from features.demo.generator import generate_demo_data, write_demo_data
 
     lengths = tuple(int(x) for x in trial_days.split(",") if x.strip())
     with console.status(f"Generating {accounts:,} demo accounts..."):
@@ -202,7 +202,7 @@ def backtest(
     """Rolling-origin backtest of the revenue forecast over past monthly cohorts."""
     from features.loaders import load_tables
     from features.validation import InputError
-    from serving.forecast_view import resolve_forecast_dir
+    from serving.forecast.view import resolve_forecast_dir
     from trialcast.forecast_job import run_backtest
     from trialcast.summary import print_backtest_summary
 
@@ -297,7 +297,7 @@ def forecast(
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
     from features.loaders import load_tables
     from serving.batch import score_customers
-    from serving.forecast_view import resolve_forecast_dir
+    from serving.forecast.view import resolve_forecast_dir
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
     from trialcast.serve_job import run_score_job
@@ -372,7 +372,7 @@ def benchmark_features(
     ),
 ) -> None:
     """Feature building throughput and peak memory vs a hand-written DuckDB query."""
-    from trialcast.bench_features import run_feature_benchmark
+    from trialcast.bench.features import run_feature_benchmark
 
     sizes = [_parse_count(x) for x in events.split(",") if x.strip()]
     run_feature_benchmark(sizes, repeats=repeats, work_dir=work_dir, console=console)
@@ -387,7 +387,7 @@ def benchmark_training(
     ),
 ) -> None:
     """Training time and test metrics vs baselines and the truth ceiling on demo data."""
-    from trialcast.bench_training import run_training_benchmark
+    from trialcast.bench.training import run_training_benchmark
 
     sizes = [_parse_count(x) for x in accounts.split(",") if x.strip()]
     run_training_benchmark(sizes, seed=seed, out=out, console=console)

@@ -20,23 +20,29 @@ import pandas as pd
 
 from features.config import CompanyConfig
 from features.tables import Tables
-from serving.exports import DEFAULT_TABLE, build_export_frame, write_csv, write_parquet, write_sql
-from serving.forecast import (
-    build_account_forecast,
-    forecast_new_revenue,
-    forecast_recurring_revenue,
-    prepare_open_trials,
+from serving.forecast.distribution import TOLERANCE
+from serving.forecast.exports import (
+    DEFAULT_TABLE,
+    build_export_frame,
+    write_csv,
+    write_parquet,
+    write_sql,
 )
-from serving.forecast_dist import TOLERANCE
-from serving.forecast_plots import (
+from serving.forecast.plots import (
     compute_cohort_curves,
     plot_cohort_curves,
     plot_forecast_by_month,
     plot_forecast_vs_actual,
     save_png,
 )
-from serving.forecast_timing import ConversionTiming, fit_conversion_timing
-from training.backtest import BacktestResult, run_rolling_backtest
+from serving.forecast.revenue import (
+    build_account_forecast,
+    forecast_new_revenue,
+    forecast_recurring_revenue,
+    prepare_open_trials,
+)
+from serving.forecast.timing import ConversionTiming, fit_conversion_timing
+from trialcast.backtest import BacktestResult, run_rolling_backtest
 
 
 @dataclass

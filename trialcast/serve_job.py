@@ -21,8 +21,8 @@ import pandas as pd
 from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
 from features.tables import Tables
+from models.loader import ENV_MODEL_ALIAS
 from serving.batch import score_accounts, write_scores
-from serving.model_store import ENV_MODEL_ALIAS
 from serving.scoring import ScoringModels, load_scoring_models
 
 SERVICE = "serving.service:TrialcastService"

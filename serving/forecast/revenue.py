@@ -2,13 +2,13 @@
 
 - ``forecast_new_revenue``: new revenue from open trials, ``sum p_convert x
   deal_value``, in total, by month of expected conversion (timing learned from
-  history, ``serving.forecast_timing``) and by segment (persona, company-size
+  history, ``serving.forecast.timing``) and by segment (persona, company-size
   band, plan). Already-converted rows (``converted_at`` set) are certain revenue.
 - ``forecast_recurring_revenue``: for paying accounts, MRR expected to be retained
   and lost over a horizon, from ``p_churn``.
 
 Ranges are quantiles of the exact distribution of the sum of independent
-Bernoulli x value terms (``serving.forecast_dist``: exact enumeration or an exact
+Bernoulli x value terms (``serving.forecast.distribution``: exact enumeration or an exact
 lattice computation with a stated error bound), optionally mixed over a shared
 log-odds shift that represents calibration uncertainty (``logit_sd``).
 
@@ -20,12 +20,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from serving.forecast_dist import (
+from serving.forecast.distribution import (
     TOLERANCE,
     SumDistribution,
     compute_mixture_distribution,
 )
-from serving.forecast_timing import ConversionTiming, build_month_weights
+from serving.forecast.timing import ConversionTiming, build_month_weights
 
 QUANTILES = (0.1, 0.5, 0.9)
 SEGMENTS = ("persona", "company_size_band", "plan")

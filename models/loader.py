@@ -27,7 +27,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from features.config import CompanyConfig
 from features.settings import MODELS_DIR, resolve_tracking_uri
-from serving.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
+from models.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
 
 log = logging.getLogger("trialcast.serving")
 

@@ -1,6 +1,6 @@
 """Latent model behind the demo data: lead types, per-account traits and the truth.
 
-The generator in ``features.demo_data`` turns the traits drawn here into event,
+The generator in ``features.demo.generator`` turns the traits drawn here into event,
 account and communication rows. Keeping the probability model in one place makes
 the ground truth readable: each account's true chance to convert (``p_convert``),
 the conversion-timing distribution (shared by all accounts, so "still open at day
@@ -102,7 +102,7 @@ DAYS_PER_MONTH = 30.4375
 
 
 @dataclass(frozen=True)
-class ConversionTiming:
+class DemoConversionLags:
     """When converters convert, in days after trial start; the same for every account.
 
     A share ``in_trial_share`` converts during the trial at ``L * Beta(a_in, b_in)``

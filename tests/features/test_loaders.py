@@ -17,7 +17,7 @@ from features.config import SourceConfig, ValidationRules, load_config, parse_co
 from features.loaders import load_table, load_tables
 from features.validation import InputError, validate_tables
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PLANDAY = REPO / "docs" / "examples" / "planday.toml"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features import demo_latent as dl
 from features.config import CONTRACT_COLUMNS, load_demo_config
-from features.demo_data import DemoData, generate_demo_data, write_demo_data
+from features.demo import latent as dl
+from features.demo.generator import DemoData, generate_demo_data, write_demo_data
 
 EXPORT = pd.Timestamp("2026-11-01")
 WINDOW = pd.Timedelta(days=30)

@@ -13,8 +13,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from serving import exports
-from serving.exports import build_export_frame, read_sql_export, write_csv, write_parquet, write_sql
+from serving.forecast import exports
+from serving.forecast.exports import (
+    build_export_frame,
+    read_sql_export,
+    write_csv,
+    write_parquet,
+    write_sql,
+)
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -75,7 +81,7 @@ def test_failure_mid_write_keeps_previous_file(tmp_path, monkeypatch):
 KILL_SCRIPT = """
 import os, sys, time
 import numpy as np, pandas as pd
-from serving import exports
+from serving.forecast import exports
 real_replace = os.replace
 def slow_replace(src, dst):  # the export is killed before it can publish
     time.sleep(60)
@@ -92,7 +98,7 @@ def test_killed_export_leaves_previous_file_intact(tmp_path):
     write_csv(_frame(version="previous"), path)
     before = path.read_bytes()
     proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, str(path)], cwd=Path(__file__).parents[1]
+        [sys.executable, "-c", KILL_SCRIPT, str(path)], cwd=Path(__file__).parents[2]
     )
     try:
         deadline = time.monotonic() + 60

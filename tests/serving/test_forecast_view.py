@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from serving.forecast_plots import save_png
-from serving.forecast_view import read_latest_forecast, render_forecast
+from serving.forecast.plots import save_png
+from serving.forecast.view import read_latest_forecast, render_forecast
 from trialcast.forecast_job import write_forecast_meta
 
 

@@ -1,7 +1,7 @@
 """Scoring service benchmark: latency under open-loop load, batch throughput, start-up,
 and exact SHAP vs ``shap.TreeExplainer``; each beside the same work done in-process.
 
-Run: ``python -m trialcast.bench_serving [--accounts 3000] [--duration 10]``.
+Run: ``python -m trialcast.bench.serving [--accounts 3000] [--duration 10]``.
 It trains both models on demo data into a temporary MLflow store, starts
 ``bentoml serve`` on a loopback port, drives it from a separate load process
 (open loop: requests leave on a fixed schedule whatever the responses do, and
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from features.build import FeatureBuilder
     from features.config import load_demo_config
-    from features.demo_data import generate_demo_data
+    from features.demo.generator import generate_demo_data
     from features.event_index import timestamp_seconds
     from serving.batch import score_accounts, write_scores
     from serving.scoring import load_scoring_models, score_feature_records
@@ -260,7 +260,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines = [
         "# Scoring service benchmark",
         "",
-        f"Command: `python -m trialcast.bench_serving --accounts {args.accounts} "
+        f"Command: `python -m trialcast.bench.serving --accounts {args.accounts} "
         f"--duration {args.duration:g}`",
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; one BentoML worker; load generator in a "

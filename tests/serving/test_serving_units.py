@@ -18,8 +18,8 @@ from features.personas import (
     compute_pql_values,
 )
 from features.spec import FeatureSpec
-from serving.artifact import TrialcastModel
-from serving.model_store import LoadedModel
+from models.artifact import TrialcastModel
+from models.loader import LoadedModel
 from serving.reasons import ReasonContext, build_reason_context, describe_feature
 from serving.scoring import ScoringModels, score_feature_records
 from serving.security import SecurityMiddleware

@@ -1,7 +1,7 @@
 """Demo data generator: a synthetic self-serve data-pipeline SaaS ("Pipewise").
 
 ``generate_demo_data`` draws each account's lead type and latent traits
-(``features.demo_latent``), its true chance to convert and churn, and then turns
+(``features.demo.latent``), its true chance to convert and churn, and then turns
 them into the three contract tables (events, accounts, communications) plus a
 ``truth`` table that says what really happened and with what probability. The data
 lets the whole pipeline run end to end and lets tests compare learned probabilities
@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features import demo_latent as dl
+from features.demo import latent as dl
 from features.tables import Tables
 
 DAY = 86_400 * 10**9  # one day in ns
@@ -101,7 +101,7 @@ _TONED_TEXTS: dict[str, tuple[str, str, str]] = {
 }
 TEXTS: tuple[str, ...] = _OUTREACH_TEXTS + tuple(t for v in _TONED_TEXTS.values() for t in v)
 _TEXT_BASE = {k: len(_OUTREACH_TEXTS) + 3 * i for i, k in enumerate(_TONED_TEXTS)}
-_TIMING = dl.ConversionTiming()
+_TIMING = dl.DemoConversionLags()
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from scipy.special import expit
 
 from features.build import FeatureBuilder
 from features.config import load_demo_config
-from features.demo_data import generate_demo_data
+from features.demo.generator import generate_demo_data
+from models.loader import ModelUnavailableError, load_serving_model
 from serving.batch import score_accounts, score_customers, write_scores
-from serving.forecast import forecast_recurring_revenue
-from serving.model_store import ModelUnavailableError, load_serving_model
+from serving.forecast.revenue import forecast_recurring_revenue
 from serving.scoring import load_scoring_models
 from training.train import train_models
 from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 AS_OF = pd.Timestamp("2026-10-15")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -383,20 +383,18 @@ def test_schemathesis_finds_no_server_error(server):
     } <= set(tested)
 
 
-def test_sales_view_in_headless_chromium(server, store):
+def test_sales_view_in_headless_chromium(server, store, browser_paths):
+    from browser import HEADLESS_ARGS
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    if not Path("/usr/bin/chromium").exists():
-        pytest.fail("chromium is not installed (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage"):  # fmt: skip
+    options.binary_location = browser_paths.chromium
+    for arg in HEADLESS_ARGS:
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
     try:
         driver.set_page_load_timeout(30)
         driver.get(server + "/ui")  # not signed in: sent to the login form

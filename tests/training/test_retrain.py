@@ -20,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from features.config import CompanyConfig, demo_config_text, load_config
-from features.demo_data import generate_demo_data, write_demo_data
+from features.demo.generator import generate_demo_data, write_demo_data
 from features.loaders import load_tables
 from features.tables import Tables
 from training.registry import CHALLENGER, CHAMPION
@@ -29,7 +29,7 @@ from training.train import TrainingSets, build_training_sets, train_models
 
 pytestmark = pytest.mark.slow
 KINDS = ("conversion",)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

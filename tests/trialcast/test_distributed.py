@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from features.config import demo_config_text, load_config
-from features.demo_data import generate_demo_data, write_demo_data
+from features.demo.generator import generate_demo_data, write_demo_data
 from features.distributed import (
     OUTPUT_NAMES,
     default_partitions,

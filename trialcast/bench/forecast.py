@@ -1,6 +1,6 @@
 """Benchmark of the revenue forecast: 100k open trials with exact ranges.
 
-Run: ``.venv/bin/python -m serving.forecast_bench --trials 100000 --out data/bench/forecast.md`` (copied into docs/benchmarks.md)
+Run: ``.venv/bin/python -m trialcast.bench.forecast --trials 100000 --out data/bench/forecast.md`` (copied into docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.forecast import QUANTILES as QUANTILE_LEVELS
-from serving.forecast import forecast_new_revenue
-from serving.forecast_dist import compute_mixture_distribution, compute_sum_distribution
-from serving.forecast_timing import ConversionTiming
+from serving.forecast.distribution import compute_mixture_distribution, compute_sum_distribution
+from serving.forecast.revenue import QUANTILES as QUANTILE_LEVELS
+from serving.forecast.revenue import forecast_new_revenue
+from serving.forecast.timing import ConversionTiming
 
 
 def build_bench_scores(n: int, seed: int = 0) -> tuple[pd.DataFrame, ConversionTiming]:
@@ -68,7 +68,7 @@ def run_benchmark(n: int) -> str:
     lines = [
         "# Revenue forecast benchmark",
         "",
-        f"Command: `.venv/bin/python -m serving.forecast_bench --trials {n}`",
+        f"Command: `.venv/bin/python -m trialcast.bench.forecast --trials {n}`",
         f"Machine: {platform.machine()}, {platform.python_version()}, 2 shared cores;"
         " best of 3 (total) or single run.",
         "",

@@ -27,7 +27,7 @@ EVENTS_PER_ACCOUNT_GUESS = 200
 def _ensure_data(n_events: int, work_dir: Path, console: Console) -> Path:
     """Demo data with about ``n_events`` events, generated once and reused."""
     from features.config import demo_config_text
-    from features.demo_data import generate_demo_data, write_demo_data
+    from features.demo.generator import generate_demo_data, write_demo_data
 
     folder = work_dir / f"events_{n_events}"
     if (folder / "events.parquet").exists():
@@ -171,7 +171,7 @@ def child_duckdb(folder: Path) -> dict:
 
 def _run_child(kind: str, folder: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "trialcast.bench_features", kind, str(folder)],
+        [sys.executable, "-m", "trialcast.bench.features", kind, str(folder)],
         check=True,
         capture_output=True,
         text=True,

@@ -23,7 +23,7 @@ def run_training_benchmark(
 ) -> list[dict]:
     """Generate, train and compare with baselines and the ceiling for each size."""
     from features.config import load_demo_config
-    from features.demo_data import generate_demo_data
+    from features.demo.generator import generate_demo_data
     from training.train import train_models
 
     results = []

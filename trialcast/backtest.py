@@ -31,8 +31,8 @@ from features.config import CompanyConfig
 from features.event_index import timestamp_seconds
 from features.snapshots import build_trial_training_set
 from features.tables import Tables
-from serving.forecast_dist import TOLERANCE, compute_mixture_distribution
-from serving.forecast_timing import compute_open_probability, fit_conversion_timing
+from serving.forecast.distribution import TOLERANCE, compute_mixture_distribution
+from serving.forecast.timing import compute_open_probability, fit_conversion_timing
 from training.model import TrialcastModel, fit_model
 from training.split import build_time_split
 from training.train import model_features

@@ -2,9 +2,9 @@
 
 Usage (a command, never a test)::
 
-    .venv/bin/python -m trialcast.bench_dask --events 20M --scaling 1M,2M,4M,8M,16M,32M
+    .venv/bin/python -m trialcast.bench.dask --events 20M --scaling 1M,2M,4M,8M,16M,32M
 
-Data comes from ``trialcast.bench_features`` (``data/bench/events_N`` folders
+Data comes from ``trialcast.bench.features`` (``data/bench/events_N`` folders
 with ``trialcast.toml``). The Dask job needs more than one input partition, so
 each folder gets a ``dask/`` copy whose events file has 1M-row row groups (the
 same rows; accounts and communications are linked). Every measurement runs in a
@@ -133,18 +133,18 @@ def run_dask_benchmark(
     sizes: list[int], *, compare: int, n_workers: int, work_dir: Path, console: Console
 ) -> list[dict[str, Any]]:
     """Dask feature job at each size, with the pandas path beside it; print and save the results."""
-    from trialcast.bench_features import _ensure_data
+    from trialcast.bench.features import _ensure_data
 
     results: list[dict[str, Any]] = []
     for n in sorted(set([*sizes, compare])):
         folder = _ensure_data(n, work_dir, console)
         dask_folder = ensure_dask_copy(folder)
         console.print(f"{n:,} events: pandas...")
-        pandas_run = _run(["trialcast.bench_features", "trialcast", str(folder)])
+        pandas_run = _run(["trialcast.bench.features", "trialcast", str(folder)])
         console.print(f"{n:,} events: dask ({n_workers} workers)...")
         out = work_dir / "dask_out" / f"events_{n}"
         dask_run = _run(
-            ["trialcast.bench_dask", "child", str(dask_folder), str(n_workers), str(out)]
+            ["trialcast.bench.dask", "child", str(dask_folder), str(n_workers), str(out)]
         )
         shutil.rmtree(out, ignore_errors=True)
         results.append({"target_events": n, "pandas": pandas_run, "dask": dask_run})
@@ -182,7 +182,7 @@ def run_dask_benchmark(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m trialcast.bench_dask [--events 20M] [--scaling ...]``."""
+    """Command line: ``python -m trialcast.bench.dask [--events 20M] [--scaling ...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "child":
         folder, workers, out = Path(argv[1]), int(argv[2]), Path(argv[3])

@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.forecast import (
+from serving.forecast.distribution import compute_mixture_distribution, compute_sum_distribution
+from serving.forecast.revenue import (
     build_account_forecast,
     compute_size_band,
     forecast_new_revenue,
     forecast_recurring_revenue,
     prepare_open_trials,
 )
-from serving.forecast_dist import compute_mixture_distribution, compute_sum_distribution
-from serving.forecast_timing import (
+from serving.forecast.timing import (
     ConversionTiming,
     build_month_weights,
     compute_open_probability,

@@ -8,7 +8,7 @@ import pytest
 
 from features.config import load_demo_config
 from features.tables import Tables
-from training.backtest import list_cohorts, run_rolling_backtest, truncate_tables
+from trialcast.backtest import list_cohorts, run_rolling_backtest, truncate_tables
 
 COHORTS = ["2026-03", "2026-05"]
 LAST_ORIGIN = pd.Timestamp("2026-06-01")
