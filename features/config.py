@@ -315,11 +315,18 @@ class CompanyConfig(_Strict):
     pql: PqlConfig = Field(default_factory=PqlConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    output_dir: str = "."
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def output_root(self) -> Path:
+        """Where every output goes (features, models, scores, forecasts, reports):
+        ``output_dir`` resolved against the config file's folder."""
+        return self.resolve_path(self.output_dir)
 
     def config_hash(self) -> str:
         """A short stable hash of the settings (not of where the file lives)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        payload = json.dumps(self.model_dump(mode="json", exclude={"output_dir"}), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def resolve_path(self, path: str) -> Path:
@@ -357,6 +364,11 @@ def parse_config(raw: dict, *, base_dir: Path = Path("."), origin: str = "config
             f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{origin} has {exc.error_count()} problem(s):\n{problems}") from exc
+
+
+def starter_config_text() -> str:
+    """The commented starter config ``trialcast init-config`` writes: every section."""
+    return resources.files("features").joinpath("starter_config.toml").read_text()
 
 
 def demo_config_text() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from features.pipeline import FeatureRunResult
@@ -27,7 +28,7 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     if report.problems:
         console.print("[bold yellow]Problems found in the input:[/]")
         for problem in report.problems:
-            console.print(f"  - {problem.message()}")
+            console.print(f"  - {escape(problem.message())}")
 
     accounts = result.accounts
     n = len(accounts)
@@ -63,12 +64,12 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
                 f"accounts, positive rate {frame['label'].mean():.1%}"
             )
     for name, reason in result.skipped_training_sets.items():
-        console.print(f"[yellow]{name} training set not built:[/] {reason}")
+        console.print(f"[yellow]{name} training set not built:[/] {escape(reason)}")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"Timing: {timing}")
     console.print("\n[bold]Outputs[/]")
     for name, path in result.outputs.items():
-        console.print(f"  {name:<22} {path}")
+        console.print(f"  {name:<22} {path}", markup=False)
 
 
 def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
@@ -95,7 +96,7 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
         f"{s.get('mape_500', float('nan')):.2f}%, coverage {s.get('coverage_500', float('nan')):.0f}%"
     )
     for name, path in run.outputs.items():
-        console.print(f"  {name:<24} {path}")
+        console.print(f"  {name:<24} {path}", markup=False)
 
 
 def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
@@ -136,4 +137,4 @@ def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
     if run.sql_rows is not None:
         console.print(f"Exported {run.sql_rows:,} account rows to SQL")
     for name, path in run.outputs.items():
-        console.print(f"  {name:<24} {path}")
+        console.print(f"  {name:<24} {path}", markup=False)
