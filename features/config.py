@@ -242,6 +242,22 @@ class PqlConfig(_Strict):
     conditions: list[PqlCondition] = Field(default_factory=list)
 
 
+#: LightGBM defaults (no class weights, so the raw scores stay calibratable).
+DEFAULT_LIGHTGBM_PARAMS: dict[str, float | int | str] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbose": -1,
+    "seed": 0,
+    "num_threads": 2,
+}
+
+
 class ModelConfig(_Strict):
     """Model training settings (shared by the conversion and churn models).
 
@@ -261,19 +277,7 @@ class ModelConfig(_Strict):
     """
 
     lightgbm: dict[str, float | int | str] = Field(
-        default_factory=lambda: {  # type: ignore[arg-type]
-            "objective": "binary",
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 50,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
-            "verbose": -1,
-            "seed": 0,
-            "num_threads": 2,
-        }
+        default_factory=lambda: dict(DEFAULT_LIGHTGBM_PARAMS)  # type: ignore[arg-type]
     )
     num_boost_round: int = Field(1000, gt=0)
     early_stopping_rounds: int = Field(50, gt=0)

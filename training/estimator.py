@@ -23,23 +23,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from features.config import DEFAULT_LIGHTGBM_PARAMS
 from models.artifact import TrialcastModel
 from training.model import fit_model
 
-#: LightGBM defaults of the library estimator (the CLI reads ``[model].lightgbm``).
-DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 50,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "verbose": -1,
-    "seed": 0,
-    "num_threads": 1,
-}
+#: LightGBM defaults of the library estimator: the CLI's (``[model].lightgbm``), one thread.
+DEFAULT_PARAMS: dict[str, Any] = {**DEFAULT_LIGHTGBM_PARAMS, "num_threads": 1}
 
 
 class TrialcastClassifier(ClassifierMixin, BaseEstimator):
