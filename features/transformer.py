@@ -82,12 +82,12 @@ class PointInTimeFeatures:
         """Labelled snapshots (``label`` column): trial days for ``conversion``,
         monthly paying snapshots for ``churn``; rows whose label window is still
         open at ``export_time`` are left out."""
+        if kind not in ("conversion", "churn"):
+            raise ValueError(f"kind must be 'conversion' or 'churn', not {kind!r}")
         builder = self._builder(tables)
-        if kind == "conversion":
-            return build_trial_training_set(builder, export_time=export_time)
         if kind == "churn":
             return build_churn_training_set(builder, export_time=export_time)
-        raise ValueError(f"kind must be 'conversion' or 'churn', not {kind!r}")
+        return build_trial_training_set(builder, export_time=export_time)
 
     def _builder(self, tables: Tables) -> FeatureBuilder:
         if not hasattr(self, "spec_"):

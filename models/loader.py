@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from features.config import CompanyConfig
+from models.kinds import model_kind
 from features.settings import MODELS_DIR, output_root, resolve_tracking_uri
 from models.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
 
@@ -70,11 +71,7 @@ class LoadedModel:
 
 def registered_name(config: CompanyConfig, kind: str) -> str:
     """The registered model name of ``kind`` (from ``[registry]``)."""
-    if kind == "conversion":
-        return config.registry.conversion_model
-    if kind == "churn":
-        return config.registry.churn_model
-    raise ValueError(f"unknown model kind {kind!r}")
+    return model_kind(kind).registered_name(config.registry)
 
 
 def resolve_alias(explicit: str | None = None) -> str:

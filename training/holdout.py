@@ -20,6 +20,7 @@ import pandas as pd
 from features.build import FeatureBuilder
 from features.event_index import to_seconds
 from features.spec import FeatureSpec
+from models.kinds import model_kind
 from training.baselines import (
     build_base_rate_baseline,
     build_ceiling,
@@ -100,7 +101,7 @@ class Holdout:
         """Add the base rate, the persona heuristic (conversion), a logistic regression
         on ``features`` (fitted on ``train``) and, with the demo ``truth``, the ceiling."""
         self.add("base_rate", build_base_rate_baseline(self.train, self.test))
-        if self.kind == "conversion":
+        if model_kind(self.kind).persona_baseline:
             self.add("persona", build_persona_baseline(self.test))
         if features:
             usable = [f for f in features if f in self.train.columns]
