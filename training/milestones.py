@@ -10,8 +10,9 @@ assumes, and not the ones that merely measure how busy a trial was.
 on the closed trials (label window over at the data's "now"):
 
 - **Adjusted lift** (the ranking): the conversion rate ratio, reached vs not,
-  *within strata of overall activity* (20 quantile bins of every other event per day the
-  trial did before trial end or conversion), pooled with Mantel-Haenszel, with a Greenland-Robins 95%
+  *within strata of overall activity* (quantile bins of volume: every other event
+  per day before trial end or conversion; regularity: share of active days; and
+  trend: share of the activity in the second half), pooled with Mantel-Haenszel, with a Greenland-Robins 95%
   interval (``training.milestone_stats``). Generic navigation events whose counts
   just grow with activity get about 1x; a true success event keeps its lift.
 - **Raw lift** (conversion if reached / if not, Katz interval), for reference.
@@ -20,7 +21,8 @@ on the closed trials (label window over at the data's "now"):
 - **Status**: ``near-universal`` (reached by almost every trial: the few without
   it are dead accounts, so its lift is meaningless), ``near-absent`` (too few
   trials), ``outcome-like`` (almost only converters reach it: part of paying,
-  a leak), ``activity-bound`` (reached only by the busiest trials, so its own
+  a leak), ``activity-measure`` (a higher count of an event almost every trial
+  does: it measures how busy the trial is), ``activity-bound`` (reached only by the busiest trials, so its own
   effect cannot be separated from activity) or ``ranked``. Only ranked candidates are ranked and proposed.
 
 Only events before the account converted count, and only before trial end; leak
@@ -77,10 +79,12 @@ MIN_COUNTS: tuple[int, ...] = (1, 3, 10)
 #: Deadlines in days from trial start; ``None`` = by trial end.
 DEADLINES: tuple[float | None, ...] = (1.0, 3.0, 7.0, None)
 #: Strata of overall activity the adjusted lift is pooled over: volume (other events
-#: per observed day) x regularity (share of observed days with any event).
+#: per observed day) x regularity (share of observed days with any event) x trend
+#: (share of the events in the second half of the observed trial: fading or growing).
 VOLUME_BINS = 8
 REGULARITY_BINS = 4
-N_STRATA = VOLUME_BINS * REGULARITY_BINS
+TREND_BINS = 3
+N_STRATA = VOLUME_BINS * REGULARITY_BINS * TREND_BINS
 
 CANDIDATE_COLUMNS = (
     "rank",
@@ -214,9 +218,12 @@ def _status(
     absent = (table["reached_share"] < min_share) | (table["reached"] < min_support)
     outcome = (table["rate_reached"] >= 0.95) & (share_of_losers <= 0.005)
     bound = table["informative_share"] < min_informative
+    # An event (almost) every trial does is a measure of activity itself: its higher
+    # counts ("Login 10+ times") rank trials by how busy they are, not by a moment.
+    everywhere = table.groupby("event")["reached_share"].transform("max") > max_share
     return np.select(
-        [absent, universal, outcome, bound],
-        ["near-absent", "near-universal", "outcome-like", "activity-bound"],
+        [absent, universal, outcome, everywhere, bound],
+        ["near-absent", "near-universal", "outcome-like", "activity-measure", "activity-bound"],
         default="ranked",
     )
 
@@ -343,7 +350,9 @@ def discover_milestones(
     day_pairs = np.unique(all_row * 100_000 + np.floor(all_days).astype(np.int64))
     active_days = np.bincount(day_pairs // 100_000, minlength=n)
     regular = activity_strata((active_days / observed_days)[:, None], REGULARITY_BINS)
-    strata = volume * REGULARITY_BINS + regular
+    late = np.bincount(all_row, weights=all_days >= observed_days[all_row] / 2, minlength=n)
+    fading = activity_strata((late / np.maximum(total, 1))[:, None], TREND_BINS)
+    strata = (volume * REGULARITY_BINS + regular) * TREND_BINS + fading
     importance = _importance(counts, y, seed=seed).reshape(len(limits), n_types)
 
     positives = float(y.sum())

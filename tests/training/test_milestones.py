@@ -177,7 +177,8 @@ def test_on_demo_data_a_successful_run_adds_beyond_activity(demo_small):
     runs = table[(table["event"] == "Pipeline Run Succeeded") & (table["min_count"] == 10)]
     assert runs["adj_lift_low"].max() > 1.0  # ten successful runs add to being active
     created = table[table["event"] == "Pipeline Created"]
-    assert created["adj_lift_high"].max() < 1.0  # creating one does not
+    assert created["adj_lift"].max() < runs["adj_lift"].max()  # creating one adds less
+    assert "Pipeline Created" not in {m.events[0] for m in found.checklist}
     importance = found.candidates.groupby("event")["importance"].max()
     assert importance["Pipeline Run Succeeded"] > importance["Pipeline Created"]
     assert found.seconds < 15
