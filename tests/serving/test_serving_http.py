@@ -422,6 +422,8 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
         assert [r.text.rsplit(" (", 1)[0][2:] for r in reasons] == texts
         assert driver.find_element(By.CSS_SELECTOR, "#waterfall svg").get_attribute("role") == "img"
         assert row["playbook"] in driver.find_element(By.ID, "playbook").text
+        chance = driver.find_element(By.ID, "persona-chance").text  # stated beside observed
+        assert "stated chance" in chance and "observed" in chance and "trials" in chance
     finally:
         driver.quit()
 
