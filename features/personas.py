@@ -335,6 +335,8 @@ def compute_pql_values(columns: dict[str, np.ndarray], config: CompanyConfig, n:
     Numeric conditions compare the values as floats (missing is NaN: never true,
     except for ``!=``); text conditions compare ``str(value)``.
     """
+    if not config.pql.conditions:  # an empty rule means no PQLs, not everyone
+        return np.zeros(n, dtype=bool)
     flag = np.ones(n, dtype=bool)
     for cond in config.pql.conditions:
         raw = columns[cond.feature]

@@ -93,21 +93,28 @@ def milestones_command(
     ] = None,
 ) -> None:
     """Rank milestone candidates by what they add beyond activity and propose a checklist."""
+    from features.build import FeatureBuilder
     from features.config import ConfigError, load_config
     from features.loaders import load_tables
     from features.validation import InputError
     from training.milestones import discover_milestones
+    from training.pql_rule import propose_pql_for_company
 
     try:
         cfg = load_config(config)
         with console.status("Loading the tables and scoring milestone candidates..."):
+            builder = FeatureBuilder.from_tables(load_tables(cfg).tables, cfg)
             discovery = discover_milestones(
                 cfg,
-                load_tables(cfg).tables,
+                builder,
                 now=pd.Timestamp(as_of) if as_of else None,
                 exclude_events=tuple(exclude or ()),
                 max_steps=max_steps,
             )
+        pql = None
+        if not cfg.pql.conditions:  # no rule means no PQLs: propose one from the data
+            with console.status("No PQL rule in the config: proposing one from the data..."):
+                pql = propose_pql_for_company(builder, discovery)
     except (ConfigError, InputError, ValueError) as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from exc
@@ -115,6 +122,10 @@ def milestones_command(
     snippet = discovery.toml(cfg.company)
     console.rule("Proposed checklist (paste into your config)")
     console.print(snippet, markup=False, highlight=False, soft_wrap=True)
+    if pql is not None:
+        console.rule("Proposed PQL rule (your config has none, so nobody is a PQL yet)")
+        console.print(pql.toml(), markup=False, highlight=False, soft_wrap=True)
+        snippet += "\n" + pql.toml()
     if out is not None:
         out.write_text(snippet)
         console.print(f"wrote {out}", markup=False)
