@@ -75,14 +75,17 @@ def build_account_view(
     Features are taken at ``as_of`` for trials still running and at trial end
     for the rest (the persona describes the trial), with the lifecycle state at
     ``as_of``, persona, playbook line and PQL flag. Lead-type levels are
-    ``levels`` if given, else fitted on the finished trials (the company's own
-    quantiles, config pins winning); they are in ``frame.attrs["persona_levels"]``.
+    ``levels`` if given, else the builder's spec's (a model's), else fitted on the
+    finished trials (the company's own quantiles, config pins winning); they are
+    in ``frame.attrs["persona_levels"]``.
     """
     moment = timestamp_seconds(as_of)
     positions = np.flatnonzero(builder.index.trial_start < moment)
     cutoffs = np.minimum(builder.index.trial_end[positions], moment)
     frame = builder.build(positions, cutoffs)
     frame.insert(1, "lifecycle", lifecycle_stage(builder, positions, moment).to_numpy())
+    if levels is None and builder.spec.persona_levels:  # a model's spec carries its levels
+        levels = PersonaLevels.from_dict(builder.spec.persona_levels)
     if levels is None:
         finished = frame[frame["lifecycle"] != "trial"]
         levels = fit_persona_levels(finished, builder.config.personas.levels)

@@ -11,13 +11,18 @@ over all candidates at once (one matrix product per stratum), because the
 library versions (statsmodels ``StratifiedTable``) pool odds ratios, not the
 rate ratios sales read ("converts 3x as often"), and loop per table.
 
+Also here: ``shap_importance`` (mean |SHAP| of a quick LightGBM on the count
+features) and ``candidate_status`` (which candidates are ranked at all).
+
 References: Greenland S, Robins JM (1985), "Estimation of a common effect
 parameter from sparse follow-up data", Biometrics 41:55-68.
 """
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 
@@ -108,3 +113,56 @@ def mantel_haenszel_ratio(
         low = np.where((r > 0) & (s > 0), np.exp(np.log(ratio) - z * se), 0.0)
         high = np.where((r > 0) & (s > 0), np.exp(np.log(ratio) + z * se), np.inf)
     return ratio, low, high, informative / len(y)
+
+
+def shap_importance(
+    counts: np.ndarray, y: np.ndarray, *, seed: int, sample: int = 2_000
+) -> np.ndarray:
+    """Mean |SHAP| per column of ``counts`` from a quick LightGBM (log-odds units)."""
+    if len(np.unique(y)) < 2 or counts.shape[1] == 0:
+        return np.zeros(counts.shape[1])
+    params = {
+        "objective": "binary",
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "verbose": -1,
+        "seed": seed,
+        "num_threads": 1,
+    }
+    booster = lgb.train(params, lgb.Dataset(counts, label=y), num_boost_round=100)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(y), size=min(sample, len(y)), replace=False)
+    contrib = np.asarray(booster.predict(counts[rows], pred_contrib=True, num_threads=1))
+    return np.abs(contrib[:, :-1]).mean(axis=0)
+
+
+def candidate_status(
+    table: pd.DataFrame,
+    *,
+    negatives: float,
+    min_support: int,
+    min_share: float,
+    max_share: float,
+    min_informative: float,
+) -> np.ndarray:
+    """Each candidate's status: ``near-absent``, ``near-universal``, ``outcome-like``,
+    ``activity-measure``, ``activity-bound`` or ``ranked`` (see ``training.milestones``)."""
+    x1 = table["rate_reached"].fillna(0.0) * table["reached"]
+    share_of_losers = (table["reached"] - x1) / max(negatives, 1.0)
+    universal = (table["reached_share"] > max_share) | (table["not_reached"] < min_support)
+    absent = (table["reached_share"] < min_share) | (table["reached"] < min_support)
+    outcome = (table["rate_reached"] >= 0.95) & (share_of_losers <= 0.005)
+    bound = table["informative_share"] < min_informative
+    # An event (almost) every trial does is a measure of activity itself: its higher
+    # counts ("Login 10+ times") rank trials by how busy they are, not by a moment.
+    everywhere = table.groupby("event")["reached_share"].transform("max") > max_share
+    return np.select(
+        [absent, universal, outcome, everywhere, bound],
+        ["near-absent", "near-universal", "outcome-like", "activity-measure", "activity-bound"],
+        default="ranked",
+    )

@@ -41,7 +41,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
@@ -63,7 +62,13 @@ from training.milestone_checklist import (
     propose_checklist,
     reasons_left_out,
 )
-from training.milestone_stats import activity_strata, katz_interval, mantel_haenszel_ratio
+from training.milestone_stats import (
+    activity_strata,
+    candidate_status,
+    katz_interval,
+    mantel_haenszel_ratio,
+    shap_importance,
+)
 
 __all__ = [
     "MilestoneDiscovery",
@@ -176,56 +181,6 @@ def config_exclusions(config: CompanyConfig) -> list[str]:
     for section in (config.activation, config.engagement):
         out.extend(str(e) for e in getattr(section, "exclude_events", []) or [])
     return out
-
-
-def _importance(counts: np.ndarray, y: np.ndarray, *, seed: int, sample: int = 2_000) -> np.ndarray:
-    """Mean |SHAP| per column of ``counts`` from a quick LightGBM (log-odds units)."""
-    if len(np.unique(y)) < 2 or counts.shape[1] == 0:
-        return np.zeros(counts.shape[1])
-    params = {
-        "objective": "binary",
-        "learning_rate": 0.1,
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "verbose": -1,
-        "seed": seed,
-        "num_threads": 1,
-    }
-    booster = lgb.train(params, lgb.Dataset(counts, label=y), num_boost_round=100)
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(y), size=min(sample, len(y)), replace=False)
-    contrib = np.asarray(booster.predict(counts[rows], pred_contrib=True, num_threads=1))
-    return np.abs(contrib[:, :-1]).mean(axis=0)
-
-
-def _status(
-    table: pd.DataFrame,
-    *,
-    negatives: float,
-    min_support: int,
-    min_share: float,
-    max_share: float,
-    min_informative: float,
-) -> np.ndarray:
-    """Why a candidate is not ranked (or ``ranked``); see the module docstring."""
-    x1 = table["rate_reached"].fillna(0.0) * table["reached"]
-    share_of_losers = (table["reached"] - x1) / max(negatives, 1.0)
-    universal = (table["reached_share"] > max_share) | (table["not_reached"] < min_support)
-    absent = (table["reached_share"] < min_share) | (table["reached"] < min_support)
-    outcome = (table["rate_reached"] >= 0.95) & (share_of_losers <= 0.005)
-    bound = table["informative_share"] < min_informative
-    # An event (almost) every trial does is a measure of activity itself: its higher
-    # counts ("Login 10+ times") rank trials by how busy they are, not by a moment.
-    everywhere = table.groupby("event")["reached_share"].transform("max") > max_share
-    return np.select(
-        [absent, universal, outcome, everywhere, bound],
-        ["near-absent", "near-universal", "outcome-like", "activity-measure", "activity-bound"],
-        default="ranked",
-    )
 
 
 def discover_milestones(
@@ -353,7 +308,7 @@ def discover_milestones(
     late = np.bincount(all_row, weights=all_days >= observed_days[all_row] / 2, minlength=n)
     fading = activity_strata((late / np.maximum(total, 1))[:, None], TREND_BINS)
     strata = (volume * REGULARITY_BINS + regular) * TREND_BINS + fading
-    importance = _importance(counts, y, seed=seed).reshape(len(limits), n_types)
+    importance = shap_importance(counts, y, seed=seed).reshape(len(limits), n_types)
 
     positives = float(y.sum())
     frames = []
@@ -396,7 +351,7 @@ def discover_milestones(
                 )
             )
     table = pd.concat(frames, ignore_index=True)
-    table["status"] = _status(
+    table["status"] = candidate_status(
         table,
         negatives=n - positives,
         min_support=min_support,
