@@ -228,6 +228,11 @@ def fit_persona_levels(
         data = columns[column]
         data = data[np.isfinite(data)] if column == "fading_log_ratio" else data
         values[level] = float(np.quantile(data, q, method="lower")) if len(data) else np.nan
+        if level.endswith("_high") and len(data) and values[level] <= data.min():
+            # "High" must leave someone out: with no spread (no checklist configured,
+            # say) it starts above the lowest value, and nobody is high if all are equal.
+            above = data[data > data.min()]
+            values[level] = float(above.min()) if len(above) else np.inf
     values["talk_min"] = max(values["talk_min"], 1.0)
     fade = values["fading_log_ratio"]
     values["fading_log_ratio"] = (
