@@ -256,6 +256,36 @@ DEFAULT_LIGHTGBM_PARAMS: dict[str, float | int | str] = {
     "seed": 0,
     "num_threads": 2,
 }
+#: Lead-type levels a config may pin (see ``features.personas.PersonaLevels``).
+PERSONA_LEVEL_NAMES = (
+    "activation_high",
+    "activation_low",
+    "share_high",
+    "share_low",
+    "depth_high",
+    "depth_low",
+    "talk_min",
+    "negative_tone",
+    "positive_tone",
+    "fading_log_ratio",
+    "fizzler_min_activation",
+)
+
+
+class PersonaConfig(_Strict):
+    """Lead-type levels. By default they come from the company's own trials (quantiles
+    over the training window, stored with the model); any level set here is used
+    as given instead, e.g. ``[personas.levels] talk_min = 3``."""
+
+    levels: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("levels")
+    @classmethod
+    def _known_levels(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(PERSONA_LEVEL_NAMES))
+        if unknown:
+            raise ValueError(f"unknown level(s) {unknown}; known: {', '.join(PERSONA_LEVEL_NAMES)}")
+        return v
 
 
 class ModelConfig(_Strict):
@@ -317,6 +347,7 @@ class CompanyConfig(_Strict):
     communication: CommunicationConfig = Field(default_factory=CommunicationConfig)  # type: ignore[arg-type]
     firmographics: FirmographicsConfig = Field(default_factory=FirmographicsConfig)
     pql: PqlConfig = Field(default_factory=PqlConfig)
+    personas: PersonaConfig = Field(default_factory=PersonaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     output_dir: str = "."

@@ -7,7 +7,7 @@ function of its inputs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,13 @@ from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from features.loaders import load_tables
-from features.personas import assign_personas, compute_pql, persona_playbook
+from features.personas import (
+    PersonaLevels,
+    assign_personas,
+    compute_pql,
+    fit_persona_levels,
+    persona_playbook,
+)
 from features.snapshots import build_churn_training_set, build_trial_training_set
 from features.validation import ValidationReport
 
@@ -61,19 +67,30 @@ def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int)
     return pd.Series(pd.Categorical(stage, categories=LIFECYCLE), name="lifecycle")
 
 
-def build_account_view(builder: FeatureBuilder, as_of: pd.Timestamp) -> pd.DataFrame:
+def build_account_view(
+    builder: FeatureBuilder, as_of: pd.Timestamp, *, levels: PersonaLevels | None = None
+) -> pd.DataFrame:
     """Every account that had started a trial by ``as_of``, as its trial looked.
 
     Features are taken at ``as_of`` for trials still running and at trial end
     for the rest (the persona describes the trial), with the lifecycle state at
-    ``as_of``, persona, playbook line and PQL flag.
+    ``as_of``, persona, playbook line and PQL flag. Lead-type levels are
+    ``levels`` if given, else the builder's spec's (a model's), else fitted on the
+    finished trials (the company's own quantiles, config pins winning); they are
+    in ``frame.attrs["persona_levels"]``.
     """
     moment = timestamp_seconds(as_of)
     positions = np.flatnonzero(builder.index.trial_start < moment)
     cutoffs = np.minimum(builder.index.trial_end[positions], moment)
     frame = builder.build(positions, cutoffs)
     frame.insert(1, "lifecycle", lifecycle_stage(builder, positions, moment).to_numpy())
-    frame.insert(2, "persona", assign_personas(frame))
+    if levels is None and builder.spec.persona_levels:  # a model's spec carries its levels
+        levels = PersonaLevels.from_dict(builder.spec.persona_levels)
+    if levels is None:
+        finished = frame[frame["lifecycle"] != "trial"]
+        levels = fit_persona_levels(finished, builder.config.personas.levels)
+    frame.attrs["persona_levels"] = levels.to_dict()
+    frame.insert(2, "persona", assign_personas(frame, levels))
     frame.insert(3, "playbook", persona_playbook(frame["persona"]))
     frame.insert(4, "pql", compute_pql(frame, builder.config))
     return frame
@@ -111,7 +128,8 @@ def run_feature_pipeline(
     outputs["account_features"] = out / "account_features.parquet"
     accounts.to_parquet(outputs["account_features"])
     outputs["feature_spec"] = out / "feature_spec.json"
-    outputs["feature_spec"].write_text(builder.spec.to_json())
+    spec = replace(builder.spec, persona_levels=accounts.attrs["persona_levels"])
+    outputs["feature_spec"].write_text(spec.to_json())
     quarantine = loaded.report.write_quarantine(out / "quarantine")
     for path in quarantine:
         outputs[f"quarantine_{path.stem}"] = path

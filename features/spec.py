@@ -32,6 +32,10 @@ class FeatureSpec:
         event_slugs: the column slug of each of ``top_event_types``.
         categorical_levels: allowed levels of each categorical firmographic.
         config_hash: hash of the company config the spec was fitted with.
+        persona_levels: the company's lead-type levels (``PersonaLevels.to_dict``),
+            fitted on the training window; empty: the seed's absolute defaults.
+        persona_rates: observed conversion of each lead type in the training
+            window (``training.persona_rates``): name -> {rate, low, high, trials}.
     """
 
     top_event_types: list[str]
@@ -39,6 +43,8 @@ class FeatureSpec:
     categorical_levels: dict[str, list[str]] = field(default_factory=dict)
     config_hash: str = ""
     version: int = SPEC_VERSION
+    persona_levels: dict[str, float | str] = field(default_factory=dict)
+    persona_rates: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -162,6 +162,16 @@ class Explanation(BaseModel):
     all: list[Factor] | None = Field(None, description="Every contribution (explain_all).")
 
 
+class PersonaObserved(BaseModel):
+    """The lead type's conversion as observed in the model's training window."""
+
+    observed: float = Field(description="Share of the type's trials that converted.")
+    low: float = Field(description="Lower end of its 95% interval (Wilson).")
+    high: float = Field(description="Upper end of its 95% interval (Wilson).")
+    trials: float = Field(description="Trials of this type in the training window.")
+    stated: float = Field(description="The seed's stated chance for the type.")
+
+
 class AccountScore(BaseModel):
     """A scored account: probabilities, persona, PQL flag and the reasons."""
 
@@ -173,6 +183,9 @@ class AccountScore(BaseModel):
     deal_value: float | None
     expected_value: float | None = Field(description="p_convert x deal_value.")
     persona: str
+    persona_observed: PersonaObserved | None = Field(
+        None, description="The type's observed chance beside its stated one (if recorded)."
+    )
     playbook: str
     pql: bool
     explanations: list[Explanation]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from features.config import CompanyConfig
 from features.personas import (
     PERSONA_INPUTS,
     PERSONAS,
+    PersonaLevels,
     assign_persona_names,
     compute_pql_values,
 )
@@ -80,6 +82,19 @@ class ScoringModels:
         if loaded is None or not loaded.model.spec_json:
             return None
         return FeatureSpec.from_json(loaded.model.spec_json)
+
+    @cached_property
+    def persona_levels(self) -> PersonaLevels:
+        """The company's lead-type levels the conversion model was trained with
+        (the seed's absolute defaults for a model that recorded none)."""
+        spec = self.spec("conversion")
+        return PersonaLevels.from_dict(spec.persona_levels if spec is not None else None)
+
+    @cached_property
+    def persona_rates(self) -> dict[str, dict[str, float]]:
+        """Observed conversion per lead type in the model's training window (may be empty)."""
+        spec = self.spec("conversion")
+        return dict(spec.persona_rates) if spec is not None else {}
 
     @property
     def known_features(self) -> frozenset[str]:
@@ -209,7 +224,9 @@ def explain_rows(
 
 
 def compute_persona_and_pql(
-    records: Sequence[Mapping[str, Any]], config: CompanyConfig
+    records: Sequence[Mapping[str, Any]],
+    config: CompanyConfig,
+    levels: PersonaLevels | None = None,
 ) -> tuple[list[str], list[str], np.ndarray]:
     """Persona, playbook line and PQL flag of each feature mapping.
 
@@ -221,7 +238,7 @@ def compute_persona_and_pql(
         c: np.array([_number(r.get(c), 0.0) for r in records], dtype=np.float64)
         for c in PERSONA_INPUTS
     }
-    personas = [str(x) for x in assign_persona_names(columns)]
+    personas = [str(x) for x in assign_persona_names(columns, levels)]
     playbooks = [PERSONAS[p].playbook for p in personas]
     raw: dict[str, np.ndarray] = {}
     for cond in config.pql.conditions:
@@ -262,17 +279,21 @@ def score_feature_records(
 
     Returns:
         One dict per record with ``p_convert``, ``p_churn``, ``persona``,
+        ``persona_observed`` (the type's observed conversion in the training window:
+        ``observed``, ``low``, ``high``, ``trials``, ``stated``; None if not recorded),
         ``playbook``, ``pql``, ``lifecycle`` and ``explanations``.
     """
     n = len(records)
     paying = np.array([_value(r.get(PAYING_COLUMN)) is not None for r in records], dtype=bool)
-    persona, playbook, pql = compute_persona_and_pql(records, models.config)
+    persona, playbook, pql = compute_persona_and_pql(records, models.config, models.persona_levels)
+    observed = models.persona_rates
     results: list[dict[str, Any]] = [
         {
             "lifecycle": "customer" if paying[i] else "trial",
             "p_convert": None,
             "p_churn": None,
             "persona": persona[i],
+            "persona_observed": observed.get(persona[i]),
             "playbook": playbook[i],
             "pql": bool(pql[i]),
             "explanations": [],

@@ -333,7 +333,11 @@ class TrialcastService:
             return HTMLResponse(
                 render_not_found(account_id, company=self.config.company), status_code=404
             )
-        return HTMLResponse(render_account(found, company=self.config.company))
+        return HTMLResponse(
+            render_account(
+                found, company=self.config.company, persona_rates=self.models.persona_rates
+            )
+        )
 
     @web.get("/ui/login", response_class=HTMLResponse, include_in_schema=False)
     def ui_login_form(self) -> HTMLResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import DictLoader, Environment, select_autoescape
@@ -81,7 +82,9 @@ _ACCOUNT = """{% extends "base" %}{% block title %}{{ a.account_id }} - trialcas
  <p><strong id="probability">{{ '%.0f%%'|format(a.p_convert * 100) }}</strong> likely to convert
   &middot; deal value {{ money(a.deal_value) }} &middot; expected value <strong>{{ money(a.expected_value) }}</strong>
   &middot; {% if a.pql %}<span class="badge pql" id="pql">PQL</span>{% else %}<span class="badge nopql" id="pql">not PQL</span>{% endif %}</p>
- <p>Persona: <strong id="persona">{{ a.persona }}</strong></p>
+ <p>Persona: <strong id="persona">{{ a.persona }}</strong>
+  <span id="persona-chance" class="muted">&middot; stated chance {{ '%.0f%%'|format(stated * 100) }}{% if observed %},
+  observed {{ '%.0f%%'|format(observed.observed * 100) }} ({{ '%.0f'|format(observed.low * 100) }}-{{ '%.0f%%'|format(observed.high * 100) }}, {{ '%d'|format(observed.trials) }} trials) in the model's training window{% endif %}</span></p>
  <p id="playbook">Playbook: {{ a.playbook }}</p>
  <p class="muted">Model {{ e.model_name }} v{{ e.model_version }}, scored {{ a.as_of }}</p>
 </div>
@@ -148,11 +151,23 @@ def render_list(
     )
 
 
-def render_account(account: dict[str, Any], *, company: str) -> str:
-    """One account's page: score, persona, playbook line, waterfall and reasons."""
+def render_account(
+    account: dict[str, Any],
+    *,
+    company: str,
+    persona_rates: Mapping[str, Mapping[str, float]] | None = None,
+) -> str:
+    """One account's page: score, persona with its stated and observed chance, playbook
+    line, waterfall and reasons."""
     explanation = account["explanations"][0]
+    persona = PERSONAS.get(str(account.get("persona")))
     return _ENV.get_template("account").render(
-        a=account, e=explanation, svg=Markup(render_waterfall(explanation)), subtitle=company
+        a=account,
+        e=explanation,
+        svg=Markup(render_waterfall(explanation)),
+        subtitle=company,
+        stated=persona.stated_chance if persona is not None else float("nan"),
+        observed=(persona_rates or {}).get(str(account.get("persona"))),
     )
 
 

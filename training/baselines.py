@@ -1,7 +1,9 @@
 """What the learned model must beat: the persona heuristic, logistic regression, the base rate.
 
-- **persona**: the seven trial lead types of DOMAIN.md with their stated chances
-  (``persona_chance(assign_personas(features))``); conversion only.
+- **persona**: the seven trial lead types of DOMAIN.md, each predicting the
+  conversion rate observed for its type in the training part (by snapshot;
+  ``training.persona_rates``), with the company's own levels; conversion only.
+  (The seed's stated chances are shown beside the observed ones, not scored.)
 - **logistic**: a plain logistic regression on the same features (impute, one-hot
   the categoricals, standardise), fitted on the training part.
 - **base_rate**: the training positive rate for every row (the no-skill forecast).
@@ -22,13 +24,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from features.personas import assign_personas, persona_chance
+from features.personas import PersonaLevels
 from models.kinds import model_kind
+from training.persona_rates import build_observed_persona_baseline
 
 
-def build_persona_baseline(frame: pd.DataFrame) -> np.ndarray:
-    """The stated chance of each row's persona (the seed's heuristic)."""
-    return persona_chance(assign_personas(frame)).to_numpy(dtype=np.float64)
+def build_persona_baseline(
+    train: pd.DataFrame, frame: pd.DataFrame, levels: PersonaLevels | None = None
+) -> np.ndarray:
+    """Each row's lead-type conversion rate as observed in ``train`` (see
+    ``training.persona_rates.build_observed_persona_baseline``)."""
+    return build_observed_persona_baseline(train, frame, levels)
 
 
 def build_base_rate_baseline(train: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.event_index import to_seconds
+from features.personas import PersonaLevels, fit_persona_levels
 from features.spec import FeatureSpec
 from models.kinds import model_kind
 from training.baselines import (
@@ -28,6 +29,7 @@ from training.baselines import (
     fit_logistic_baseline,
 )
 from training.metrics import evaluate_models, log_loss
+from training.persona_rates import last_snapshot_rows
 from training.split import build_time_split
 
 #: Holdout columns that identify, time or label a row (kept when features are rebuilt).
@@ -52,12 +54,15 @@ class Holdout:
         train: the training part of the same split (base rates, baselines).
         test: the holdout rows; ``p_<name>`` columns are added by ``score``.
         prob_cols: model name -> probability column in ``test``.
+        persona_levels: lead-type levels for the persona baseline (default: the
+            company's own, fitted on ``train``'s last snapshot per trial).
     """
 
     kind: str
     train: pd.DataFrame
     test: pd.DataFrame
     prob_cols: dict[str, str] = field(default_factory=dict)
+    persona_levels: PersonaLevels | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -102,7 +107,8 @@ class Holdout:
         on ``features`` (fitted on ``train``) and, with the demo ``truth``, the ceiling."""
         self.add("base_rate", build_base_rate_baseline(self.train, self.test))
         if model_kind(self.kind).persona_baseline:
-            self.add("persona", build_persona_baseline(self.test))
+            levels = self.persona_levels or fit_persona_levels(last_snapshot_rows(self.train))
+            self.add("persona", build_persona_baseline(self.train, self.test, levels))
         if features:
             usable = [f for f in features if f in self.train.columns]
             self.add("logistic", fit_logistic_baseline(self.train, usable).predict_proba(self.test))

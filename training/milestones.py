@@ -1,41 +1,46 @@
-"""Milestone discovery: which early actions really predict conversion, found from data.
+"""Milestone discovery: which early actions add to conversion beyond being active.
 
 The activation checklist should hold the steps that separate converters from the
 rest ("a successful pipeline, not setting one up"), not the ones a product team
-assumes. ``discover_milestones`` scores every candidate
+assumes, and not the ones that merely measure how busy a trial was.
+``discover_milestones`` scores every candidate
 
     event type x minimum count (1, 3, 10) x reached by day N (1, 3, 7, trial end)
 
 on the closed trials (label window over at the data's "now"):
 
-- **Conversion lift**: conversion rate of the trials that reached the candidate
-  divided by the rate of those that did not, with both counts and a 95% confidence
-  interval (log rate-ratio, Katz method; 0.5 added to every cell when one is empty).
-- **Model importance**: mean |SHAP| of the matching count feature ("events of this
-  type in the first N days") in a quick LightGBM fitted on all the count features
-  together, so an event that only looks good because it travels with a better one
-  gets little credit. Exact TreeSHAP from LightGBM (``pred_contrib``).
+- **Adjusted lift** (the ranking): the conversion rate ratio, reached vs not,
+  *within strata of overall activity* (quantile bins of volume: every other event
+  per day before trial end or conversion; regularity: share of active days; and
+  trend: share of the activity in the second half), pooled with Mantel-Haenszel, with a Greenland-Robins 95%
+  interval (``training.milestone_stats``). Generic navigation events whose counts
+  just grow with activity get about 1x; a true success event keeps its lift.
+- **Raw lift** (conversion if reached / if not, Katz interval), for reference.
+- **Model importance**: mean |SHAP| of the matching count feature in a quick
+  LightGBM fitted on all the count features together.
+- **Status**: ``near-universal`` (reached by almost every trial: the few without
+  it are dead accounts, so its lift is meaningless), ``near-absent`` (too few
+  trials), ``outcome-like`` (almost only converters reach it: part of paying,
+  a leak), ``activity-measure`` (a higher count of an event almost every trial
+  does: it measures how busy the trial is), ``activity-bound`` (reached only by the busiest trials, so its own
+  effect cannot be separated from activity) or ``ranked``. Only ranked candidates are ranked and proposed.
 
-Only events before the account converted count (a paying account's activity says
-nothing about why it started paying), and only before trial end. Everything is
-vectorised over the ``EventIndex`` arrays: one sort of the events, then bincounts
-and matrix products; no per-account Python loop.
+Only events before the account converted count, and only before trial end; leak
+exclusions (``exclude_events``, from the call and the config) are never scored.
+Everything is vectorised over the ``EventIndex`` arrays.
 
-``proposed_checklist`` then picks a checklist greedily: candidates with enough
-support and a lift whose interval lies above 1, best lift first, at most one per
-event type, ordered by the median day they are reached; ``MilestoneDiscovery.toml``
-prints it ready to paste under ``[[activation.milestones]]``.
+``training.milestone_checklist`` turns the ranking into an ordered checklist
+(setup -> activation -> aha) with the typical day, conversion with / without and
+a reason in words for each step, says why tempting events were left out, and
+says so when nothing qualifies.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
@@ -49,29 +54,65 @@ from features.event_index import (
     timestamp_seconds,
 )
 from features.tables import Tables
+from training.milestone_checklist import (
+    checklist_toml,
+    milestone_from_row,
+    milestone_name,
+    nothing_qualifies,
+    propose_checklist,
+    reasons_left_out,
+)
+from training.milestone_stats import (
+    activity_strata,
+    candidate_status,
+    katz_interval,
+    mantel_haenszel_ratio,
+    shap_importance,
+)
+
+__all__ = [
+    "MilestoneDiscovery",
+    "checklist_toml",
+    "closed_trial_positions",
+    "config_exclusions",
+    "discover_milestones",
+    "milestone_from_row",
+    "milestone_name",
+]
 
 MIN_COUNTS: tuple[int, ...] = (1, 3, 10)
 #: Deadlines in days from trial start; ``None`` = by trial end.
 DEADLINES: tuple[float | None, ...] = (1.0, 3.0, 7.0, None)
+#: Strata of overall activity the adjusted lift is pooled over: volume (other events
+#: per observed day) x regularity (share of observed days with any event) x trend
+#: (share of the events in the second half of the observed trial: fading or growing).
+VOLUME_BINS = 8
+REGULARITY_BINS = 4
+TREND_BINS = 3
+N_STRATA = VOLUME_BINS * REGULARITY_BINS * TREND_BINS
 
 CANDIDATE_COLUMNS = (
+    "rank",
     "event",
     "min_count",
     "deadline_days",
+    "status",
     "reached",
     "reached_share",
     "not_reached",
     "rate_reached",
     "rate_not_reached",
+    "adj_lift",
+    "adj_lift_low",
+    "adj_lift_high",
+    "adj_lift_low_corrected",
+    "informative_share",
     "lift",
     "lift_low",
     "lift_high",
-    "rate_difference",
     "median_day",
     "importance",
     "importance_rank",
-    "supported",
-    "lift_rank",
 )
 
 
@@ -80,44 +121,50 @@ class MilestoneDiscovery:
     """Ranked milestone candidates and a proposed checklist.
 
     Attributes:
-        candidates: one row per candidate (columns ``CANDIDATE_COLUMNS``), ranked by
-            lift (supported candidates first). ``deadline_days`` is NaN for "by
-            trial end"; ``importance`` is the mean |SHAP| (log-odds) of the count
-            feature (event, deadline), shared by the candidate's three min counts.
-        checklist: the proposed milestones, in checklist order.
-        checklist_rows: the candidate rows behind ``checklist``, same order.
+        candidates: one row per candidate (columns ``CANDIDATE_COLUMNS``); ranked
+            candidates first, by the lower end of the adjusted lift interval.
+            ``deadline_days`` is NaN for "by trial end".
+        checklist: the proposed milestones, in checklist order (setup ->
+            activation -> aha); empty when nothing qualifies.
+        checklist_rows: the candidate rows behind ``checklist`` plus ``stage`` and
+            ``why`` (the reason in words), same order.
+        left_out: why tempting event types were not proposed, in words.
+        verdict: one sentence: what was found, or why nothing qualifies.
         n_trials, positives: closed trials used and how many converted.
         data_as_of: the data's "now" (trials whose window closed before it are used).
+        excluded: event types never scored (leak exclusions).
         seconds: wall time.
     """
 
     candidates: pd.DataFrame
     checklist: list[Milestone]
     checklist_rows: pd.DataFrame
+    left_out: list[str]
+    verdict: str
     n_trials: int
     positives: int
     data_as_of: pd.Timestamp
-    seconds: float
+    excluded: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def base_rate(self) -> float:
         return self.positives / self.n_trials if self.n_trials else float("nan")
 
     def top(self, n: int = 15) -> pd.DataFrame:
-        """The ``n`` best supported candidates by lift."""
-        return self.candidates[self.candidates["supported"]].head(n)
+        """The ``n`` best ranked candidates."""
+        return self.candidates[self.candidates["status"] == "ranked"].head(n)
 
     def toml(self, company: str = "") -> str:
         """The checklist as ``[[activation.milestones]]`` TOML (comments give the evidence)."""
-        return checklist_toml(
-            self.checklist,
-            self.checklist_rows,
-            header=(
-                f"Proposed activation checklist{f' for {company}' if company else ''}: "
-                f"{self.n_trials:,} closed trials, {self.base_rate:.1%} converted "
-                f"(data as of {self.data_as_of:%Y-%m-%d}). Edit names and stages freely."
-            ),
+        header = (
+            f"Proposed activation checklist{f' for {company}' if company else ''}: "
+            f"{self.n_trials:,} closed trials, {self.base_rate:.1%} converted "
+            f"(data as of {self.data_as_of:%Y-%m-%d}). Edit names and stages freely."
         )
+        if not self.checklist:
+            header += "\n" + self.verdict
+        return checklist_toml(self.checklist, self.checklist_rows, header=header)
 
 
 def closed_trial_positions(builder: FeatureBuilder, data_as_of: pd.Timestamp) -> np.ndarray:
@@ -128,45 +175,12 @@ def closed_trial_positions(builder: FeatureBuilder, data_as_of: pd.Timestamp) ->
     return np.flatnonzero(idx.trial_end + window <= now)
 
 
-def _katz_interval(
-    x1: np.ndarray, n1: np.ndarray, x0: np.ndarray, n0: np.ndarray, confidence: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rate ratio (x1/n1)/(x0/n0) and its log-normal confidence interval."""
-    z = float(norm.ppf(0.5 + confidence / 2))
-    zero = (x1 == 0) | (x0 == 0) | (x1 == n1) | (x0 == n0)
-    a = np.where(zero, x1 + 0.5, x1).astype(np.float64)
-    b = np.where(zero, x0 + 0.5, x0).astype(np.float64)
-    m1 = np.where(zero, n1 + 1.0, n1).astype(np.float64)
-    m0 = np.where(zero, n0 + 1.0, n0).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_rr = np.log(a / m1) - np.log(b / m0)
-        se = np.sqrt(1 / a - 1 / m1 + 1 / b - 1 / m0)
-        lift = (x1 / n1) / (x0 / n0)
-    return lift, np.exp(log_rr - z * se), np.exp(log_rr + z * se)
-
-
-def _importance(counts: np.ndarray, y: np.ndarray, *, seed: int, sample: int = 2_000) -> np.ndarray:
-    """Mean |SHAP| per column of ``counts`` from a quick LightGBM (log-odds units)."""
-    if len(np.unique(y)) < 2 or counts.shape[1] == 0:
-        return np.zeros(counts.shape[1])
-    params = {
-        "objective": "binary",
-        "learning_rate": 0.1,
-        "num_leaves": 15,
-        "min_data_in_leaf": 20,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "verbose": -1,
-        "seed": seed,
-        "num_threads": 1,
-    }
-    booster = lgb.train(params, lgb.Dataset(counts, label=y), num_boost_round=100)
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(y), size=min(sample, len(y)), replace=False)
-    contrib = np.asarray(booster.predict(counts[rows], pred_contrib=True, num_threads=1))
-    return np.abs(contrib[:, :-1]).mean(axis=0)
+def config_exclusions(config: CompanyConfig) -> list[str]:
+    """Leak exclusions declared in the config (``exclude_events`` of any section that has one)."""
+    out: list[str] = []
+    for section in (config.activation, config.engagement):
+        out.extend(str(e) for e in getattr(section, "exclude_events", []) or [])
+    return out
 
 
 def discover_milestones(
@@ -180,26 +194,39 @@ def discover_milestones(
     exclude_events: tuple[str, ...] | list[str] = (),
     min_support: int = 30,
     min_share: float = 0.02,
+    max_share: float = 0.95,
+    min_informative: float = 0.6,
     max_steps: int = 7,
+    min_adjusted_lift: float = 1.25,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> MilestoneDiscovery:
     """Rank milestone candidates on closed trials and propose a checklist.
 
     Args:
-        config: the company config (trial and conversion windows).
+        config: the company config (trial and conversion windows, leak exclusions).
         data: the tables, or an indexed ``FeatureBuilder``.
         now: the data's "now" (default: the latest timestamp in the data).
         min_counts: the minimum event counts tried.
         deadlines: days from trial start by which the count must be reached
             (``None``: by trial end).
         max_event_types: only the event types done by most closed trials are tried.
-        exclude_events: event types never to propose (background events such as
-            logins or page views, which mostly measure how busy a trial was).
-        min_support: a candidate needs at least this many trials on each side.
-        min_share: ... and between ``min_share`` and ``1 - min_share`` of trials reaching it.
+        exclude_events: event types never to score, on top of the config's leak
+            exclusions (outcome events such as "Invoice Paid").
+        min_support: a candidate needs at least this many trials on each side ...
+        min_share: ... and at least this share of trials reaching it (else
+            near-absent) ...
+        max_share: ... and at most this share (else near-universal: the few
+            trials without it are mostly dead accounts).
+        min_informative: at least this share of trials must sit in activity
+            strata holding both trials that reached it and trials that did not;
+            below it the candidate is ``activity-bound`` (reaching it is the same
+            as being among the busiest trials, so its own effect cannot be told).
         max_steps: checklist length at most.
-        confidence: level of the lift intervals.
+        min_adjusted_lift: a checklist step must multiply the chance of converting
+            by at least this much among equally active trials (and its interval
+            must lie above 1).
+        confidence: level of the intervals.
         seed: LightGBM seed.
 
     Raises:
@@ -212,7 +239,8 @@ def discover_milestones(
     positions = closed_trial_positions(builder, data_as_of)
     if len(positions) == 0:
         raise ValueError(
-            "no trial has a closed conversion window at the data's end: nothing to learn from"
+            f"no trial's conversion window ({config.trial.conversion_window_days} days after "
+            f"trial end) had closed by {data_as_of}: nothing to learn from yet"
         )
     conv = idx.converted_at[positions]
     end = idx.trial_end[positions]
@@ -221,15 +249,20 @@ def discover_milestones(
     y = (converted & (conv < end + window)).astype(np.float64)
     if y.sum() == 0:
         raise ValueError(f"none of the {len(positions)} closed trials converted")
-    # Events before conversion and before trial end only.
+    excluded = sorted(set(config_exclusions(config)) | set(exclude_events))
+    # Events before conversion and before trial end only; leak exclusions dropped.
     cut = cut_events(idx, positions, np.where(converted & (conv < end), conv, end))
     n = cut.n_rows
+    n_vocab = len(idx.vocabulary)
+    allowed = np.ones(n_vocab, dtype=bool)
+    allowed[idx.event_codes(excluded)] = False
+    kept = allowed[cut.event]
+    all_row = cut.row[kept]
+    all_days = (cut.ts[kept] - cut.trial_start[all_row]) / SECONDS_PER_DAY
 
     # The event types most trials do (one entry per (trial, type) pair).
-    n_vocab = len(idx.vocabulary)
-    pair = np.unique(cut.row * n_vocab + cut.event)
+    pair = np.unique(all_row * n_vocab + cut.event[kept])
     doers = np.bincount(pair % n_vocab, minlength=n_vocab)
-    doers[idx.event_codes(list(exclude_events))] = 0
     vocab = [str(v) for v in idx.vocabulary]
     order = sorted(np.flatnonzero(doers).tolist(), key=lambda c: (-int(doers[c]), vocab[c]))
     chosen = np.asarray(order[:max_event_types], dtype=np.int64)
@@ -238,12 +271,11 @@ def discover_milestones(
     local[chosen] = np.arange(n_types)
     names = [vocab[c] for c in chosen]
 
-    ev = local[cut.event]
+    ev = local[cut.event[kept]]
     keep = ev >= 0
-    row, ev, ts = cut.row[keep], ev[keep], cut.ts[keep]
-    days = (ts - cut.trial_start[row]) / SECONDS_PER_DAY
+    row, ev, days = all_row[keep], ev[keep], all_days[keep]
     key = row * n_types + ev
-    sort = np.lexsort((ts, key))
+    sort = np.lexsort((days, key))
     key, days = key[sort], days[sort]
     group_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     sizes = np.diff(np.r_[group_start, len(key)])
@@ -257,12 +289,26 @@ def discover_milestones(
         at[key[hit]] = days[hit]
         kth_day[k] = at.reshape(n, n_types)
 
-    # Count features (events of each type in the first N days) for the importance model.
-    limits = [math.inf if d is None else float(d) for d in deadlines]
-    counts = np.hstack(
-        [np.bincount(key[days < lim], minlength=n * n_types).reshape(n, n_types) for lim in limits]
-    ).astype(np.float64)
-    importance = _importance(counts, y, seed=seed).reshape(len(limits), n_types)
+    # Count features (events of each type in the first N days), and overall activity:
+    # every other allowed event per observed day over the whole trial (up to trial
+    # end or conversion). The whole trial, not only the first N days: a few early
+    # days measure how busy a trial is too noisily to adjust for it.
+    limits = [np.inf if d is None else float(d) for d in deadlines]
+    count_blocks = [
+        np.bincount(key[days < lim], minlength=n * n_types).reshape(n, n_types) for lim in limits
+    ]
+    counts = np.hstack(count_blocks).astype(np.float64)
+    whole = np.bincount(key, minlength=n * n_types).reshape(n, n_types)
+    observed_days = np.maximum((cut.as_of - cut.trial_start) / SECONDS_PER_DAY, 1.0)
+    total = np.bincount(all_row, minlength=n)
+    volume = activity_strata((total[:, None] - whole) / observed_days[:, None], VOLUME_BINS)
+    day_pairs = np.unique(all_row * 100_000 + np.floor(all_days).astype(np.int64))
+    active_days = np.bincount(day_pairs // 100_000, minlength=n)
+    regular = activity_strata((active_days / observed_days)[:, None], REGULARITY_BINS)
+    late = np.bincount(all_row, weights=all_days >= observed_days[all_row] / 2, minlength=n)
+    fading = activity_strata((late / np.maximum(total, 1))[:, None], TREND_BINS)
+    strata = (volume * REGULARITY_BINS + regular) * TREND_BINS + fading
+    importance = shap_importance(counts, y, seed=seed).reshape(len(limits), n_types)
 
     positives = float(y.sum())
     frames = []
@@ -272,7 +318,10 @@ def discover_milestones(
             n1 = reached.sum(axis=0).astype(np.float64)
             x1 = y @ reached
             n0, x0 = n - n1, positives - x1
-            lift, low, high = _katz_interval(x1, n1, x0, n0, confidence)
+            lift, low, high = katz_interval(x1, n1, x0, n0, confidence)
+            adj, adj_low, adj_high, informative = mantel_haenszel_ratio(
+                reached, y, strata, N_STRATA, confidence=confidence
+            )
             with np.errstate(invalid="ignore", divide="ignore"):
                 rate1, rate0 = x1 / n1, x0 / n0
             with warnings.catch_warnings():  # never-reached candidates: all-NaN columns
@@ -289,112 +338,66 @@ def discover_milestones(
                         "not_reached": n0.astype(np.int64),
                         "rate_reached": rate1,
                         "rate_not_reached": rate0,
+                        "adj_lift": adj,
+                        "adj_lift_low": adj_low,
+                        "adj_lift_high": adj_high,
+                        "informative_share": informative,
                         "lift": lift,
                         "lift_low": low,
                         "lift_high": high,
-                        "rate_difference": rate1 - rate0,
                         "median_day": median,
                         "importance": importance[j],
                     }
                 )
             )
     table = pd.concat(frames, ignore_index=True)
-    table["supported"] = (
-        (table["reached"] >= min_support)
-        & (table["not_reached"] >= min_support)
-        & table["reached_share"].between(min_share, 1 - min_share)
+    table["status"] = candidate_status(
+        table,
+        negatives=n - positives,
+        min_support=min_support,
+        min_share=min_share,
+        max_share=max_share,
+        min_informative=min_informative,
     )
+    # Hundreds of candidates are tried: a checklist step must clear 1 with a lower
+    # bound corrected for that (Bonferroni over the ranked candidates), so a
+    # no-signal company gets no checklist rather than its luckiest noise event.
+    tried = max(int((table["status"] == "ranked").sum()), 1)
+    z, z_corrected = norm.ppf(0.5 + confidence / 2), norm.ppf(1 - (1 - confidence) / 2 / tried)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_adj = np.log(table["adj_lift"].to_numpy())
+        se = (log_adj - np.log(table["adj_lift_low"].to_numpy())) / z
+        table["adj_lift_low_corrected"] = np.nan_to_num(np.exp(log_adj - z_corrected * se))
     table["importance_rank"] = (
         table["importance"].rank(ascending=False, method="min").astype(np.int64)
     )
-    table = table.sort_values(
-        ["supported", "lift", "lift_low", "event"],
+    table = table.assign(_ranked=table["status"] == "ranked").sort_values(
+        ["_ranked", "adj_lift_low", "adj_lift", "event"],
         ascending=[False, False, False, True],
         kind="mergesort",
-    ).reset_index(drop=True)
-    table["lift_rank"] = np.arange(1, len(table) + 1)
+    )
+    table = table.drop(columns="_ranked").reset_index(drop=True)
+    table["rank"] = np.arange(1, len(table) + 1)
     table = table[list(CANDIDATE_COLUMNS)]
-    rows = proposed_checklist(table, max_steps=max_steps)
+    rows = propose_checklist(table, max_steps=max_steps, min_adjusted_lift=min_adjusted_lift)
+    chosen_events = set(rows["event"].astype(str))
+    if len(rows):
+        aha = rows.iloc[-1]
+        verdict = (
+            f"Aha moment: {milestone_name(str(aha['event']), int(aha['min_count']), aha['deadline_days'])}"
+            f" ({aha['adj_lift']:.2f}x among equally active trials); {len(rows)} step(s) proposed."
+        )
+    else:
+        verdict = nothing_qualifies(table, min_adjusted_lift=min_adjusted_lift)
     return MilestoneDiscovery(
         candidates=table,
         checklist=[milestone_from_row(r) for r in rows.to_dict("records")],
         checklist_rows=rows,
+        left_out=reasons_left_out(table, chosen_events, min_adjusted_lift=min_adjusted_lift),
+        verdict=verdict,
         n_trials=n,
         positives=int(positives),
         data_as_of=data_as_of,
+        excluded=excluded,
         seconds=time.perf_counter() - started,
     )
-
-
-def proposed_checklist(candidates: pd.DataFrame, *, max_steps: int = 7) -> pd.DataFrame:
-    """Greedy checklist: supported candidates whose lift interval is above 1, best lift
-    first, one per event type, at most ``max_steps``; ordered by median day reached.
-
-    Adds a ``stage`` column: the step with the highest lift is the ``aha`` moment,
-    the first third of the rest ``setup``, the others ``activation`` (a starting
-    point to edit).
-    """
-    pool = candidates[candidates["supported"] & (candidates["lift_low"] > 1.0)]
-    pool = pool.sort_values(["lift", "lift_low"], ascending=False, kind="mergesort")
-    picked = pool.drop_duplicates("event").head(max_steps)
-    picked = picked.sort_values(["median_day", "lift"], ascending=[True, True], kind="mergesort")
-    picked = picked.reset_index(drop=True)
-    n = len(picked)
-    stages = ["setup" if i < n // 3 else "activation" for i in range(n)]
-    if n:
-        stages[int(np.argmax(picked["lift"].to_numpy()))] = "aha"
-    return picked.assign(stage=stages)
-
-
-def milestone_name(event: str, min_count: int, deadline_days: float | None) -> str:
-    """A checklist name sales can read: "Pipeline Run Succeeded 3+ times in the first 7 days"."""
-    times = "" if min_count == 1 else f" {min_count}+ times"
-    if deadline_days is None or (isinstance(deadline_days, float) and math.isnan(deadline_days)):
-        when = "during the trial"
-    elif float(deadline_days) == 1:
-        when = "on the first day"
-    else:
-        when = f"in the first {float(deadline_days):g} days"
-    return f"{event}{times} {when}"
-
-
-def milestone_from_row(row: dict) -> Milestone:
-    """The ``Milestone`` of a candidate row (with a ``stage``)."""
-    deadline = row["deadline_days"]
-    deadline = None if deadline is None or math.isnan(float(deadline)) else float(deadline)
-    return Milestone(
-        name=milestone_name(str(row["event"]), int(row["min_count"]), deadline),
-        events=[str(row["event"])],
-        min_count=int(row["min_count"]),
-        deadline_days=deadline,
-        stage=row.get("stage", "activation"),
-    )
-
-
-def _toml_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def checklist_toml(
-    milestones: list[Milestone], rows: pd.DataFrame | None = None, *, header: str = ""
-) -> str:
-    """``[[activation.milestones]]`` tables for ``milestones`` (evidence from ``rows`` as comments)."""
-    lines = [f"# {header}"] if header else []
-    evidence = rows.to_dict("records") if rows is not None else [None] * len(milestones)
-    for milestone, ev in zip(milestones, evidence, strict=True):
-        if ev is not None:
-            lines.append(
-                f"# lift {ev['lift']:.2f}x (95% CI {ev['lift_low']:.2f}-{ev['lift_high']:.2f}): "
-                f"{ev['rate_reached']:.1%} vs {ev['rate_not_reached']:.1%} convert; reached by "
-                f"{ev['reached_share']:.0%} of trials, median day {ev['median_day']:.1f}"
-            )
-        lines.append("[[activation.milestones]]")
-        lines.append(f"name = {_toml_string(milestone.name)}")
-        lines.append(f"events = [{', '.join(_toml_string(e) for e in milestone.events)}]")
-        if milestone.min_count != 1:
-            lines.append(f"min_count = {milestone.min_count}")
-        if milestone.deadline_days is not None:
-            lines.append(f"deadline_days = {milestone.deadline_days:g}")
-        lines.append(f"stage = {_toml_string(milestone.stage)}")
-        lines.append("")
-    return "\n".join(lines)

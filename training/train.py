@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder, feature_columns
 from features.config import CompanyConfig
+from features.personas import PersonaLevels, fit_persona_levels
 from features.snapshots import build_churn_training_set, build_trial_training_set
 from features.spec import FeatureSpec
 from features.tables import Tables
@@ -43,6 +44,13 @@ from training.guards import (
 )
 from training.metrics import METRICS, evaluate_models, log_loss
 from training.model import TrialcastModel, categorical_levels, fit_model
+from training.persona_rates import (
+    compute_persona_rates,
+    last_snapshot_rows,
+    rates_to_dict,
+    rates_to_metrics,
+    reference_rows,
+)
 from training.registry import (
     CHAMPION,
     PromotionResult,
@@ -148,6 +156,9 @@ class TrainResult:
         models: kind -> outcome, for the kinds that trained.
         refused: kind -> message, for the kinds refused (too little data).
         seconds: wall time per step (``features``, ``conversion``, ``churn``, ``total``).
+        persona_rates: each lead type's observed conversion in the training window
+            beside its stated chance (``training.persona_rates``); None without
+            a conversion training set.
     """
 
     tracking_uri: str
@@ -155,6 +166,7 @@ class TrainResult:
     models: dict[str, ModelOutcome]
     refused: dict[str, str]
     seconds: dict[str, float]
+    persona_rates: pd.DataFrame | None = None
 
 
 def model_features(frame: pd.DataFrame, kind: str) -> list[str]:
@@ -290,7 +302,10 @@ def fit_and_evaluate(
     test["p_logistic"] = logistic.predict_proba(test)
     prob_cols["logistic"] = "p_logistic"
     if kind == "conversion":
-        test["p_persona"] = build_persona_baseline(test)
+        levels = PersonaLevels.from_dict(
+            FeatureSpec.from_json(spec_json).persona_levels if spec_json else None
+        )
+        test["p_persona"] = build_persona_baseline(train, test, levels)
         prob_cols["persona"] = "p_persona"
     test["p_base_rate"] = build_base_rate_baseline(train, test)
     prob_cols["base_rate"] = "p_base_rate"
@@ -441,6 +456,19 @@ def train_models(
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
     seconds["features"] = time.perf_counter() - started
+    persona_rates = None
+    if sets.spec is not None and sets.conversion is not None:
+        # Lead-type levels and observed chances from the training window's trials;
+        # both travel with the models in the feature spec.
+        levels = fit_persona_levels(last_snapshot_rows(sets.conversion), config.personas.levels)
+        reference = reference_rows(sets.conversion)
+        persona_rates = compute_persona_rates(reference, levels)
+        persona_rates.attrs["snapshot"] = reference.attrs["snapshot"]
+        sets.spec = replace(
+            sets.spec,
+            persona_levels=levels.to_dict(),
+            persona_rates=rates_to_dict(persona_rates),
+        )
     spec_json = sets.spec.to_json() if sets.spec is not None else ""
     refused = {k: v for k, v in sets.refused.items() if k in kinds}
 
@@ -498,8 +526,13 @@ def train_models(
                 **champion_tags,
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
+            record = _record(fit, config, tags=tags)
+            if kind == "conversion" and persona_rates is not None:
+                rates = persona_rates.astype(object).where(persona_rates.notna(), None)
+                record.documents["persona_rates.json"] = rates.to_dict("records")
+                record.extra_metrics.update(rates_to_metrics(persona_rates))
             run = log_training_run(
-                _record(fit, config, tags=tags),
+                record,
                 experiment_id=experiment_id,
                 run_name=f"{kind}-{train_id}",
             )
@@ -537,6 +570,7 @@ def train_models(
         models=outcomes,
         refused=refused,
         seconds=seconds,
+        persona_rates=persona_rates,
     )
 
 

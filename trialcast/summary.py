@@ -9,6 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from features.pipeline import FeatureRunResult
+from training.persona_rates import persona_rate_table
+from trialcast.persona_summary import print_persona_rates
 
 if TYPE_CHECKING:
     from trialcast.forecast_job import BacktestRunResult, ForecastRunResult
@@ -56,6 +58,12 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
             f"{group['engagement_active_days_all'].mean():.1f}",
         )
     console.print(summary)
+    finished = accounts[accounts["lifecycle"].isin(["customer", "churned", "lost"])]
+    if len(finished):
+        converted = finished["lifecycle"].isin(["customer", "churned"]).to_numpy()
+        rates = persona_rate_table(finished["persona"].astype(str).to_numpy(), converted)
+        title = f"Lead types: stated chance vs observed on {len(finished):,} decided trials"
+        print_persona_rates(rates, console, title=title)
     console.print(f"PQLs: {int(accounts['pql'].sum()):,} of {n:,} accounts")
     for name, frame in (("trial", result.trial_training), ("churn", result.churn_training)):
         if frame is not None:

@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from training.train import TrainResult, summary_table
+from trialcast.persona_summary import print_persona_rates
 
 SEGMENTS = ("all", "d1", "d3", "d7", "d14", "end")
 METRICS = ("roc_auc", "log_loss", "ece", "lift_top10")
@@ -38,6 +39,12 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
             f"Registered [bold]{outcome.registered_name}[/] version {outcome.version} "
             f"(alias challenger); {escape(promoted)}. MLflow run {outcome.run_id}"
         )
+    if result.persona_rates is not None:
+        snapshot = result.persona_rates.attrs.get("snapshot", "")
+        title = "Lead types: stated chance vs observed in the training window" + (
+            f" (trials typed at snapshot {snapshot}, before conversions start)" if snapshot else ""
+        )
+        print_persona_rates(result.persona_rates, console, title=title)
     for kind, message in result.refused.items():
         console.print(f"[yellow]{kind} model not trained:[/] {escape(message)}")
     console.print("Timing: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))

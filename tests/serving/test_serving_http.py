@@ -174,6 +174,7 @@ def test_scores_and_reasons_are_exact_and_match_the_models(server, store):
     served_churn = np.array([g["p_churn"] for g, p in zip(got, paying, strict=True) if p])
     np.testing.assert_allclose(served_convert, p_convert, atol=1e-9)
     np.testing.assert_allclose(served_churn, p_churn, atol=1e-9)
+    assert sum(g["persona_observed"] is not None for g in got) > len(got) / 2
     for item, is_paying in zip(got, paying, strict=True):
         (exp,) = item["explanations"]
         assert exp["model"] == ("churn" if is_paying else "conversion")
@@ -189,6 +190,8 @@ def test_scores_and_reasons_are_exact_and_match_the_models(server, store):
         assert len(exp["positive"]) <= 5 and len(exp["negative"]) <= 5
         assert all(f["text"] and f["code"] for f in listed)
         assert item["persona"] and item["playbook"] and isinstance(item["pql"], bool)
+        seen = item["persona_observed"]  # the type's observed chance, beside the stated one
+        assert seen is None or seen["low"] <= seen["observed"] <= seen["high"]
         assert exp["model_version"] == "1" and exp["model_name"].startswith("trialcast-")
 
 
@@ -422,6 +425,8 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
         assert [r.text.rsplit(" (", 1)[0][2:] for r in reasons] == texts
         assert driver.find_element(By.CSS_SELECTOR, "#waterfall svg").get_attribute("role") == "img"
         assert row["playbook"] in driver.find_element(By.ID, "playbook").text
+        chance = driver.find_element(By.ID, "persona-chance").text  # stated beside observed
+        assert "stated chance" in chance and "observed" in chance and "trials" in chance
     finally:
         driver.quit()
 

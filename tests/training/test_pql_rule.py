@@ -1,0 +1,47 @@
+"""PQL rule proposed from data: it flags the true driver; an empty rule flags nobody."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import make_config
+
+from features.build import FeatureBuilder
+from features.config import parse_config
+from features.demo.driver_company import CLINIC, FREIGHT, generate_driver_company
+from features.personas import compute_pql
+from features.snapshots import build_trial_training_set
+from training.milestones import discover_milestones
+from training.persona_rates import reference_rows
+from training.pql_rule import propose_pql_for_company
+
+
+@pytest.mark.parametrize("spec", [CLINIC, FREIGHT], ids=lambda s: s.company)
+def test_proposed_rule_flags_the_driver_and_its_numbers_are_true(spec):
+    company = generate_driver_company(dataclasses.replace(spec, n_accounts=1500))
+    config = company.config()
+    assert config.pql.conditions == []
+    builder = FeatureBuilder.from_tables(company.tables, config)
+    found = discover_milestones(config, builder, now=company.now)
+    proposal = propose_pql_for_company(builder, found)
+    slug = builder.spec.event_slugs[builder.spec.top_event_types.index(spec.driver_event)]
+    assert f"count_{slug}_all" in {c.feature for c in proposal.conditions}
+    assert 0.05 <= proposal.share <= 0.5
+    assert proposal.low > 1.5 * proposal.base_rate
+    # The TOML is valid config, and re-applying it reproduces the stated share and rate.
+    pasted = parse_config({**tomllib.loads(proposal.toml()), "company": "x"})
+    trials = reference_rows(build_trial_training_set(builder, export_time=company.now))
+    flags = compute_pql(trials, pasted).to_numpy()
+    assert flags.mean() == pytest.approx(proposal.share)
+    assert trials["label"].to_numpy()[flags].mean() == pytest.approx(proposal.rate)
+    assert "of them converted" in proposal.toml()
+
+
+def test_an_empty_rule_means_no_pqls():
+    config = make_config(pql={"conditions": []})
+    features = pd.DataFrame({"activation_rate_all": np.linspace(0, 1, 11)})
+    assert not compute_pql(features, config).any()

@@ -1,0 +1,166 @@
+"""Observed conversion of each lead type, beside the seed's stated chance.
+
+The seed states a chance per lead type (Golden Leads 90%, Heartbreakers 5%...).
+On a real company those numbers can be far off, and a "let go" playbook on a type
+that converts above the company's average sends sales away from money. At
+training time, ``compute_persona_rates`` counts, per type, the finished trials of
+the training window and how many converted, with a Wilson 95% interval
+(``scipy.stats.binomtest``), and says in words where the data contradicts the
+type's playbook. The rates travel with the model (``FeatureSpec.persona_rates``)
+so the sales view and the score output can show them, and the persona baseline
+predicts observed rates instead of stated ones (``build_persona_baseline``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+
+from features.personas import PERSONAS, PersonaLevels, assign_personas
+
+#: Lead types whose playbook says not to spend sales time on them.
+LET_GO = ("Fizzlers", "Incompatible Ignoramus", "Heartbreakers")
+#: Lead types whose playbook treats them as likely wins.
+LIKELY_WINS = ("Golden Leads", "Silent Successes")
+
+RATE_COLUMNS = (
+    "persona",
+    "trials",
+    "converted",
+    "observed",
+    "low",
+    "high",
+    "stated",
+    "note",
+)
+
+
+def last_snapshot_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each account's latest training snapshot: its trial as last seen before it ended
+    or converted (one row per trial, with its label)."""
+    order = frame.sort_values(["account_id", "snapshot_day"], kind="mergesort")
+    return order.drop_duplicates("account_id", keep="last")
+
+
+def reference_rows(frame: pd.DataFrame, *, max_missing: float = 0.05) -> pd.DataFrame:
+    """The training rows of one snapshot, the latest at which (almost) no converter had
+    converted yet: one row per trial, typed before the outcome could shape it.
+
+    Types read from each trial's *last* snapshot would depend on the label (a trial
+    that converts on day 9 is last seen on day 7, a lost one at trial end), which
+    biases every observed rate; a common snapshot before conversions start does not.
+    ``max_missing`` is the share of converters allowed to have converted already.
+    The chosen snapshot is in ``attrs["snapshot"]``.
+    """
+    days = frame.groupby("snapshot", observed=True)["snapshot_day"].median().sort_values()
+    converters = set(frame.loc[frame["label"] == 1, "account_id"])
+    chosen = str(days.index[0])
+    for name in days.index:
+        rows = frame[frame["snapshot"] == name]
+        present = converters & set(rows["account_id"])
+        if converters and 1 - len(present) / len(converters) > max_missing:
+            break
+        chosen = str(name)
+    out = frame[frame["snapshot"].astype(str) == chosen]
+    out.attrs["snapshot"] = chosen
+    return out
+
+
+def _note(name: str, observed: float, low: float, high: float, stated: float, base: float) -> str:
+    if name in LET_GO and low > base:
+        return (
+            f"contradicts its playbook: converts above the company average ({base:.0%}); "
+            "do not let these go"
+        )
+    if name in LIKELY_WINS and high < base:
+        return f"contradicts its playbook: converts below the company average ({base:.0%})"
+    if not low <= stated <= high:
+        side = "above" if stated > high else "below"
+        return f"the stated {stated:.0%} is {side} what this company sees"
+    return ""
+
+
+def compute_persona_rates(
+    trials: pd.DataFrame, levels: PersonaLevels | None = None, *, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Observed conversion per lead type with a Wilson interval (columns ``RATE_COLUMNS``).
+
+    Args:
+        trials: one row per finished trial with its features and ``label``
+            (``last_snapshot_rows`` of the conversion training set).
+        levels: the company's lead-type levels (default: the seed's).
+        confidence: interval level.
+
+    Types with no trial get NaN rates and the note "no trial of this type".
+    """
+    personas = assign_personas(trials, levels).astype(str).to_numpy()
+    return persona_rate_table(personas, trials["label"].to_numpy(), confidence=confidence)
+
+
+def persona_rate_table(
+    personas: np.ndarray, labels: np.ndarray, *, confidence: float = 0.95
+) -> pd.DataFrame:
+    """``compute_persona_rates`` for lead types already assigned (one per trial)."""
+    personas = np.asarray(personas, dtype=str)
+    labels = np.asarray(labels, dtype=np.float64)
+    base = float(labels.mean()) if len(labels) else float("nan")
+    rows = []
+    for name, persona in PERSONAS.items():
+        mask = personas == name
+        n, k = int(mask.sum()), int(labels[mask].sum())
+        if n == 0:
+            rows.append((name, 0, 0, np.nan, np.nan, np.nan, persona.stated_chance, "no trial"))
+            continue
+        ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+        rate = k / n
+        note = _note(name, rate, ci.low, ci.high, persona.stated_chance, base)
+        rows.append((name, n, k, rate, ci.low, ci.high, persona.stated_chance, note))
+    return pd.DataFrame(rows, columns=list(RATE_COLUMNS))
+
+
+def rates_to_dict(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The table as ``{persona: {observed, low, high, trials, stated}}`` (for the spec)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in table.to_dict("records"):
+        if row["trials"] == 0:
+            continue
+        out[str(row["persona"])] = {
+            k: float(row[k]) for k in ("observed", "low", "high", "trials", "stated")
+        }
+    return out
+
+
+def rates_to_metrics(table: pd.DataFrame) -> dict[str, float]:
+    """MLflow metrics ``persona_observed_<type>`` / ``persona_trials_<type>``."""
+    out: dict[str, float] = {}
+    for row in table.to_dict("records"):
+        slug = str(row["persona"]).lower().replace(" ", "_")
+        if row["trials"]:
+            out[f"persona_observed_{slug}"] = float(row["observed"])
+        out[f"persona_trials_{slug}"] = float(row["trials"])
+    return out
+
+
+def build_observed_persona_baseline(
+    train: pd.DataFrame, frame: pd.DataFrame, levels: PersonaLevels | None = None
+) -> np.ndarray:
+    """The persona baseline on observed rates: each row of ``frame`` gets the training
+    conversion rate of rows with its lead type at the same snapshot (falling back to
+    its type over all snapshots, then to the base rate, for unseen combinations).
+
+    Fitted on ``train`` only, so it is calibrated in the large where the stated
+    chances are not, and it stays the heuristic the model must beat.
+    """
+    base = float(train["label"].mean())
+    fitted = train.assign(_p=assign_personas(train, levels).astype(str).to_numpy())
+    scored = frame.assign(_p=assign_personas(frame, levels).astype(str).to_numpy())
+    by_type = fitted.groupby("_p")["label"].mean()
+    out = scored["_p"].map(by_type).astype(float)
+    if "snapshot" in train.columns and "snapshot" in frame.columns:
+        cells = fitted.groupby(["snapshot", "_p"], observed=True)["label"].agg(["mean", "size"])
+        rate = cells.loc[cells["size"] >= 20, "mean"]
+        keys = pd.MultiIndex.from_arrays([scored["snapshot"].astype(str), scored["_p"]])
+        both = pd.Series(rate.reindex(keys).to_numpy(), index=scored.index)
+        out = both.where(both.notna(), out)
+    return out.fillna(base).to_numpy(dtype=np.float64)
