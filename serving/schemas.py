@@ -2,7 +2,8 @@
 
 Limits live here, in one place: how many accounts per request, events per
 account, factors per explanation. Anything outside them is a 400 that names the
-field (BentoML turns pydantic errors into a 400 with each error's location).
+field (``serving.http_errors`` gives every error the shape ``{error, field,
+detail}``); impossible feature values are refused too (``serving.input_checks``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
+
+from serving.input_checks import MAX_MONEY, range_problem
 
 MAX_ACCOUNTS = 1_000
 MAX_BATCH_ACCOUNTS = 5_000
@@ -66,6 +70,9 @@ class FeatureCatalog:
             elif name in cls.numeric:
                 if isinstance(value, str):
                     raise ValueError(f"feature {name!r} is numeric: give a number or null")
+                problem = range_problem(name, value)
+                if problem:
+                    raise ValueError(problem)
             else:
                 raise ValueError(f"unknown feature {name!r} (not used by the models)")
         return features
@@ -75,7 +82,7 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 FeatureValue = Number | Annotated[str, StringConstraints(max_length=500)] | None
-Money = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+Money = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_MONEY)]
 
 
 class _Strict(BaseModel):
@@ -117,6 +124,12 @@ class AccountRow(_Strict):
         max_length=100,
         description="Other account columns, e.g. the configured firmographics (company_size).",
     )
+
+    @model_validator(mode="after")
+    def _trial_in_order(self) -> AccountRow:
+        if self.trial_end < self.trial_start:
+            raise ValueError("trial_end is before trial_start")
+        return self
 
 
 class EventRow(_Strict):

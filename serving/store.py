@@ -60,9 +60,15 @@ class ScoreStore:
         return 0 if self.frame is None else len(self.frame)
 
     def ranked(
-        self, *, persona: str | None = None, pql: bool | None = None, limit: int = 200
+        self,
+        *,
+        persona: str | None = None,
+        pql: bool | None = None,
+        limit: int | None = 200,
+        search: str | None = None,
     ) -> pd.DataFrame:
-        """Accounts by expected value (highest first), filtered by persona and PQL flag."""
+        """Accounts by expected value (highest first), filtered by persona, PQL flag and a
+        case-insensitive search in the account id (``limit=None``: all of them)."""
         self.refresh()
         frame = self.frame
         if frame is None:
@@ -72,7 +78,11 @@ class ScoreStore:
             mask &= (frame["persona"] == persona).to_numpy()
         if pql is not None:
             mask &= (frame["pql"] == pql).to_numpy()
-        return frame[mask].head(limit)
+        if search and search.strip():
+            ids = frame["account_id"].astype(str).str.lower()
+            mask &= ids.str.contains(search.strip().lower(), regex=False).to_numpy()
+        out = frame[mask]
+        return out if limit is None else out.head(limit)
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         """One account's row as an ``AccountScore``-shaped dict, or ``None``."""

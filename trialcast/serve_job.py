@@ -3,14 +3,13 @@
 ``run_score_job`` loads the company's tables and the served models, scores every
 open trial with its reasons (``serving.batch.score_accounts``) and writes the
 table the service's sales view reads. ``run_serve`` starts the BentoML service
-with the settings passed as environment variables.
+with the settings passed as environment variables, in place of the CLI process.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,9 @@ from features.loaders import load_tables
 from features.tables import Tables
 from models.loader import ENV_MODEL_ALIAS
 from serving.batch import score_accounts, write_scores
+from serving.score_history import write_daily_snapshot
 from serving.scoring import ScoringModels, load_scoring_models
+from serving.security import token_problem
 
 SERVICE = "serving.service:TrialcastService"
 
@@ -75,6 +76,7 @@ def run_score_job(
     frame = score_accounts(config, tables, models, as_of=moment, top_k=top_k)
     seconds["score"] = time.perf_counter() - t0
     path = write_scores(frame, out)
+    write_daily_snapshot(frame, path)  # the account page's score trend
     return ScoreJobResult(
         path=path,
         n_accounts=len(frame),
@@ -125,13 +127,22 @@ def run_serve(
     alias: str | None = None,
     scores_path: str | Path | None = None,
 ) -> int:
-    """Run the service in the foreground until it stops; returns its exit code.
+    """Run the service in the foreground until it stops (does not return on success).
 
-    ``TRIALCAST_API_TOKEN`` must be set (the service refuses to start without it).
+    The process *becomes* ``bentoml serve`` (``exec``): SIGTERM / SIGINT reach
+    BentoML's arbiter directly, which stops its workers, so stopping ``trialcast
+    serve`` stops the whole tree and frees the port. ``TRIALCAST_API_TOKEN`` must
+    be set: without it this exits with code 2 at once.
     """
+    problem = token_problem(os.environ.get("TRIALCAST_API_TOKEN"))
+    if problem:
+        print(f"trialcast serve: {problem}", file=sys.stderr)
+        return 2
     env = serve_environment(
         config_path=config_path, tracking_uri=tracking_uri, alias=alias, scores_path=scores_path
     )
-    if len(env.get("TRIALCAST_API_TOKEN", "")) < 16:
-        raise SystemExit("set TRIALCAST_API_TOKEN (16+ characters) before `trialcast serve`")
-    return subprocess.call(serve_command(host=host, port=port), env=env)
+    command = serve_command(host=host, port=port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)
+    return 0  # not reached
