@@ -14,6 +14,7 @@ Two kinds of problem, two answers:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -30,18 +31,19 @@ _KINDS: tuple[tuple[str, float, float, str], ...] = (
     (r".*_share_.*|.*_share|engagement_stickiness_.+|comm_negative_share.*", 0.0, 1.0, "a rate"),
     (r"comm_sentiment_.+", -1.0, 1.0, "a tone"),
     (
-        r"engagement_(events|active_days|users|core|distinct|recency|decayed|events_per)_?.*"
-        r"|count_.+|comm_(inbound|outbound|tickets|meetings|reply_latency).*"
-        r"|activation_steps_done_all|activation_stage_all|activation_.+_days"
-        r"|trial_days_elapsed|trial_length_days|customer_days_paying|customer_mrr",
+        r"engagement_(events|active_days|users|core|distinct|decayed|events_per)_?.*"
+        r"|count_.+|comm_(inbound|outbound|tickets|meetings).*"
+        r"|activation_steps_done_all|activation_stage_all|trial_length_days"
+        r"|customer_days_paying|customer_mrr",
         0.0,
         MAX_ABS_VALUE,
-        "a count or duration",
+        "a count",
     ),
 )
 KINDS = tuple((re.compile(p), lo, hi, label) for p, lo, hi, label in _KINDS)
 
 
+@functools.lru_cache(maxsize=4096)
 def feature_range(name: str) -> tuple[float, float, str]:
     """The possible ``(low, high, kind)`` of feature ``name`` (any finite number if unknown)."""
     for pattern, lo, hi, label in KINDS:

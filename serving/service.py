@@ -39,7 +39,7 @@ import pandas as pd
 from bentoml.exceptions import InvalidArgument
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from features.config import CompanyConfig, load_config, load_demo_config
 from features.validation import InputError
@@ -111,6 +111,8 @@ def serving_workers() -> int | str:
 
 install_route_metrics()
 quiet_client_errors()
+
+SCORES_JSON = TypeAdapter(list[AccountScore])
 
 TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K, description="Factors of each sign to list.")]
 AccountId = Annotated[str, Path(min_length=1, max_length=200)]
@@ -216,9 +218,10 @@ class TrialcastService:
         ``p_churn``. Each explanation's ``base_value`` plus all contributions equals
         its ``logit`` exactly.
         """
-        return [
-            AccountScore.model_validate(x) for x in self._score(accounts, as_of, top_k, explain_all)
-        ]
+        # Serialised here, in the worker thread (pydantic's Rust encoder), not on the event loop.
+        scored = self._score(accounts, as_of, top_k, explain_all)
+        body = SCORES_JSON.dump_json([AccountScore.model_validate(x) for x in scored])
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(
         route="/score_batch",
