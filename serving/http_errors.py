@@ -99,6 +99,10 @@ def _from_pydantic(errors: list[Any], fallback: str) -> dict[str, Any]:
     return {"error": _cut(error), "field": _cut(field), "detail": _cut(detail)}
 
 
+#: Our own messages name the field first: "invalid accounts.3.features.x: why".
+_NAMED = re.compile(r"(?:invalid )?([A-Za-z_][\w.]*): (.+)", re.DOTALL)
+
+
 def reshape_error(status: int, body: Any) -> tuple[int, dict[str, Any]]:
     """Any JSON error body as ``(status, {"error", "field", "detail"})``; 422 becomes 400."""
     if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
@@ -110,7 +114,14 @@ def reshape_error(status: int, body: Any) -> tuple[int, dict[str, Any]]:
     if isinstance(body, dict) and isinstance(body.get("detail"), list):
         return status, _from_pydantic(body["detail"], str(body.get("error") or "invalid request"))
     if isinstance(body, dict):
-        message = body.get("error") or body.get("detail") or "request failed"
+        message = str(body.get("error") or body.get("detail") or "request failed")
+        named = _NAMED.match(message)
+        if named:
+            return status, {
+                "error": _cut(message),
+                "field": _cut(named[1]),
+                "detail": _cut(named[2]),
+            }
         return status, {"error": _cut(message), "field": None, "detail": None}
     return status, {"error": "request failed", "field": None, "detail": None}
 

@@ -43,7 +43,8 @@ from pydantic import Field, TypeAdapter
 
 from features.config import CompanyConfig, load_config, load_demo_config
 from features.validation import InputError
-from serving.forecast.view import read_latest_forecast, render_forecast
+from serving.finance_view import render_finance
+from serving.forecast.view import read_latest_forecast
 from serving.http_errors import ErrorShapeMiddleware, install_route_metrics, quiet_client_errors
 from serving.input_checks import TrainingRanges
 from serving.online_features import AccountDataError, build_account_features
@@ -63,6 +64,7 @@ from serving.schemas import (
     ModelInfo,
     Moment,
     ServiceInfo,
+    check_accounts,
 )
 from serving.score_history import read_score_trend
 from serving.scoring import ScoringModels, load_scoring_models, score_feature_records
@@ -197,6 +199,10 @@ class TrialcastService:
     def _score(
         self, accounts: list[FeatureAccount], as_of: datetime | None, top_k: int, explain_all: bool
     ) -> list[dict[str, Any]]:
+        try:
+            check_accounts(accounts)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
         scored = score_feature_records(
             self.models, [a.features for a in accounts], top_k=top_k, explain_all=explain_all
         )
@@ -261,7 +267,7 @@ class TrialcastService:
         moment = as_of or _now()
         if account.trial_start > moment:
             raise InvalidArgument(
-                f"account.trial_start: the trial starts after as_of ({moment:%Y-%m-%d %H:%M})"
+                f"invalid account.trial_start: the trial starts after as_of ({moment:%Y-%m-%d %H:%M})"
             )
         row = {
             **account.attributes,
@@ -358,7 +364,13 @@ class TrialcastService:
     @web.get("/ui/forecast", response_class=HTMLResponse, include_in_schema=False)
     def ui_forecast(self) -> HTMLResponse:
         """The finance page: the latest forecast with its range and picture."""
-        return HTMLResponse(render_forecast(read_latest_forecast(), company=self.config.company))
+        return HTMLResponse(
+            render_finance(
+                read_latest_forecast(),
+                company=self.config.company,
+                currency=self.config.currency,
+            )
+        )
 
     @web.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     def ui_list(

@@ -30,8 +30,10 @@ import requests
 from features.build import FeatureBuilder
 from features.config import load_demo_config
 from features.demo.generator import generate_demo_data
+from serving.batch import score_customers
 from serving.scoring import load_scoring_models
 from training.train import train_models
+from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
 from trialcast.serve_job import run_score_job
 
 pytestmark = pytest.mark.slow
@@ -82,6 +84,15 @@ def company(tmp_path_factory):
             tables=tables,
             models=models,
         )
+    scores_frame = pd.read_parquet(result.path)
+    run_forecast(
+        config,
+        prepare_scores_for_forecast(scores_frame, tables.accounts),
+        root / "forecast",
+        history=tables.accounts,
+        customers=score_customers(config, tables, models, as_of=AS_OF),
+        model_version="hardening models",
+    )
     return {
         "root": root,
         "uri": uri,
@@ -476,6 +487,12 @@ def test_pages_in_headless_chromium_with_screenshots(server, company, browser_pa
         shot("account")
         driver.get(server + "/ui/forecast")
         shot("forecast")
+        page = driver.page_source
+        currency = company["config"].currency
+        assert re.search(rf"{currency} \d{{1,3}}(,\d{{3}})+", page)  # thousands separated
+        assert "Expected lost to churn" in page and "e+0" not in page
+        months = driver.find_elements(By.CSS_SELECTOR, "#months tbody tr")
+        assert months and driver.find_elements(By.CSS_SELECTOR, "svg rect.month-bar")
         logs = driver.get_log("browser") if hasattr(driver, "get_log") else []
         assert not [x for x in logs if "Content Security Policy" in x.get("message", "")], logs
     finally:
