@@ -132,7 +132,19 @@ def snapshot_row_to_score(row: Mapping[Any, Any]) -> dict[str, Any]:
         "trial_start": _moment(row.get("trial_start")),
         "trial_end": _moment(row.get("trial_end")),
         "lead_types": _lead_types(row.get("lead_types")),
+        "checklist": _checklist(row.get("checklist")),
     }
+
+
+def _checklist(value: Any) -> list[dict[str, Any]] | None:
+    """The activation checklist with dates (JSON written by the score job), when present."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) else None
 
 
 def _moment(value: Any) -> pd.Timestamp | None:

@@ -102,6 +102,9 @@ _ACCOUNT = """{% extends "base" %}{% block title %}{{ a.account_id }} - trialcas
  {% if a.lead_types %}<p id="lead-types">Observed lead-type chances: {% for name, chance in a.lead_types.items() %}{{ name }} {{ '%.0f%%'|format(chance * 100) }}{% if not loop.last %}, {% endif %}{% endfor %}</p>{% endif %}
  <p class="muted">Model {{ e.model_name }} v{{ e.model_version }}, scored {{ a.as_of }}</p>
 </div>
+{% if a.checklist %}<div class="card"><h2>Activation checklist</h2><ul id="checklist">
+{% for c in a.checklist %}<li class="{{ 'pos' if c.done else 'muted' }}" data-done="{{ 'yes' if c.done else 'no' }}">{{ '&#10003;'|safe if c.done else '&#9675;'|safe }} {{ c.step }}{% if c.done and c.date %} <span class="muted">({{ c.date }})</span>{% elif not c.done %} <span class="muted">(not yet)</span>{% endif %}</li>{% endfor %}
+</ul></div>{% endif %}
 <div class="card" id="trend"><h2>Score over the trial</h2>{{ trend_svg }}</div>
 <div class="card" id="waterfall"><h2>Why this score</h2>{{ svg }}</div>
 <div class="card"><h2>Reasons</h2><ul id="reasons">

@@ -8,6 +8,7 @@ with the settings passed as environment variables, in place of the CLI process.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -15,8 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from features.activation import milestone_slugs
+from features.build import FeatureBuilder
 from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
 from features.tables import Tables
@@ -74,6 +78,7 @@ def run_score_job(
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
     frame = score_accounts(config, tables, models, as_of=moment, top_k=top_k)
+    frame["checklist"] = build_checklists(config, tables, models, frame, moment)
     seconds["score"] = time.perf_counter() - t0
     path = write_scores(frame, out)
     write_daily_snapshot(frame, path)  # the account page's score trend
@@ -84,6 +89,45 @@ def run_score_job(
         models={m.kind: f"{m.name} v{m.version} ({m.source})" for m in models.loaded()},
         seconds=seconds,
     )
+
+
+def build_checklists(
+    config: CompanyConfig,
+    tables: Tables,
+    models: ScoringModels,
+    scores: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> list[str]:
+    """Each scored account's activation checklist as JSON: ``[{"step", "done", "date"}]``.
+
+    Built with the training feature code at the same ``as_of`` (``activation_<step>_done``
+    and ``_days`` from trial start), for the account page's checklist with dates.
+    """
+    if not len(scores):
+        return []
+    builder = FeatureBuilder.from_tables(tables, config, models.spec())
+    ids = scores["account_id"].astype(str).tolist()
+    moment = int(pd.Timestamp(as_of).value // 10**9)
+    features = builder.build(builder.positions(ids), np.full(len(ids), moment))
+    starts = pd.to_datetime(scores["trial_start"]).reset_index(drop=True)
+    steps = list(zip(milestone_slugs(config.activation), config.activation.milestones, strict=True))
+    out = []
+    for i in range(len(ids)):
+        row = features.iloc[i]
+        items = []
+        for slug, milestone in steps:
+            done = bool(row.get(f"activation_{slug}_done", 0) or 0)
+            days = row.get(f"activation_{slug}_days")
+            date = starts[i] + pd.Timedelta(days=float(days)) if done and pd.notna(days) else None
+            items.append(
+                {
+                    "step": milestone.name,
+                    "done": done,
+                    "date": None if date is None else f"{date:%Y-%m-%d}",
+                }
+            )
+        out.append(json.dumps(items))
+    return out
 
 
 def bentoml_executable() -> str:

@@ -455,6 +455,15 @@ def test_account_page_trend_and_points_add_up(server, company):
     # invariant: average account + every point == this account's probability (rounding only)
     assert abs(base + sum(points) + other - 100 * row["p_convert"]) < 0.06 * (len(points) + 2)
     assert "log-odds" in html  # on hover
+    # the activation checklist with dates, from the training feature code at the same as_of
+    items = re.findall(r'data-done="(yes|no)">[^<]*?(?:<span class="muted">\(([^)]*)\))?', html)
+    assert len(items) == len(company["config"].activation.milestones)
+    start = pd.Timestamp(row["trial_start"])
+    for done, when in items:
+        if done == "yes":
+            assert start.normalize() <= pd.Timestamp(when) <= AS_OF
+        else:
+            assert when == "not yet"
 
 
 def test_pages_in_headless_chromium_with_screenshots(server, company, browser_paths, tmp_path):
