@@ -339,6 +339,8 @@ class CompanyConfig(_Strict):
     """Everything trialcast knows about one company."""
 
     company: str = "unnamed"
+    #: ISO 4217 code money is shown in (deal values, MRR, the finance page).
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     trial: TrialConfig = Field(default_factory=TrialConfig)  # type: ignore[arg-type]
     validation: ValidationRules = Field(default_factory=ValidationRules)  # type: ignore[arg-type]

@@ -130,7 +130,13 @@ def _activation(name: str, v: float | None, f: Mapping[str, Any], ctx: ReasonCon
 def _engagement(name: str, v: float | None, f: Mapping[str, Any], ctx: ReasonContext) -> str | None:
     w = _window(name)
     if name == "engagement_recency_days":
-        return "Never active" if v is None else f"Last active {_plural(math.floor(v), 'day')} ago"
+        never = (
+            _num(f.get("engagement_events_all")) == 0
+            or _num(f.get("engagement_active_days_all")) == 0
+        )
+        if v is None or never:
+            return "Never active"
+        return f"Last active {_plural(math.floor(v), 'day')} ago"
     if name.startswith("engagement_trend_"):
         if v is None:
             return f"Too new to tell the usage trend{w}"
@@ -172,7 +178,7 @@ def _counts(name: str, v: float | None, f: Mapping[str, Any], ctx: ReasonContext
         return None
     event = ctx.events.get(match.group(1), _humanise(match.group(1)))
     if not v:
-        return f"Never used {event}"
+        return f"Has not used {event} yet"
     return f"Used {event} {_plural(v, 'time')}"
 
 
@@ -195,7 +201,9 @@ def _communication(
         tone = "positive" if v >= 0.3 else "negative" if v <= -0.3 else "neutral"
         return f"Tone of their messages: {tone} ({v:+.2f})"
     if name.startswith("comm_sentiment_min"):
-        return None if v is None else f"Most negative message tone {v:+.2f}"
+        if v is None:
+            return "No messages to read the tone of"
+        return f"Most negative message tone {v:+.2f}"
     if name.startswith("comm_negative_share"):
         return "No messages with a tone" if v is None else f"{v:.0%} of their messages negative"
     if v is None:

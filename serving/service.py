@@ -19,7 +19,12 @@ account from its raw rows), ``GET /accounts`` and ``GET /accounts/{account_id}``
 BentoML's ``/livez``, ``/readyz`` and ``/metrics``.
 """
 
+# ruff: noqa: E402 - the token check runs before the heavy imports, to fail fast
 from __future__ import annotations
+
+from serving.security import exit_without_token
+
+exit_without_token()  # in the `bentoml serve` process, before any worker starts
 
 import gc
 import hmac
@@ -34,11 +39,14 @@ import pandas as pd
 from bentoml.exceptions import InvalidArgument
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from features.config import CompanyConfig, load_config, load_demo_config
 from features.validation import InputError
-from serving.forecast.view import read_latest_forecast, render_forecast
+from serving.finance_view import render_finance
+from serving.forecast.view import read_latest_forecast
+from serving.http_errors import ErrorShapeMiddleware, install_route_metrics, quiet_client_errors
+from serving.input_checks import TrainingRanges
 from serving.online_features import AccountDataError, build_account_features
 from serving.schemas import (
     MAX_ACCOUNTS,
@@ -56,15 +64,35 @@ from serving.schemas import (
     ModelInfo,
     Moment,
     ServiceInfo,
+    check_accounts,
 )
+from serving.score_history import read_score_trend
 from serving.scoring import ScoringModels, load_scoring_models, score_feature_records
-from serving.security import COOKIE_NAME, SecurityMiddleware, read_api_token
+from serving.security import (
+    COOKIE_NAME,
+    CSRF_COOKIE,
+    SESSION_SECONDS,
+    LoginThrottle,
+    SecurityMiddleware,
+    SessionSigner,
+    read_api_token,
+    read_cookie,
+    safe_next,
+)
 from serving.store import ScoreStore
-from serving.views import render_account, render_list, render_login, render_not_found
+from serving.views import (
+    APP_JS,
+    PAGE_SIZE,
+    render_account,
+    render_list,
+    render_login,
+    render_not_found,
+)
 
 log = logging.getLogger("trialcast.serving")
 
 ENV_CONFIG = "TRIALCAST_CONFIG"
+ENV_WORKERS = "TRIALCAST_WORKERS"
 #: Adaptive batching of ``/score_batch``: largest merged batch, and the latency
 #: budget past which BentoML sheds queued requests with a 503 (generous: this
 #: endpoint is for throughput; ``/score`` is the low-latency one).
@@ -73,8 +101,25 @@ BATCH_MAX_SIZE = 5_000
 GC_GEN0_THRESHOLD = 50_000
 BATCH_MAX_LATENCY_MS = 10_000
 
+
+def serving_workers() -> int | str:
+    """Worker processes: ``TRIALCAST_WORKERS``, else one per CPU core (``cpu_count``).
+
+    More than one, so a crashed worker does not drop requests while it restarts.
+    """
+    raw = os.environ.get(ENV_WORKERS, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else "cpu_count"
+
+
+install_route_metrics()
+quiet_client_errors()
+
+SCORES_JSON = TypeAdapter(list[AccountScore])
+
 TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K, description="Factors of each sign to list.")]
 AccountId = Annotated[str, Path(min_length=1, max_length=200)]
+Search = Annotated[str | None, Query(max_length=200)]
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
 
 web = FastAPI(
     title="trialcast sales view",
@@ -95,7 +140,10 @@ def _now() -> datetime:
 
 
 def _with_account_fields(
-    scored: list[dict[str, Any]], accounts: list[FeatureAccount], as_of: datetime
+    scored: list[dict[str, Any]],
+    accounts: list[FeatureAccount],
+    as_of: datetime,
+    ranges: TrainingRanges,
 ) -> list[dict[str, Any]]:
     for item, account in zip(scored, accounts, strict=True):
         p = item["p_convert"]
@@ -105,13 +153,13 @@ def _with_account_fields(
         item["expected_value"] = (
             p * account.deal_value if p is not None and account.deal_value is not None else None
         )
-        item["warnings"] = []
+        item["warnings"] = ranges.warnings(account.features)
     return scored
 
 
 @bentoml.service(
     name="trialcast",
-    workers=1,
+    workers=serving_workers(),
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
 )
@@ -124,6 +172,9 @@ class TrialcastService:
         self.config = load_company_config()
         self.models: ScoringModels = load_scoring_models(self.config)
         FeatureCatalog.set(self.models.numeric, self.models.categorical)
+        self.ranges = TrainingRanges.from_models(m.model for m in self.models.loaded())
+        self.signer = SessionSigner(self.token)
+        self.throttle = LoginThrottle.for_token(self.token)
         self.store = ScoreStore.open()
         # Warm up (first predictions allocate; the batch dispatcher learns from them).
         score_feature_records(self.models, [{}], top_k=5)
@@ -148,13 +199,17 @@ class TrialcastService:
     def _score(
         self, accounts: list[FeatureAccount], as_of: datetime | None, top_k: int, explain_all: bool
     ) -> list[dict[str, Any]]:
+        try:
+            check_accounts(accounts)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
         scored = score_feature_records(
             self.models, [a.features for a in accounts], top_k=top_k, explain_all=explain_all
         )
-        return _with_account_fields(scored, accounts, as_of or _now())
+        return _with_account_fields(scored, accounts, as_of or _now(), self.ranges)
 
     @bentoml.api(route="/score")
-    async def score(
+    def score(
         self,
         accounts: Annotated[list[FeatureAccount], Field(min_length=1, max_length=MAX_ACCOUNTS)],
         as_of: Moment | None = None,
@@ -163,13 +218,16 @@ class TrialcastService:
     ) -> list[AccountScore]:
         """Score one or many accounts from their features, with the reasons behind each score.
 
-        Trials get ``p_convert``; paying accounts (``customer_days_paying`` set) get
+        A plain ``def``: BentoML runs it in a thread pool, so a large request does
+        not hold the event loop (``/livez`` keeps answering). Trials get
+        ``p_convert``; paying accounts (``customer_days_paying`` set) get
         ``p_churn``. Each explanation's ``base_value`` plus all contributions equals
         its ``logit`` exactly.
         """
-        return [
-            AccountScore.model_validate(x) for x in self._score(accounts, as_of, top_k, explain_all)
-        ]
+        # Serialised here, in the worker thread (pydantic's Rust encoder), not on the event loop.
+        scored = self._score(accounts, as_of, top_k, explain_all)
+        body = SCORES_JSON.dump_json([AccountScore.model_validate(x) for x in scored])
+        return Response(body, media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(
         route="/score_batch",
@@ -207,6 +265,10 @@ class TrialcastService:
         spec, from data strictly before ``as_of`` (default: now, UTC).
         """
         moment = as_of or _now()
+        if account.trial_start > moment:
+            raise InvalidArgument(
+                f"invalid account.trial_start: the trial starts after as_of ({moment:%Y-%m-%d %H:%M})"
+            )
         row = {
             **account.attributes,
             **account.model_dump(exclude={"attributes"}),
@@ -233,7 +295,7 @@ class TrialcastService:
             expected_value=p * account.deal_value
             if p is not None and account.deal_value is not None
             else None,
-            warnings=warnings,
+            warnings=[*warnings, *self.ranges.warnings(features)],
         )
         return AccountScore.model_validate(scored)
 
@@ -278,7 +340,7 @@ class TrialcastService:
             for r in frame.to_dict("records")
         ]
 
-    @web.get("/accounts/{account_id}", response_model=AccountScore, tags=["accounts"])
+    @web.get("/accounts/{account_id:path}", response_model=AccountScore, tags=["accounts"])
     def account(self, account_id: AccountId) -> AccountScore:
         """One account from the latest batch scores (404 if it is not in them)."""
         found = self.store.account(account_id)
@@ -302,72 +364,174 @@ class TrialcastService:
     @web.get("/ui/forecast", response_class=HTMLResponse, include_in_schema=False)
     def ui_forecast(self) -> HTMLResponse:
         """The finance page: the latest forecast with its range and picture."""
-        return HTMLResponse(render_forecast(read_latest_forecast(), company=self.config.company))
+        return HTMLResponse(
+            render_finance(
+                read_latest_forecast(),
+                company=self.config.company,
+                currency=self.config.currency,
+            )
+        )
 
     @web.get("/ui", response_class=HTMLResponse, include_in_schema=False)
     def ui_list(
         self,
         persona: Annotated[str | None, Query(max_length=100)] = None,
         pql: Annotated[str | None, Query(max_length=3)] = None,
+        q: Search = None,
+        page: Page = 1,
     ) -> HTMLResponse:
-        """The ranked account list (HTML)."""
+        """The ranked account list (HTML), searchable by account id, a page at a time."""
         flag = {"yes": True, "no": False}.get(pql or "")
-        frame = self.store.ranked(persona=persona or None, pql=flag, limit=500)
-        total = len(self.store)
+        frame = self.store.ranked(persona=persona or None, pql=flag, limit=None, search=q)
+        matched = len(frame)
+        pages = max(1, -(-matched // PAGE_SIZE))
+        page = min(page, pages)
+        rows = frame.iloc[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         return HTMLResponse(
             render_list(
-                frame.to_dict("records"),
-                total=total,
+                rows.to_dict("records"),
+                total=len(self.store),
+                matched=matched,
+                page=page,
+                pages=pages,
+                first_rank=(page - 1) * PAGE_SIZE + 1,
                 persona=persona or None,
                 pql=flag,
+                search=q or "",
                 as_of=self.store.as_of,
                 company=self.config.company,
+                window_days=self.config.trial.conversion_window_days,
             )
         )
 
-    @web.get("/ui/accounts/{account_id}", response_class=HTMLResponse, include_in_schema=False)
+    @web.get("/ui/app.js", include_in_schema=False)
+    def ui_script(self) -> Response:
+        """The sales view's only script (filters submit on change); CSP allows no inline code."""
+        return Response(APP_JS, media_type="text/javascript")
+
+    @web.get("/ui/accounts/{account_id:path}", response_class=HTMLResponse, include_in_schema=False)
     def ui_account(self, account_id: AccountId) -> HTMLResponse:
-        """One account's page with its waterfall and reasons (HTML)."""
+        """One account's page: dates, score trend, waterfall and reasons (HTML)."""
         found = self.store.account(account_id)
         if found is None:
             return HTMLResponse(
                 render_not_found(account_id, company=self.config.company), status_code=404
             )
+        trend = read_score_trend(self.store.path, account_id)
         return HTMLResponse(
             render_account(
-                found, company=self.config.company, persona_rates=self.models.persona_rates
+                found,
+                company=self.config.company,
+                trend=trend,
+                window_days=self.config.trial.conversion_window_days,
+                persona_rates=self.models.persona_rates,
             )
         )
 
+    def _login_page(
+        self, *, next_path: str, failed: str | None = None, status: int = 200
+    ) -> Response:
+        cookie, form = self.signer.issue_csrf()
+        response = HTMLResponse(
+            render_login(
+                failed=failed, company=self.config.company, csrf=form, next_path=next_path
+            ),
+            status_code=status,
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=True,
+            max_age=3600,
+            path="/ui/login",
+        )
+        return response
+
     @web.get("/ui/login", response_class=HTMLResponse, include_in_schema=False)
-    def ui_login_form(self) -> HTMLResponse:
-        """The sign-in form."""
-        return HTMLResponse(render_login(company=self.config.company))
+    def ui_login_form(self, next: Annotated[str | None, Query(max_length=2000)] = None) -> Response:
+        """The sign-in form (with its CSRF token; remembers the page asked for)."""
+        return self._login_page(next_path=safe_next(next))
 
     @web.post("/ui/login", include_in_schema=False)
     async def ui_login(self, request: Request) -> Response:
-        """Check the token from the form; on success set the session cookie and go to the list."""
-        body = (await request.body())[:4096].decode("utf-8", errors="replace")
-        token = (parse_qs(body).get("token") or [""])[0]
+        """Check the token from the form (CSRF, then the throttle); on success start a
+        signed read-only session and go to the page that was asked for."""
+        body = (await request.body())[:8192].decode("utf-8", errors="replace")
+        form = parse_qs(body)
+        token = (form.get("token") or [""])[0]
+        next_path = safe_next((form.get("next") or [""])[0])
+        csrf_cookie = read_cookie(request.scope, CSRF_COOKIE) or ""
+        if not self.signer.valid_csrf(csrf_cookie, (form.get("csrf") or [""])[0]):
+            return self._login_page(
+                next_path=next_path, failed="The form expired; please sign in again.", status=403
+            )
+        client = request.client.host if request.client else "unknown"
+        wait = self.throttle.retry_after(client)
+        if wait > 0:
+            response = self._login_page(
+                next_path=next_path,
+                failed=f"Too many wrong tries; wait {wait:.0f} s and try again.",
+                status=429,
+            )
+            response.headers["Retry-After"] = str(max(1, round(wait + 0.5)))
+            return response
         if not hmac.compare_digest(token.encode(), self.token.encode()):
-            return HTMLResponse(render_login(failed=True), status_code=401)
-        response = RedirectResponse("/ui", status_code=303)
+            self.throttle.failed(client)
+            log.warning("wrong sales-view token from %s", client)
+            return self._login_page(
+                next_path=next_path, failed="That token is not valid.", status=401
+            )
+        self.throttle.succeeded(client)
+        response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(
             COOKIE_NAME,
-            token,
+            self.signer.issue_session(),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
-            max_age=12 * 3600,
+            secure=True,
+            max_age=SESSION_SECONDS,
+            path="/ui",
         )
+        response.delete_cookie(CSRF_COOKIE, path="/ui/login")
         return response
 
     @web.get("/ui/logout", include_in_schema=False)
     def ui_logout(self) -> Response:
         """Forget the session cookie."""
         response = RedirectResponse("/ui/login", status_code=303)
-        response.delete_cookie(COOKIE_NAME)
+        response.delete_cookie(
+            COOKIE_NAME, path="/ui", secure=True, httponly=True, samesite="strict"
+        )
         return response
 
 
+def _forbid_unknown_fields(service: Any) -> None:
+    """Refuse unknown top-level fields on the BentoML endpoints (pydantic ``extra="forbid"``),
+    and parse JSON bodies in a worker thread, not on the event loop (a 1,000-account body
+    takes ~0.1 s to validate; ``/livez`` must not wait for it)."""
+    import anyio
+    from _bentoml_impl.serde import JSONSerde, Payload
+
+    for api in service.apis.values():
+        spec = api.input_spec
+        spec.model_config["extra"] = "forbid"
+        spec.model_rebuild(force=True)
+        original = spec.from_http_request
+
+        async def from_http_request(
+            cls: Any, request: Request, serde: Any, _original: Any = original
+        ) -> Any:
+            if not isinstance(serde, JSONSerde) or type(serde) is not JSONSerde:
+                return await _original(request, serde)
+            body = await request.body()
+            payload = Payload((body,), metadata=request.headers)
+            return await anyio.to_thread.run_sync(serde.deserialize_model, payload, cls)
+
+        spec.from_http_request = classmethod(from_http_request)
+
+
+_forbid_unknown_fields(TrialcastService)
 TrialcastService.add_asgi_middleware(SecurityMiddleware)  # type: ignore[attr-defined]
+TrialcastService.add_asgi_middleware(ErrorShapeMiddleware)  # type: ignore[attr-defined]

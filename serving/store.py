@@ -60,9 +60,15 @@ class ScoreStore:
         return 0 if self.frame is None else len(self.frame)
 
     def ranked(
-        self, *, persona: str | None = None, pql: bool | None = None, limit: int = 200
+        self,
+        *,
+        persona: str | None = None,
+        pql: bool | None = None,
+        limit: int | None = 200,
+        search: str | None = None,
     ) -> pd.DataFrame:
-        """Accounts by expected value (highest first), filtered by persona and PQL flag."""
+        """Accounts by expected value (highest first), filtered by persona, PQL flag and a
+        case-insensitive search in the account id (``limit=None``: all of them)."""
         self.refresh()
         frame = self.frame
         if frame is None:
@@ -72,7 +78,11 @@ class ScoreStore:
             mask &= (frame["persona"] == persona).to_numpy()
         if pql is not None:
             mask &= (frame["pql"] == pql).to_numpy()
-        return frame[mask].head(limit)
+        if search and search.strip():
+            ids = frame["account_id"].astype(str).str.lower()
+            mask &= ids.str.contains(search.strip().lower(), regex=False).to_numpy()
+        out = frame[mask]
+        return out if limit is None else out.head(limit)
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         """One account's row as an ``AccountScore``-shaped dict, or ``None``."""
@@ -119,4 +129,34 @@ def snapshot_row_to_score(row: Mapping[Any, Any]) -> dict[str, Any]:
         "explanations": [explanation],
         "warnings": [],
         "trial_days_left": _float(row.get("trial_days_left")),
+        "trial_start": _moment(row.get("trial_start")),
+        "trial_end": _moment(row.get("trial_end")),
+        "lead_types": _lead_types(row.get("lead_types")),
+        "checklist": _checklist(row.get("checklist")),
     }
+
+
+def _checklist(value: Any) -> list[dict[str, Any]] | None:
+    """The activation checklist with dates (JSON written by the score job), when present."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) else None
+
+
+def _moment(value: Any) -> pd.Timestamp | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value)
+
+
+def _lead_types(value: Any) -> dict[str, float] | None:
+    """Observed lead-type chances (a JSON object ``{type: chance}``) when the scores carry them."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return {str(k): float(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None

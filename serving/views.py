@@ -12,7 +12,9 @@ import html
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
+import pandas as pd
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
@@ -36,9 +38,11 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .pos{color:#047857}.neg{color:#b91c1c}
 form.filters{margin:.5rem 0 1rem;display:flex;gap:1rem;align-items:center}
 .muted{color:#7b8794}
+.deciding{background:#fef3c7;color:#92400e}
+nav.pager{margin:1rem 0;display:flex;gap:1rem}
 </style></head><body>
-<header><a href="/ui">trialcast &middot; sales view</a><span class="muted">{{ subtitle }}</span></header>
-<main>{% block body %}{% endblock %}</main></body></html>"""
+<header><a href="/ui">trialcast &middot; sales view</a><span><a href="/ui/forecast">finance</a> &middot; {{ subtitle }} &middot; <a href="/ui/logout">sign out</a></span></header>
+<main>{% block body %}{% endblock %}</main><script src="/ui/app.js"></script></body></html>"""
 
 _LIST = """{% extends "base" %}{% block title %}Accounts - trialcast{% endblock %}
 {% block body %}
@@ -46,32 +50,40 @@ _LIST = """{% extends "base" %}{% block title %}Accounts - trialcast{% endblock 
 {% if not scored %}<p id="empty">No batch scores yet: run the score job (<code>trialcast score</code>).</p>
 {% else %}
 <form class="filters" method="get" action="/ui" id="filters">
+ <label>Search <input type="search" name="q" id="search" value="{{ search }}" placeholder="account id"></label>
  <label>Persona
-  <select name="persona" id="persona-filter" onchange="this.form.submit()">
+  <select name="persona" id="persona-filter" class="autosubmit">
    <option value="">All personas</option>
    {% for p in personas %}<option value="{{ p }}"{% if p == persona %} selected{% endif %}>{{ p }}</option>{% endfor %}
   </select></label>
  <label>PQL
-  <select name="pql" id="pql-filter" onchange="this.form.submit()">
+  <select name="pql" id="pql-filter" class="autosubmit">
    <option value=""{% if pql is none %} selected{% endif %}>All</option>
    <option value="yes"{% if pql == true %} selected{% endif %}>PQL only</option>
    <option value="no"{% if pql == false %} selected{% endif %}>Not PQL</option>
   </select></label>
- <noscript><button type="submit">Filter</button></noscript>
- <span class="muted" id="count">{{ rows|length }} of {{ total }} accounts &middot; scored {{ as_of }}</span>
+ <button type="submit" id="apply">Apply</button>
+ <span class="muted" id="count">{{ matched }} of {{ total }} accounts &middot; page {{ page }} of {{ pages }} &middot; scored {{ as_of }}</span>
 </form>
 <table id="accounts"><thead><tr><th>#</th><th>Account</th><th class="num">P(convert)</th>
 <th class="num">Deal value</th><th class="num">Expected value</th><th>Persona</th><th>PQL</th>
-<th class="num">Trial days left</th></tr></thead><tbody>
-{% for r in rows %}<tr data-persona="{{ r.persona }}" data-pql="{{ 'yes' if r.pql else 'no' }}">
-<td>{{ loop.index }}</td>
+<th>Trial</th></tr></thead><tbody>
+{% for r in rows %}<tr data-persona="{{ r.persona }}" data-pql="{{ 'yes' if r.pql else 'no' }}" data-state="{{ state(r) }}">
+<td>{{ first_rank + loop.index0 }}</td>
 <td><a class="account-link" href="/ui/accounts/{{ r.account_id|urlencode }}">{{ r.account_id }}</a></td>
 <td class="num">{{ '%.0f%%'|format(r.p_convert * 100) }}</td>
 <td class="num">{{ money(r.deal_value) }}</td><td class="num">{{ money(r.expected_value) }}</td>
 <td>{{ r.persona }}</td>
 <td>{% if r.pql %}<span class="badge pql">PQL</span>{% else %}<span class="badge nopql">-</span>{% endif %}</td>
-<td class="num">{{ '%.0f'|format(r.trial_days_left) }}</td></tr>
-{% endfor %}</tbody></table>{% endif %}
+<td class="trial">{% if state(r) == 'deciding' %}<span class="badge deciding">deciding</span>
+ <span class="muted">ended {{ day(r.trial_end) }}, window to {{ day(window_end(r)) }}</span>
+ {% else %}{{ days_left(r.trial_days_left) }} left{% endif %}</td></tr>
+{% endfor %}</tbody></table>
+<nav class="pager" id="pager">
+{% if page > 1 %}<a id="prev" href="{{ page_url(page - 1) }}">&larr; Previous</a>{% endif %}
+<span>Page {{ page }} of {{ pages }}</span>
+{% if page < pages %}<a id="next" href="{{ page_url(page + 1) }}">Next &rarr;</a>{% endif %}
+</nav>{% endif %}
 {% endblock %}"""
 
 _ACCOUNT = """{% extends "base" %}{% block title %}{{ a.account_id }} - trialcast{% endblock %}
@@ -82,30 +94,48 @@ _ACCOUNT = """{% extends "base" %}{% block title %}{{ a.account_id }} - trialcas
  <p><strong id="probability">{{ '%.0f%%'|format(a.p_convert * 100) }}</strong> likely to convert
   &middot; deal value {{ money(a.deal_value) }} &middot; expected value <strong>{{ money(a.expected_value) }}</strong>
   &middot; {% if a.pql %}<span class="badge pql" id="pql">PQL</span>{% else %}<span class="badge nopql" id="pql">not PQL</span>{% endif %}</p>
+ <p id="trial-dates">{% if a.trial_start %}Trial {{ day(a.trial_start) }} to {{ day(a.trial_end) }}
+  {% if a.lifecycle == 'deciding' %}&middot; <span class="badge deciding" id="state">deciding</span> until {{ day(window_end(a)) }} (conversion window)
+  {% else %}&middot; <span id="state">{{ days_left(a.trial_days_left) }} left</span>{% endif %}{% endif %}</p>
  <p>Persona: <strong id="persona">{{ a.persona }}</strong>
   <span id="persona-chance" class="muted">&middot; stated chance {{ '%.0f%%'|format(stated * 100) }}{% if observed %},
   observed {{ '%.0f%%'|format(observed.observed * 100) }} ({{ '%.0f'|format(observed.low * 100) }}-{{ '%.0f%%'|format(observed.high * 100) }}, {{ '%d'|format(observed.trials) }} trials) in the model's training window{% endif %}</span></p>
  <p id="playbook">Playbook: {{ a.playbook }}</p>
  <p class="muted">Model {{ e.model_name }} v{{ e.model_version }}, scored {{ a.as_of }}</p>
 </div>
+{% if a.checklist %}<div class="card"><h2>Activation checklist</h2><ul id="checklist">
+{% for c in a.checklist %}<li class="{{ 'pos' if c.done else 'muted' }}" data-done="{{ 'yes' if c.done else 'no' }}">{{ '&#10003;'|safe if c.done else '&#9675;'|safe }} {{ c.step }}{% if c.done and c.date %} <span class="muted">({{ c.date }})</span>{% elif not c.done %} <span class="muted">(not yet)</span>{% endif %}</li>{% endfor %}
+</ul></div>{% endif %}
+<div class="card" id="trend"><h2>Score over the trial</h2>{{ trend_svg }}</div>
 <div class="card" id="waterfall"><h2>Why this score</h2>{{ svg }}</div>
 <div class="card"><h2>Reasons</h2><ul id="reasons">
-{% for f in e.positive %}<li class="pos" data-code="{{ f.code }}">&#9650; {{ f.text }} <span class="muted">({{ '%+.2f'|format(f.contribution) }})</span></li>{% endfor %}
-{% for f in e.negative %}<li class="neg" data-code="{{ f.code }}">&#9660; {{ f.text }} <span class="muted">({{ '%+.2f'|format(f.contribution) }})</span></li>{% endfor %}
-</ul><p class="muted">Contributions are in log-odds; with the average account ({{ '%+.2f'|format(e.base_value) }})
-and all other factors ({{ '%+.2f'|format(e.other) }}) they add up exactly to this account's {{ '%+.2f'|format(e.logit) }}.</p></div>
+{% for f in e.positive %}<li class="pos" data-code="{{ f.code }}" title="{{ '%+.3f'|format(f.contribution) }} log-odds">&#9650; {{ f.text }} <span class="muted">({{ pts(f) }})</span></li>{% endfor %}
+{% for f in e.negative %}<li class="neg" data-code="{{ f.code }}" title="{{ '%+.3f'|format(f.contribution) }} log-odds">&#9660; {{ f.text }} <span class="muted">({{ pts(f) }})</span></li>{% endfor %}
+</ul><p class="muted" id="reasons-note">&#9650; raises and &#9660; lowers the {{ 'churn risk' if e.model == 'churn' else 'chance to convert' }}, in percentage points,
+from the average account's {{ '%.0f%%'|format(base_p * 100) }} to this account's {{ '%.0f%%'|format(e.probability * 100) }}
+(all other factors: {{ '%+.1f'|format(other_pts) }} pts); they add up exactly. Hover a reason for its log-odds.</p></div>
 {% endblock %}"""
 
 _LOGIN = """{% extends "base" %}{% block title %}Sign in - trialcast{% endblock %}
 {% block body %}<h1>Sign in</h1>
-{% if failed %}<p class="neg" id="login-error">That token is not valid.</p>{% endif %}
+{% if failed %}<p class="neg" id="login-error">{{ failed }}</p>{% endif %}
 <form method="post" action="/ui/login" class="card"><label>API token
 <input type="password" name="token" id="token" autocomplete="current-password" required></label>
-<button type="submit" id="sign-in">Sign in</button></form>{% endblock %}"""
+<input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next_path }}">
+<button type="submit" id="sign-in">Sign in</button></form>
+<p class="muted">Signing in starts a read-only session for these pages (not API access).</p>{% endblock %}"""
 
 _NOT_FOUND = """{% extends "base" %}{% block body %}<h1>Not found</h1>
 <p>No scored account {{ account_id }} in the latest batch scores.</p><p><a href="/ui">All accounts</a></p>
 {% endblock %}"""
+
+#: Rows per page of the account list.
+PAGE_SIZE = 100
+#: The sales view's one script: filters submit when changed (CSP forbids inline handlers).
+APP_JS = (
+    "document.querySelectorAll('select.autosubmit').forEach(function (s) {"
+    " s.addEventListener('change', function () { s.form.submit(); }); });\n"
+)
 
 
 def _money(value: Any) -> str:
@@ -129,6 +159,55 @@ _ENV = Environment(
 _ENV.globals["money"] = _money
 
 
+def _day(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return "-"
+    return f"{pd.Timestamp(value):%Y-%m-%d}"
+
+
+def _days_left(value: Any) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    days = max(0, math.ceil(float(value)))
+    return f"{days} day" + ("" if days == 1 else "s")
+
+
+def _state(row: Mapping[str, Any]) -> str:
+    """``deciding`` for a trial past its end (waiting for the buyer), else ``trial``."""
+    left = row.get("trial_days_left")
+    if row.get("lifecycle") == "deciding" or (left is not None and not pd.isna(left) and left <= 0):
+        return "deciding"
+    return "trial"
+
+
+_ENV.globals.update(day=_day, days_left=_days_left, state=_state)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def probability_points(explanation: Mapping[str, Any]) -> tuple[dict[str, float], float]:
+    """Each listed factor's effect in percentage points, and the rest's.
+
+    The factors are applied one after another from the average account (largest
+    first, as in the waterfall); each one's points are the change of probability
+    it makes at that step, so all of them plus the rest add up exactly to the
+    account's probability minus the average account's.
+    """
+    factors = sorted(
+        [*explanation["positive"], *explanation["negative"]], key=lambda f: -abs(f["contribution"])
+    )
+    running = float(explanation["base_value"])
+    points: dict[str, float] = {}
+    for f in factors:
+        after = running + float(f["contribution"])
+        points[f["code"]] = 100 * (_sigmoid(after) - _sigmoid(running))
+        running = after
+    other = 100 * (_sigmoid(running + float(explanation["other"])) - _sigmoid(running))
+    return points, other
+
+
 def render_list(
     rows: list[dict[Any, Any]],
     *,
@@ -137,17 +216,48 @@ def render_list(
     pql: bool | None,
     as_of: Any,
     company: str,
+    matched: int | None = None,
+    page: int = 1,
+    pages: int = 1,
+    first_rank: int = 1,
+    search: str = "",
+    window_days: int = 30,
 ) -> str:
-    """The ranked account list page."""
+    """The ranked account list page (one page of it), with search, filters and paging."""
+    query = {
+        "persona": persona or "",
+        "pql": "" if pql is None else ("yes" if pql else "no"),
+        "q": search,
+    }
+
+    def page_url(number: int) -> str:
+        kept = {k: v for k, v in query.items() if v}
+        return "/ui?" + urlencode({**kept, "page": number})
+
+    def window_end(row: Mapping[str, Any]) -> Any:
+        end = row.get("trial_end")
+        return (
+            None
+            if end is None or pd.isna(end)
+            else pd.Timestamp(end) + pd.Timedelta(days=window_days)
+        )
+
     return _ENV.get_template("list").render(
         rows=rows,
         total=total,
+        matched=len(rows) if matched is None else matched,
+        page=page,
+        pages=pages,
+        first_rank=first_rank,
         persona=persona,
         pql=pql,
+        search=search,
         as_of=as_of,
         scored=as_of is not None,
         personas=list(PERSONAS),
         subtitle=company,
+        page_url=page_url,
+        window_end=window_end,
     )
 
 
@@ -155,25 +265,91 @@ def render_account(
     account: dict[str, Any],
     *,
     company: str,
+    trend: pd.DataFrame | None = None,
+    window_days: int = 30,
     persona_rates: Mapping[str, Mapping[str, float]] | None = None,
 ) -> str:
-    """One account's page: score, persona with its stated and observed chance, playbook
-    line, waterfall and reasons."""
+    """One account's page: dates, score, persona with its stated and observed chance,
+    playbook, trend, waterfall and reasons."""
     explanation = account["explanations"][0]
     persona = PERSONAS.get(str(account.get("persona")))
+    points, other = probability_points(explanation)
+
+    def pts(factor: Mapping[str, Any]) -> str:
+        return f"{points.get(factor['code'], 0.0):+.1f} pts"
+
+    def window_end(row: Mapping[str, Any]) -> Any:
+        end = row.get("trial_end")
+        return (
+            None
+            if end is None or pd.isna(end)
+            else pd.Timestamp(end) + pd.Timedelta(days=window_days)
+        )
+
     return _ENV.get_template("account").render(
         a=account,
         e=explanation,
         svg=Markup(render_waterfall(explanation)),
+        trend_svg=Markup(render_trend(trend)),
+        pts=pts,
+        other_pts=other,
+        base_p=_sigmoid(float(explanation["base_value"])),
+        window_end=window_end,
         subtitle=company,
         stated=persona.stated_chance if persona is not None else float("nan"),
         observed=(persona_rates or {}).get(str(account.get("persona"))),
     )
 
 
-def render_login(*, failed: bool = False, company: str = "") -> str:
-    """The sign-in form (the token becomes an HttpOnly cookie)."""
-    return _ENV.get_template("login").render(failed=failed, subtitle=company)
+def render_trend(trend: pd.DataFrame | None, *, width: int = 760, height: int = 160) -> str:
+    """The score's daily snapshots as a small line chart (inline SVG), or a note without any."""
+    if trend is None or len(trend) == 0:
+        return '<p class="muted" id="no-trend">No stored daily scores yet for this account.</p>'
+    times = [int(t) for t in pd.to_datetime(trend["as_of"]).astype("int64")]
+    probs = [float(p) for p in trend["p_convert"]]
+    left, right, top, bottom = 50, 20, 10, 30
+    span = max(max(times) - min(times), 1)
+
+    def xy(t: int, p: float) -> tuple[float, float]:
+        x = left + (t - min(times)) / span * (width - left - right) if len(times) > 1 else width / 2
+        return x, top + (1 - p) * (height - top - bottom)
+
+    coords = [xy(t, p) for t, p in zip(times, probs, strict=True)]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Score trend">'
+    ]
+    for p in (0.0, 0.5, 1.0):
+        _, y = xy(min(times), p)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e4e7eb"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
+            f'fill="#7b8794">{p:.0%}</text>'
+        )
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#1f3a5f" stroke-width="2"/>')
+    for (x, y), t, p in zip(coords, trend["as_of"], probs, strict=True):
+        parts.append(
+            f'<circle class="trend-point" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1f3a5f">'
+            f"<title>{html.escape(_day(t))}: {p:.0%}</title></circle>"
+        )
+    parts.append(
+        f'<text x="{left}" y="{height - 8}" font-size="10" fill="#7b8794">'
+        f"{html.escape(_day(trend['as_of'].iloc[0]))}</text>"
+        f'<text x="{width - right}" y="{height - 8}" font-size="10" fill="#7b8794" '
+        f'text-anchor="end">{html.escape(_day(trend["as_of"].iloc[-1]))}</text></svg>'
+    )
+    return "".join(parts)
+
+
+def render_login(
+    *, failed: str | bool | None = None, company: str = "", csrf: str = "", next_path: str = "/ui"
+) -> str:
+    """The sign-in form, with its CSRF token and the page to return to."""
+    message = "That token is not valid." if failed is True else (failed or None)
+    return _ENV.get_template("login").render(
+        failed=message, subtitle=company, csrf=csrf, next_path=next_path
+    )
 
 
 def render_not_found(account_id: str, *, company: str = "") -> str:
@@ -251,9 +427,10 @@ def render_waterfall(explanation: dict[str, Any], *, width: int = 760) -> str:
             f'<rect class="bar {kind}" x="{x(left):.1f}" y="{y + 4}" '
             f'width="{max(x(right) - x(left), 1):.1f}" height="{row_h - 8}" fill="{colours[kind]}"/>'
         )
+        pts = 100 * (1 / (1 + math.exp(-end)) - 1 / (1 + math.exp(-start)))
         parts.append(
             f'<text x="{x(right) + 4:.1f}" y="{y + row_h * 0.65:.1f}" font-size="11">'
-            f"{delta:+.2f}</text>"
+            f"{pts:+.1f} pts<title>{delta:+.3f} log-odds</title></text>"
         )
     final = totals[-1]
     label(rows - 1, "This account", "bold")

@@ -3,27 +3,32 @@
 ``run_score_job`` loads the company's tables and the served models, scores every
 open trial with its reasons (``serving.batch.score_accounts``) and writes the
 table the service's sales view reads. ``run_serve`` starts the BentoML service
-with the settings passed as environment variables.
+with the settings passed as environment variables, in place of the CLI process.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from features.activation import milestone_slugs
+from features.build import FeatureBuilder
 from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
 from features.tables import Tables
 from models.loader import ENV_MODEL_ALIAS
 from serving.batch import score_accounts, write_scores
+from serving.score_history import write_daily_snapshot
 from serving.scoring import ScoringModels, load_scoring_models
+from serving.security import token_problem
 
 SERVICE = "serving.service:TrialcastService"
 
@@ -73,8 +78,10 @@ def run_score_job(
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
     frame = score_accounts(config, tables, models, as_of=moment, top_k=top_k)
+    frame["checklist"] = build_checklists(config, tables, models, frame, moment)
     seconds["score"] = time.perf_counter() - t0
     path = write_scores(frame, out)
+    write_daily_snapshot(frame, path)  # the account page's score trend
     return ScoreJobResult(
         path=path,
         n_accounts=len(frame),
@@ -82,6 +89,45 @@ def run_score_job(
         models={m.kind: f"{m.name} v{m.version} ({m.source})" for m in models.loaded()},
         seconds=seconds,
     )
+
+
+def build_checklists(
+    config: CompanyConfig,
+    tables: Tables,
+    models: ScoringModels,
+    scores: pd.DataFrame,
+    as_of: pd.Timestamp,
+) -> list[str]:
+    """Each scored account's activation checklist as JSON: ``[{"step", "done", "date"}]``.
+
+    Built with the training feature code at the same ``as_of`` (``activation_<step>_done``
+    and ``_days`` from trial start), for the account page's checklist with dates.
+    """
+    if not len(scores):
+        return []
+    builder = FeatureBuilder.from_tables(tables, config, models.spec())
+    ids = scores["account_id"].astype(str).tolist()
+    moment = int(pd.Timestamp(as_of).value // 10**9)
+    features = builder.build(builder.positions(ids), np.full(len(ids), moment))
+    starts = pd.to_datetime(scores["trial_start"]).reset_index(drop=True)
+    steps = list(zip(milestone_slugs(config.activation), config.activation.milestones, strict=True))
+    out = []
+    for i in range(len(ids)):
+        row = features.iloc[i]
+        items = []
+        for slug, milestone in steps:
+            done = bool(row.get(f"activation_{slug}_done", 0) or 0)
+            days = row.get(f"activation_{slug}_days")
+            date = starts[i] + pd.Timedelta(days=float(days)) if done and pd.notna(days) else None
+            items.append(
+                {
+                    "step": milestone.name,
+                    "done": done,
+                    "date": None if date is None else f"{date:%Y-%m-%d}",
+                }
+            )
+        out.append(json.dumps(items))
+    return out
 
 
 def bentoml_executable() -> str:
@@ -125,13 +171,22 @@ def run_serve(
     alias: str | None = None,
     scores_path: str | Path | None = None,
 ) -> int:
-    """Run the service in the foreground until it stops; returns its exit code.
+    """Run the service in the foreground until it stops (does not return on success).
 
-    ``TRIALCAST_API_TOKEN`` must be set (the service refuses to start without it).
+    The process *becomes* ``bentoml serve`` (``exec``): SIGTERM / SIGINT reach
+    BentoML's arbiter directly, which stops its workers, so stopping ``trialcast
+    serve`` stops the whole tree and frees the port. ``TRIALCAST_API_TOKEN`` must
+    be set: without it this exits with code 2 at once.
     """
+    problem = token_problem(os.environ.get("TRIALCAST_API_TOKEN"))
+    if problem:
+        print(f"trialcast serve: {problem}", file=sys.stderr)
+        return 2
     env = serve_environment(
         config_path=config_path, tracking_uri=tracking_uri, alias=alias, scores_path=scores_path
     )
-    if len(env.get("TRIALCAST_API_TOKEN", "")) < 16:
-        raise SystemExit("set TRIALCAST_API_TOKEN (16+ characters) before `trialcast serve`")
-    return subprocess.call(serve_command(host=host, port=port), env=env)
+    command = serve_command(host=host, port=port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, env)
+    return 0  # not reached

@@ -292,7 +292,12 @@ def test_forecast_endpoint_and_page_show_the_latest_forecast(server, store):
     assert body["model_version"] == "test models"
     page = requests.get(f"{server}/ui/forecast", headers=AUTH, timeout=5)
     assert page.status_code == 200
-    assert "<table id=forecast>" in page.text and "data:image/png;base64," in page.text
+    assert 'id="forecast"' in page.text and 'class="month-bar"' in page.text
+    # issue 14: currency from config, thousands separators, churn-adjusted MRR, months add up
+    currency = store["config"].currency
+    assert f"{currency} {written['expected']:,.0f}" in page.text
+    assert 'id="mrr"' in page.text
+    assert 'id="months-total"' in page.text and "e+0" not in page.text
 
 
 def test_account_lookup_and_ranked_list(server, store):
@@ -400,12 +405,13 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
     driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
     try:
         driver.set_page_load_timeout(30)
+        server = server.replace("127.0.0.1", "localhost")  # the session cookie is Secure
         driver.get(server + "/ui")  # not signed in: sent to the login form
-        assert driver.current_url.endswith("/ui/login")
+        assert "/ui/login" in driver.current_url
         driver.find_element(By.ID, "token").send_keys(TOKEN)
         driver.find_element(By.ID, "sign-in").click()
         rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
-        assert len(rows) == len(store["scores"])
+        assert len(rows) == min(len(store["scores"]), 100)  # first page
         persona = str(store["scores"]["persona"].iloc[0])
         Select(driver.find_element(By.ID, "persona-filter")).select_by_value(persona)  # submits
         rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
@@ -413,7 +419,7 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
         Select(driver.find_element(By.ID, "pql-filter")).select_by_value("yes")
         rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
         expected = store["scores"].query("persona == @persona and pql")
-        assert len(rows) == len(expected)
+        assert len(rows) == min(len(expected), 100)
         assert {r.get_attribute("data-pql") for r in rows} == {"yes"}
         link = rows[0].find_element(By.CSS_SELECTOR, "a.account-link")
         account_id = link.text
