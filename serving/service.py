@@ -57,7 +57,12 @@ from serving.schemas import (
     Moment,
     ServiceInfo,
 )
-from serving.scoring import ScoringModels, load_scoring_models, score_feature_records
+from serving.scoring import (
+    FeatureInputError,
+    ScoringModels,
+    load_scoring_models,
+    score_feature_records,
+)
 from serving.security import COOKIE_NAME, SecurityMiddleware, read_api_token
 from serving.store import ScoreStore
 from serving.views import render_account, render_list, render_login, render_not_found
@@ -105,7 +110,7 @@ def _with_account_fields(
         item["expected_value"] = (
             p * account.deal_value if p is not None and account.deal_value is not None else None
         )
-        item["warnings"] = []
+        item.setdefault("warnings", [])
     return scored
 
 
@@ -148,9 +153,12 @@ class TrialcastService:
     def _score(
         self, accounts: list[FeatureAccount], as_of: datetime | None, top_k: int, explain_all: bool
     ) -> list[dict[str, Any]]:
-        scored = score_feature_records(
-            self.models, [a.features for a in accounts], top_k=top_k, explain_all=explain_all
-        )
+        try:
+            scored = score_feature_records(
+                self.models, [a.features for a in accounts], top_k=top_k, explain_all=explain_all
+            )
+        except FeatureInputError as exc:  # e.g. a running trial for a trial-end model
+            raise InvalidArgument(str(exc)) from exc
         return _with_account_fields(scored, accounts, as_of or _now())
 
     @bentoml.api(route="/score")
@@ -222,9 +230,12 @@ class TrialcastService:
             )
         except (AccountDataError, InputError, ValueError, KeyError) as exc:
             raise InvalidArgument(str(exc)) from exc
-        scored = score_feature_records(
-            self.models, [features], top_k=top_k, explain_all=explain_all
-        )[0]
+        try:
+            scored = score_feature_records(
+                self.models, [features], top_k=top_k, explain_all=explain_all
+            )[0]
+        except FeatureInputError as exc:
+            raise InvalidArgument(str(exc)) from exc
         p = scored["p_convert"]
         scored.update(
             account_id=account.account_id,
@@ -233,7 +244,7 @@ class TrialcastService:
             expected_value=p * account.deal_value
             if p is not None and account.deal_value is not None
             else None,
-            warnings=warnings,
+            warnings=[*scored["warnings"], *warnings],
         )
         return AccountScore.model_validate(scored)
 
