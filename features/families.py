@@ -21,9 +21,9 @@ from features.activation import compute_activation_features
 from features.communication import CommIndex, compute_communication_features
 from features.config import CompanyConfig
 from features.engagement import compute_engagement_features
-from features.feature_table import compute_table_features, describe_table_feature
 from features.event_counts import compute_event_count_features
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, EventCut, EventIndex
+from features.feature_table import compute_table_features, describe_table_feature
 from features.firmographics import compute_firmographic_features
 from features.spec import FeatureSpec
 from features.tables import Tables

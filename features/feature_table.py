@@ -154,7 +154,7 @@ def table_rows(
     Without ``as_of`` in the table: the account's only row. With it: the latest
     row with ``table.as_of <= as_of`` (rows from later moments are never used).
     """
-    pos = account_ids.get_indexer(table["account_id"].astype(str))
+    pos = account_ids.get_indexer(pd.Index(table["account_id"].astype(str)))
     n = len(table)
     if "as_of" not in table.columns:
         lut = np.full(len(account_ids) + 1, -1, dtype=np.int64)
@@ -208,18 +208,24 @@ def compute_table_features(inputs: FamilyInputs) -> dict[str, Any]:
         src = table[col.source]
         if col.type == "categorical":
             values = src.astype(object).where(src.notna(), None).to_numpy(dtype=object)
-            picked = np.where(found, values[take], None) if len(values) else [None] * n
+            picked = (
+                np.where(found, values[take], np.array(None, dtype=object))
+                if len(values)
+                else [None] * n
+            )
             out[col.feature] = pd.Series(pd.Categorical(picked, categories=list(col.levels)))
         else:
             arr = src.to_numpy(dtype=np.float64, na_value=np.nan)
-            out[col.feature] = np.where(found, arr[take], np.nan) if len(arr) else np.full(n, np.nan)
+            out[col.feature] = (
+                np.where(found, arr[take], np.nan) if len(arr) else np.full(n, np.nan)
+            )
     return out
 
 
 def describe_table_feature(
     name: str, value: Any, features: Mapping[str, Any], context: Any
 ) -> str | None:
-    """"<label>: <value> <unit>" in the company's words (``[feature_table.columns]``)."""
+    """ "<label>: <value> <unit>" in the company's words (``[feature_table.columns]``)."""
     meta = getattr(context, "table_columns", {}).get(name)
     if meta is None:
         return None
@@ -251,13 +257,13 @@ def table_snapshot_plan(
     assert table is not None
     if "as_of" not in table.columns:
         has_row = np.zeros(len(start), dtype=bool)
-        pos = idx.account_ids.get_indexer(table["account_id"].astype(str))
+        pos = idx.account_ids.get_indexer(pd.Index(table["account_id"].astype(str)))
         has_row[pos[pos >= 0]] = True
         ok = known & has_row & ((conv == NAT_SECONDS) | (conv >= end)) & (end <= now)
         positions = np.flatnonzero(ok)
         yield END, float("nan"), positions, end[positions]
         return
-    pos = idx.account_ids.get_indexer(table["account_id"].astype(str))
+    pos = idx.account_ids.get_indexer(pd.Index(table["account_id"].astype(str)))
     t = to_seconds(table["as_of"])
     inside = pos >= 0
     p = np.where(inside, pos, 0)

@@ -122,8 +122,10 @@ def validate_feature_table(
     dup_key = np.zeros(len(raw), dtype=bool)
     dup_key[np.flatnonzero(ok)] = canon.loc[ok, keys].duplicated().to_numpy()
     ledger.quarantine(dup_key, "duplicate_key", "account_id")
-    known = canon["account_id"].astype(object).isin(
-        pd.Index(accounts["account_id"].astype(str)).astype(object)
+    known = (
+        canon["account_id"]
+        .astype(object)
+        .isin(pd.Index(accounts["account_id"].astype(str)).astype(object))
     )
     ledger.quarantine(~known.to_numpy(), "unknown_account", "account_id")
     for name, col in config.feature_table.columns.items():
@@ -173,7 +175,9 @@ def _export_moment(tables: Tables, kept: pd.DataFrame, config: CompanyConfig) ->
         seen.append(kept["as_of"].max())
     latest = max((pd.Timestamp(x) for x in seen if pd.notna(x)), default=None)
     if latest is None:
-        raise InputError("features: no dates at all (trial_start is empty); cannot place the export")
+        raise InputError(
+            "features: no dates at all (trial_start is empty); cannot place the export"
+        )
     return min(latest, pd.Timestamp.now(tz="UTC").tz_localize(None))
 
 

@@ -24,9 +24,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.config import CONTRACT_COLUMNS, CompanyConfig, SourceConfig, TableName
+from features.feature_table_load import accounts_from_table, attach_feature_table, no_events
 from features.quarantine import InputError, ValidationReport
 from features.tables import Tables
-from features.feature_table_load import accounts_from_table, attach_feature_table, no_events
 from features.validation import _validate
 
 __all__ = ["InputError", "LoadResult", "load_table", "load_tables"]

@@ -18,8 +18,8 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.feature_table import TRIAL_END_ONLY_NOTE, trial_end_only
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
+from features.feature_table import TRIAL_END_ONLY_NOTE, trial_end_only
 from features.settings import MODELS_DIR, output_root
 from features.snapshots import select_open_trials
 from features.tables import Tables

@@ -87,7 +87,9 @@ def generate_table_company(company: TableCompany) -> pd.DataFrame:
     reported = first_report_h < company.trial_days * 24
     rate = np.exp(0.8 + 0.6 * q + rng.normal(0, 0.3, n))  # pipelines per day
     seats = 1 + rng.poisson(np.exp(0.7 + 0.4 * q))
-    plan = np.where(q + rng.normal(0, 1, n) > 0.7, "business", np.where(q > -0.5, "team", "starter"))
+    plan = np.where(
+        q + rng.normal(0, 1, n) > 0.7, "business", np.where(q > -0.5, "team", "starter")
+    )
     sso = np.where(rng.uniform(size=n) < 0.2 + 0.2 * (q > 0), "yes", "no")
     accounts = pd.DataFrame(
         {
@@ -102,7 +104,9 @@ def generate_table_company(company: TableCompany) -> pd.DataFrame:
         days = np.full(n, float(company.trial_days))
         frame = accounts.copy()
     else:
-        steps = np.arange(company.as_of_every_days, company.trial_days + 1, company.as_of_every_days)
+        steps = np.arange(
+            company.as_of_every_days, company.trial_days + 1, company.as_of_every_days
+        )
         rows = np.repeat(np.arange(n), len(steps))
         days = np.tile(steps.astype(float), n)
         frame = accounts.iloc[rows].reset_index(drop=True)
@@ -121,7 +125,9 @@ def generate_table_company(company: TableCompany) -> pd.DataFrame:
     if company.leaks:
         conv = pd.to_datetime(frame["converted_at"])
         frame["first_invoice_amount"] = frame["deal_value"].where(conv.notna())
-        frame["days_to_convert"] = ((conv - frame["trial_start"]).dt.total_seconds() / 86400).round(1)
+        frame["days_to_convert"] = ((conv - frame["trial_start"]).dt.total_seconds() / 86400).round(
+            1
+        )
     for k in range(company.extra_columns):
         weight = 0.3 if k % 3 == 0 else 0.0
         frame[f"signal_{k}"] = np.round(weight * q[idx] + rng.normal(size=len(frame)), 3)

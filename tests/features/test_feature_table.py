@@ -18,7 +18,7 @@ from features.table_leaks import check_table_leaks
 
 def test_table_alone_loads_with_accounts_from_its_columns(tmp_path):
     company = TableCompany(n_trials=120, seed=3, trial_days=21)
-    config, table = write_company(tmp_path, company)
+    config, _ = write_company(tmp_path, company)
     loaded = load_tables(config)
     t = loaded.tables
     assert len(t.events) == 0 and t.features is not None
@@ -80,7 +80,7 @@ def test_unknown_accounts_and_missing_declared_column(tmp_path):
     assert "10 rows for accounts not in the accounts table" in report.summary()
 
     raw["feature_table"]["columns"]["hours_to_first_reprot"] = {"label": "typo"}
-    with pytest.raises(InputError, match="hours_to_first_reprot.*declared in"):
+    with pytest.raises(InputError, match=r"hours_to_first_reprot.*declared in"):
         load_tables(parse_config(raw, base_dir=tmp_path / "a"))
 
 
@@ -140,9 +140,10 @@ def test_leak_checks_name_both_columns_and_spare_honest_ones(tmp_path):
     cols = [c for c in train.columns if c.startswith("table_") and c != "table_plan_interest"]
     leaks = {x.column: x for x in check_table_leaks(train, cols)}
     assert set(leaks) == {"table_first_invoice_amount", "table_days_to_convert"}
-    assert "filled for 100% of positive rows and 0% of the others" in leaks[
-        "table_first_invoice_amount"
-    ].message()
+    assert (
+        "filled for 100% of positive rows and 0% of the others"
+        in leaks["table_first_invoice_amount"].message()
+    )
     # a label-like name with a value (not missingness) leak is caught by name + AUC
     frame = train.assign(table_days_to_convert=train["table_days_to_convert"].fillna(60.0))
     named = check_table_leaks(frame, ["table_days_to_convert", "table_seats"])

@@ -120,7 +120,10 @@ def test_served_scores_are_explained_in_the_configured_words(server, trained):
     texts = []
     for item in got:
         (exp,) = item["explanations"]
-        assert abs(exp["base_value"] + sum(f["contribution"] for f in exp["all"]) - exp["logit"]) < 1e-9
+        assert (
+            abs(exp["base_value"] + sum(f["contribution"] for f in exp["all"]) - exp["logit"])
+            < 1e-9
+        )
         assert abs(expit(exp["logit"]) - item["p_convert"]) < 1e-12
         assert any("trial-end model" in w for w in item["warnings"])
         texts += [f["text"] for f in exp["all"]]
