@@ -471,6 +471,10 @@ def train_models(
     project = Path(project_dir).resolve() if project_dir is not None else None
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
+    if sets.spec is not None and sets.spec.table_as_of is False and sets.spec.table_columns:
+        from features.feature_table import TRIAL_END_ONLY_NOTE
+
+        _say(progress, f"conversion: {TRIAL_END_ONLY_NOTE}")
     seconds["features"] = time.perf_counter() - started
     spec_json = sets.spec.to_json() if sets.spec is not None else ""
     refused = {k: v for k, v in sets.refused.items() if k in kinds}

@@ -331,6 +331,7 @@ def forecast(
     cfg = load_config_or_exit(config)
     tables = load_tables(cfg).tables
     models = load_scoring_models(cfg)
+    scores_were_made = scores is None
     if scores is None:
         with console.status("Scoring open trials..."):
             scored = run_score_job(cfg, tables=tables, models=models)
@@ -353,6 +354,8 @@ def forecast(
         to_sql=to_sql,
     )
     print_forecast_summary(result, console)
+    for note in scored.notes if scores_were_made else ():
+        console.print(f"  note: the forecast leaves out {note}", markup=False)
 
 
 app.command("retrain")(retrain_command)

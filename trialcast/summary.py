@@ -43,7 +43,13 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     )
     for col in ("persona", "accounts", "share", "PQL share", "mean activation", "mean active days"):
         summary.add_column(col, justify="left" if col == "persona" else "right")
+    for note in report.notes:  # the feature table's point-in-time status, said up front
+        if "feature table" in note:
+            console.print(f"[bold yellow]Note:[/] {escape(note)}")
     grouped = accounts.groupby("persona", observed=False)
+    if "activation_rate_all" not in accounts.columns:
+        console.print("Lead types: need an event log (a feature table alone has no activity)")
+        grouped = accounts.iloc[:0].groupby("persona", observed=False)
     for persona, group in grouped:
         if len(group) == 0:
             continue
@@ -55,7 +61,8 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
             f"{group['activation_rate_all'].mean():.2f}",
             f"{group['engagement_active_days_all'].mean():.1f}",
         )
-    console.print(summary)
+    if "activation_rate_all" in accounts.columns:
+        console.print(summary)
     console.print(f"PQLs: {int(accounts['pql'].sum()):,} of {n:,} accounts")
     for name, frame in (("trial", result.trial_training), ("churn", result.churn_training)):
         if frame is not None:
