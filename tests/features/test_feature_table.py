@@ -148,3 +148,18 @@ def test_leak_checks_name_both_columns_and_spare_honest_ones(tmp_path):
     frame = train.assign(table_days_to_convert=train["table_days_to_convert"].fillna(60.0))
     named = check_table_leaks(frame, ["table_days_to_convert", "table_seats"])
     assert [(x.column, x.check) for x in named] == [("table_days_to_convert", "label_like_name")]
+
+
+def test_committed_readme_example_is_what_the_generator_writes(tmp_path):
+    from pathlib import Path
+
+    from features.config import load_config
+    from features.demo.table_company import write_example
+
+    committed = Path(__file__).resolve().parents[2] / "docs" / "examples" / "feature_table"
+    fresh = write_example(tmp_path)
+    for path in fresh:
+        assert (committed / path.name).read_text() == path.read_text(), path.name
+    config = load_config(committed / "feature_table.toml")
+    loaded = load_tables(config)
+    assert loaded.report.rows_in["features"] == 250 == loaded.report.rows_kept["features"]
