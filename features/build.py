@@ -95,7 +95,10 @@ class FeatureBuilder:
         columns: dict[str, Any] = {}
         table_only = self.tables.features is not None and self.index.n_events == 0
         for family in FAMILIES:
-            if family.needs_events and table_only:  # a feature table and no event log
+            if table_only and (  # a feature table and no event log (nor communications)
+                family.needs_events
+                or (family.needs_communications and self.tables.communications is None)
+            ):
                 continue
             columns.update(family.compute(inputs, columns))
         frame = pd.DataFrame(

@@ -73,6 +73,8 @@ class FeatureFamily:
             one use the service's built-in templates or a generic line.
         needs_events: computed from the event log; skipped when a company gives
             a feature table and no events (``[sources.features]`` alone).
+        needs_communications: computed from communications; skipped, too, for
+            such a company when it gives no communications table.
     """
 
     name: str
@@ -80,6 +82,7 @@ class FeatureFamily:
     prefixes: tuple[str, ...] = ()
     describe: Describe | None = None
     needs_events: bool = False
+    needs_communications: bool = False
 
     def owns(self, column: str) -> bool:
         """Whether ``column`` belongs to this family (by prefix)."""
@@ -150,6 +153,7 @@ FAMILIES: tuple[FeatureFamily, ...] = (
             recent_days=x.config.engagement.recent_window_days,
         ),
         prefixes=("comm_",),
+        needs_communications=True,
     ),
     FeatureFamily(
         "firmographics",
