@@ -93,7 +93,13 @@ class FeatureBuilder:
             as_of=as_of,
         )
         columns: dict[str, Any] = {}
+        table_only = self.tables.features is not None and self.index.n_events == 0
         for family in FAMILIES:
+            if table_only and (  # a feature table and no event log (nor communications)
+                family.needs_events
+                or (family.needs_communications and self.tables.communications is None)
+            ):
+                continue
             columns.update(family.compute(inputs, columns))
         frame = pd.DataFrame(
             {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in columns.items()},

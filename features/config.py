@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-TableName = Literal["events", "accounts", "communications"]
+TableName = Literal["events", "accounts", "communications", "features"]
 
 #: Columns of each contract table (DATA_CONTRACT.md); required ones first.
 CONTRACT_COLUMNS: dict[str, dict[str, bool]] = {
@@ -46,6 +46,11 @@ CONTRACT_COLUMNS: dict[str, dict[str, bool]] = {
         "user_id": False,
         "sentiment": False,
         "text": False,
+    },
+    # A per-account feature table (``[sources.features]``, features.feature_table).
+    "features": {
+        "account_id": True,
+        "as_of": False,
     },
 }
 
@@ -118,6 +123,7 @@ class SourcesConfig(_Strict):
     events: SourceConfig | None = None
     accounts: SourceConfig | None = None
     communications: SourceConfig | None = None
+    features: SourceConfig | None = None
 
 
 class TrialConfig(_Strict):
@@ -288,6 +294,56 @@ class PersonaConfig(_Strict):
         return v
 
 
+class FeatureTableColumn(_Strict):
+    """One column of the feature table (``[feature_table.columns.<name>]``).
+
+    Attributes:
+        type: ``numeric`` (numbers; text that is not a number is emptied and
+            reported), ``categorical`` (text levels) or ``boolean`` (true/false,
+            yes/no, 1/0; used as 1/0).
+        label: the words sales read in a reason ("hours to first report");
+            the column name when omitted.
+        unit: printed after the value ("h", "seats", "%"); none when empty.
+    """
+
+    type: Literal["numeric", "categorical", "boolean"] = "numeric"
+    label: str | None = None
+    unit: str = ""
+
+
+class FeatureTableConfig(_Strict):
+    """How the feature table (``[sources.features]``) is read and used.
+
+    Attributes:
+        columns: feature columns, by their name in the table (after the
+            ``[sources.features.columns]`` mapping); they become model columns
+            ``table_<name>``. Empty: every column that is not a key or an
+            account column, typed by its values.
+        account_columns: contract ``accounts`` columns the table also carries
+            (``trial_start``, ``trial_end``, ``converted_at``, ``deal_value``,
+            ``mrr``, ``churned_at``). Without an ``[sources.accounts]`` source the
+            accounts table, labels included, is taken from them. Never features.
+        score_before_trial_end: a table without ``as_of`` gives a trial-end model
+            only; scoring a trial that is still running is refused unless this is
+            true (or the score command is given ``--allow-before-trial-end``).
+    """
+
+    columns: dict[str, FeatureTableColumn] = Field(default_factory=dict)
+    account_columns: list[str] = Field(default_factory=list)
+    score_before_trial_end: bool = False
+
+    @field_validator("account_columns")
+    @classmethod
+    def _contract_accounts(cls, v: list[str]) -> list[str]:
+        allowed = [c for c in CONTRACT_COLUMNS["accounts"] if c != "account_id"]
+        bad = [c for c in v if c not in allowed]
+        if bad:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))} not an accounts column; allowed: {', '.join(allowed)}"
+            )
+        return v
+
+
 class ModelConfig(_Strict):
     """Model training settings (shared by the conversion and churn models).
 
@@ -350,6 +406,7 @@ class CompanyConfig(_Strict):
     firmographics: FirmographicsConfig = Field(default_factory=FirmographicsConfig)
     pql: PqlConfig = Field(default_factory=PqlConfig)
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
+    feature_table: FeatureTableConfig = Field(default_factory=FeatureTableConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     output_dir: str = "."

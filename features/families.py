@@ -23,6 +23,7 @@ from features.config import CompanyConfig
 from features.engagement import compute_engagement_features
 from features.event_counts import compute_event_count_features
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, EventCut, EventIndex
+from features.feature_table import compute_table_features, describe_table_feature
 from features.firmographics import compute_firmographic_features
 from features.spec import FeatureSpec
 from features.tables import Tables
@@ -70,12 +71,18 @@ class FeatureFamily:
         prefixes: column-name prefixes the family owns (reason lookup).
         describe: optional sentence template for its columns; families without
             one use the service's built-in templates or a generic line.
+        needs_events: computed from the event log; skipped when a company gives
+            a feature table and no events (``[sources.features]`` alone).
+        needs_communications: computed from communications; skipped, too, for
+            such a company when it gives no communications table.
     """
 
     name: str
     compute: Callable[[FamilyInputs, Columns], Mapping[str, Any]]
     prefixes: tuple[str, ...] = ()
     describe: Describe | None = None
+    needs_events: bool = False
+    needs_communications: bool = False
 
     def owns(self, column: str) -> bool:
         """Whether ``column`` belongs to this family (by prefix)."""
@@ -121,13 +128,20 @@ FAMILIES: tuple[FeatureFamily, ...] = (
         prefixes=("trial_", "customer_days_"),
     ),
     FeatureFamily(
-        "activation", lambda x, _: compute_activation_features(x.cut, x.config.activation)
+        "activation",
+        lambda x, _: compute_activation_features(x.cut, x.config.activation),
+        needs_events=True,
     ),
     FeatureFamily(
-        "engagement", lambda x, _: compute_engagement_features(x.cut, x.config.engagement)
+        "engagement",
+        lambda x, _: compute_engagement_features(x.cut, x.config.engagement),
+        needs_events=True,
     ),
     FeatureFamily(
-        "count", lambda x, _: compute_event_count_features(x.cut, x.spec), prefixes=("count_",)
+        "count",
+        lambda x, _: compute_event_count_features(x.cut, x.spec),
+        prefixes=("count_",),
+        needs_events=True,
     ),
     FeatureFamily(
         "communication",
@@ -139,6 +153,7 @@ FAMILIES: tuple[FeatureFamily, ...] = (
             recent_days=x.config.engagement.recent_window_days,
         ),
         prefixes=("comm_",),
+        needs_communications=True,
     ),
     FeatureFamily(
         "firmographics",
@@ -155,6 +170,12 @@ FAMILIES: tuple[FeatureFamily, ...] = (
             )
         },
         prefixes=("customer_mrr",),
+    ),
+    FeatureFamily(
+        "table",
+        lambda x, _: compute_table_features(x),
+        prefixes=("table_",),
+        describe=describe_table_feature,
     ),
 )
 

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.config import CONTRACT_COLUMNS, CompanyConfig, SourceConfig, TableName
+from features.feature_table_load import accounts_from_table, attach_feature_table, no_events
 from features.quarantine import InputError, ValidationReport
 from features.tables import Tables
 from features.validation import _validate
@@ -35,6 +36,7 @@ CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("account_id", "user_id", "event"),
     "accounts": (),
     "communications": ("account_id", "user_id", "direction", "channel"),
+    "features": (),
 }
 
 
@@ -256,9 +258,10 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
         InputError: no events source, or a fatal problem in a source.
     """
     sources = config.sources
-    if sources.events is None:
+    if sources.events is None and sources.features is None:
         raise InputError(
-            "events: no events source configured; add [sources.events] with a path or url"
+            "events: no events source configured; add [sources.events] with a path or url "
+            "(or a per-account feature table under [sources.features])"
         )
     started = time.perf_counter()
 
@@ -268,7 +271,7 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
 
     frames: dict[str, pd.DataFrame | None] = {}
     formats: dict[str, str | None] = {}
-    for name in ("events", "accounts", "communications"):
+    for name in ("events", "accounts", "communications", "features"):
         source: SourceConfig | None = getattr(sources, name)
         if source is None:
             frames[name] = None
@@ -278,16 +281,22 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
         formats[name] = source.timestamp_format
         progress(f"read {len(frames[name]):,} {name} rows")  # type: ignore[arg-type]
     progress("validating")
-    events = frames["events"]
-    assert events is not None
+    table = frames["features"]
+    events = frames["events"] if frames["events"] is not None else no_events()
+    accounts = frames["accounts"]
+    if accounts is None and table is not None:
+        accounts = accounts_from_table(table, config)
+        formats["accounts"] = formats.get("features")
     tables, report = _validate(
         events,
-        frames["accounts"],
+        accounts,
         frames["communications"],
         config.validation,
         formats,
         config.trial.default_trial_days,
     )
+    if table is not None:
+        tables = attach_feature_table(tables, report, table, config, formats.get("features"))
     progress(f"validated: {report.n_quarantined:,} rows quarantined")
     if show_progress:
         print(report.summary(), file=sys.stderr)

@@ -25,6 +25,8 @@ CHECK_TEXT: dict[str, str] = {
     "unparsable_timestamp": "with unparsable timestamps",
     "duplicate_row": "that exactly repeat an earlier row",
     "duplicate_account_id": "repeating an account_id already seen in an earlier row",
+    "duplicate_key": "repeating the key (account_id, as_of) of an earlier row with other values",
+    "not_a_boolean": "with a value that is not true/false, yes/no or 1/0 (set to empty)",
     "trial_end_before_start": "where trial_end is before trial_start",
     "unknown_account": "for accounts not in the accounts table",
     "account_quarantined": "for accounts whose accounts row was quarantined",

@@ -42,6 +42,11 @@ def trial_snapshot_plan(
     start, end, conv = idx.trial_start, idx.trial_end, idx.converted_at
     window_end = end + cfg.conversion_window_days * SECONDS_PER_DAY
     known = window_end <= now if labelled else np.ones(len(start), dtype=bool)
+    if builder.tables.features is not None:  # snapshots from the company's feature table
+        from features.feature_table import table_snapshot_plan
+
+        yield from table_snapshot_plan(builder, now, known)
+        return
     plans: list[tuple[str, float | None]] = [(f"d{d}", float(d)) for d in cfg.snapshot_days]
     plans.append((END, None))
     for name, day in plans:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
@@ -36,6 +36,10 @@ class FeatureSpec:
             fitted on the training window; empty: the seed's absolute defaults.
         persona_rates: observed conversion of each lead type in the training
             window (``training.persona_rates``): name -> {rate, low, high, trials}.
+        table_columns: feature-table columns (``features.feature_table``): model
+            column -> source column, type, reason label, unit and levels.
+        table_as_of: whether the feature table had ``as_of`` (False: a
+            trial-end model only); ``None`` without a feature table.
     """
 
     top_event_types: list[str]
@@ -45,6 +49,8 @@ class FeatureSpec:
     version: int = SPEC_VERSION
     persona_levels: dict[str, float | str] = field(default_factory=dict)
     persona_rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    table_columns: dict[str, dict] = field(default_factory=dict)
+    table_as_of: bool | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -70,7 +76,18 @@ def fit_feature_spec(tables: Tables, config: CompanyConfig) -> FeatureSpec:
         if col in tables.accounts.columns:
             values = tables.accounts[col].dropna().astype(str)
             levels[col] = pd.unique(values).tolist()
-    return feature_spec_from_counts(counts, levels, config)
+    spec = feature_spec_from_counts(counts, levels, config)
+    if tables.features is None:
+        return spec
+    from features.feature_table import fit_table_columns
+
+    table = tables.features
+    columns = fit_table_columns(table, config)
+    return replace(
+        spec,
+        table_columns={c.feature: c.to_dict() for c in columns},
+        table_as_of="as_of" in table.columns,
+    )
 
 
 def feature_spec_from_counts(

@@ -27,15 +27,25 @@ class Tables:
         events: one row per product event.
         accounts: one row per account that started a trial (``account_id`` unique).
         communications: one row per message or touch, or ``None`` if not supplied.
+        features: the validated feature table (``features.feature_table``): one
+            row per account, or per account and ``as_of``; ``None`` if not supplied.
+        export_at: the export moment when the data itself cannot say (a feature
+            table without events); ``export_time`` prefers it.
     """
 
     events: pd.DataFrame
     accounts: pd.DataFrame
     communications: pd.DataFrame | None = None
+    features: pd.DataFrame | None = None
+    export_at: pd.Timestamp | None = None
 
     def export_time(self) -> pd.Timestamp:
         """The latest moment seen in the data: a stand-in for "now" of the export."""
+        if self.export_at is not None:
+            return pd.Timestamp(self.export_at)
         candidates = [self.events["timestamp"].max()]
         if self.communications is not None and len(self.communications):
             candidates.append(self.communications["timestamp"].max())
+        if self.features is not None and "as_of" in self.features.columns:
+            candidates.append(self.features["as_of"].max())
         return pd.Timestamp(max(c for c in candidates if pd.notna(c)))

@@ -19,6 +19,7 @@ import pandas as pd
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
+from features.feature_table import TRIAL_END_ONLY_NOTE, trial_end_only
 from features.settings import MODELS_DIR, output_root
 from features.snapshots import select_open_trials
 from features.tables import Tables
@@ -67,8 +68,14 @@ def score_accounts(
     *,
     as_of: pd.Timestamp | str | None = None,
     top_k: int = 5,
+    allow_before_trial_end: bool | None = None,
 ) -> pd.DataFrame:
     """Score every open trial at ``as_of`` (default: the export time) with reasons.
+
+    With a trial-end model (a feature table without ``as_of``) trials still
+    running at ``as_of`` are held back unless ``allow_before_trial_end`` (default:
+    ``[feature_table].score_before_trial_end``); ``frame.attrs["held_back"]``
+    counts them and ``frame.attrs["notes"]`` says why.
 
     Open trials are those started by ``as_of``, not yet converted and still inside
     their conversion window (``features.snapshots.select_open_trials``); features
@@ -83,15 +90,23 @@ def score_accounts(
         ``base_value + sum(factors) + other == logit`` exactly.
     """
     loaded = models.conversion
+    allow = (
+        config.feature_table.score_before_trial_end
+        if allow_before_trial_end is None
+        else allow_before_trial_end
+    )
     builder = FeatureBuilder.from_tables(tables, config, models.spec("conversion"))
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
     seconds = timestamp_seconds(moment)
     positions = select_open_trials(builder, moment)
+    positions, held_back = hold_back_running_trials(models, builder, positions, seconds, allow)
     frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
     M = loaded.model.matrix_from_frame(frame)
     records = cast(list[dict[str, Any]], frame.reset_index(drop=True).to_dict("records"))
     # Open trials have not converted by ``as_of``: every row gets the conversion score.
-    scored = score_feature_records(models, records, top_k=top_k, matrices={"conversion": M})
+    scored = score_feature_records(
+        models, records, top_k=top_k, matrices={"conversion": M}, allow_before_trial_end=allow
+    )
     idx = builder.index
     accounts = tables.accounts.set_index(tables.accounts["account_id"].astype(str))
     deal = (
@@ -129,7 +144,27 @@ def score_accounts(
     order = np.lexsort(
         (out["account_id"].to_numpy(), -np.nan_to_num(out["expected_value"], nan=-1))
     )
-    return out.iloc[order].reset_index(drop=True)
+    result = out.iloc[order].reset_index(drop=True)
+    result.attrs["held_back"] = held_back
+    result.attrs["notes"] = (
+        [
+            f"{held_back:,} running trial(s) not scored: the conversion model is a "
+            f"{TRIAL_END_ONLY_NOTE} (pass --allow-before-trial-end to score them anyway)"
+        ]
+        if held_back
+        else []
+    )
+    return result
+
+
+def hold_back_running_trials(
+    models: ScoringModels, builder: FeatureBuilder, positions: np.ndarray, now: int, allow: bool
+) -> tuple[np.ndarray, int]:
+    """Open trials a trial-end model may score at ``now``, and how many were held back."""
+    if allow or not trial_end_only(models.spec("conversion")):
+        return positions, 0
+    ended = builder.index.trial_end[positions] <= now
+    return positions[ended], int((~ended).sum())
 
 
 def write_scores(frame: pd.DataFrame, path: str | Path | None = None) -> Path:

@@ -31,12 +31,15 @@ class ReasonContext:
         events: event column slug -> event name ("Pipeline Run Succeeded").
         n_milestones: length of the activation checklist.
         n_core: number of core ("golden") feature events.
+        table_columns: feature-table column -> (label, unit) from the config, as
+            frozen in the model's spec (``features.feature_table``).
     """
 
     milestones: dict[str, str] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)
     n_milestones: int = 0
     n_core: int = 0
+    table_columns: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def build_reason_context(config: CompanyConfig, spec: FeatureSpec | None) -> ReasonContext:
@@ -49,6 +52,10 @@ def build_reason_context(config: CompanyConfig, spec: FeatureSpec | None) -> Rea
         events=events,
         n_milestones=len(milestones),
         n_core=len(config.engagement.core_events),
+        table_columns={
+            name: (str(meta["label"]), str(meta.get("unit", "")))
+            for name, meta in (spec.table_columns.items() if spec else ())
+        },
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from features.config import CompanyConfig
+from features.feature_table import TRIAL_END_ONLY_NOTE, trial_end_only
 from features.personas import (
     PERSONA_INPUTS,
     PERSONAS,
@@ -251,6 +252,45 @@ def compute_persona_and_pql(
     return personas, playbooks, compute_pql_values(raw, config, n)
 
 
+def check_trial_end_model(
+    models: ScoringModels,
+    records: Sequence[Mapping[str, Any]],
+    paying: np.ndarray,
+    allow: bool | None,
+) -> list[list[str]]:
+    """Per record, the warnings of a trial-end conversion model; refuse running trials.
+
+    A model trained on a feature table without ``as_of`` only knows whole-trial
+    values: a trial on day 3 has not produced them yet, so its score would be
+    silently wrong. Such records are refused unless ``allow`` (or the config's
+    ``[feature_table].score_before_trial_end``) says to score them anyway.
+    """
+    if not trial_end_only(models.spec("conversion")):
+        return [[] for _ in records]
+    allowed = models.config.feature_table.score_before_trial_end if allow is None else allow
+    out: list[list[str]] = []
+    for i, record in enumerate(records):
+        if paying[i]:
+            out.append([])
+            continue
+        remaining = _value(record.get("trial_days_remaining"))
+        running = isinstance(remaining, float) and remaining > 0
+        if running and not allowed:
+            raise FeatureInputError(
+                f"accounts[{i}].features.trial_days_remaining: {remaining:g} days left, but the "
+                f"conversion model is a {TRIAL_END_ONLY_NOTE}. Score it after its trial ends, "
+                "or set [feature_table].score_before_trial_end = true (CLI: "
+                "--allow-before-trial-end) to score running trials anyway"
+            )
+        note = TRIAL_END_ONLY_NOTE
+        if running:
+            note += f"; this trial still has {remaining:g} days to run (scored because told to)"
+        elif remaining is None:
+            note += "; trial_days_remaining not given: assumed ended"
+        out.append([note])
+    return out
+
+
 def _number(raw: Any, default: float) -> float:
     value = _value(raw)
     return value if isinstance(value, float) else default
@@ -263,6 +303,7 @@ def score_feature_records(
     top_k: int = 5,
     explain_all: bool = False,
     matrices: Mapping[str, np.ndarray] | None = None,
+    allow_before_trial_end: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Scores, persona, PQL and explanations of accounts given as feature mappings.
 
@@ -276,15 +317,22 @@ def score_feature_records(
         top_k: factors of each sign to list.
         explain_all: also list every contribution.
         matrices: precomputed model matrices per kind for all ``records`` (batch path).
+        allow_before_trial_end: score running trials with a trial-end model
+            (default: ``[feature_table].score_before_trial_end``).
 
     Returns:
         One dict per record with ``p_convert``, ``p_churn``, ``persona``,
         ``persona_observed`` (the type's observed conversion in the training window:
         ``observed``, ``low``, ``high``, ``trials``, ``stated``; None if not recorded),
-        ``playbook``, ``pql``, ``lifecycle`` and ``explanations``.
+        ``playbook``, ``pql``, ``lifecycle``, ``explanations`` and ``warnings``.
+
+    Raises:
+        FeatureInputError: a running trial (``trial_days_remaining`` > 0) given to
+            a trial-end model without ``allow_before_trial_end``.
     """
     n = len(records)
     paying = np.array([_value(r.get(PAYING_COLUMN)) is not None for r in records], dtype=bool)
+    warnings = check_trial_end_model(models, records, paying, allow_before_trial_end)
     persona, playbook, pql = compute_persona_and_pql(records, models.config, models.persona_levels)
     observed = models.persona_rates
     results: list[dict[str, Any]] = [
@@ -297,6 +345,7 @@ def score_feature_records(
             "playbook": playbook[i],
             "pql": bool(pql[i]),
             "explanations": [],
+            "warnings": list(warnings[i]),
         }
         for i in range(n)
     ]

@@ -68,7 +68,12 @@ from serving.schemas import (
     check_accounts,
 )
 from serving.score_history import read_score_trend
-from serving.scoring import ScoringModels, load_scoring_models, score_feature_records
+from serving.scoring import (
+    FeatureInputError,
+    ScoringModels,
+    load_scoring_models,
+    score_feature_records,
+)
 from serving.security import (
     COOKIE_NAME,
     CSRF_COOKIE,
@@ -154,7 +159,7 @@ def _with_account_fields(
         item["expected_value"] = (
             p * account.deal_value if p is not None and account.deal_value is not None else None
         )
-        item["warnings"] = ranges.warnings(account.features)
+        item["warnings"] = [*item.get("warnings", []), *ranges.warnings(account.features)]
     return scored
 
 
@@ -202,11 +207,11 @@ class TrialcastService:
     ) -> list[dict[str, Any]]:
         try:
             check_accounts(accounts)
-        except ValueError as exc:
+            scored = score_feature_records(
+                self.models, [a.features for a in accounts], top_k=top_k, explain_all=explain_all
+            )
+        except ValueError as exc:  # bad input, or a running trial for a trial-end model
             raise InvalidArgument(str(exc)) from None
-        scored = score_feature_records(
-            self.models, [a.features for a in accounts], top_k=top_k, explain_all=explain_all
-        )
         return _with_account_fields(scored, accounts, as_of or _now(), self.ranges)
 
     @bentoml.api(route="/score")
@@ -285,9 +290,12 @@ class TrialcastService:
             )
         except (AccountDataError, InputError, ValueError, KeyError) as exc:
             raise InvalidArgument(str(exc)) from exc
-        scored = score_feature_records(
-            self.models, [features], top_k=top_k, explain_all=explain_all
-        )[0]
+        try:
+            scored = score_feature_records(
+                self.models, [features], top_k=top_k, explain_all=explain_all
+            )[0]
+        except FeatureInputError as exc:
+            raise InvalidArgument(str(exc)) from exc
         p = scored["p_convert"]
         scored.update(
             account_id=account.account_id,
@@ -296,7 +304,7 @@ class TrialcastService:
             expected_value=p * account.deal_value
             if p is not None and account.deal_value is not None
             else None,
-            warnings=[*warnings, *self.ranges.warnings(features)],
+            warnings=[*scored["warnings"], *warnings, *self.ranges.warnings(features)],
         )
         return AccountScore.model_validate(scored)
 

@@ -260,6 +260,7 @@ def fit_and_evaluate(
     leakage = check_leakage(
         train, features, threshold=cfg.leakage_auc, force_features=tuple(force_features)
     )
+    leakage = add_table_leaks(leakage, train, force_features)
     if leakage.flagged:
         _say(progress, leakage.message())
 
@@ -330,6 +331,36 @@ def fit_and_evaluate(
         tuning=tuning,
         seconds=time.perf_counter() - started,
     )
+
+
+def add_table_leaks(
+    leakage: LeakageReport, train: pd.DataFrame, force_features: tuple[str, ...] | list[str]
+) -> LeakageReport:
+    """Add the feature-table checks (label-like names, outcome-driven missingness).
+
+    ``features.table_leaks`` flags columns of a company feature table that the
+    single-feature AUC check may miss; flagged columns are excluded unless forced,
+    and listed in the leakage report with what was measured.
+    """
+    from features.feature_table import PREFIX
+    from features.table_leaks import check_table_leaks
+    from training.guards import single_feature_auc
+
+    columns = [c for c in leakage.kept if c.startswith(PREFIX)]
+    if not columns:
+        return leakage
+    leaks = [x for x in check_table_leaks(train, columns) if x.column not in force_features]
+    if not leaks:
+        return leakage
+    for leak in leaks:
+        log.warning(leak.message())
+    flagged = {**leakage.flagged}
+    y = train["label"].to_numpy()
+    for leak in leaks:
+        flagged.setdefault(leak.column, single_feature_auc(train[leak.column], y))
+    excluded = [*leakage.excluded, *(x.column for x in leaks if x.column not in leakage.excluded)]
+    kept = [c for c in leakage.kept if c not in excluded]
+    return LeakageReport(flagged=flagged, excluded=excluded, kept=kept)
 
 
 def _compare_with_champion(
@@ -455,6 +486,10 @@ def train_models(
     project = Path(project_dir).resolve() if project_dir is not None else None
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
+    if sets.spec is not None and sets.spec.table_as_of is False and sets.spec.table_columns:
+        from features.feature_table import TRIAL_END_ONLY_NOTE
+
+        _say(progress, f"conversion: {TRIAL_END_ONLY_NOTE}")
     seconds["features"] = time.perf_counter() - started
     persona_rates = None
     if sets.spec is not None and sets.conversion is not None:

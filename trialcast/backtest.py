@@ -75,7 +75,22 @@ def truncate_tables(tables: Tables, origin: pd.Timestamp) -> Tables:
         events=events.reset_index(drop=True),
         accounts=accounts.reset_index(drop=True),
         communications=None if comms is None else comms.reset_index(drop=True),
+        features=truncate_feature_table(tables.features, accounts, moment),
+        export_at=moment if tables.export_at is not None else None,
     )
+
+
+def truncate_feature_table(
+    table: pd.DataFrame | None, accounts: pd.DataFrame, moment: pd.Timestamp
+) -> pd.DataFrame | None:
+    """The feature-table rows known at ``moment``: rows with ``as_of`` before it, or,
+    without ``as_of`` (whole-trial values), the rows of trials that ended before it."""
+    if table is None:
+        return None
+    if "as_of" in table.columns:
+        return table[table["as_of"] < moment].reset_index(drop=True)
+    ended = accounts.loc[accounts["trial_end"] < moment, "account_id"].astype(str)
+    return table[table["account_id"].astype(str).isin(ended)].reset_index(drop=True)
 
 
 def list_cohorts(

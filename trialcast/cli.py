@@ -241,6 +241,13 @@ def score(
     alias: Annotated[
         str | None, typer.Option(help="Registry alias to load (default: champion).")
     ] = None,
+    allow_before_trial_end: Annotated[
+        bool,
+        typer.Option(
+            "--allow-before-trial-end",
+            help="Let a trial-end model (feature table without as_of) score running trials.",
+        ),
+    ] = False,
 ) -> None:
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
     import pandas as pd
@@ -255,10 +262,13 @@ def score(
             as_of=pd.Timestamp(as_of) if as_of else None,
             tracking_uri=tracking_uri,
             alias=alias,
+            allow_before_trial_end=allow_before_trial_end or None,
         )
     console.print(
         f"Scored {result.n_accounts:,} open trials as of {result.as_of} with {result.models}"
     )
+    for note in result.notes:
+        console.print(f"  note: {note}", markup=False)
     console.print(f"  scores {result.path}")
 
 
@@ -321,6 +331,7 @@ def forecast(
     cfg = load_config_or_exit(config)
     tables = load_tables(cfg).tables
     models = load_scoring_models(cfg)
+    scores_were_made = scores is None
     if scores is None:
         with console.status("Scoring open trials..."):
             scored = run_score_job(cfg, tables=tables, models=models)
@@ -343,6 +354,8 @@ def forecast(
         to_sql=to_sql,
     )
     print_forecast_summary(result, console)
+    for note in scored.notes if scores_were_made else ():
+        console.print(f"  note: the forecast leaves out {note}", markup=False)
 
 
 app.command("retrain")(retrain_command)

@@ -42,6 +42,7 @@ class ScoreJobResult:
     as_of: pd.Timestamp
     models: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def run_score_job(
@@ -54,6 +55,7 @@ def run_score_job(
     top_k: int = 5,
     tables: Tables | None = None,
     models: ScoringModels | None = None,
+    allow_before_trial_end: bool | None = None,
 ) -> ScoreJobResult:
     """Score the open trials at ``as_of`` (default: the export time) and write them.
 
@@ -65,6 +67,8 @@ def run_score_job(
         tracking_uri, alias: which registry and alias to load (defaults as the service).
         top_k: factors of each sign kept per account.
         tables, models: already loaded tables / models to reuse (loaded here if omitted).
+        allow_before_trial_end: let a trial-end model (feature table without
+            ``as_of``) score trials still running (default: the config's choice).
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -77,7 +81,14 @@ def run_score_job(
     seconds["models"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
-    frame = score_accounts(config, tables, models, as_of=moment, top_k=top_k)
+    frame = score_accounts(
+        config,
+        tables,
+        models,
+        as_of=moment,
+        top_k=top_k,
+        allow_before_trial_end=allow_before_trial_end,
+    )
     frame["checklist"] = build_checklists(config, tables, models, frame, moment)
     seconds["score"] = time.perf_counter() - t0
     path = write_scores(frame, out)
@@ -88,6 +99,7 @@ def run_score_job(
         as_of=moment,
         models={m.kind: f"{m.name} v{m.version} ({m.source})" for m in models.loaded()},
         seconds=seconds,
+        notes=list(frame.attrs.get("notes", [])),
     )
 
 

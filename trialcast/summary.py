@@ -45,7 +45,13 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     )
     for col in ("persona", "accounts", "share", "PQL share", "mean activation", "mean active days"):
         summary.add_column(col, justify="left" if col == "persona" else "right")
+    for note in report.notes:  # the feature table's point-in-time status, said up front
+        if "feature table" in note:
+            console.print(f"[bold yellow]Note:[/] {escape(note)}")
     grouped = accounts.groupby("persona", observed=False)
+    if "activation_rate_all" not in accounts.columns:
+        console.print("Lead types: need an event log (a feature table alone has no activity)")
+        grouped = accounts.iloc[:0].groupby("persona", observed=False)
     for persona, group in grouped:
         if len(group) == 0:
             continue
@@ -57,9 +63,10 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
             f"{group['activation_rate_all'].mean():.2f}",
             f"{group['engagement_active_days_all'].mean():.1f}",
         )
-    console.print(summary)
+    if "activation_rate_all" in accounts.columns:
+        console.print(summary)
     finished = accounts[accounts["lifecycle"].isin(["customer", "churned", "lost"])]
-    if len(finished):
+    if len(finished) and "activation_rate_all" in accounts.columns:
         converted = finished["lifecycle"].isin(["customer", "churned"]).to_numpy()
         rates = persona_rate_table(finished["persona"].astype(str).to_numpy(), converted)
         title = f"Lead types: stated chance vs observed on {len(finished):,} decided trials"

@@ -1,0 +1,143 @@
+"""The README's feature-table example, trained for real and served over HTTP by BentoML."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from scipy.special import expit
+
+from features.build import FeatureBuilder
+from features.config import load_config
+from features.demo.table_company import write_example
+from features.loaders import load_tables
+from serving.batch import score_accounts
+from serving.scoring import load_scoring_models
+from training.train import train_models
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "table-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table_http")
+    _, toml = write_example(root)
+    config = load_config(toml)
+    tables = load_tables(config).tables
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    result = train_models(config, tables, tracking_uri=uri, kinds=("conversion",))
+    models = load_scoring_models(config, tracking_uri=uri, cache_root=str(root / "cache"))
+    return {"root": root, "toml": toml, "config": config, "tables": tables, "uri": uri,
+            "result": result, "models": models}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    root = trained["root"]
+    env = {
+        **os.environ,
+        "TRIALCAST_API_TOKEN": TOKEN,
+        "TRIALCAST_CONFIG": str(trained["toml"]),
+        "TRIALCAST_TRACKING_URI": trained["uri"],
+        "TRIALCAST_SERVING_CACHE": str(root / "cache"),
+        "TRIALCAST_SCORES_PATH": str(root / "no_scores.parquet"),
+    }
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
+    bentoml = Path(sys.executable).with_name("bentoml")
+    proc = subprocess.Popen(
+        [str(bentoml), "serve", "serving.service:TrialcastService", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError((root / "server.log").read_text()[-3000:])
+            try:
+                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server not ready in 120 s")
+            time.sleep(0.25)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_small_table_trains_and_names_both_leaks(trained):
+    outcome = trained["result"].models["conversion"]
+    excluded = set(outcome.leakage.excluded)
+    assert {"table_first_invoice_amount", "table_days_to_convert"} <= excluded
+    message = outcome.leakage.message()
+    assert "table_first_invoice_amount" in message and "table_days_to_convert" in message
+    assert outcome.split_sizes["train"] < 250  # the 250-row table, one row per trial
+
+
+def test_served_scores_are_explained_in_the_configured_words(server, trained):
+    config, tables, models = trained["config"], trained["tables"], trained["models"]
+    builder = FeatureBuilder.from_tables(tables, config, models.spec("conversion"))
+    ended = tables.accounts[tables.accounts["trial_end"] <= tables.export_time()].tail(20)
+    positions = builder.positions(ended["account_id"])
+    frame = builder.build(positions, builder.index.trial_end[positions])
+    features = models.conversion.model.features
+    body = []
+    for account_id, row in frame[features].iterrows():
+        values = {k: (None if pd.isna(v) else (v if isinstance(v, str) else float(v)))
+                  for k, v in row.items()}  # fmt: skip
+        body.append({"account_id": str(account_id), "features": values})
+    r = requests.post(
+        server + "/score", json={"accounts": body, "explain_all": True}, headers=AUTH, timeout=60
+    )
+    assert r.status_code == 200, r.text
+    got = r.json()
+    expected = models.conversion.model.predict_proba(frame)
+    np.testing.assert_allclose([g["p_convert"] for g in got], expected, atol=1e-9)
+    texts = []
+    for item in got:
+        (exp,) = item["explanations"]
+        assert (
+            abs(exp["base_value"] + sum(f["contribution"] for f in exp["all"]) - exp["logit"])
+            < 1e-9
+        )
+        assert abs(expit(exp["logit"]) - item["p_convert"]) < 1e-12
+        assert any("trial-end model" in w for w in item["warnings"])
+        texts += [f["text"] for f in exp["all"]]
+    assert any(t.startswith("hours to first report: ") and t.endswith(" h") for t in texts)
+    assert any(t.startswith("plan looked at: ") for t in texts)
+
+    running = {"account_id": "r1", "features": {"trial_days_remaining": 10.0, "table_seats": 2.0}}
+    r = requests.post(server + "/score", json={"accounts": [running]}, headers=AUTH, timeout=30)
+    assert r.status_code == 400 and "trial_days_remaining" in r.text and "trial-end" in r.text
+    leak = {"account_id": "x", "features": {"table_days_to_convert": 3.0}}
+    r = requests.post(server + "/score", json={"accounts": [leak]}, headers=AUTH, timeout=30)
+    assert r.status_code == 400 and "table_days_to_convert" in r.text
+
+
+def test_batch_scores_hold_back_running_trials(trained):
+    scores = score_accounts(trained["config"], trained["tables"], trained["models"])
+    assert scores.attrs["held_back"] > 0 and (scores["trial_days_left"] <= 0).all()
