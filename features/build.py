@@ -8,25 +8,21 @@ snapshots cheaply (the training-set builder asks for several per account).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.activation import compute_activation_features
-from features.communication import CommIndex, build_comm_index, compute_communication_features
+from features.communication import CommIndex, build_comm_index
 from features.config import CompanyConfig
-from features.engagement import compute_engagement_features
-from features.event_counts import compute_event_count_features
 from features.event_index import (
-    NAT_SECONDS,
-    SECONDS_PER_DAY,
     EventIndex,
     build_event_index,
     cut_events,
     timestamp_seconds,
     to_seconds,
 )
-from features.firmographics import compute_firmographic_features
+from features.families import FAMILIES, FamilyInputs
 from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
 
@@ -46,27 +42,6 @@ META_COLUMNS = (
 
 #: Feature columns only meaningful for paying accounts (churn model).
 CUSTOMER_COLUMNS = ("customer_days_paying", "customer_mrr")
-
-
-def compute_timing_features(
-    index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Where the account is in its lifecycle at ``as_of``.
-
-    Columns (days): trial_days_elapsed, trial_days_remaining (negative after the
-    trial), trial_length_days, customer_days_paying (NaN unless it converted
-    before ``as_of``).
-    """
-    start = index.trial_start[rows_acc]
-    end = index.trial_end[rows_acc]
-    converted = index.converted_at[rows_acc]
-    paying = (converted != NAT_SECONDS) & (converted < as_of)
-    return {
-        "trial_days_elapsed": (as_of - start) / SECONDS_PER_DAY,
-        "trial_days_remaining": (end - as_of) / SECONDS_PER_DAY,
-        "trial_length_days": (end - start) / SECONDS_PER_DAY,
-        "customer_days_paying": np.where(paying, (as_of - converted) / SECONDS_PER_DAY, np.nan),
-    }
 
 
 @dataclass
@@ -107,28 +82,19 @@ class FeatureBuilder:
         """
         rows_acc = np.asarray(rows_acc, dtype=np.int64)
         as_of = np.asarray(as_of, dtype=np.int64)
-        cut = cut_events(self.index, rows_acc, as_of)
-        cfg = self.config
-        columns: dict[str, object] = {}
-        columns.update(compute_timing_features(self.index, rows_acc, as_of))
-        columns.update(compute_activation_features(cut, cfg.activation))
-        columns.update(compute_engagement_features(cut, cfg.engagement))
-        columns.update(compute_event_count_features(cut, self.spec))
-        columns.update(
-            compute_communication_features(
-                self.comms,
-                rows_acc,
-                as_of,
-                cfg.communication,
-                recent_days=cfg.engagement.recent_window_days,
-            )
+        inputs = FamilyInputs(
+            tables=self.tables,
+            config=self.config,
+            spec=self.spec,
+            index=self.index,
+            cut=cut_events(self.index, rows_acc, as_of),
+            comms=self.comms,
+            rows_acc=rows_acc,
+            as_of=as_of,
         )
-        columns.update(
-            compute_firmographic_features(
-                self.tables.accounts, rows_acc, cfg.firmographics, self.spec
-            )
-        )
-        columns["customer_mrr"] = self._mrr(rows_acc, columns["customer_days_paying"])
+        columns: dict[str, Any] = {}
+        for family in FAMILIES:
+            columns.update(family.compute(inputs, columns))
         frame = pd.DataFrame(
             {k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in columns.items()},
             index=pd.Index(self.index.account_ids[rows_acc], name="account_id"),
@@ -138,13 +104,6 @@ class FeatureBuilder:
                 frame[col] = pd.Categorical(values.to_numpy(), dtype=values.dtype)
         frame.insert(0, "as_of", pd.to_datetime(as_of, unit="s"))
         return frame
-
-    def _mrr(self, rows_acc: np.ndarray, days_paying: object) -> np.ndarray:
-        accounts = self.tables.accounts
-        if "mrr" not in accounts.columns:
-            return np.full(len(rows_acc), np.nan)
-        mrr = pd.to_numeric(accounts["mrr"], errors="coerce").to_numpy(dtype=np.float64)[rows_acc]
-        return np.where(np.isnan(np.asarray(days_paying, dtype=float)), np.nan, mrr)
 
 
 def as_of_seconds(as_of: pd.Timestamp | str | pd.Series, account_ids: pd.Index) -> np.ndarray:

@@ -274,6 +274,22 @@ class PersonaConfig(_Strict):
         return v
 
 
+#: LightGBM defaults (no class weights, so the raw scores stay calibratable).
+DEFAULT_LIGHTGBM_PARAMS: dict[str, float | int | str] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "verbose": -1,
+    "seed": 0,
+    "num_threads": 2,
+}
+
+
 class ModelConfig(_Strict):
     """Model training settings (shared by the conversion and churn models).
 
@@ -293,19 +309,7 @@ class ModelConfig(_Strict):
     """
 
     lightgbm: dict[str, float | int | str] = Field(
-        default_factory=lambda: {  # type: ignore[arg-type]
-            "objective": "binary",
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 50,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
-            "verbose": -1,
-            "seed": 0,
-            "num_threads": 2,
-        }
+        default_factory=lambda: dict(DEFAULT_LIGHTGBM_PARAMS)  # type: ignore[arg-type]
     )
     num_boost_round: int = Field(1000, gt=0)
     early_stopping_rounds: int = Field(50, gt=0)
@@ -348,11 +352,18 @@ class CompanyConfig(_Strict):
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    output_dir: str = "."
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def output_root(self) -> Path:
+        """Where every output goes (features, models, scores, forecasts, reports):
+        ``output_dir`` resolved against the config file's folder."""
+        return self.resolve_path(self.output_dir)
 
     def config_hash(self) -> str:
         """A short stable hash of the settings (not of where the file lives)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        payload = json.dumps(self.model_dump(mode="json", exclude={"output_dir"}), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def resolve_path(self, path: str) -> Path:
@@ -390,6 +401,11 @@ def parse_config(raw: dict, *, base_dir: Path = Path("."), origin: str = "config
             f"  {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{origin} has {exc.error_count()} problem(s):\n{problems}") from exc
+
+
+def starter_config_text() -> str:
+    """The commented starter config ``trialcast init-config`` writes: every section."""
+    return resources.files("features").joinpath("starter_config.toml").read_text()
 
 
 def demo_config_text() -> str:

@@ -310,7 +310,7 @@ class DistributedFeatureResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
+def replace_dir(src: Path, dst: Path) -> None:
     """Move ``src`` to ``dst``, replacing what was there (old copy removed after the move)."""
     old = None
     if dst.exists() or dst.is_symlink():
@@ -438,7 +438,7 @@ def run_distributed_features(
             if not src.exists():
                 continue
             dst = out / ("feature_spec.json" if name == "feature_spec" else f"{name}.parquet")
-            _replace_dir(src, dst)
+            replace_dir(src, dst)
             outputs[name] = dst
     finally:
         shutil.rmtree(staging, ignore_errors=True)

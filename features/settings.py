@@ -16,12 +16,26 @@ from pathlib import Path
 from features.config import CompanyConfig
 
 ENV_TRACKING_URI = "TRIALCAST_TRACKING_URI"
+ENV_OUTPUT_DIR = "TRIALCAST_OUTPUT_DIR"
 MODELS_DIR = "models"
 
 
+def output_root(project_dir: str | Path | None = None) -> Path:
+    """The one folder every output goes under (features, models, scores, forecasts).
+
+    ``project_dir`` when given, else ``TRIALCAST_OUTPUT_DIR`` (the CLI sets it to
+    the config's ``output_dir`` once the config is loaded, so a job and the
+    service it starts agree), else the working directory.
+    """
+    if project_dir is not None:
+        return Path(project_dir).resolve()
+    env = os.environ.get(ENV_OUTPUT_DIR)
+    return Path(env).resolve() if env else Path.cwd().resolve()
+
+
 def default_tracking_uri(project_dir: str | Path | None = None) -> str:
-    """``sqlite:///<project>/models/mlflow.db`` (the folder is created)."""
-    models = Path(project_dir or Path.cwd()).resolve() / MODELS_DIR
+    """``sqlite:///<output root>/models/mlflow.db`` (the folder is created)."""
+    models = output_root(project_dir) / MODELS_DIR
     models.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{models / 'mlflow.db'}"
 

@@ -26,7 +26,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from features.config import CompanyConfig
-from features.settings import MODELS_DIR, resolve_tracking_uri
+from models.kinds import model_kind
+from features.settings import MODELS_DIR, output_root, resolve_tracking_uri
 from models.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
 
 log = logging.getLogger("trialcast.serving")
@@ -70,11 +71,7 @@ class LoadedModel:
 
 def registered_name(config: CompanyConfig, kind: str) -> str:
     """The registered model name of ``kind`` (from ``[registry]``)."""
-    if kind == "conversion":
-        return config.registry.conversion_model
-    if kind == "churn":
-        return config.registry.churn_model
-    raise ValueError(f"unknown model kind {kind!r}")
+    return model_kind(kind).registered_name(config.registry)
 
 
 def resolve_alias(explicit: str | None = None) -> str:
@@ -88,7 +85,7 @@ def resolve_cache_root(explicit: str | Path | None = None) -> Path:
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(ENV_SERVING_CACHE)
-    return Path(env) if env else Path.cwd() / MODELS_DIR / CACHE_DIR
+    return Path(env) if env else output_root() / MODELS_DIR / CACHE_DIR
 
 
 def check_reachable(uri: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:

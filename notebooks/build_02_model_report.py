@@ -8,17 +8,16 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 cells = [
     new_markdown_cell(
         "# Model report: the conversion model against its baselines\n\n"
-        "Trains the conversion model on a small demo company into a temporary MLflow store "
-        "(`training.train.train_models`), loads the registered champion back, and scores it on the "
-        "recent holdout (the newest cohorts' test part) next to the baselines and the true-probability "
-        "ceiling the demo data knows. Everything is computed by the `features` and `training` "
-        "packages; the notebook only calls them and draws.\n\n"
-        "Set `TRIALCAST_NOTEBOOK_ACCOUNTS` for a bigger demo set, `TRIALCAST_TRACKING_URI` to use "
-        "another MLflow store."
+        "Fits the conversion model on a small demo company with the library API "
+        "(`features.transformer.PointInTimeFeatures` and `training.estimator.TrialcastClassifier`): "
+        "no MLflow, no registry, no config file beyond the demo's. The newest cohorts are held out "
+        "(the same time-ordered split `trialcast train` makes) and the model is compared with the "
+        "baselines and the true-probability ceiling the demo data knows. `trialcast train` runs the "
+        "same fit and records it in MLflow.\n\n"
+        "Set `TRIALCAST_NOTEBOOK_ACCOUNTS` for a bigger demo set."
     ),
     new_code_cell(
         "import os\n"
-        "import tempfile\n"
         "\n"
         "import matplotlib\n"
         "\n"
@@ -30,44 +29,44 @@ cells = [
         "from features.build import FeatureBuilder\n"
         "from features.config import load_demo_config\n"
         "from features.demo.generator import generate_demo_data\n"
+        "from features.transformer import PointInTimeFeatures\n"
+        "from training.estimator import TrialcastClassifier\n"
         "from training.holdout import recent_holdout\n"
-        "from training.plots import build_lift_plot, build_reliability_plot, build_roc_pr_plot, build_shap_summary_plot\n"
-        "from training.registry import load_registered_model\n"
-        "from training.train import build_training_sets, summary_table, train_models"
+        "from training.plots import build_lift_plot, build_reliability_plot, build_roc_pr_plot, build_shap_summary_plot"
     ),
     new_code_cell(
         'n_accounts = int(os.environ.get("TRIALCAST_NOTEBOOK_ACCOUNTS", "2000"))\n'
-        'work_dir = tempfile.mkdtemp(prefix="trialcast-report-")\n'
-        'tracking_uri = os.environ.get("TRIALCAST_TRACKING_URI") or f"sqlite:///{work_dir}/mlflow.db"\n'
         "demo = generate_demo_data(n_accounts, seed=0)\n"
         "config = load_demo_config()\n"
-        "builder = FeatureBuilder.from_tables(demo.tables, config)\n"
-        'sets = build_training_sets(config, builder, kinds=("conversion",))\n'
-        "sets.conversion.shape"
-    ),
-    new_markdown_cell("## Train, log and register"),
-    new_code_cell(
-        "result = train_models(\n"
-        '    config, sets, kinds=("conversion",), tracking_uri=tracking_uri, truth=demo.truth, project_dir=work_dir\n'
-        ")\n"
-        'outcome = result.models["conversion"]\n'
-        'print(outcome.registered_name, "version", outcome.version, "-", outcome.base_rate.message("conversion"))\n'
-        "summary_table(result).round(4)"
+        "features = PointInTimeFeatures(config).fit(demo.tables)\n"
+        'snapshots = features.training_set(demo.tables, kind="conversion")\n'
+        "snapshots.shape"
     ),
     new_markdown_cell(
-        "## The champion on the recent holdout\n"
-        "The registered champion, loaded back from the store, scored on the newest cohorts with the "
-        "baselines: base rate, the seven lead types' stated chances (persona), a logistic regression, "
-        "and the demo's true probabilities (ceiling: the best any model could do)."
+        "## Fit\n"
+        "Time-ordered split by account: older cohorts train, the newest are the test part. "
+        "`fit` holds out the last rows of the training part for early stopping and Platt scaling."
     ),
     new_code_cell(
-        'champion = load_registered_model(config, "conversion", tracking_uri=tracking_uri)\n'
         "holdout = recent_holdout(\n"
-        '    sets.conversion, "conversion",\n'
+        '    snapshots, "conversion",\n'
         "    valid_fraction=config.model.valid_fraction, test_fraction=config.model.test_fraction,\n"
         ")\n"
-        'holdout.score("champion", champion, builder)\n'
-        "holdout.add_baselines(champion.features, truth=demo.truth)\n"
+        'train = holdout.train.sort_values("trial_start", kind="stable")\n'
+        "X_cols = features.feature_names_out_\n"
+        'clf = TrialcastClassifier(num_boost_round=500).fit(train[X_cols], train["label"])\n'
+        'print(f"Platt slope a = {clf.a_:.3f}, intercept b = {clf.b_:.3f}, {clf.model_.best_iteration} trees")'
+    ),
+    new_markdown_cell(
+        "## The model on the recent holdout\n"
+        "Scored on the newest cohorts with the baselines: base rate, the seven lead types' stated "
+        "chances (persona), a logistic regression, and the demo's true probabilities (ceiling: the "
+        "best any model could do)."
+    ),
+    new_code_cell(
+        "builder = FeatureBuilder.from_tables(demo.tables, config, features.spec_)\n"
+        'holdout.score("model", clf.model_, builder)\n'
+        "holdout.add_baselines(X_cols, truth=demo.truth)\n"
         "metrics = holdout.metrics()\n"
         'overall = metrics[metrics["segment"] == "all"].set_index("model")\n'
         'overall[["n", "rate", "roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", "capture_top30"]].round(4)'
@@ -90,15 +89,23 @@ cells = [
     new_code_cell('build_roc_pr_plot(holdout.test, holdout.prob_cols, "conversion (recent holdout)")'),
     new_markdown_cell(
         "## What drives the score (SHAP beeswarm)\n"
-        "TreeSHAP values of the booster scaled by the Platt slope: contributions in calibrated log-odds, "
-        "the same ones sales see as the reasons behind a score."
+        "`clf.explain` gives TreeSHAP values of the booster scaled by the Platt slope: contributions "
+        "in calibrated log-odds that add up (with `base`) to the logit of `predict_proba`, the same "
+        "ones sales see as the reasons behind a score."
     ),
-    new_code_cell("build_shap_summary_plot(champion, holdout.test, sample=1000)"),
+    new_code_cell("build_shap_summary_plot(clf.model_, holdout.test, sample=1000)"),
     new_code_cell(
-        "contributions = champion.contributions(holdout.test)\n"
-        "importance = contributions.values.abs().mean().sort_values(ascending=False)\n"
+        "contributions = clf.explain(holdout.test[X_cols])\n"
+        "gap = (contributions.sum(axis=1) - clf.decision_function(holdout.test[X_cols])).abs().max()\n"
+        'assert gap < 1e-9, gap  # explanations add up to the score\n'
+        'importance = contributions.drop(columns="base").abs().mean().sort_values(ascending=False)\n'
         'display(importance.head(15).rename("mean |contribution| (log-odds)").round(4).to_frame())\n'
         'plt.close("all")'
+    ),
+    new_code_cell(
+        "import sys\n"
+        "\n"
+        'assert "mlflow" not in sys.modules  # fitted, evaluated and explained without tracking'
     ),
 ]
 

@@ -19,7 +19,7 @@ import pandas as pd
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
-from features.settings import MODELS_DIR
+from features.settings import MODELS_DIR, output_root
 from features.snapshots import select_open_trials
 from features.tables import Tables
 from serving.scoring import ScoringModels, score_feature_records
@@ -57,7 +57,7 @@ def resolve_scores_path(explicit: str | Path | None = None) -> Path:
     if explicit is not None:
         return Path(explicit)
     env = os.environ.get(ENV_SCORES_PATH)
-    return Path(env) if env else Path.cwd() / MODELS_DIR / SCORES_FILE
+    return Path(env) if env else output_root() / MODELS_DIR / SCORES_FILE
 
 
 def score_accounts(

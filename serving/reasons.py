@@ -18,6 +18,7 @@ from typing import Any
 
 from features.activation import milestone_slugs
 from features.config import CompanyConfig
+from features.families import family_of
 from features.spec import FeatureSpec
 
 
@@ -224,15 +225,17 @@ def _firmographic(
     return f"{label}: {raw if isinstance(raw, str) else _n(float(raw))}"
 
 
-_FAMILIES: tuple[tuple[str, Template], ...] = (
-    ("trial_", _timing),
-    ("customer_", _timing),
-    ("activation_", _activation),
-    ("engagement_", _engagement),
-    ("count_", _counts),
-    ("comm_", _communication),
-    ("firmo_", _firmographic),
-)
+#: Sentence templates of the built-in families (``features.families``), by family
+#: name; a family that declares its own ``describe`` uses that instead.
+_TEMPLATES: dict[str, Template] = {
+    "timing": _timing,
+    "customer": _timing,
+    "activation": _activation,
+    "engagement": _engagement,
+    "count": _counts,
+    "communication": _communication,
+    "firmographics": _firmographic,
+}
 
 
 def describe_feature(name: str, features: Mapping[str, Any], context: ReasonContext) -> str:
@@ -249,12 +252,12 @@ def describe_feature(name: str, features: Mapping[str, Any], context: ReasonCont
     """
     raw = features.get(name)
     value = _num(raw)
-    for prefix, template in _FAMILIES:
-        if name.startswith(prefix):
-            text = template(name, value, features, context)
-            if text:
-                return text
-            break
+    family = family_of(name)
+    if family is not None:
+        template = family.describe or _TEMPLATES.get(family.name)
+        text = template(name, value, features, context) if template else None
+        if text:
+            return text
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         return f"{_humanise(name)}: none"
     shown = raw if isinstance(raw, str) else _n(float(raw)) if value is not None else str(raw)

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.personas import PersonaLevels
+from models.kinds import model_kind
 from training.persona_rates import build_observed_persona_baseline
 
 
@@ -127,10 +128,11 @@ def build_ceiling(frame: pd.DataFrame, truth: pd.DataFrame, kind: str) -> np.nda
     """
     ids = frame["account_id"].astype(str).to_numpy()
     by_id = truth.assign(account_id=truth["account_id"].astype(str)).set_index("account_id")
-    if kind == "churn":
-        if "p_churn_90d" not in by_id.columns:
+    column = model_kind(kind).truth_column
+    if column is not None:
+        if column not in by_id.columns:
             return np.full(len(frame), np.nan)
-        return by_id["p_churn_90d"].reindex(ids).to_numpy(dtype=np.float64)
+        return by_id[column].reindex(ids).to_numpy(dtype=np.float64)
     out = np.full(len(frame), np.nan)
     snaps = frame["snapshot"].astype(str).to_numpy()
     for snap in np.unique(snaps):

@@ -21,6 +21,7 @@ from features.build import FeatureBuilder
 from features.event_index import to_seconds
 from features.personas import PersonaLevels, fit_persona_levels
 from features.spec import FeatureSpec
+from models.kinds import model_kind
 from training.baselines import (
     build_base_rate_baseline,
     build_ceiling,
@@ -105,7 +106,7 @@ class Holdout:
         """Add the base rate, the persona heuristic (conversion), a logistic regression
         on ``features`` (fitted on ``train``) and, with the demo ``truth``, the ceiling."""
         self.add("base_rate", build_base_rate_baseline(self.train, self.test))
-        if self.kind == "conversion":
+        if model_kind(self.kind).persona_baseline:
             levels = self.persona_levels or fit_persona_levels(last_snapshot_rows(self.train))
             self.add("persona", build_persona_baseline(self.train, self.test, levels))
         if features:

@@ -30,6 +30,7 @@ from models.artifact import (
     TrialcastModel,
     prepare_features,
 )
+from models.kinds import model_kind
 
 __all__ = [
     "BOOSTER_FILE",
@@ -183,8 +184,7 @@ def fit_model(
     Returns:
         The calibrated model.
     """
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"kind must be one of {MODEL_KINDS}, not {kind!r}")
+    kind = model_kind(kind).name  # unknown kinds fail here, naming the known ones
     categories = categorical_levels(train, features)
     booster = fit_booster(
         train,

@@ -65,7 +65,12 @@ from training.registry import (
     set_champion,
     version_by_alias,
 )
-from training.settings import MODELS_DIR, resolve_artifact_location, resolve_tracking_uri
+from training.settings import (
+    MODELS_DIR,
+    output_root,
+    resolve_artifact_location,
+    resolve_tracking_uri,
+)
 from training.tracking import get_or_create_experiment, use_tracking_uri
 from training.train import KINDS, ModelOutcome, TrainingSets, build_training_sets, train_models
 
@@ -443,7 +448,7 @@ def run_retrain(
     """
     started = _now_utc()
     t0 = time.perf_counter()
-    project = Path(project_dir).resolve() if project_dir is not None else Path.cwd().resolve()
+    project = output_root(project_dir)
     uri = resolve_tracking_uri(config, tracking_uri, project_dir=project)
     lock_file = (
         Path(lock_path) if lock_path is not None else default_lock_path(config, uri, project)

@@ -20,6 +20,7 @@ from features.settings import (
     ENV_TRACKING_URI,
     MODELS_DIR,
     default_tracking_uri,
+    output_root,
     resolve_tracking_uri,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "ENV_TRACKING_URI",
     "MODELS_DIR",
     "default_tracking_uri",
+    "output_root",
     "resolve_artifact_location",
     "resolve_tracking_uri",
 ]
@@ -46,6 +48,6 @@ def resolve_artifact_location(tracking_uri: str, *, project_dir: str | Path | No
             db = Path("/" + str(db)) if tracking_uri.startswith("sqlite:////") else db.resolve()
         folder = db.parent / "artifacts"
     else:
-        folder = Path(project_dir or Path.cwd()).resolve() / MODELS_DIR / "artifacts"
+        folder = output_root(project_dir) / MODELS_DIR / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder.as_uri()

@@ -30,6 +30,7 @@ import sklearn
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from models.kinds import model_kind
 from training.model import TrialcastModel
 from training.pyfunc import ARTIFACT_KEY, ENTRY_FILE, signature_frame
 from training.split import Split
@@ -126,7 +127,7 @@ def data_fingerprint(frame: pd.DataFrame, split: Split, kind: str) -> dict[str, 
         }
     ).sort_values(["a", "s"], kind="mergesort")
     text = "\n".join(keys["a"] + "|" + keys["s"] + "|" + keys["y"])
-    when = pd.to_datetime(frame["trial_start" if kind == "conversion" else "as_of"])
+    when = pd.to_datetime(frame[model_kind(kind).entry_column])
     return {
         "rows": len(frame),
         "accounts": int(frame["account_id"].nunique()),

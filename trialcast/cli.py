@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
-from features.config import demo_config_text
-from trialcast.cli_common import console, fail, load_config_or_exit
+from features.config import demo_config_text, starter_config_text
+from trialcast.cli_common import console, fail, load_config_or_exit, say
 from trialcast.cli_dask import dask_app
 from trialcast.milestones_job import milestones_command
 from trialcast.retrain_job import retrain_command
@@ -30,10 +29,15 @@ DEFAULT_DEMO_DIR = Path("data/demo")
 
 
 @app.callback()
-def _startup() -> None:
+def _startup(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show library log lines and warnings.")
+    ] = False,
+) -> None:
     """trialcast: which trials convert, which customers churn, why, and what it means for revenue."""
-    from trialcast.runtime import tune_allocator
+    from trialcast.runtime import quiet_libraries, tune_allocator
 
+    quiet_libraries(verbose)
     tune_allocator()
 
 
@@ -70,11 +74,12 @@ def init_config(
     path: Annotated[Path, typer.Argument(help="Where to write the starter config (TOML).")],
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a starter company config (the demo's, with comments) to edit for your data."""
+    """Write a starter company config (every section, commented) to edit for your data."""
     if path.exists() and not force:
         fail(f"{path} exists; pass --force to overwrite")
-    path.write_text(demo_config_text())
-    console.print(
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(starter_config_text())
+    say(
         f"Wrote {path}; edit [sources], the milestones and the PQL rule, then run "
         f"`trialcast check-config {path}`"
     )
@@ -85,16 +90,18 @@ def check_config(path: Annotated[Path, typer.Argument(help="Company config (TOML
     """Check a company config and print what it says."""
     config = load_config_or_exit(path)
     console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
-    console.print(f"  milestones: {[m.name for m in config.activation.milestones]}")
-    console.print(f"  core events: {config.engagement.core_events}")
-    console.print(f"  PQL: {[f'{c.feature} {c.op} {c.value}' for c in config.pql.conditions]}")
+    say(f"  milestones: {', '.join(m.name for m in config.activation.milestones) or 'none'}")
+    say(f"  core events: {', '.join(config.engagement.core_events) or 'none'}")
+    rule = " and ".join(f"{c.feature} {c.op} {c.value}" for c in config.pql.conditions)
+    say(f"  PQL: {rule or 'no rule (no account is a PQL)'}")
+    say(f"  outputs under: {config.output_root}")
 
 
 @app.command("features")
 def features_cmd(
     config: Annotated[Path, typer.Option("--config", "-c", help="Company config (TOML).")],
     out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: <config folder>/features).")
+        Path | None, typer.Option(help="Output folder (default: <output root>/features).")
     ] = None,
     as_of: Annotated[
         str | None, typer.Option(help="Cutoff (ISO 8601); default: the latest event.")
@@ -102,12 +109,14 @@ def features_cmd(
     no_training_sets: Annotated[bool, typer.Option(help="Only the account features.")] = False,
 ) -> None:
     """Load and check the tables, build point-in-time features and the training sets."""
+    import pandas as pd
+
     from features.pipeline import run_feature_pipeline
     from features.validation import InputError
     from trialcast.summary import print_feature_summary
 
     cfg = load_config_or_exit(config)
-    target = out if out is not None else config.parent / "features"
+    target = out if out is not None else cfg.output_root / "features"
     try:
         with console.status("Loading, validating and building features..."):
             result = run_feature_pipeline(
@@ -137,6 +146,8 @@ def train(
     ] = None,
 ) -> None:
     """Train, evaluate, log (MLflow) and register the conversion and churn models."""
+    import pandas as pd
+
     from features.loaders import load_tables
     from features.validation import InputError
     from training.guards import NotEnoughDataError
@@ -159,7 +170,7 @@ def train(
             truth=truth_frame,
             kinds=tuple(kind) if kind else ("conversion", "churn"),
             show_progress=tune,
-            progress=lambda msg: console.print(f"[dim]{msg}[/]"),
+            progress=lambda msg: say(msg, style="dim"),
         )
     except (InputError, NotEnoughDataError) as exc:
         fail(str(exc))
@@ -183,7 +194,7 @@ def promote_cmd(
 
     cfg = load_config_or_exit(config)
     outcome = promote(cfg, kind, version=version, tracking_uri=tracking_uri, force=force)
-    console.print(outcome.reason)
+    say(outcome.reason)
 
 
 @app.command("backtest")
@@ -232,6 +243,8 @@ def score(
     ] = None,
 ) -> None:
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
+    import pandas as pd
+
     from trialcast.serve_job import run_score_job
 
     cfg = load_config_or_exit(config)
@@ -295,6 +308,8 @@ def forecast(
     ] = 0.0,
 ) -> None:
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
+    import pandas as pd
+
     from features.loaders import load_tables
     from serving.batch import score_customers
     from serving.forecast.view import resolve_forecast_dir

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from features.config import CompanyConfig, ConfigError, load_config
+from features.settings import ENV_OUTPUT_DIR
 
 console = Console()
 err = Console(stderr=True)
@@ -16,13 +19,23 @@ err = Console(stderr=True)
 
 def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with code 2 (bad input, not a crash)."""
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=2)
 
 
 def load_config_or_exit(path: Path) -> CompanyConfig:
-    """The checked company config, or a clean exit listing every problem in it."""
+    """The checked company config, or a clean exit listing every problem in it.
+
+    Also makes the config's ``output_dir`` the output root of this process and of
+    any service it starts (``TRIALCAST_OUTPUT_DIR``, unless already set)."""
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         fail(str(exc))
+    os.environ.setdefault(ENV_OUTPUT_DIR, str(config.output_root))
+    return config
+
+
+def say(message: str, style: str | None = None) -> None:
+    """Print text that may hold brackets (``[sources]``, ``[model].min_positives``) as written."""
+    console.print(message, markup=False, highlight=False, style=style)

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from features.config import CompanyConfig
-from features.distributed import DistributedFeatureResult, _replace_dir, run_distributed_features
+from features.distributed import DistributedFeatureResult, replace_dir, run_distributed_features
 
 #: Environment variable naming the scheduler address (``tcp://host:8786``).
 SCHEDULER_ENV = "TRIALCAST_DASK_SCHEDULER"
@@ -174,7 +174,7 @@ def run_train_dask(
             staging = root / f".{kind}.tmp-{uuid.uuid4().hex}"
             model.save(staging)
             (staging / "dask_metrics.json").write_text(json.dumps(metrics, indent=2))
-            _replace_dir(staging, root / kind)
+            replace_dir(staging, root / kind)
             result.models[kind] = root / kind
             result.metrics[kind] = metrics
             result.seconds[kind] = time.perf_counter() - started
@@ -223,5 +223,5 @@ def run_score_dask(
         scored = score_dask(frame, model, top_k=top_k)
         scored.to_parquet(str(staging), write_index=True)
         rows = len(dd.read_parquet(str(staging)))
-    _replace_dir(staging, target)
+    replace_dir(staging, target)
     return {"rows": rows, "seconds": time.perf_counter() - started, "path": target}

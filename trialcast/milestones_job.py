@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from training.milestones import MilestoneDiscovery
+if TYPE_CHECKING:  # the heavy modules load only when the command runs
+    from training.milestones import MilestoneDiscovery
 
 console = Console()
 err = Console(stderr=True)
@@ -93,15 +93,18 @@ def milestones_command(
     ] = None,
 ) -> None:
     """Rank milestone candidates by what they add beyond activity and propose a checklist."""
+    import pandas as pd
+
     from features.build import FeatureBuilder
-    from features.config import ConfigError, load_config
+    from features.config import ConfigError
     from features.loaders import load_tables
     from features.validation import InputError
     from training.milestones import discover_milestones
     from training.pql_rule import propose_pql_for_company
+    from trialcast.cli_common import load_config_or_exit
 
     try:
-        cfg = load_config(config)
+        cfg = load_config_or_exit(config)
         with console.status("Loading the tables and scoring milestone candidates..."):
             builder = FeatureBuilder.from_tables(load_tables(cfg).tables, cfg)
             discovery = discover_milestones(
@@ -129,4 +132,4 @@ def milestones_command(
     if out is not None:
         out.write_text(snippet)
         console.print(f"wrote {out}", markup=False)
-    console.print(f"[dim]{discovery.seconds:.1f}s[/]")
+    console.print(f"[dim]milestone discovery took {discovery.seconds:.1f} s[/]")

@@ -9,14 +9,14 @@ too little data; 2 on bad config / input or an error (the champions are untouche
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from training.retrain import RetrainDecision
+if TYPE_CHECKING:  # the heavy modules load only when the command runs
+    from training.retrain import RetrainDecision
 
 console = Console()
 err = Console(stderr=True)
@@ -79,7 +79,7 @@ def print_retrain_decision(decision: RetrainDecision, out: Console = console) ->
         out.print(f"decision file {decision.decision_path}", markup=False)
     total = decision.seconds.get("total")
     if total is not None:
-        out.print(f"[dim]{total:.1f}s[/]")
+        out.print(f"[dim]retrain took {total:.1f} s[/]")
 
 
 def retrain_command(
@@ -106,16 +106,14 @@ def retrain_command(
     ] = None,
 ) -> None:
     """Retrain on fresh data; promote the challenger only if it beats the champion."""
-    from features.config import ConfigError, load_config
+    import pandas as pd
+
     from features.loaders import load_tables
     from features.validation import InputError
     from training.retrain import run_retrain
+    from trialcast.cli_common import load_config_or_exit
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(code=2) from exc
+    cfg = load_config_or_exit(config)
     truth_path = truth if truth is not None else config.parent / "truth.parquet"
     truth_frame = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:

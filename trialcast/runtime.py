@@ -31,3 +31,54 @@ def tune_allocator() -> bool:
     ok &= mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
     ok &= mallopt(M_TOP_PAD, 256 << 20) == 1
     return bool(ok)
+
+
+#: Libraries whose INFO lines and warnings are noise in a command's output.
+NOISY_LIBRARIES = (
+    "mlflow",
+    "alembic",
+    "bentoml",
+    "shap",
+    "lightgbm",
+    "sklearn",
+    "optuna",
+    "distributed",
+    "dask",
+    "numba",
+    "urllib3",
+    "git",
+    "matplotlib",
+    "PIL",
+    "httpx",
+    "pandera",
+)
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Hide library INFO lines and warnings unless ``--verbose`` asked for them.
+
+    A user reads trialcast's own output (summaries, tables, errors); MLflow's
+    "Registered model ..." lines, Alembic migrations, SHAP and scikit-learn
+    deprecation warnings say nothing they can act on. With ``verbose`` every
+    library logs at INFO and every warning is shown once.
+    """
+    import logging
+    import os
+    import warnings
+
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        warnings.simplefilter("default")
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow sets its own level on import
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", PendingDeprecationWarning)
+    pattern = "|".join(NOISY_LIBRARIES)
+    warnings.filterwarnings("ignore", module=rf"^({pattern})(\.|$)")
+    warnings.filterwarnings("ignore", category=UserWarning, message=".*(pip|MLflow|mlflow).*")

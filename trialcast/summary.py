@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from features.pipeline import FeatureRunResult
-from training.persona_rates import persona_rate_table
 from trialcast.persona_summary import print_persona_rates
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     if report.problems:
         console.print("[bold yellow]Problems found in the input:[/]")
         for problem in report.problems:
-            console.print(f"  - {problem.message()}")
+            console.print(f"  - {escape(problem.message())}")
 
     accounts = result.accounts
     n = len(accounts)
@@ -59,6 +59,8 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     console.print(summary)
     finished = accounts[accounts["lifecycle"].isin(["customer", "churned", "lost"])]
     if len(finished):
+        from training.persona_rates import persona_rate_table
+
         converted = finished["lifecycle"].isin(["customer", "churned"]).to_numpy()
         rates = persona_rate_table(finished["persona"].astype(str).to_numpy(), converted)
         title = f"Lead types: stated chance vs observed on {len(finished):,} decided trials"
@@ -71,12 +73,12 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
                 f"accounts, positive rate {frame['label'].mean():.1%}"
             )
     for name, reason in result.skipped_training_sets.items():
-        console.print(f"[yellow]{name} training set not built:[/] {reason}")
+        console.print(f"[yellow]{name} training set not built:[/] {escape(reason)}")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"Timing: {timing}")
     console.print("\n[bold]Outputs[/]")
     for name, path in result.outputs.items():
-        console.print(f"  {name:<22} {path}")
+        console.print(f"  {name:<22} {path}", markup=False)
 
 
 def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
@@ -103,7 +105,7 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
         f"{s.get('mape_500', float('nan')):.2f}%, coverage {s.get('coverage_500', float('nan')):.0f}%"
     )
     for name, path in run.outputs.items():
-        console.print(f"  {name:<24} {path}")
+        console.print(f"  {name:<24} {path}", markup=False)
 
 
 def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
@@ -144,4 +146,4 @@ def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
     if run.sql_rows is not None:
         console.print(f"Exported {run.sql_rows:,} account rows to SQL")
     for name, path in run.outputs.items():
-        console.print(f"  {name:<24} {path}")
+        console.print(f"  {name:<24} {path}", markup=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from training.train import TrainResult, summary_table
@@ -24,19 +25,19 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
             view.add_row(
                 str(r.segment),
                 str(r.model),
-                f"{r.n:,}",
+                f"{int(r.n):,}",  # type: ignore[arg-type]
                 *(
                     f"{getattr(r, m):.3f}" if getattr(r, m) == getattr(r, m) else "-"
                     for m in METRICS
                 ),
             )
         console.print(view)
-        console.print(outcome.leakage.message())
-        console.print(outcome.base_rate.message(kind))
+        console.print(outcome.leakage.message(), markup=False)
+        console.print(outcome.base_rate.message(kind), markup=False)
         promoted = outcome.promotion.reason if outcome.promotion is not None else "champion kept"
         console.print(
             f"Registered [bold]{outcome.registered_name}[/] version {outcome.version} "
-            f"(alias challenger); {promoted}. MLflow run {outcome.run_id}"
+            f"(alias challenger); {escape(promoted)}. MLflow run {outcome.run_id}"
         )
     if result.persona_rates is not None:
         snapshot = result.persona_rates.attrs.get("snapshot", "")
@@ -45,5 +46,5 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
         )
         print_persona_rates(result.persona_rates, console, title=title)
     for kind, message in result.refused.items():
-        console.print(f"[yellow]{kind} model not trained:[/] {message}")
+        console.print(f"[yellow]{kind} model not trained:[/] {escape(message)}")
     console.print("Timing: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))

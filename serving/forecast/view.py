@@ -17,15 +17,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.settings import output_root
+
 ENV_FORECAST_DIR = "TRIALCAST_FORECAST_DIR"
-DEFAULT_FORECAST_DIR = Path("models/forecast")
+DEFAULT_FORECAST_DIR = Path("models") / "forecast"
 
 
 def resolve_forecast_dir(path: str | Path | None = None) -> Path:
     """The forecast folder: ``path``, else ``TRIALCAST_FORECAST_DIR``, else ``models/forecast``."""
     if path is not None:
         return Path(path)
-    return Path(os.environ.get(ENV_FORECAST_DIR, str(DEFAULT_FORECAST_DIR)))
+    env = os.environ.get(ENV_FORECAST_DIR)
+    return Path(env) if env else output_root() / DEFAULT_FORECAST_DIR
 
 
 @dataclass(frozen=True)
