@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from features.pipeline import FeatureRunResult
-from training.persona_rates import persona_rate_table
 from trialcast.persona_summary import print_persona_rates
 
 if TYPE_CHECKING:
@@ -67,6 +66,8 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
         console.print(summary)
     finished = accounts[accounts["lifecycle"].isin(["customer", "churned", "lost"])]
     if len(finished) and "activation_rate_all" in accounts.columns:
+        from training.persona_rates import persona_rate_table
+
         converted = finished["lifecycle"].isin(["customer", "churned"]).to_numpy()
         rates = persona_rate_table(finished["persona"].astype(str).to_numpy(), converted)
         title = f"Lead types: stated chance vs observed on {len(finished):,} decided trials"
