@@ -7,6 +7,7 @@ snapshots cheaply (the training-set builder asks for several per account).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 
 from features.activation import compute_activation_features
 from features.communication import CommIndex, build_comm_index, compute_communication_features
-from features.config import CompanyConfig
+from features.config import CompanyConfig, FirmographicsConfig
 from features.engagement import compute_engagement_features
 from features.event_counts import compute_event_count_features
 from features.event_index import (
@@ -27,8 +28,11 @@ from features.event_index import (
     to_seconds,
 )
 from features.firmographics import compute_firmographic_features
+from features.leaks import drop_events
 from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
+
+log = logging.getLogger("trialcast.features")
 
 #: Columns of feature frames and training sets that are not model inputs.
 META_COLUMNS = (
@@ -83,8 +87,15 @@ class FeatureBuilder:
     def from_tables(
         cls, tables: Tables, config: CompanyConfig, spec: FeatureSpec | None = None
     ) -> FeatureBuilder:
-        """Index ``tables`` once; fit a spec on them if none is given."""
+        """Index ``tables`` once; fit a spec on them if none is given.
+
+        Events the spec excludes (outcome events, ``[leakage].exclude_events``)
+        are dropped here, before any feature family sees them.
+        """
         spec = spec if spec is not None else fit_feature_spec(tables, config)
+        for note in spec.leak_notes:
+            log.warning(note)
+        tables = drop_events(tables, spec.excluded_events)
         index = build_event_index(tables)
         comms = build_comm_index(tables.communications, index.account_ids)
         return cls(tables=tables, config=config, spec=spec, index=index, comms=comms)
@@ -125,7 +136,7 @@ class FeatureBuilder:
         )
         columns.update(
             compute_firmographic_features(
-                self.tables.accounts, rows_acc, cfg.firmographics, self.spec
+                self.tables.accounts, rows_acc, self._firmographics(), self.spec
             )
         )
         columns["customer_mrr"] = self._mrr(rows_acc, columns["customer_days_paying"])
@@ -138,6 +149,19 @@ class FeatureBuilder:
                 frame[col] = pd.Categorical(values.to_numpy(), dtype=values.dtype)
         frame.insert(0, "as_of", pd.to_datetime(as_of, unit="s"))
         return frame
+
+    def _firmographics(self) -> FirmographicsConfig:
+        """The configured firmographics minus the columns that may not feed a model."""
+        firmo = self.config.firmographics
+        drop = set(self.spec.excluded_attributes)
+        if not drop:
+            return firmo
+        return firmo.model_copy(
+            update={
+                "numeric": [c for c in firmo.numeric if c not in drop],
+                "categorical": [c for c in firmo.categorical if c not in drop],
+            }
+        )
 
     def _mrr(self, rows_acc: np.ndarray, days_paying: object) -> np.ndarray:
         accounts = self.tables.accounts

@@ -27,14 +27,21 @@ class Tables:
         events: one row per product event.
         accounts: one row per account that started a trial (``account_id`` unique).
         communications: one row per message or touch, or ``None`` if not supplied.
+        export_at: the configured export moment (``[validation].export_time``),
+            the one "now" for labels, censoring, lifecycle, scoring, milestones
+            and the forecast; ``None``: the latest timestamp in the data.
     """
 
     events: pd.DataFrame
     accounts: pd.DataFrame
     communications: pd.DataFrame | None = None
+    export_at: pd.Timestamp | None = None
 
     def export_time(self) -> pd.Timestamp:
-        """The latest moment seen in the data: a stand-in for "now" of the export."""
+        """ "Now" of the export: ``[validation].export_time`` when set, else the latest
+        moment seen in the data (events and messages past it are quarantined first)."""
+        if self.export_at is not None:
+            return pd.Timestamp(self.export_at)
         candidates = [self.events["timestamp"].max()]
         if self.communications is not None and len(self.communications):
             candidates.append(self.communications["timestamp"].max())
