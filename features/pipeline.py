@@ -41,7 +41,8 @@ class FeatureRunResult:
 
 def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int) -> pd.Series:
     """Each account's lifecycle state at ``moment`` (seconds): ``trial`` (trial running),
-    ``deciding`` (trial over, still inside the conversion window), ``customer``,
+    ``deciding`` (trial over, still inside the conversion window, inclusive at its
+    end like the label: ``features.snapshots.converted_in_window``), ``customer``,
     ``churned`` or ``lost`` (window closed without converting)."""
     idx = builder.index
     window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
@@ -53,7 +54,7 @@ def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int)
             converted & (churned != NAT_SECONDS) & (churned < moment),
             converted,
             idx.trial_end[positions] > moment,
-            idx.trial_end[positions] + window > moment,
+            idx.trial_end[positions] + window >= moment,  # inclusive, as the label
         ],
         ["churned", "customer", "trial", "deciding"],
         default="lost",

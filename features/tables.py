@@ -27,9 +27,9 @@ class Tables:
         events: one row per product event.
         accounts: one row per account that started a trial (``account_id`` unique).
         communications: one row per message or touch, or ``None`` if not supplied.
-        export_at: the configured export moment (``[validation].export_time``),
-            the one "now" for labels, censoring, lifecycle, scoring, milestones
-            and the forecast; ``None``: the latest timestamp in the data.
+        export_at: the export moment, the one "now" for labels, censoring,
+            lifecycle, scoring, milestones and the forecast (validation sets it
+            from ``[validation].export_time`` or the data); ``None``: derived.
     """
 
     events: pd.DataFrame
@@ -38,11 +38,12 @@ class Tables:
     export_at: pd.Timestamp | None = None
 
     def export_time(self) -> pd.Timestamp:
-        """ "Now" of the export: ``[validation].export_time`` when set, else the latest
-        moment seen in the data (events and messages past it are quarantined first)."""
+        """The one "now": ``export_at`` (set by validation from ``[validation].export_time``
+        or the data), else the latest event or account date. Messages never move it."""
         if self.export_at is not None:
             return pd.Timestamp(self.export_at)
         candidates = [self.events["timestamp"].max()]
-        if self.communications is not None and len(self.communications):
-            candidates.append(self.communications["timestamp"].max())
+        for col in ("trial_start", "converted_at", "churned_at"):
+            if col in self.accounts.columns and len(self.accounts):
+                candidates.append(self.accounts[col].max())
         return pd.Timestamp(max(c for c in candidates if pd.notna(c)))
