@@ -32,6 +32,7 @@ from training.baselines import (
     build_persona_baseline,
     fit_logistic_baseline,
 )
+from training.gate import GateResult, Verdict, judge
 from training.guards import (
     BaseRateCheck,
     LeakageReport,
@@ -103,6 +104,7 @@ class FittedKind:
     valid_log_loss: float
     tuning: TuneResult | None
     seconds: float
+    gate: GateResult | None = None
 
 
 @dataclass
@@ -119,6 +121,10 @@ class ModelOutcome:
         run_id: the MLflow run.
         registered_name, version: the registry entry (alias ``challenger``).
         beats_champion: vs the champion on the same holdout (None: no champion).
+        gate: the verdict (``promoted``, ``no lift found``, ``too little data``,
+            ``probable leak``) and its evidence.
+        predictions_path: the held-out predictions Parquet (``account_id,
+            snapshot, as_of, p, label``), also logged to the MLflow run.
         promotion: the automatic promotion attempt (None when a champion existed).
         seconds: wall time of fit + evaluation (without logging).
     """
@@ -136,6 +142,8 @@ class ModelOutcome:
     promotion: PromotionResult | None
     seconds: float
     tuning: TuneResult | None = None
+    gate: GateResult | None = None
+    predictions_path: Path | None = None
 
 
 @dataclass
@@ -297,9 +305,10 @@ def fit_and_evaluate(
     if truth is not None:
         test["p_ceiling"] = build_ceiling(test, truth, kind)
         prob_cols["ceiling"] = "p_ceiling"
-    metrics = evaluate_models(test, prob_cols)
+    metrics = evaluate_models(test, prob_cols, min_rows=config.promotion.min_segment_rows)
     base = check_base_rate(test["label"], test["p_model"], float(train["label"].mean()))
     _say(progress, base.message(kind))
+    gate = judge_fitted(config, model, train, test)
     return FittedKind(
         kind=kind,
         model=model,
@@ -314,7 +323,52 @@ def fit_and_evaluate(
         valid_log_loss=valid_ll,
         tuning=tuning,
         seconds=time.perf_counter() - started,
+        gate=gate,
     )
+
+
+def judge_fitted(
+    config: CompanyConfig,
+    model: TrialcastModel,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    p_champion: Any = None,
+) -> GateResult:
+    """The promotion verdict of a fitted model on its test part (``p_model`` column).
+
+    Mean |SHAP| per feature is computed (on up to 2,000 test rows) only when the
+    metrics look like a leak, to name the features behind it.
+    """
+    p = test["p_model"].to_numpy()
+    gate = judge(config, test, p, train_rate=float(train["label"].mean()), p_champion=p_champion)
+    if gate.verdict is Verdict.PROBABLE_LEAK:
+        sample = test.head(2000)
+        importance = model.contributions(sample).values.abs().mean()
+        gate = judge(
+            config,
+            test,
+            p,
+            train_rate=float(train["label"].mean()),
+            p_champion=p_champion,
+            importance=importance,
+        )
+    return gate
+
+
+def write_heldout_predictions(test: pd.DataFrame, path: Path) -> Path:
+    """The held-out rows a reported metric came from: ``account_id, snapshot, as_of, p, label``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        {
+            "account_id": test["account_id"].astype(str).to_numpy(),
+            "snapshot": test["snapshot"].astype(str).to_numpy() if "snapshot" in test else "",
+            "as_of": pd.to_datetime(test["as_of"]).to_numpy(),
+            "p": test["p_model"].to_numpy(dtype=float),
+            "label": test["label"].to_numpy(dtype=int),
+        }
+    )
+    frame.to_parquet(path, index=False)
+    return path
 
 
 def _compare_with_champion(
@@ -412,6 +466,7 @@ def train_models(
     project_dir: str | Path | None = None,
     show_progress: bool = False,
     progress: Progress | None = None,
+    predictions_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register the conversion and churn models.
 
@@ -427,6 +482,8 @@ def train_models(
         project_dir: where ``models/`` lives for the default store (default: cwd).
         show_progress: progress bars (Optuna).
         progress: called with one-line status messages.
+        predictions_dir: where the held-out predictions Parquet files go
+            (default ``<project>/models/predictions``).
 
     Returns:
         Per kind, the model, its metrics, registry version and promotion outcome;
@@ -469,6 +526,11 @@ def train_models(
         raise NotEnoughDataError("\n".join(refused.values()) or "nothing to train")
 
     uri = resolve_tracking_uri(config, tracking_uri, project_dir=project)
+    predictions_root = (
+        Path(predictions_dir)
+        if predictions_dir is not None
+        else (project or Path.cwd()) / "models" / "predictions"
+    )
     outcomes: dict[str, ModelOutcome] = {}
     log_started = time.perf_counter()
     train_id = uuid.uuid4().hex[:12]
@@ -484,6 +546,16 @@ def train_models(
             beats_champion, champion_tags = _compare_with_champion(
                 client, name, fit, config.model.promote_min_logloss_gain
             )
+            if "p_champion" in fit.test.columns:
+                fit.gate = judge_fitted(
+                    config, fit.model, fit.train, fit.test, fit.test["p_champion"].to_numpy()
+                )
+            gate = (
+                fit.gate
+                if fit.gate is not None
+                else judge_fitted(config, fit.model, fit.train, fit.test)
+            )
+            _say(progress, gate.message(kind))
             tags = {
                 "trialcast.kind": kind,
                 "trialcast.train_id": train_id,
@@ -496,6 +568,7 @@ def train_models(
                 "leak_excluded": ",".join(fit.leakage.excluded) or "none",
                 "tuned": str(tune).lower(),
                 **champion_tags,
+                **gate.tags(),
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             run = log_training_run(
@@ -510,6 +583,11 @@ def train_models(
                 run_id=run.run_id,
                 tags={**tags, "run_id": run.run_id},
             )
+            predictions = write_heldout_predictions(
+                fit.test, predictions_root / f"{kind}_heldout_predictions.parquet"
+            )
+            client.log_artifact(run.run_id, str(predictions), "heldout")
+            _say(progress, f"{kind}: held-out predictions written to {predictions}")
             promotion = None
             if version_by_alias(client, name, CHAMPION) is None:
                 promotion = set_champion(client, name, version)
@@ -528,6 +606,8 @@ def train_models(
                 promotion=promotion,
                 seconds=fit.seconds,
                 tuning=fit.tuning,
+                gate=gate,
+                predictions_path=predictions,
             )
     seconds["logging"] = time.perf_counter() - log_started
     seconds["total"] = time.perf_counter() - started

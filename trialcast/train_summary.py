@@ -32,6 +32,10 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
         console.print(view)
         console.print(outcome.leakage.message())
         console.print(outcome.base_rate.message(kind))
+        if outcome.gate is not None:
+            console.print(outcome.gate.message(kind))
+        if outcome.predictions_path is not None:
+            console.print(f"Held-out predictions: {outcome.predictions_path}")
         promoted = outcome.promotion.reason if outcome.promotion is not None else "champion kept"
         console.print(
             f"Registered [bold]{outcome.registered_name}[/] version {outcome.version} "
