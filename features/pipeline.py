@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureBuilder
-from features.config import CompanyConfig
+from features.config import CompanyConfig, ConfigError
+from features.config_check import check_against_data, pql_rule_note
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from features.loaders import load_tables
 from features.personas import assign_personas, compute_pql, persona_playbook
@@ -37,6 +38,8 @@ class FeatureRunResult:
     as_of: pd.Timestamp | None = None
     n_events: int = 0
     skipped_training_sets: dict[str, str] = field(default_factory=dict)
+    leak_notes: list[str] = field(default_factory=list)
+    pql_note: str = ""
 
 
 def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int) -> pd.Series:
@@ -93,6 +96,9 @@ def run_feature_pipeline(
     Writes ``account_features.parquet``, ``trial_training.parquet``,
     ``churn_training.parquet``, ``feature_spec.json`` and the quarantine files to
     ``out_dir``. ``as_of`` defaults to the export time (latest event).
+
+    Raises:
+        ConfigError: an event name or PQL feature of the config is not in the data.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,6 +110,12 @@ def run_feature_pipeline(
 
     t0 = time.perf_counter()
     builder = FeatureBuilder.from_tables(tables, config)
+    problems = check_against_data(config, builder)
+    if problems:  # before any long work: a misspelled name would silently give zeros
+        raise ConfigError(
+            f"{len(problems)} config problem(s) against the data:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
     accounts = build_account_view(builder, moment)
     seconds["account_features"] = time.perf_counter() - t0
@@ -141,4 +153,6 @@ def run_feature_pipeline(
         seconds=seconds,
         as_of=moment,
         n_events=builder.index.n_events,
+        leak_notes=list(builder.spec.leak_notes),
+        pql_note=pql_rule_note(config),
     )

@@ -81,13 +81,29 @@ def init_config(
 
 
 @app.command("check-config")
-def check_config(path: Annotated[Path, typer.Argument(help="Company config (TOML).")]) -> None:
-    """Check a company config and print what it says."""
+def check_config(
+    path: Annotated[Path, typer.Argument(help="Company config (TOML).")],
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data",
+            help="Also load the data: check every event name and PQL feature against it "
+            "and scan for leaks (outcome events, post-purchase columns).",
+        ),
+    ] = False,
+) -> None:
+    """Check a company config and print what it says (with --data: against the data too)."""
+    from features.config_check import pql_rule_note
+
     config = load_config_or_exit(path)
     console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
     console.print(f"  milestones: {[m.name for m in config.activation.milestones]}")
     console.print(f"  core events: {config.engagement.core_events}")
-    console.print(f"  PQL: {[f'{c.feature} {c.op} {c.value}' for c in config.pql.conditions]}")
+    console.print(f"  {pql_rule_note(config)}")
+    if data:
+        from trialcast.config_data import check_config_data
+
+        check_config_data(config)
 
 
 @app.command("features")
@@ -100,13 +116,22 @@ def features_cmd(
         str | None, typer.Option(help="Cutoff (ISO 8601); default: the latest event.")
     ] = None,
     no_training_sets: Annotated[bool, typer.Option(help="Only the account features.")] = False,
+    list_features: Annotated[
+        bool, typer.Option("--list", help="Print the feature names this config builds and stop.")
+    ] = False,
 ) -> None:
     """Load and check the tables, build point-in-time features and the training sets."""
+    from features.config import ConfigError
     from features.pipeline import run_feature_pipeline
     from features.validation import InputError
     from trialcast.summary import print_feature_summary
 
     cfg = load_config_or_exit(config)
+    if list_features:
+        from trialcast.config_data import list_feature_names
+
+        list_feature_names(cfg)
+        return
     target = out if out is not None else config.parent / "features"
     try:
         with console.status("Loading, validating and building features..."):
@@ -116,7 +141,7 @@ def features_cmd(
                 as_of=pd.Timestamp(as_of) if as_of else None,
                 training_sets=not no_training_sets,
             )
-    except InputError as exc:
+    except (InputError, ConfigError) as exc:
         fail(str(exc))
     print_feature_summary(result, console)
 

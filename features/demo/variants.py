@@ -130,36 +130,34 @@ def scale_activity(demo: DemoData, factor: float, *, seed: int = 0) -> DemoData:
 def no_signal(demo: DemoData, *, seed: int = 0) -> DemoData:
     """Outcomes shuffled across accounts: labels independent of every behaviour.
 
-    Each account gets another account's conversion and churn, as offsets from
-    its own trial start (shuffled within groups of equal trial length, so trial
-    length carries no signal either); outcomes that would fall after the export
-    are dropped, as an export would not know them. The truth's probabilities
-    become the base rate.
+    Each account gets another account's outcome (converted or not, deal value,
+    months until churn). A conversion happens after the trial, uniformly within
+    the conversion window, so not even the snapshot day carries signal (every
+    snapshot of an account has the same label). Outcomes that would fall after
+    the export are dropped, as an export would not know them. The truth's
+    probabilities become the base rate, the true ceiling of such a company.
     """
     rng = np.random.default_rng(seed)
     acc = demo.tables.accounts.copy()
     export = _export(demo)
-    start = acc["trial_start"]
-    length = (acc["trial_end"] - start).dt.total_seconds().round()
-    order = np.arange(len(acc))
-    for _, idx in pd.Series(order).groupby(length.to_numpy()).groups.items():
-        positions = np.asarray(idx)
-        order[positions] = rng.permutation(positions)
-    truth = demo.truth.copy()
-    truth_start = truth["account_id"].map(acc.set_index("account_id")["trial_start"])
-    conv_true = truth["converted_at_true"] - truth_start
-    churn_true = truth["churned_at_true"] - truth_start
-    new_conv = start.to_numpy() + conv_true.to_numpy()[order]
-    new_churn = start.to_numpy() + churn_true.to_numpy()[order]
-    known_conv = pd.Series(new_conv) < export
-    acc["converted_at"] = pd.Series(new_conv).where(known_conv).to_numpy()
-    acc["churned_at"] = pd.Series(new_churn).where(pd.Series(new_churn) < export).to_numpy()
+    window = float(demo.truth.attrs.get("conversion_window_days", 30))
+    truth = demo.truth.set_index("account_id").reindex(acc["account_id"]).reset_index()
+    truth.attrs = dict(demo.truth.attrs)
+    order = rng.permutation(len(acc))
+    converted = truth["converted"].to_numpy(dtype=bool)[order]
+    lag = pd.to_timedelta(rng.uniform(0.0, window, len(acc)), unit="D")
+    new_conv = pd.Series(acc["trial_end"].to_numpy() + lag.to_numpy()).where(converted)
+    paid_for = (truth["churned_at_true"] - truth["converted_at_true"]).to_numpy()[order]
+    new_churn = new_conv + pd.Series(paid_for)
+    known_conv = (new_conv < export).to_numpy()
+    acc["converted_at"] = new_conv.where(known_conv).to_numpy()
+    acc["churned_at"] = new_churn.where(new_churn < export).to_numpy()
     acc["deal_value"] = acc["deal_value"].to_numpy()[order]
     acc["mrr"] = np.where(known_conv, (acc["deal_value"] / 12.0).round(2), np.nan)
-    truth["converted"] = truth["converted"].to_numpy()[order]
-    truth["converted_at_true"] = new_conv
-    truth["churned_at_true"] = new_churn
-    rate = float(truth["converted"].mean())
+    truth["converted"] = converted
+    truth["converted_at_true"] = new_conv.to_numpy()
+    truth["churned_at_true"] = new_churn.to_numpy()
+    rate = float(converted.mean())
     for col in [c for c in truth.columns if c.startswith("p_convert")]:
         truth[col] = rate
     return _with(demo, truth=truth, accounts=acc)
