@@ -257,9 +257,13 @@ def score(
     ] = None,
 ) -> None:
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
+    from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
 
     cfg = load_config_or_exit(config)
+    missing = missing_model_message(cfg, tracking_uri=tracking_uri, alias=alias)
+    if missing:
+        fail(missing)
     with console.status("Scoring open trials with explanations..."):
         result = run_score_job(
             cfg,
@@ -288,8 +292,15 @@ def serve(
     ] = None,
 ) -> None:
     """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN)."""
+    from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_serve
 
+    if config is not None:
+        missing = missing_model_message(
+            load_config_or_exit(config), tracking_uri=tracking_uri, alias=alias
+        )
+        if missing:
+            fail(missing)
     raise typer.Exit(
         code=run_serve(
             config_path=config,
@@ -325,10 +336,14 @@ def forecast(
     from serving.forecast.view import resolve_forecast_dir
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
+    from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
 
     cfg = load_config_or_exit(config)
+    missing = missing_model_message(cfg)
+    if missing:
+        fail(missing)
     tables = load_tables(cfg).tables
     models = load_scoring_models(cfg)
     if scores is None:

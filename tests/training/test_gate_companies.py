@@ -12,19 +12,23 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from features.build import FeatureBuilder
-from features.config import CompanyConfig, load_demo_config, parse_config
+from features.config import CompanyConfig, demo_config_text, load_demo_config, parse_config
 from features.demo import variants
 from features.demo.generator import DemoData, generate_demo_data
 from training.gate import Verdict
 from training.registry import CHAMPION, promote, version_by_alias
 from training.train import TrainResult, train_models
+from trialcast.cli import app
+
+pytestmark = pytest.mark.slow  # real LightGBM fits logged to MLflow, ~30 s each
 
 COMPANIES = {
     # name: (accounts, seed, trial lengths, conversion window, activity scale, vocabulary)
-    "teamly": (1800, 5, (21,), 10, 0.6, "t_"),
-    "ledgerly": (1800, 9, (7, 14), 3, 1.5, "L"),
+    "teamly": (1300, 5, (21,), 10, 0.6, "t_"),
+    "ledgerly": (1300, 9, (7, 14), 3, 1.5, "L"),
 }
 
 
@@ -88,6 +92,19 @@ def test_no_signal_company_promotes_nothing(name: str, tmp_path) -> None:
     ]
     tags = client.get_model_version(outcome.registered_name, outcome.version).tags
     assert tags["verdict"] == "no lift found"
+    # score / forecast / serve say why there is no champion, and what to do (no traceback)
+    config_path = tmp_path / "company.toml"
+    config_path.write_text(demo_config_text())
+    for command in (["score"], ["forecast"], ["serve"]):
+        args = [*command, "-c", str(config_path)]
+        env = {"TRIALCAST_TRACKING_URI": uri}
+        done = CliRunner().invoke(app, args, env=env)
+        text = " ".join(done.output.split())
+        assert done.exit_code == 2, text
+        assert "verdict 'no lift found'" in text and "Traceback" not in text
+    fresh = f"sqlite:///{tmp_path / 'empty.db'}"
+    done = CliRunner().invoke(app, ["score", "-c", str(config_path), "--tracking-uri", fresh])
+    assert done.exit_code == 2 and "train one first" in " ".join(done.output.split())
 
 
 @pytest.mark.parametrize("name", list(COMPANIES))
