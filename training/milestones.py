@@ -218,7 +218,7 @@ def discover_milestones(
     end = idx.trial_end[positions]
     window = config.trial.conversion_window_days * SECONDS_PER_DAY
     converted = conv != NAT_SECONDS
-    y = (converted & (conv < end + window)).astype(np.float64)
+    y = (converted & (conv <= end + window)).astype(np.float64)  # one label rule (inclusive)
     if y.sum() == 0:
         raise ValueError(f"none of the {len(positions)} closed trials converted")
     # Events before conversion and before trial end only.

@@ -24,7 +24,7 @@ import pandas as pd
 from features.build import FeatureBuilder, feature_columns
 from features.config import CompanyConfig
 from features.snapshots import build_churn_training_set, build_trial_training_set
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
 from training.baselines import (
     build_base_rate_baseline,
@@ -54,6 +54,7 @@ from training.registry import (
     version_by_alias,
 )
 from training.settings import resolve_artifact_location, resolve_tracking_uri
+from training.small_data import data_size, small_data_params, spec_cutoff
 from training.split import Split, build_time_split
 from training.tracking import (
     RunRecord,
@@ -192,11 +193,18 @@ def build_training_sets(
 ) -> TrainingSets:
     """The labelled training frames from tables, an indexed builder, or as given.
 
+    From tables, the feature spec is fitted on trials that started before the
+    time split's validation cohorts only (``training.small_data.spec_cutoff``).
     A kind with nothing to train on is recorded in ``refused`` with the reason.
     """
     if isinstance(data, TrainingSets):
         return data
-    builder = data if isinstance(data, FeatureBuilder) else FeatureBuilder.from_tables(data, config)
+    if isinstance(data, FeatureBuilder):
+        builder = data
+    else:  # point in time: the spec (top-K types, levels, leak scan) sees only older trials
+        cut = spec_cutoff(data, config, export_time)
+        spec = fit_feature_spec(data, config, before=cut, export_time=export_time)
+        builder = FeatureBuilder.from_tables(data, config, spec)
     sets = TrainingSets(conversion=None, churn=None, spec=builder.spec)
     builders = {"conversion": build_trial_training_set, "churn": build_churn_training_set}
     for kind in kinds:
@@ -238,6 +246,8 @@ def fit_and_evaluate(
     started = time.perf_counter()
     cfg = config.model
     check_enough_data(frame, kind, min_positives=cfg.min_positives)
+    size = data_size(config, frame, kind)
+    _say(progress, size.message())
     try:
         split = build_time_split(
             frame, kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
@@ -260,6 +270,8 @@ def fit_and_evaluate(
         _say(progress, leakage.message())
 
     params: dict[str, Any] = dict(cfg.lightgbm)
+    if size.small:
+        params = small_data_params(params)
     tuning = None
     if tune:
         _say(progress, f"{kind}: tuning LightGBM ({cfg.tune_trials} Optuna trials)...")
@@ -569,6 +581,7 @@ def train_models(
                 "tuned": str(tune).lower(),
                 **champion_tags,
                 **gate.tags(),
+                "small_data": str(data_size(config, fit.fingerprint_frame, kind).small).lower(),
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             run = log_training_run(

@@ -149,6 +149,9 @@ def test_small_company_is_too_little_data(tmp_path) -> None:
     assert gate is not None and gate.verdict is Verdict.TOO_LITTLE_DATA
     assert gate.text == f"too little data (n={gate.n_accounts}, positives={gate.positives})"
     assert _champion(uri, outcome.registered_name) is None
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.get_run(outcome.run_id).data.tags["small_data"] == "true"
+    assert outcome.model.params["num_leaves"] == 7 and outcome.model.params["lambda_l2"] == 10.0
     assert np.isfinite(gate.gain_base.low) and gate.gain_base.low < gate.gain_base.high
     # No segment metric on fewer than 30 rows.
     segments = outcome.metrics[(outcome.metrics["segment"] != "all")]
