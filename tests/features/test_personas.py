@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from factories import make_config
 
+from features.config import ConfigError
 from features.personas import (
     PERSONAS,
     assign_personas,
@@ -83,5 +84,5 @@ def test_pql_flag_needs_every_condition():
 
 def test_pql_on_unknown_feature_is_a_clear_error():
     cfg = make_config(pql={"conditions": [{"feature": "nope", "op": ">=", "value": 1}]})
-    with pytest.raises(KeyError, match="'nope'"):
+    with pytest.raises(ConfigError, match="'nope' is not a built feature"):
         compute_pql(_frame(CASES), cfg)
