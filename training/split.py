@@ -162,3 +162,26 @@ def build_churn_time_split(
         cut_valid=pd.Timestamp(cut_valid),
         cut_test=pd.Timestamp(cut_test),
     )
+
+
+def split_training_frame(
+    frame: pd.DataFrame,
+    kind: str,
+    *,
+    valid_fraction: float,
+    test_fraction: float,
+    horizon_days: float | None = None,
+) -> Split:
+    """The one split rule of training and of the retraining holdout.
+
+    Churn with a label horizon: out of time (``build_churn_time_split``);
+    otherwise by account in time order (``build_time_split``).
+    """
+    if kind == "churn" and horizon_days is not None:
+        return build_churn_time_split(
+            frame,
+            horizon_days=horizon_days,
+            valid_fraction=valid_fraction,
+            test_fraction=test_fraction,
+        )
+    return build_time_split(frame, kind, valid_fraction=valid_fraction, test_fraction=test_fraction)

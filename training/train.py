@@ -55,7 +55,7 @@ from training.registry import (
 )
 from training.settings import resolve_artifact_location, resolve_tracking_uri
 from training.small_data import data_size, small_data_params, spec_cutoff
-from training.split import Split, build_churn_time_split, build_time_split
+from training.split import Split, split_training_frame
 from training.tracking import (
     RunRecord,
     data_fingerprint,
@@ -249,17 +249,14 @@ def fit_and_evaluate(
     size = data_size(config, frame, kind)
     _say(progress, size.message())
     try:
-        if kind == "churn":  # out of time: no paying account's rows run into the test period
-            split = build_churn_time_split(
-                frame,
-                horizon_days=config.trial.churn_horizon_days,
-                valid_fraction=cfg.valid_fraction,
-                test_fraction=cfg.test_fraction,
-            )
-        else:
-            split = build_time_split(
-                frame, kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
-            )
+        # churn is split out of time: no paying account's rows run into the test period
+        split = split_training_frame(
+            frame,
+            kind,
+            valid_fraction=cfg.valid_fraction,
+            test_fraction=cfg.test_fraction,
+            horizon_days=config.trial.churn_horizon_days,
+        )
     except ValueError as exc:
         raise NotEnoughDataError(f"{kind} model: {exc}") from exc
     train, valid, test = split.frames(frame)
