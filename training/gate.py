@@ -23,14 +23,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
 from training.metrics import log_loss, roc_auc
+from training.model import TrialcastModel
 
-__all__ = ["GateResult", "Interval", "Verdict", "bootstrap_gain", "judge"]
+__all__ = [
+    "GateResult",
+    "Interval",
+    "Verdict",
+    "bootstrap_gain",
+    "judge",
+    "judge_fitted",
+    "write_heldout_predictions",
+]
 
 EPS = 1e-12
 
@@ -269,3 +280,47 @@ def judge(
         gain_champion=gain_champion,
         top_features=top,
     )
+
+
+def judge_fitted(
+    config: CompanyConfig,
+    model: TrialcastModel,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    p_champion: Any = None,
+) -> GateResult:
+    """The promotion verdict of a fitted model on its test part (``p_model`` column).
+
+    Mean |SHAP| per feature is computed (on up to 2,000 test rows) only when the
+    metrics look like a leak, to name the features behind it.
+    """
+    p = test["p_model"].to_numpy()
+    gate = judge(config, test, p, train_rate=float(train["label"].mean()), p_champion=p_champion)
+    if gate.verdict is Verdict.PROBABLE_LEAK:
+        sample = test.head(2000)
+        importance = model.contributions(sample).values.abs().mean()
+        gate = judge(
+            config,
+            test,
+            p,
+            train_rate=float(train["label"].mean()),
+            p_champion=p_champion,
+            importance=importance,
+        )
+    return gate
+
+
+def write_heldout_predictions(test: pd.DataFrame, path: Path) -> Path:
+    """The held-out rows a reported metric came from: ``account_id, snapshot, as_of, p, label``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        {
+            "account_id": test["account_id"].astype(str).to_numpy(),
+            "snapshot": test["snapshot"].astype(str).to_numpy() if "snapshot" in test else "",
+            "as_of": pd.to_datetime(test["as_of"]).to_numpy(),
+            "p": test["p_model"].to_numpy(dtype=float),
+            "label": test["label"].to_numpy(dtype=int),
+        }
+    )
+    frame.to_parquet(path, index=False)
+    return path
