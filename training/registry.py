@@ -90,11 +90,6 @@ def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, fo
             f"{tags.get('test_auc', '?')}; top features {tags.get('leak_top_features', '?')}); "
             "it is never promoted"
         )
-    if verdict is not None and verdict != "promoted" and not force:
-        return (
-            f"version {version.version} verdict: {tags.get('verdict_text', verdict)}; "
-            "it is not promoted (pass force=True / --force to override)"
-        )
     if tags.get("beats_base_rate") == "false":
         return (
             f"version {version.version} does not beat the base rate on its test part "
@@ -108,6 +103,11 @@ def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, fo
             f"{tags.get('compared_champion_version', champion.version)} on the same holdout "
             f"(log loss {tags.get('test_log_loss', '?')} vs "
             f"{tags.get('champion_test_log_loss', '?')}); pass force=True (--force) to promote anyway"
+        )
+    if verdict is not None and verdict != "promoted" and not force:
+        return (
+            f"version {version.version} verdict: {tags.get('verdict_text', verdict)}; "
+            "it is not promoted (pass force=True / --force to override)"
         )
     return ""
 
