@@ -28,7 +28,7 @@ from features.event_index import (
     to_seconds,
 )
 from features.firmographics import compute_firmographic_features
-from features.leaks import drop_events
+from features.leaks import drop_events, usable_firmographics
 from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
 
@@ -152,16 +152,7 @@ class FeatureBuilder:
 
     def _firmographics(self) -> FirmographicsConfig:
         """The configured firmographics minus the columns that may not feed a model."""
-        firmo = self.config.firmographics
-        drop = set(self.spec.excluded_attributes)
-        if not drop:
-            return firmo
-        return firmo.model_copy(
-            update={
-                "numeric": [c for c in firmo.numeric if c not in drop],
-                "categorical": [c for c in firmo.categorical if c not in drop],
-            }
-        )
+        return usable_firmographics(self.config, self.spec.excluded_attributes)
 
     def _mrr(self, rows_acc: np.ndarray, days_paying: object) -> np.ndarray:
         accounts = self.tables.accounts

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from features.config import CompanyConfig
+from features.config import CompanyConfig, FirmographicsConfig
 from features.tables import Tables
 
 #: Words that name an outcome rather than a product action.
@@ -346,3 +346,21 @@ def excluded_events_for(config: CompanyConfig, spec_excluded: list[str] | None =
     if spec_excluded is not None:
         return list(spec_excluded)
     return list(config.leakage.exclude_events)
+
+
+def usable_firmographics(
+    config: CompanyConfig, excluded_attributes: list[str] | tuple[str, ...]
+) -> FirmographicsConfig:
+    """The configured firmographics minus the columns that may not feed a model
+    (``FeatureSpec.excluded_attributes``: declared ``known_at = "current"`` or
+    whose missingness separates the label). Feature families call this."""
+    firmo = config.firmographics
+    drop = set(excluded_attributes)
+    if not drop:
+        return firmo
+    return firmo.model_copy(
+        update={
+            "numeric": [c for c in firmo.numeric if c not in drop],
+            "categorical": [c for c in firmo.categorical if c not in drop],
+        }
+    )
