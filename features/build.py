@@ -7,6 +7,7 @@ snapshots cheaply (the training-set builder asks for several per account).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +24,11 @@ from features.event_index import (
     to_seconds,
 )
 from features.families import FAMILIES, FamilyInputs
+from features.leaks import drop_events
 from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
+
+log = logging.getLogger("trialcast.features")
 
 #: Columns of feature frames and training sets that are not model inputs.
 META_COLUMNS = (
@@ -58,8 +62,15 @@ class FeatureBuilder:
     def from_tables(
         cls, tables: Tables, config: CompanyConfig, spec: FeatureSpec | None = None
     ) -> FeatureBuilder:
-        """Index ``tables`` once; fit a spec on them if none is given."""
+        """Index ``tables`` once; fit a spec on them if none is given.
+
+        Events the spec excludes (outcome events, ``[leakage].exclude_events``)
+        are dropped here, before any feature family sees them.
+        """
         spec = spec if spec is not None else fit_feature_spec(tables, config)
+        for note in spec.leak_notes:
+            log.warning(note)
+        tables = drop_events(tables, spec.excluded_events)
         index = build_event_index(tables)
         comms = build_comm_index(tables.communications, index.account_ids)
         return cls(tables=tables, config=config, spec=spec, index=index, comms=comms)

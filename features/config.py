@@ -226,12 +226,77 @@ class CommunicationConfig(_Strict):
 
 
 class FirmographicsConfig(_Strict):
-    """Account columns used as features, and what makes a "big logo"."""
+    """Account columns used as features, and what makes a "big logo".
+
+    Attributes:
+        known_at: per account column, when its value is known: ``"signup"`` (may
+            feed the conversion model) or ``"current"`` (today's value, e.g. a
+            plan or seats set at purchase: never a feature). Undeclared columns
+            are treated as ``"signup"`` unless their missingness separates the
+            label (see ``[leakage].missingness_auc``).
+    """
 
     numeric: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list)
     size_column: str | None = None
     big_company_size: float = 1000.0
+    known_at: dict[str, Literal["signup", "current"]] = Field(default_factory=dict)
+
+
+class LeakageConfig(_Strict):
+    """Outcome events and post-purchase attributes, caught before any feature is built.
+
+    Attributes:
+        exclude_events: events removed from every feature (aggregates included),
+            milestone discovery and PQL rules.
+        allow_events: detected events to keep anyway (truly known before the outcome).
+        auto_exclude: detect outcome events / attributes and exclude them (loudly).
+        min_share_converters, max_share_others: an event present during the trial
+            for at least this share of converters and at most that share of the
+            others separates the label almost perfectly.
+        cluster_days, cluster_share: an event whose occurrences lie within
+            ``cluster_days`` of ``converted_at`` (``cluster_share`` of them) marks
+            the conversion itself.
+        missingness_auc: an account column whose filled / missing flag alone
+            reaches this ROC AUC is known only after purchase.
+        model_leak_auc: a whole model with test ROC AUC at or above this is a
+            probable leak and is never promoted.
+        model_leak_log_loss: likewise a test log loss at or below this.
+    """
+
+    exclude_events: list[str] = Field(default_factory=list)
+    allow_events: list[str] = Field(default_factory=list)
+    auto_exclude: bool = True
+    min_share_converters: float = Field(0.9, gt=0, le=1)
+    max_share_others: float = Field(0.05, ge=0, lt=1)
+    cluster_days: float = Field(1.0, gt=0)
+    cluster_share: float = Field(0.8, gt=0, le=1)
+    missingness_auc: float = Field(0.8, gt=0.5, le=1)
+    model_leak_auc: float = Field(0.98, gt=0.5, le=1)
+    model_leak_log_loss: float = Field(0.02, ge=0)
+
+
+class PromotionConfig(_Strict):
+    """The promotion gate: evidence a model adds something before it becomes champion.
+
+    Attributes:
+        min_test_accounts, min_test_positives: below these the verdict is "too
+            little data" whatever the numbers say.
+        bootstrap: bootstrap resamples (by account) of the test part.
+        confidence: two-sided level of the reported intervals; promotion needs
+            the lower bound of the log-loss gain above 0.
+        small_data_trials, small_data_converters: below either, training runs in
+            small-data mode (repeated time-ordered CV, stronger regularisation).
+        min_segment_rows: no segment metric is reported on fewer rows.
+    """
+
+    min_test_accounts: int = Field(100, ge=1)
+    min_test_positives: int = Field(20, ge=1)
+    bootstrap: int = Field(300, ge=50)
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    small_data_trials: int = Field(2000, ge=0)
+    small_data_converters: int = Field(200, ge=0)
+    min_segment_rows: int = Field(30, ge=1)
 
 
 class PqlCondition(_Strict):
@@ -407,6 +472,8 @@ class CompanyConfig(_Strict):
     pql: PqlConfig = Field(default_factory=PqlConfig)
     personas: PersonaConfig = Field(default_factory=PersonaConfig)
     feature_table: FeatureTableConfig = Field(default_factory=FeatureTableConfig)
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)  # type: ignore[arg-type]
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)  # type: ignore[arg-type]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     output_dir: str = "."

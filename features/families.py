@@ -25,6 +25,7 @@ from features.event_counts import compute_event_count_features
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, EventCut, EventIndex
 from features.feature_table import compute_table_features, describe_table_feature
 from features.firmographics import compute_firmographic_features
+from features.leaks import usable_firmographics
 from features.spec import FeatureSpec
 from features.tables import Tables
 
@@ -158,7 +159,10 @@ FAMILIES: tuple[FeatureFamily, ...] = (
     FeatureFamily(
         "firmographics",
         lambda x, _: compute_firmographic_features(
-            x.tables.accounts, x.rows_acc, x.config.firmographics, x.spec
+            x.tables.accounts,
+            x.rows_acc,
+            usable_firmographics(x.config, x.spec.excluded_attributes),
+            x.spec,
         ),
         prefixes=("firmo_",),
     ),

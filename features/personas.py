@@ -321,14 +321,18 @@ _OPS = {
 
 
 def compute_pql(features: pd.DataFrame, config: CompanyConfig) -> pd.Series:
-    """Product-qualified lead flag: every configured PQL condition holds (False if none)."""
+    """Product-qualified lead flag: every configured PQL condition holds (False if none).
+
+    Raises:
+        ConfigError: a condition names a feature that is not built (with "did you mean").
+    """
+    from features.config import ConfigError
+    from features.config_check import check_pql_features
+
     conditions = config.pql.conditions
-    for cond in conditions:
-        if cond.feature not in features.columns:
-            raise KeyError(
-                f"PQL condition uses feature {cond.feature!r}, which is not built; "
-                "check [pql.conditions] in the config against `trialcast features --list`"
-            )
+    problems = check_pql_features(config, features.columns)
+    if problems:
+        raise ConfigError("\n".join(problems))
     columns = {c.feature: features[c.feature].to_numpy() for c in conditions}
     flag = compute_pql_values(columns, config, len(features))
     return pd.Series(flag, index=features.index, name="pql")
@@ -340,7 +344,7 @@ def compute_pql_values(columns: dict[str, np.ndarray], config: CompanyConfig, n:
     Numeric conditions compare the values as floats (missing is NaN: never true,
     except for ``!=``); text conditions compare ``str(value)``.
     """
-    if not config.pql.conditions:  # an empty rule means no PQLs, not everyone
+    if not config.pql.conditions:  # an empty rule means no PQLs (see pql_rule_note)
         return np.zeros(n, dtype=bool)
     flag = np.ones(n, dtype=bool)
     for cond in config.pql.conditions:

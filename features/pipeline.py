@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from features.build import FeatureBuilder
-from features.config import CompanyConfig
+from features.config import CompanyConfig, ConfigError
+from features.config_check import check_against_data, pql_rule_note
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from features.loaders import load_tables
 from features.personas import (
@@ -43,11 +44,14 @@ class FeatureRunResult:
     as_of: pd.Timestamp | None = None
     n_events: int = 0
     skipped_training_sets: dict[str, str] = field(default_factory=dict)
+    leak_notes: list[str] = field(default_factory=list)
+    pql_note: str = ""
 
 
 def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int) -> pd.Series:
     """Each account's lifecycle state at ``moment`` (seconds): ``trial`` (trial running),
-    ``deciding`` (trial over, still inside the conversion window), ``customer``,
+    ``deciding`` (trial over, still inside the conversion window, inclusive at its
+    end like the label: ``features.snapshots.converted_in_window``), ``customer``,
     ``churned`` or ``lost`` (window closed without converting)."""
     idx = builder.index
     window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
@@ -59,7 +63,7 @@ def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int)
             converted & (churned != NAT_SECONDS) & (churned < moment),
             converted,
             idx.trial_end[positions] > moment,
-            idx.trial_end[positions] + window > moment,
+            idx.trial_end[positions] + window >= moment,  # inclusive, as the label
         ],
         ["churned", "customer", "trial", "deciding"],
         default="lost",
@@ -109,6 +113,9 @@ def run_feature_pipeline(
     Writes ``account_features.parquet``, ``trial_training.parquet``,
     ``churn_training.parquet``, ``feature_spec.json`` and the quarantine files to
     ``out_dir``. ``as_of`` defaults to the export time (latest event).
+
+    Raises:
+        ConfigError: an event name or PQL feature of the config is not in the data.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,6 +127,12 @@ def run_feature_pipeline(
 
     t0 = time.perf_counter()
     builder = FeatureBuilder.from_tables(tables, config)
+    problems = check_against_data(config, builder)
+    if problems:  # before any long work: a misspelled name would silently give zeros
+        raise ConfigError(
+            f"{len(problems)} config problem(s) against the data:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
     accounts = build_account_view(builder, moment)
     seconds["account_features"] = time.perf_counter() - t0
@@ -158,4 +171,6 @@ def run_feature_pipeline(
         seconds=seconds,
         as_of=moment,
         n_events=builder.index.n_events,
+        leak_notes=list(builder.spec.leak_notes),
+        pql_note=pql_rule_note(config),
     )

@@ -24,6 +24,24 @@ from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 END = "end"
 
 
+def converted_in_window(
+    converted_at: np.ndarray, trial_end: np.ndarray, window_days: float
+) -> np.ndarray:
+    """The one label rule (training labels and lifecycle): converted at or before
+    ``trial_end + window_days`` (the window is inclusive at its end; with a window
+    of 0 a conversion exactly at trial end counts). Int64 seconds in, bools out."""
+    conv = np.asarray(converted_at)
+    limit = np.asarray(trial_end) + int(window_days * SECONDS_PER_DAY)
+    return (conv != NAT_SECONDS) & (conv <= limit)
+
+
+def label_window_closed(trial_end: np.ndarray, window_days: float, now: int) -> np.ndarray:
+    """True where the whole (inclusive) label window lies strictly before ``now``:
+    data holds only moments before the export, so a window ending at ``now`` is
+    still open."""
+    return np.asarray(trial_end) + int(window_days * SECONDS_PER_DAY) < now
+
+
 def _export_seconds(builder: FeatureBuilder, export_time: pd.Timestamp | None) -> int:
     moment = pd.Timestamp(export_time) if export_time is not None else builder.tables.export_time()
     return timestamp_seconds(moment)
@@ -40,8 +58,11 @@ def trial_snapshot_plan(
     cfg = builder.config.trial
     now = _export_seconds(builder, export_time)
     start, end, conv = idx.trial_start, idx.trial_end, idx.converted_at
-    window_end = end + cfg.conversion_window_days * SECONDS_PER_DAY
-    known = window_end <= now if labelled else np.ones(len(start), dtype=bool)
+    known = (
+        label_window_closed(end, cfg.conversion_window_days, now)
+        if labelled
+        else np.ones(len(start), dtype=bool)
+    )
     if builder.tables.features is not None:  # snapshots from the company's feature table
         from features.feature_table import table_snapshot_plan
 
@@ -70,14 +91,15 @@ def build_trial_training_set(
         ``label`` (1 = converted within the window), ``as_of`` and the features.
     """
     idx = builder.index
-    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    window_days = builder.config.trial.conversion_window_days
     parts = []
     for name, _day, positions, as_of in trial_snapshot_plan(builder, export_time):
         if len(positions) == 0:
             continue
         frame = builder.build(positions, as_of).reset_index()
-        conv = idx.converted_at[positions]
-        label = (conv != NAT_SECONDS) & (conv < idx.trial_end[positions] + window)
+        label = converted_in_window(
+            idx.converted_at[positions], idx.trial_end[positions], window_days
+        )
         frame.insert(1, "snapshot", name)
         frame.insert(2, "snapshot_day", frame["trial_days_elapsed"].to_numpy())
         frame.insert(3, "trial_start", pd.to_datetime(idx.trial_start[positions], unit="s"))
@@ -141,5 +163,5 @@ def select_open_trials(builder: FeatureBuilder, as_of: pd.Timestamp) -> np.ndarr
     window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
     started = idx.trial_start < t
     not_converted = (idx.converted_at == NAT_SECONDS) | (idx.converted_at >= t)
-    can_convert = idx.trial_end + window > t
+    can_convert = idx.trial_end + window >= t  # the window is inclusive at its end
     return np.flatnonzero(started & not_converted & can_convert)

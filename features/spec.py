@@ -40,6 +40,11 @@ class FeatureSpec:
             column -> source column, type, reason label, unit and levels.
         table_as_of: whether the feature table had ``as_of`` (False: a
             trial-end model only); ``None`` without a feature table.
+        excluded_events: events removed from every feature (detected outcome
+            events plus ``[leakage].exclude_events``); scoring drops the same.
+        excluded_attributes: account columns that never feed the models.
+        leak_notes: what leak detection said, one line each (shown to the user).
+        fitted_before: the moment the spec was fitted before (point in time), if any.
     """
 
     top_event_types: list[str]
@@ -51,6 +56,10 @@ class FeatureSpec:
     persona_rates: dict[str, dict[str, float]] = field(default_factory=dict)
     table_columns: dict[str, dict] = field(default_factory=dict)
     table_as_of: bool | None = None
+    excluded_events: list[str] = field(default_factory=list)
+    excluded_attributes: list[str] = field(default_factory=list)
+    leak_notes: list[str] = field(default_factory=list)
+    fitted_before: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -65,18 +74,63 @@ class FeatureSpec:
         return cls(**data)
 
 
-def fit_feature_spec(tables: Tables, config: CompanyConfig) -> FeatureSpec:
-    """Choose the top-K event types and the categorical levels from ``tables``.
+def fit_feature_spec(
+    tables: Tables,
+    config: CompanyConfig,
+    *,
+    before: pd.Timestamp | None = None,
+    export_time: pd.Timestamp | None = None,
+) -> FeatureSpec:
+    """Scan for leaks, then choose the top-K event types and categorical levels.
 
-    Fit on the training data only, then reuse the spec everywhere else.
+    Fit on the training data only, then reuse the spec everywhere else. With
+    ``before``, only accounts whose trial started before it and events before
+    it are looked at (the training part of a time split), so the choices never
+    see the test period.
     """
-    counts = tables.events["event"].value_counts(sort=False)
+    from features.leaks import scan_leaks
+
+    export_time = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
+    if before is not None:
+        cut = pd.Timestamp(before)
+        acc = tables.accounts[tables.accounts["trial_start"] < cut]
+        ids = acc["account_id"].astype(str)
+        ev = tables.events
+        ev = ev[
+            (ev["timestamp"] < cut).to_numpy() & ev["account_id"].astype(str).isin(ids).to_numpy()
+        ]
+        table = tables.features
+        if table is not None:  # the feature table's rows of those accounts, before the cut
+            keep = table["account_id"].astype(str).isin(ids).to_numpy()
+            if "as_of" in table.columns:
+                keep = keep & (table["as_of"] < cut).to_numpy()
+            table = table[keep]
+        tables = Tables(
+            events=ev,
+            accounts=acc.reset_index(drop=True),
+            communications=None,
+            features=table,
+            export_at=export_time,
+        )
+    scan = scan_leaks(tables, config, export_time=export_time)
+    events = tables.events
+    if scan.excluded_events:
+        events = events[~events["event"].astype(str).isin(scan.excluded_events).to_numpy()]
+    counts = events["event"].astype(str).value_counts(sort=False)
     levels: dict[str, list[str]] = {}
     for col in config.firmographics.categorical:
-        if col in tables.accounts.columns:
+        if col in tables.accounts.columns and col not in scan.excluded_attributes:
             values = tables.accounts[col].dropna().astype(str)
             levels[col] = pd.unique(values).tolist()
     spec = feature_spec_from_counts(counts, levels, config)
+    notes = [line for line in scan.message().splitlines() if line]
+    spec = replace(
+        spec,
+        excluded_events=scan.excluded_events,
+        excluded_attributes=scan.excluded_attributes,
+        leak_notes=notes,
+        fitted_before=None if before is None else str(pd.Timestamp(before)),
+    )
     if tables.features is None:
         return spec
     from features.feature_table import fit_table_columns

@@ -29,8 +29,9 @@ class Tables:
         communications: one row per message or touch, or ``None`` if not supplied.
         features: the validated feature table (``features.feature_table``): one
             row per account, or per account and ``as_of``; ``None`` if not supplied.
-        export_at: the export moment when the data itself cannot say (a feature
-            table without events); ``export_time`` prefers it.
+        export_at: the export moment, the one "now" for labels, censoring,
+            lifecycle, scoring, milestones and the forecast (validation sets it
+            from ``[validation].export_time`` or the data); ``None``: derived.
     """
 
     events: pd.DataFrame
@@ -40,12 +41,14 @@ class Tables:
     export_at: pd.Timestamp | None = None
 
     def export_time(self) -> pd.Timestamp:
-        """The latest moment seen in the data: a stand-in for "now" of the export."""
+        """The one "now": ``export_at`` (set by validation from ``[validation].export_time``
+        or the data), else the latest event or account date. Messages never move it."""
         if self.export_at is not None:
             return pd.Timestamp(self.export_at)
         candidates = [self.events["timestamp"].max()]
-        if self.communications is not None and len(self.communications):
-            candidates.append(self.communications["timestamp"].max())
+        for col in ("trial_start", "converted_at", "churned_at"):
+            if col in self.accounts.columns and len(self.accounts):
+                candidates.append(self.accounts[col].max())
         if self.features is not None and "as_of" in self.features.columns:
             candidates.append(self.features["as_of"].max())
         return pd.Timestamp(max(c for c in candidates if pd.notna(c)))

@@ -388,6 +388,33 @@ def _check_accounts(raw: pd.DataFrame, fmt: str | None) -> tuple[RowLedger, pd.D
     return ledger, canon
 
 
+ACCOUNT_DATES = ("trial_start", "converted_at", "churned_at")  # trial_end may lie ahead
+
+
+def _check_account_dates(
+    ledger: RowLedger, canon: pd.DataFrame, limit: pd.Timestamp | None, rules: ValidationRules
+) -> None:
+    """Account dates get the checks events get, and none changes a label silently.
+
+    A trial starting after the export is quarantined. An outcome (``converted_at``,
+    ``churned_at``) after the export is not known at the export: it is emptied and
+    reported (the account stays, as the export would have seen it). An outcome long
+    before the trial started is implausible: the account is quarantined.
+    """
+    start = canon["trial_start"]
+    if limit is not None:
+        ledger.quarantine((start > limit).to_numpy(), "after_export", "trial_start")
+        for col in ("converted_at", "churned_at"):
+            if col in canon:
+                late = (canon[col] > limit).to_numpy()
+                ledger.repaired(late, "after_export", col)
+                canon[col] = canon[col].mask(late)
+    earliest = start - pd.Timedelta(days=rules.max_days_before_trial)
+    for col in ("converted_at", "churned_at"):
+        if col in canon:
+            ledger.quarantine((canon[col] < earliest).to_numpy(), "before_trial", col)
+
+
 def _pair_example(raw: pd.DataFrame, mask: np.ndarray, first: str, second: str) -> str:
     if not mask.any():
         return ""
@@ -437,7 +464,7 @@ def _export_time(rules: ValidationRules, timestamps: pd.Series) -> tuple[pd.Time
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
     if latest > now:
         return now, "now (the latest event is in the future)"
-    return pd.Timestamp(latest), "the latest event"
+    return pd.Timestamp(latest), "the latest event or account date"
 
 
 def derive_accounts_from_events(events: pd.DataFrame, trial_days: int) -> pd.DataFrame:
@@ -534,16 +561,26 @@ def _validate(
     if accounts is not None:
         acc_ledger, acc_canon = _check_accounts(accounts, formats.get("accounts"))
         ledgers.append(acc_ledger)
-        acc_out = _finish(acc_ledger, acc_canon)
-        bad_ids = pd.Index(acc_canon["account_id"][~acc_ledger.ok].dropna().astype(object))
-        quarantined_ids = bad_ids.difference(pd.Index(acc_out["account_id"].astype(object)))
 
     ts = ev_canon["timestamp"]
-    export, origin = _export_time(rules, ts.where(ev.ok))
+    seen = [ts.where(ev.ok)]
+    if accounts is not None:  # account dates count too; messages never move "now"
+        ok_acc = pd.Series(acc_ledger.ok, index=acc_canon.index)
+        seen += [acc_canon[c].where(ok_acc) for c in ACCOUNT_DATES if c in acc_canon]
+    export, origin = _export_time(rules, pd.concat(seen, ignore_index=True))
+    limit = None
     if export is not None:
         limit = export + pd.Timedelta(days=rules.max_days_after_export)
         ev.quarantine((ts > limit).to_numpy(), "after_export", "timestamp")
-        notes.append(f"export time {export} ({origin}); events after {limit} are implausible")
+        notes.append(
+            f"export time {export} ({origin}); events, messages and account dates after "
+            f"{limit} are implausible"
+        )
+    if accounts is not None:
+        _check_account_dates(acc_ledger, acc_canon, limit, rules)
+        acc_out = _finish(acc_ledger, acc_canon)
+        bad_ids = pd.Index(acc_canon["account_id"][~acc_ledger.ok].dropna().astype(object))
+        quarantined_ids = bad_ids.difference(pd.Index(acc_out["account_id"].astype(object)))
 
     if accounts is None:
         trial_days = derive_trial_days or 14
@@ -564,12 +601,19 @@ def _validate(
         comm_ledger, comm_canon = _check_communications(
             communications, formats.get("communications")
         )
-        _relate_to_accounts(comm_ledger, comm_canon, acc_out, quarantined_ids)
+        comm_start = _relate_to_accounts(comm_ledger, comm_canon, acc_out, quarantined_ids)
+        comm_ts = comm_canon["timestamp"]
+        if limit is not None:
+            comm_ledger.quarantine((comm_ts > limit).to_numpy(), "after_export", "timestamp")
+        comm_earliest = comm_start - np.timedelta64(
+            int(rules.max_days_before_trial * 86400e9), "ns"
+        )
+        comm_ledger.quarantine(comm_ts.to_numpy() < comm_earliest, "before_trial", "timestamp")
         ledgers.append(comm_ledger)
         comm_out = _finish(comm_ledger, comm_canon)
 
     ev_out = _finish(ev, ev_canon)
-    tables = Tables(events=ev_out, accounts=acc_out, communications=comm_out)
+    tables = Tables(events=ev_out, accounts=acc_out, communications=comm_out, export_at=export)
     kept = {"events": len(ev_out), "accounts": len(acc_out)}
     if comm_out is not None:
         kept["communications"] = len(comm_out)

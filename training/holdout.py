@@ -30,7 +30,7 @@ from training.baselines import (
 )
 from training.metrics import evaluate_models, log_loss
 from training.persona_rates import last_snapshot_rows
-from training.split import build_time_split
+from training.split import split_training_frame
 
 #: Holdout columns that identify, time or label a row (kept when features are rebuilt).
 ROW_COLUMNS = ("account_id", "snapshot", "snapshot_day", "trial_start", "label", "as_of")
@@ -117,15 +117,25 @@ class Holdout:
 
 
 def recent_holdout(
-    frame: pd.DataFrame, kind: str, *, valid_fraction: float, test_fraction: float
+    frame: pd.DataFrame,
+    kind: str,
+    *,
+    valid_fraction: float,
+    test_fraction: float,
+    horizon_days: float | None = None,
 ) -> Holdout:
     """The test part of ``frame`` (newest cohorts) and its training part.
 
-    The same split ``training.train.fit_and_evaluate`` makes with the same fractions,
-    so the challenger trained on ``frame`` never saw these rows.
+    The same split ``training.train.fit_and_evaluate`` makes with the same fractions
+    (give the churn ``horizon_days``: churn is split out of time), so the
+    challenger trained on ``frame`` never saw these rows.
     """
-    split = build_time_split(
-        frame, kind, valid_fraction=valid_fraction, test_fraction=test_fraction
+    split = split_training_frame(
+        frame,
+        kind,
+        valid_fraction=valid_fraction,
+        test_fraction=test_fraction,
+        horizon_days=horizon_days,
     )
     train, _valid, test = split.frames(frame)
     return Holdout(kind=kind, train=train, test=test.copy())

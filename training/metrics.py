@@ -180,11 +180,14 @@ def evaluate_predictions(
     *,
     label_col: str = "label",
     group_col: str = "snapshot",
+    min_rows: int = 0,
 ) -> pd.DataFrame:
     """Metrics overall (``segment = "all"``) and per snapshot, one row per segment.
 
     Rows where ``prob_col`` is missing are left out (a ceiling known only for
-    some snapshots is scored where it is known).
+    some snapshots is scored where it is known). A snapshot segment with fewer
+    than ``min_rows`` rows keeps its counts but gets no metrics (NaN): an AUC of
+    1.000 on 3 rows says nothing.
 
     Returns:
         Columns ``segment``, ``n``, ``positives``, ``rate``, ``mean_pred`` and the
@@ -196,7 +199,11 @@ def evaluate_predictions(
         groups = usable[group_col].astype(str)
         for name in snapshot_order(groups.unique()):
             part = usable[groups == name]
-            rows.append({"segment": name, **evaluate_binary(part[label_col], part[prob_col])})
+            scores = evaluate_binary(part[label_col], part[prob_col])
+            if len(part) < min_rows:
+                keep = ("n", "positives", "rate", "mean_pred")
+                scores = {k: (v if k in keep else float("nan")) for k, v in scores.items()}
+            rows.append({"segment": name, **scores})
     return pd.DataFrame(rows)
 
 
@@ -206,11 +213,14 @@ def evaluate_models(
     *,
     label_col: str = "label",
     group_col: str = "snapshot",
+    min_rows: int = 0,
 ) -> pd.DataFrame:
     """``evaluate_predictions`` for several prediction columns, stacked with a ``model`` column."""
     parts = []
     for model, col in prob_cols.items():
-        table = evaluate_predictions(frame, col, label_col=label_col, group_col=group_col)
+        table = evaluate_predictions(
+            frame, col, label_col=label_col, group_col=group_col, min_rows=min_rows
+        )
         table.insert(0, "model", model)
         parts.append(table)
     return pd.concat(parts, ignore_index=True)

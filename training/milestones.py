@@ -246,10 +246,12 @@ def discover_milestones(
     end = idx.trial_end[positions]
     window = config.trial.conversion_window_days * SECONDS_PER_DAY
     converted = conv != NAT_SECONDS
-    y = (converted & (conv < end + window)).astype(np.float64)
+    y = (converted & (conv <= end + window)).astype(np.float64)  # one label rule (inclusive)
     if y.sum() == 0:
         raise ValueError(f"none of the {len(positions)} closed trials converted")
-    excluded = sorted(set(config_exclusions(config)) | set(exclude_events))
+    # the leak scan's outcome events are already gone from the index (features.leaks)
+    flagged = [e for e in builder.spec.excluded_events if e not in set(exclude_events)]
+    excluded = sorted(set(config_exclusions(config)) | set(exclude_events) | set(flagged))
     # Events before conversion and before trial end only; leak exclusions dropped.
     cut = cut_events(idx, positions, np.where(converted & (conv < end), conv, end))
     n = cut.n_rows
@@ -393,7 +395,14 @@ def discover_milestones(
         candidates=table,
         checklist=[milestone_from_row(r) for r in rows.to_dict("records")],
         checklist_rows=rows,
-        left_out=reasons_left_out(table, chosen_events, min_adjusted_lift=min_adjusted_lift),
+        left_out=[
+            *(
+                f"{e}: looks like part of paying (an outcome event found by the leak scan); "
+                "excluded from every feature, never a milestone"
+                for e in flagged
+            ),
+            *reasons_left_out(table, chosen_events, min_adjusted_lift=min_adjusted_lift),
+        ],
         verdict=verdict,
         n_trials=n,
         positives=int(positives),

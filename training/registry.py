@@ -5,7 +5,9 @@ Aliases, not stages (stages are deprecated in MLflow): every new version gets th
 version tagged ``beats_base_rate=false`` is never promoted. A version trained
 while a champion existed carries ``beats_champion`` (its test log loss vs the
 champion's on the same holdout, by at least ``[model].promote_min_logloss_gain``);
-promoting one that lost needs ``force=True``.
+promoting one that lost needs ``force=True``. A version carries the gate's
+``verdict`` (``training.gate``): only ``promoted`` may become champion without
+force, and a ``probable leak`` never.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ class PromotionResult:
 def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, force: bool) -> str:
     """Why ``version`` may not become champion ('' when it may)."""
     tags = version.tags or {}
+    verdict = tags.get("verdict")
+    if verdict == "probable leak":
+        return (
+            f"version {version.version} is a probable leak (test ROC AUC "
+            f"{tags.get('test_auc', '?')}; top features {tags.get('leak_top_features', '?')}); "
+            "it is never promoted"
+        )
     if tags.get("beats_base_rate") == "false":
         return (
             f"version {version.version} does not beat the base rate on its test part "
@@ -94,6 +103,11 @@ def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, fo
             f"{tags.get('compared_champion_version', champion.version)} on the same holdout "
             f"(log loss {tags.get('test_log_loss', '?')} vs "
             f"{tags.get('champion_test_log_loss', '?')}); pass force=True (--force) to promote anyway"
+        )
+    if verdict is not None and verdict != "promoted" and not force:
+        return (
+            f"version {version.version} verdict: {tags.get('verdict_text', verdict)}; "
+            "it is not promoted (pass force=True / --force to override)"
         )
     return ""
 

@@ -276,7 +276,11 @@ def _judge(
     verdict (``decision.action`` is ``promote?`` when the rule says promote)."""
     cfg = config.model
     holdout = recent_holdout(
-        frame, outcome.kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+        frame,
+        outcome.kind,
+        valid_fraction=cfg.valid_fraction,
+        test_fraction=cfg.test_fraction,
+        horizon_days=config.trial.churn_horizon_days,
     )
     when = "trial_start" if outcome.kind == "conversion" else "as_of"
     decision.holdout_rows = len(holdout.test)
@@ -693,7 +697,11 @@ def _judge_first(
     """The first model of a registry: champion iff ``train_models`` promoted it."""
     cfg = config.model
     holdout = recent_holdout(
-        frame, outcome.kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+        frame,
+        outcome.kind,
+        valid_fraction=cfg.valid_fraction,
+        test_fraction=cfg.test_fraction,
+        horizon_days=config.trial.churn_horizon_days,
     )
     kd.holdout_rows = len(holdout.test)
     kd.holdout_positives = int(holdout.labels.sum())

@@ -112,3 +112,76 @@ def build_time_split(
         cut_valid=pd.Timestamp(times[n_train]),
         cut_test=pd.Timestamp(times[n_train + n_valid]),
     )
+
+
+def build_churn_time_split(
+    frame: pd.DataFrame,
+    *,
+    horizon_days: float,
+    valid_fraction: float,
+    test_fraction: float,
+) -> Split:
+    """Out-of-time split of churn snapshots by time, with purged label windows.
+
+    Paying accounts have a row every month for as long as they pay, so splitting
+    by account lets an old account's rows run through the test period. Here rows
+    are cut in time: the newest ``test_fraction`` of rows (by ``as_of``) are the
+    test part. Of the rows whose whole label window (``as_of + horizon``) ends
+    before the test period, those whose window ends last (about
+    ``valid_fraction`` of all rows) are validation, the rest training. So no
+    training or validation label looks into the test period, and no training
+    label into the validation period's outcomes. Rows whose window straddles the
+    test cut are left out of every part.
+
+    Raises:
+        ValueError: when a part ends up empty.
+    """
+    as_of = pd.to_datetime(frame["as_of"]).to_numpy()
+    stamps = as_of.astype("datetime64[ns]").astype("int64")
+    cut_test = int(np.quantile(stamps, 1 - test_fraction))
+    ends = stamps + int(horizon_days * 86_400 * 10**9)
+    eligible = np.flatnonzero(ends <= cut_test)
+    test = np.flatnonzero(stamps >= cut_test)
+    train = valid = np.array([], dtype=np.int64)
+    cut_valid = cut_test
+    if len(eligible):
+        share = min(valid_fraction / max(len(eligible) / len(frame), 1e-9), 0.5)
+        cut_valid = int(np.quantile(ends[eligible], 1 - share))
+        train = eligible[ends[eligible] <= cut_valid]
+        valid = eligible[ends[eligible] > cut_valid]
+    if len(train) == 0 or len(valid) == 0 or len(test) == 0:
+        raise ValueError(
+            f"{len(frame)} churn rows cannot be split out of time into train / valid / test "
+            f"with a {horizon_days:g}-day label window (train {len(train)}, valid {len(valid)}, "
+            f"test {len(test)} rows); add more paying-customer history"
+        )
+    return Split(
+        train=train,
+        valid=valid,
+        test=test,
+        cut_valid=pd.Timestamp(cut_valid),
+        cut_test=pd.Timestamp(cut_test),
+    )
+
+
+def split_training_frame(
+    frame: pd.DataFrame,
+    kind: str,
+    *,
+    valid_fraction: float,
+    test_fraction: float,
+    horizon_days: float | None = None,
+) -> Split:
+    """The one split rule of training and of the retraining holdout.
+
+    Churn with a label horizon: out of time (``build_churn_time_split``);
+    otherwise by account in time order (``build_time_split``).
+    """
+    if kind == "churn" and horizon_days is not None:
+        return build_churn_time_split(
+            frame,
+            horizon_days=horizon_days,
+            valid_fraction=valid_fraction,
+            test_fraction=test_fraction,
+        )
+    return build_time_split(frame, kind, valid_fraction=valid_fraction, test_fraction=test_fraction)

@@ -25,7 +25,7 @@ from features.build import FeatureBuilder, feature_columns
 from features.config import CompanyConfig
 from features.personas import PersonaLevels, fit_persona_levels
 from features.snapshots import build_churn_training_set, build_trial_training_set
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
 from training.baselines import (
     build_base_rate_baseline,
@@ -33,6 +33,7 @@ from training.baselines import (
     build_persona_baseline,
     fit_logistic_baseline,
 )
+from training.gate import GateResult, judge_fitted, write_heldout_predictions
 from training.guards import (
     BaseRateCheck,
     LeakageReport,
@@ -61,7 +62,8 @@ from training.registry import (
     version_by_alias,
 )
 from training.settings import resolve_artifact_location, resolve_tracking_uri
-from training.split import Split, build_time_split
+from training.small_data import data_size, small_data_params, spec_cutoff
+from training.split import Split, split_training_frame
 from training.tracking import (
     RunRecord,
     data_fingerprint,
@@ -111,6 +113,7 @@ class FittedKind:
     valid_log_loss: float
     tuning: TuneResult | None
     seconds: float
+    gate: GateResult | None = None
 
 
 @dataclass
@@ -127,6 +130,10 @@ class ModelOutcome:
         run_id: the MLflow run.
         registered_name, version: the registry entry (alias ``challenger``).
         beats_champion: vs the champion on the same holdout (None: no champion).
+        gate: the verdict (``promoted``, ``no lift found``, ``too little data``,
+            ``probable leak``) and its evidence.
+        predictions_path: the held-out predictions Parquet (``account_id,
+            snapshot, as_of, p, label``), also logged to the MLflow run.
         promotion: the automatic promotion attempt (None when a champion existed).
         seconds: wall time of fit + evaluation (without logging).
     """
@@ -144,6 +151,8 @@ class ModelOutcome:
     promotion: PromotionResult | None
     seconds: float
     tuning: TuneResult | None = None
+    gate: GateResult | None = None
+    predictions_path: Path | None = None
 
 
 @dataclass
@@ -196,11 +205,18 @@ def build_training_sets(
 ) -> TrainingSets:
     """The labelled training frames from tables, an indexed builder, or as given.
 
+    From tables, the feature spec is fitted on trials that started before the
+    time split's validation cohorts only (``training.small_data.spec_cutoff``).
     A kind with nothing to train on is recorded in ``refused`` with the reason.
     """
     if isinstance(data, TrainingSets):
         return data
-    builder = data if isinstance(data, FeatureBuilder) else FeatureBuilder.from_tables(data, config)
+    if isinstance(data, FeatureBuilder):
+        builder = data
+    else:  # point in time: the spec (top-K types, levels, leak scan) sees only older trials
+        cut = spec_cutoff(data, config, export_time)
+        spec = fit_feature_spec(data, config, before=cut, export_time=export_time)
+        builder = FeatureBuilder.from_tables(data, config, spec)
     sets = TrainingSets(conversion=None, churn=None, spec=builder.spec)
     builders = {"conversion": build_trial_training_set, "churn": build_churn_training_set}
     for kind in kinds:
@@ -242,9 +258,16 @@ def fit_and_evaluate(
     started = time.perf_counter()
     cfg = config.model
     check_enough_data(frame, kind, min_positives=cfg.min_positives)
+    size = data_size(config, frame, kind)
+    _say(progress, size.message())
     try:
-        split = build_time_split(
-            frame, kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+        # churn is split out of time: no paying account's rows run into the test period
+        split = split_training_frame(
+            frame,
+            kind,
+            valid_fraction=cfg.valid_fraction,
+            test_fraction=cfg.test_fraction,
+            horizon_days=config.trial.churn_horizon_days,
         )
     except ValueError as exc:
         raise NotEnoughDataError(f"{kind} model: {exc}") from exc
@@ -265,6 +288,8 @@ def fit_and_evaluate(
         _say(progress, leakage.message())
 
     params: dict[str, Any] = dict(cfg.lightgbm)
+    if size.small:
+        params = small_data_params(params)
     tuning = None
     if tune:
         _say(progress, f"{kind}: tuning LightGBM ({cfg.tune_trials} Optuna trials)...")
@@ -313,9 +338,10 @@ def fit_and_evaluate(
     if truth is not None:
         test["p_ceiling"] = build_ceiling(test, truth, kind)
         prob_cols["ceiling"] = "p_ceiling"
-    metrics = evaluate_models(test, prob_cols)
+    metrics = evaluate_models(test, prob_cols, min_rows=config.promotion.min_segment_rows)
     base = check_base_rate(test["label"], test["p_model"], float(train["label"].mean()))
     _say(progress, base.message(kind))
+    gate = judge_fitted(config, model, train, test)
     return FittedKind(
         kind=kind,
         model=model,
@@ -330,6 +356,7 @@ def fit_and_evaluate(
         valid_log_loss=valid_ll,
         tuning=tuning,
         seconds=time.perf_counter() - started,
+        gate=gate,
     )
 
 
@@ -458,6 +485,7 @@ def train_models(
     project_dir: str | Path | None = None,
     show_progress: bool = False,
     progress: Progress | None = None,
+    predictions_dir: str | Path | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register the conversion and churn models.
 
@@ -473,6 +501,8 @@ def train_models(
         project_dir: where ``models/`` lives for the default store (default: cwd).
         show_progress: progress bars (Optuna).
         progress: called with one-line status messages.
+        predictions_dir: where the held-out predictions Parquet files go
+            (default ``<project>/models/predictions``).
 
     Returns:
         Per kind, the model, its metrics, registry version and promotion outcome;
@@ -532,6 +562,11 @@ def train_models(
         raise NotEnoughDataError("\n".join(refused.values()) or "nothing to train")
 
     uri = resolve_tracking_uri(config, tracking_uri, project_dir=project)
+    predictions_root = (
+        Path(predictions_dir)
+        if predictions_dir is not None
+        else (project or Path.cwd()) / "models" / "predictions"
+    )
     outcomes: dict[str, ModelOutcome] = {}
     log_started = time.perf_counter()
     train_id = uuid.uuid4().hex[:12]
@@ -547,6 +582,16 @@ def train_models(
             beats_champion, champion_tags = _compare_with_champion(
                 client, name, fit, config.model.promote_min_logloss_gain
             )
+            if "p_champion" in fit.test.columns:
+                fit.gate = judge_fitted(
+                    config, fit.model, fit.train, fit.test, fit.test["p_champion"].to_numpy()
+                )
+            gate = (
+                fit.gate
+                if fit.gate is not None
+                else judge_fitted(config, fit.model, fit.train, fit.test)
+            )
+            _say(progress, gate.message(kind))
             tags = {
                 "trialcast.kind": kind,
                 "trialcast.train_id": train_id,
@@ -559,6 +604,8 @@ def train_models(
                 "leak_excluded": ",".join(fit.leakage.excluded) or "none",
                 "tuned": str(tune).lower(),
                 **champion_tags,
+                **gate.tags(),
+                "small_data": str(data_size(config, fit.fingerprint_frame, kind).small).lower(),
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             record = _record(fit, config, tags=tags)
@@ -578,6 +625,11 @@ def train_models(
                 run_id=run.run_id,
                 tags={**tags, "run_id": run.run_id},
             )
+            predictions = write_heldout_predictions(
+                fit.test, predictions_root / f"{kind}_heldout_predictions.parquet"
+            )
+            client.log_artifact(run.run_id, str(predictions), "heldout")
+            _say(progress, f"{kind}: held-out predictions written to {predictions}")
             promotion = None
             if version_by_alias(client, name, CHAMPION) is None:
                 promotion = set_champion(client, name, version)
@@ -596,6 +648,8 @@ def train_models(
                 promotion=promotion,
                 seconds=fit.seconds,
                 tuning=fit.tuning,
+                gate=gate,
+                predictions_path=predictions,
             )
     seconds["logging"] = time.perf_counter() - log_started
     seconds["total"] = time.perf_counter() - started

@@ -86,15 +86,30 @@ def init_config(
 
 
 @app.command("check-config")
-def check_config(path: Annotated[Path, typer.Argument(help="Company config (TOML).")]) -> None:
-    """Check a company config and print what it says."""
+def check_config(
+    path: Annotated[Path, typer.Argument(help="Company config (TOML).")],
+    data: Annotated[
+        bool,
+        typer.Option(
+            "--data",
+            help="Also load the data: check every event name and PQL feature against it "
+            "and scan for leaks (outcome events, post-purchase columns).",
+        ),
+    ] = False,
+) -> None:
+    """Check a company config and print what it says (with --data: against the data too)."""
+    from features.config_check import pql_rule_note
+
     config = load_config_or_exit(path)
     console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
     say(f"  milestones: {', '.join(m.name for m in config.activation.milestones) or 'none'}")
     say(f"  core events: {', '.join(config.engagement.core_events) or 'none'}")
-    rule = " and ".join(f"{c.feature} {c.op} {c.value}" for c in config.pql.conditions)
-    say(f"  PQL: {rule or 'no rule (no account is a PQL)'}")
+    say(f"  {pql_rule_note(config)}")
     say(f"  outputs under: {config.output_root}")
+    if data:
+        from trialcast.config_data import check_config_data
+
+        check_config_data(config)
 
 
 @app.command("features")
@@ -107,15 +122,24 @@ def features_cmd(
         str | None, typer.Option(help="Cutoff (ISO 8601); default: the latest event.")
     ] = None,
     no_training_sets: Annotated[bool, typer.Option(help="Only the account features.")] = False,
+    list_features: Annotated[
+        bool, typer.Option("--list", help="Print the feature names this config builds and stop.")
+    ] = False,
 ) -> None:
     """Load and check the tables, build point-in-time features and the training sets."""
     import pandas as pd
 
+    from features.config import ConfigError
     from features.pipeline import run_feature_pipeline
     from features.validation import InputError
     from trialcast.summary import print_feature_summary
 
     cfg = load_config_or_exit(config)
+    if list_features:
+        from trialcast.config_data import list_feature_names
+
+        list_feature_names(cfg)
+        return
     target = out if out is not None else cfg.output_root / "features"
     try:
         with console.status("Loading, validating and building features..."):
@@ -125,7 +149,7 @@ def features_cmd(
                 as_of=pd.Timestamp(as_of) if as_of else None,
                 training_sets=not no_training_sets,
             )
-    except InputError as exc:
+    except (InputError, ConfigError) as exc:
         fail(str(exc))
     print_feature_summary(result, console)
 
@@ -252,9 +276,13 @@ def score(
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
     import pandas as pd
 
+    from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
 
     cfg = load_config_or_exit(config)
+    missing = missing_model_message(cfg, tracking_uri=tracking_uri, alias=alias)
+    if missing:
+        fail(missing)
     with console.status("Scoring open trials with explanations..."):
         result = run_score_job(
             cfg,
@@ -286,8 +314,15 @@ def serve(
     ] = None,
 ) -> None:
     """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN)."""
+    from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_serve
 
+    if config is not None:
+        missing = missing_model_message(
+            load_config_or_exit(config), tracking_uri=tracking_uri, alias=alias
+        )
+        if missing:
+            fail(missing)
     raise typer.Exit(
         code=run_serve(
             config_path=config,
@@ -325,10 +360,14 @@ def forecast(
     from serving.forecast.view import resolve_forecast_dir
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
+    from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
 
     cfg = load_config_or_exit(config)
+    missing = missing_model_message(cfg)
+    if missing:
+        fail(missing)
     tables = load_tables(cfg).tables
     models = load_scoring_models(cfg)
     scores_were_made = scores is None

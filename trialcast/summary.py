@@ -26,6 +26,10 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
         kept = report.rows_kept.get(name, 0)
         rows.add_row(name, f"{n_in:,}", f"{kept:,}", f"{n_in - kept:,}")
     console.print(rows)
+    for note in result.leak_notes:
+        console.print(f"[bold yellow]{note}[/]")
+    if result.pql_note:
+        console.print(result.pql_note)
     if report.problems:
         console.print("[bold yellow]Problems found in the input:[/]")
         for problem in report.problems:

@@ -34,6 +34,10 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
         console.print(view)
         console.print(outcome.leakage.message(), markup=False)
         console.print(outcome.base_rate.message(kind), markup=False)
+        if outcome.gate is not None:
+            console.print(outcome.gate.message(kind), markup=False)
+        if outcome.predictions_path is not None:
+            console.print(f"Held-out predictions: {outcome.predictions_path}", markup=False)
         promoted = outcome.promotion.reason if outcome.promotion is not None else "champion kept"
         console.print(
             f"Registered [bold]{outcome.registered_name}[/] version {outcome.version} "

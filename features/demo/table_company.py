@@ -195,7 +195,7 @@ def write_example(out_dir: str | Path, company: TableCompany | None = None) -> l
     """Write the README example: ``trials.csv`` and ``feature_table.toml``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    company = company or TableCompany(n_trials=250, seed=7)
+    company = company or TableCompany(n_trials=1500, seed=7)
     frame = generate_table_company(company)
     csv = out / "trials.csv"
     frame.to_csv(csv, index=False, date_format="%Y-%m-%dT%H:%M:%S")

@@ -162,7 +162,7 @@ def test_committed_readme_example_is_what_the_generator_writes(tmp_path):
         assert (committed / path.name).read_text() == path.read_text(), path.name
     config = load_config(committed / "feature_table.toml")
     loaded = load_tables(config)
-    assert loaded.report.rows_in["features"] == 250 == loaded.report.rows_kept["features"]
+    assert loaded.report.rows_in["features"] == 1500 == loaded.report.rows_kept["features"]
 
 
 def test_library_api_carries_the_table(tmp_path):

@@ -94,7 +94,7 @@ def test_pql_flag_needs_every_condition():
 
 def test_pql_on_unknown_feature_is_a_clear_error():
     cfg = make_config(pql={"conditions": [{"feature": "nope", "op": ">=", "value": 1}]})
-    with pytest.raises(KeyError, match="'nope'"):
+    with pytest.raises(ConfigError, match="'nope' is not a built feature"):
         compute_pql(_frame(CASES), cfg)
 
 

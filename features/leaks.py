@@ -1,0 +1,366 @@
+"""Leak detection before any feature is built: outcome events and post-purchase attributes.
+
+A feature guard that looks at one column at a time misses a leak that spreads:
+an outcome event logged with hindsight ("Subscription Activated" stamped at
+signup for accounts that later paid) is caught as ``count_<event>_all`` but
+leaks back through every aggregate (event totals, active days, distinct types).
+The only safe cure is to remove such an event from the events table before any
+feature sees it. This module
+
+- flags event types that separate the conversion label almost perfectly during
+  the trial, cluster right at ``converted_at``, or are named like an outcome;
+- merges them with the config's ``[leakage].exclude_events`` (minus
+  ``allow_events``) into one exclusion list that the feature spec carries, so
+  training, scoring, milestones and PQL rules all drop the same events;
+- flags account columns whose *missingness* separates the label (a field filled
+  after purchase), and columns declared ``known_at = "current"``, which never
+  feed the models.
+
+Detection uses only accounts whose label is known at the export time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from features.config import CompanyConfig, FirmographicsConfig
+from features.tables import Tables
+
+#: Words that name an outcome rather than a product action.
+OUTCOME_WORDS = (
+    "paid",
+    "payment",
+    "converted",
+    "conversion",
+    "subscription",
+    "subscribed",
+    "subscribe",
+    "upgrade",
+    "upgraded",
+    "purchase",
+    "purchased",
+    "invoice",
+    "checkout",
+    "won",
+    "closed won",
+)
+_WORD_RE = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class EventLeak:
+    """One event type flagged as a probable outcome.
+
+    Attributes:
+        event: the event name in the company's vocabulary.
+        reason: why, in words (which rule fired, with the numbers).
+        share_converters: share of labelled converters with the event during the trial.
+        share_others: share of labelled non-converters with it.
+    """
+
+    event: str
+    reason: str
+    share_converters: float
+    share_others: float
+
+
+@dataclass(frozen=True)
+class AttributeLeak:
+    """An account column that may not feed the models.
+
+    Attributes:
+        column: the account column.
+        reason: declared ``known_at = "current"``, or its missingness separates the label.
+        missing_auc: how well "is it filled?" alone separates converters (0.5 = not at all).
+    """
+
+    column: str
+    reason: str
+    missing_auc: float = float("nan")
+
+
+@dataclass(frozen=True)
+class LeakScan:
+    """What leak detection found and what will be excluded.
+
+    Attributes:
+        events: flagged event types (detected; excluded unless allowed).
+        attributes: account columns that will not feed the models.
+        configured: ``[leakage].exclude_events`` from the config.
+        excluded_events: the final list removed from every feature.
+        labelled_accounts, converters: how many accounts the scan could judge.
+    """
+
+    events: list[EventLeak] = field(default_factory=list)
+    attributes: list[AttributeLeak] = field(default_factory=list)
+    configured: list[str] = field(default_factory=list)
+    excluded_events: list[str] = field(default_factory=list)
+    labelled_accounts: int = 0
+    converters: int = 0
+
+    @property
+    def excluded_attributes(self) -> list[str]:
+        """Account columns kept out of the features."""
+        return [a.column for a in self.attributes]
+
+    def message(self) -> str:
+        """Loud lines naming every flagged event and attribute and what happens to it."""
+        lines = []
+        for leak in self.events:
+            action = (
+                "EXCLUDED from every feature"
+                if leak.event in self.excluded_events
+                else "kept (allow_events)"
+            )
+            lines.append(f"LEAK? event {leak.event!r}: {leak.reason}; {action}")
+        for attr in self.attributes:
+            lines.append(
+                f"LEAK? account column {attr.column!r}: {attr.reason}; not used as a feature"
+            )
+        if self.events:
+            proposal = ", ".join(f'"{e}"' for e in self.excluded_events)
+            lines.append(
+                f"Proposed config: [leakage] exclude_events = [{proposal}] "
+                "(list an event in allow_events if it is truly known before the outcome)"
+            )
+        return "\n".join(lines)
+
+
+def is_outcome_name(name: str) -> bool:
+    """True when an event name reads like an outcome (paid, converted, subscription...)."""
+    words = _WORD_RE.findall(str(name).lower())
+    joined = " ".join(words)
+    return any(w in words or (" " in w and w in joined) for w in OUTCOME_WORDS)
+
+
+def _labelled(
+    tables: Tables, config: CompanyConfig, export_time: pd.Timestamp | None
+) -> pd.DataFrame:
+    acc = tables.accounts
+    now = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
+    window = pd.Timedelta(days=config.trial.conversion_window_days)
+    closed = (acc["trial_end"] + window) <= now
+    conv = (
+        acc["converted_at"] if "converted_at" in acc.columns else pd.Series(pd.NaT, index=acc.index)
+    )
+    label = conv.notna() & (conv <= acc["trial_end"] + window)
+    out = pd.DataFrame(
+        {
+            "account_id": acc["account_id"].astype(str).to_numpy(),
+            "trial_start": acc["trial_start"].to_numpy(),
+            "trial_end": acc["trial_end"].to_numpy(),
+            "converted_at": pd.to_datetime(conv).to_numpy(),
+            "label": label.to_numpy(),
+        }
+    )
+    return out[closed.to_numpy()].reset_index(drop=True)
+
+
+def scan_events(
+    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+) -> tuple[list[EventLeak], int, int]:
+    """Flag outcome-like event types; returns ``(leaks, labelled accounts, converters)``.
+
+    Rules (thresholds in ``[leakage]``):
+
+    - *separates*: during the trial (before trial end and before conversion),
+      present for at least ``min_share_converters`` of converters and at most
+      ``max_share_others`` of the others;
+    - *clustered at conversion*: at least ``cluster_share`` of a converter's
+      events of that type lie within ``cluster_days`` of ``converted_at``, for
+      most converters that have it, and it is rare before trials end for others;
+    - *named like an outcome* (``is_outcome_name``).
+    """
+    rules = config.leakage
+    lab = _labelled(tables, config, export_time)
+    n1 = int(lab["label"].sum())
+    n0 = len(lab) - n1
+    vocabulary = pd.Index(pd.unique(tables.events["event"].astype(str)))
+    leaks: dict[str, EventLeak] = {}
+    for name in vocabulary:
+        if is_outcome_name(name):
+            leaks[name] = EventLeak(name, "named like an outcome", float("nan"), float("nan"))
+    if n1 == 0 or n0 == 0:
+        return list(leaks.values()), len(lab), n1
+    ev = tables.events
+    pos = pd.Index(lab["account_id"]).get_indexer(ev["account_id"].astype(str))
+    keep = pos >= 0
+    pos = pos[keep]
+    names = ev["event"].astype(str).to_numpy()[keep]
+    ts = ev["timestamp"].to_numpy()[keep]
+    end = lab["trial_end"].to_numpy()[pos]
+    conv = lab["converted_at"].to_numpy()[pos]
+    before_outcome = (ts < end) & (np.isnat(conv) | (ts < conv))
+    label = lab["label"].to_numpy()
+    trial = pd.DataFrame(
+        {"pos": pos[before_outcome], "event": names[before_outcome]}
+    ).drop_duplicates()
+    has = trial.assign(y=label[trial["pos"].to_numpy()])
+    share = has.groupby("event")["y"].agg(["sum", "count"])
+    share_conv = share["sum"] / n1
+    share_other = (share["count"] - share["sum"]) / n0
+    for name in share.index:
+        sc, so = float(share_conv[name]), float(share_other[name])
+        if sc >= rules.min_share_converters and so <= rules.max_share_others:
+            leaks[name] = EventLeak(
+                name,
+                f"during the trial it is present for {sc:.0%} of converters and {so:.0%} of "
+                "the others (it separates the label almost perfectly)",
+                sc,
+                so,
+            )
+    # Clustered right at conversion (any time, converters only).
+    is_conv = ~np.isnat(conv) & label[pos]
+    if is_conv.any():
+        gap = np.abs((ts[is_conv] - conv[is_conv]) / np.timedelta64(1, "D"))
+        near = pd.DataFrame(
+            {"pos": pos[is_conv], "event": names[is_conv], "near": gap <= rules.cluster_days}
+        )
+        per_account = near.groupby(["event", "pos"])["near"].mean()
+        clustered = (
+            (per_account >= rules.cluster_share).groupby(level="event").agg(["mean", "size"])
+        )
+        for name, row in clustered.iterrows():
+            covered = row["size"] / n1
+            so = float(share_other.get(name, 0.0))
+            if (
+                row["mean"] >= 0.8
+                and covered >= 0.2
+                and so <= rules.max_share_others
+                and name not in leaks
+            ):
+                leaks[str(name)] = EventLeak(
+                    str(name),
+                    f"for {row['mean']:.0%} of the {int(row['size'])} converters that have it, it "
+                    f"happens within {rules.cluster_days:g} day(s) of converted_at",
+                    float(share_conv.get(name, 0.0)),
+                    so,
+                )
+    return list(leaks.values()), len(lab), n1
+
+
+def missingness_auc(filled: np.ndarray, label: np.ndarray) -> float:
+    """``max(auc, 1 - auc)`` of "the column is filled" as the only predictor of ``label``."""
+    y = label.astype(bool)
+    if y.all() or (~y).all():
+        return 0.5
+    tpr = filled[y].mean()
+    fpr = filled[~y].mean()
+    auc = 0.5 * (1 + tpr - fpr)
+    return float(max(auc, 1 - auc))
+
+
+def scan_attributes(
+    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+) -> list[AttributeLeak]:
+    """Firmographic columns that may not feed the models.
+
+    Declared ``known_at = "current"`` in ``[firmographics]``, or, for columns
+    declared ``"signup"`` or undeclared, whose missingness alone separates the
+    label with ROC AUC at least ``[leakage].missingness_auc`` (a field filled
+    after purchase). Declaring a column ``"signup"`` explicitly keeps it even then.
+    """
+    firmo = config.firmographics
+    lab = _labelled(tables, config, export_time)
+    acc = tables.accounts.set_index(tables.accounts["account_id"].astype(str))
+    out: list[AttributeLeak] = []
+    for col in [*firmo.numeric, *firmo.categorical]:
+        declared = firmo.known_at.get(col)
+        if declared == "current":
+            out.append(
+                AttributeLeak(col, 'declared known_at = "current" (known only after purchase)')
+            )
+            continue
+        if col not in acc.columns or declared == "signup" or lab.empty:
+            continue
+        filled = acc[col].reindex(lab["account_id"]).notna().to_numpy()
+        auc = missingness_auc(filled, lab["label"].to_numpy())
+        if auc >= config.leakage.missingness_auc:
+            y = lab["label"].to_numpy()
+            out.append(
+                AttributeLeak(
+                    col,
+                    f"filled for {filled[y].mean():.0%} of converters and {filled[~y].mean():.0%} "
+                    f"of the others (missingness alone has ROC AUC {auc:.2f}); declare "
+                    f'known_at.{col} = "signup" if it is truly known at signup',
+                    auc,
+                )
+            )
+    return out
+
+
+def scan_leaks(
+    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+) -> LeakScan:
+    """Event and attribute scan plus the final exclusion list (see module docstring)."""
+    rules = config.leakage
+    configured = list(rules.exclude_events)
+    events: list[EventLeak] = []
+    n_lab = n_conv = 0
+    if rules.auto_exclude:
+        events, n_lab, n_conv = scan_events(tables, config, export_time=export_time)
+    allowed = set(rules.allow_events)
+    excluded = list(
+        dict.fromkeys([*configured, *(e.event for e in events if e.event not in allowed)])
+    )
+    return LeakScan(
+        events=events,
+        attributes=scan_attributes(tables, config, export_time=export_time)
+        if rules.auto_exclude
+        else [
+            AttributeLeak(c, 'declared known_at = "current"')
+            for c, k in config.firmographics.known_at.items()
+            if k == "current"
+        ],
+        configured=configured,
+        excluded_events=excluded,
+        labelled_accounts=n_lab,
+        converters=n_conv,
+    )
+
+
+def drop_events(tables: Tables, names: list[str] | tuple[str, ...]) -> Tables:
+    """``tables`` without the events called any of ``names`` (every feature then ignores them)."""
+    if not names:
+        return tables
+    ev = tables.events
+    keep = ~ev["event"].astype(str).isin(list(names)).to_numpy()
+    if keep.all():
+        return tables
+    kept = ev[keep].reset_index(drop=True)
+    if isinstance(kept["event"].dtype, pd.CategoricalDtype):
+        kept["event"] = kept["event"].cat.remove_unused_categories()
+    return replace(tables, events=kept)
+
+
+def excluded_events_for(config: CompanyConfig, spec_excluded: list[str] | None = None) -> list[str]:
+    """The events every consumer (features, milestones, PQL rules) must ignore.
+
+    ``spec_excluded`` is the list frozen in a fitted feature spec (detected plus
+    configured); without a spec, the config's ``exclude_events``.
+    """
+    if spec_excluded is not None:
+        return list(spec_excluded)
+    return list(config.leakage.exclude_events)
+
+
+def usable_firmographics(
+    config: CompanyConfig, excluded_attributes: list[str] | tuple[str, ...]
+) -> FirmographicsConfig:
+    """The configured firmographics minus the columns that may not feed a model
+    (``FeatureSpec.excluded_attributes``: declared ``known_at = "current"`` or
+    whose missingness separates the label). Feature families call this."""
+    firmo = config.firmographics
+    drop = set(excluded_attributes)
+    if not drop:
+        return firmo
+    return firmo.model_copy(
+        update={
+            "numeric": [c for c in firmo.numeric if c not in drop],
+            "categorical": [c for c in firmo.categorical if c not in drop],
+        }
+    )

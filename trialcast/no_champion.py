@@ -1,0 +1,63 @@
+"""Why there is no model to score with, and what to do: for ``score``, ``forecast`` and ``serve``.
+
+Without a champion these commands used to end in a traceback. Now they read the
+registry: no model trained yet, or the last trained version's verdict (``no lift
+found``, ``too little data (n=..., positives=...)``, ``probable leak``) with the
+next step.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features.config import CompanyConfig
+from features.settings import resolve_tracking_uri
+from models.loader import registered_name
+
+ENV_ALIAS = "TRIALCAST_MODEL_ALIAS"
+
+
+def missing_model_message(
+    config: CompanyConfig,
+    *,
+    kind: str = "conversion",
+    tracking_uri: str | None = None,
+    alias: str | None = None,
+) -> str | None:
+    """``None`` when ``<model>@alias`` exists, else a plain explanation with the next step."""
+    alias = alias or os.environ.get(ENV_ALIAS) or "champion"
+    uri = resolve_tracking_uri(config, tracking_uri)
+    name = registered_name(config, kind)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        client.get_model_version_by_alias(name, alias)
+        return None
+    except MlflowException:
+        pass
+    try:
+        versions = list(client.search_model_versions(f"name = '{name}'"))
+    except MlflowException:
+        versions = []
+    if not versions:
+        return (
+            f"no {kind} model is registered as {name!r} in {uri}: train one first with "
+            "`trialcast train -c CONFIG` (or point --tracking-uri at the right store)"
+        )
+    last = max(versions, key=lambda v: int(v.version))
+    tags = last.tags or {}
+    verdict = tags.get("verdict_text") or tags.get("verdict") or "not recorded"
+    advice = {
+        "no lift found": "the model adds nothing over the base rate yet: add history or "
+        "better signals and retrain",
+        "probable leak": "exclude the leaking event ([leakage].exclude_events) or column "
+        '(known_at = "current") and retrain',
+    }.get(tags.get("verdict", ""), "retrain when more trials have finished")
+    return (
+        f"{name} has no {alias!r} version in {uri}. The last trained version "
+        f"{last.version} was not promoted: verdict '{verdict}'. Next: {advice}; or, if you "
+        f"accept it anyway, `trialcast promote -c CONFIG --kind {kind} --version "
+        f"{last.version} --force` (a probable leak is never promoted)."
+    )
