@@ -40,7 +40,7 @@ import pandas as pd
 from bentoml.exceptions import InvalidArgument
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
 from features.config import CompanyConfig, load_config, load_demo_config
 from features.validation import InputError
@@ -119,8 +119,6 @@ def serving_workers() -> int | str:
 
 install_route_metrics()
 quiet_client_errors()
-
-SCORES_JSON = TypeAdapter(list[AccountScore])
 
 TopK = Annotated[int, Field(ge=0, le=MAX_TOP_K, description="Factors of each sign to list.")]
 AccountId = Annotated[str, Path(min_length=1, max_length=200)]
@@ -232,7 +230,9 @@ class TrialcastService:
         """
         # Serialised here, in the worker thread (pydantic's Rust encoder), not on the event loop.
         scored = self._score(accounts, as_of, top_k, explain_all)
-        body = SCORES_JSON.dump_json([AccountScore.model_validate(x) for x in scored])
+        # One account at a time: a single dump of a large list holds the GIL throughout.
+        parts = [AccountScore.model_validate(x).model_dump_json().encode() for x in scored]
+        body = b"[" + b",".join(parts) + b"]"
         return Response(body, media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(
