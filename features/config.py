@@ -129,6 +129,10 @@ class TrialConfig(_Strict):
             before ``trial_end`` plus this many days.
         snapshot_days: days into the trial at which training snapshots are taken
             (trial end is always added).
+        post_trial_snapshot_days: days after trial end at which trials still open
+            are snapshotted too (the state ``score`` and ``forecast`` meet for
+            trials deciding after their end); default 1, 3, 7, 14, 21, 30, 45, 60,
+            90 ... kept while inside the conversion window.
         churn_horizon_days: churn label = churned within this many days of a snapshot.
         churn_snapshot_every_days: spacing of churn snapshots of paying accounts.
     """
@@ -136,6 +140,7 @@ class TrialConfig(_Strict):
     default_trial_days: int = Field(14, gt=0)
     conversion_window_days: int = Field(30, ge=0)
     snapshot_days: list[int] = Field(default_factory=lambda: [1, 3, 7, 14])
+    post_trial_snapshot_days: list[int] | None = None
     churn_horizon_days: int = Field(90, gt=0)
     churn_snapshot_every_days: int = Field(30, gt=0)
 
@@ -145,6 +150,20 @@ class TrialConfig(_Strict):
         if not v or any(d <= 0 for d in v):
             raise ValueError("snapshot_days must be a non-empty list of positive days")
         return sorted(set(v))
+
+    @field_validator("post_trial_snapshot_days")
+    @classmethod
+    def _positive_post(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(d <= 0 for d in v):
+            raise ValueError("post_trial_snapshot_days must be positive days after trial end")
+        return None if v is None else sorted(set(v))
+
+    def post_trial_days(self) -> list[int]:
+        """Days after trial end to snapshot open trials at, all inside the window."""
+        days = self.post_trial_snapshot_days
+        if days is None:
+            days = [1, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365]
+        return [d for d in days if d < self.conversion_window_days]
 
 
 class ValidationRules(_Strict):

@@ -47,13 +47,27 @@ def demo_data(
     trial_days: Annotated[
         str, typer.Option(help="Trial lengths in days, comma-separated.")
     ] = "14,30",
+    in_trial_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of conversions during the trial.")
+    ] = 0.35,
+    after_trial_beta: Annotated[
+        str, typer.Option(help="Beta(a,b) of post-trial lags over the window, 'a,b'.")
+    ] = "1.0,3.5",
 ) -> None:
     """Generate the demo company's tables (events, accounts, communications) and its truth file."""
     from features.demo.generator import generate_demo_data, write_demo_data
+    from features.demo.latent import DemoConversionLags
 
     lengths = tuple(int(x) for x in trial_days.split(",") if x.strip())
+    try:
+        a_after, b_after = (float(x) for x in after_trial_beta.split(","))
+    except ValueError:
+        fail(f"--after-trial-beta: expected two numbers 'a,b', got {after_trial_beta!r}")
+    lags = DemoConversionLags(in_trial_share=in_trial_share, a_after=a_after, b_after=b_after)
     with console.status(f"Generating {accounts:,} demo accounts..."):
-        demo = generate_demo_data(accounts, seed=seed, trial_days=lengths, show_progress=False)
+        demo = generate_demo_data(
+            accounts, seed=seed, trial_days=lengths, conversion_lags=lags, show_progress=False
+        )
         paths = write_demo_data(demo, out)
     config_path = out / "trialcast.toml"
     config_path.write_text(demo_config_text())
