@@ -307,39 +307,59 @@ def forecast(
     logit_sd: Annotated[
         float, typer.Option(help="Calibration uncertainty (log-odds sd) to widen ranges.")
     ] = 0.0,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Forecast moment (ISO 8601; default: the export time)."),
+    ] = None,
 ) -> None:
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
     from features.loaders import load_tables
     from serving.batch import score_customers
     from serving.forecast.view import resolve_forecast_dir
     from serving.scoring import load_scoring_models
-    from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
+    from trialcast.forecast_job import (
+        prepare_scores_for_forecast,
+        run_forecast,
+        scores_model_version,
+    )
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
 
     cfg = load_config_or_exit(config)
+    try:
+        moment = pd.Timestamp(as_of) if as_of else None
+    except ValueError:
+        fail(f"--as-of: not a date/time: {as_of!r}")
     tables = load_tables(cfg).tables
     models = load_scoring_models(cfg)
     if scores is None:
         with console.status("Scoring open trials..."):
-            scored = run_score_job(cfg, tables=tables, models=models)
-        scores, version = scored.path, ", ".join(f"{k} {v}" for k, v in scored.models.items())
-    else:
-        version = "from scores file"
-    frame = prepare_scores_for_forecast(pd.read_parquet(scores), tables.accounts)
-    as_of = pd.Timestamp(frame["as_of"].max())
+            scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
+        scores = scored.path
+    raw = pd.read_parquet(scores)
+    version = scores_model_version(raw)
+    frame = prepare_scores_for_forecast(raw, tables.accounts)
+    scored_at = pd.Timestamp(frame["as_of"].max())
+    if moment is not None and scored_at != moment:
+        fail(f"--scores {scores}: scored as of {scored_at}, not --as-of {moment}")
     with console.status("Scoring paying customers for churn..."):
-        customers = score_customers(cfg, tables, models, as_of=as_of)
+        customers = score_customers(cfg, tables, models, as_of=scored_at)
+    reason = (
+        None
+        if customers is not None
+        else "no churn model is registered under the served alias: run `trialcast train`"
+    )
     result = run_forecast(
         cfg,
         frame,
         out or resolve_forecast_dir(),
-        as_of=as_of,
+        as_of=scored_at,
         history=tables.accounts,
         customers=customers,
         model_version=version,
         logit_sd=logit_sd,
         to_sql=to_sql,
+        recurring_reason=reason,
     )
     print_forecast_summary(result, console)
 

@@ -69,16 +69,20 @@ class ForecastRunResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     sql_rows: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    recurring_reason: str | None = None
 
 
-def _fill_deal_values(scores: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
-    """Missing deal values take the median won deal of the account's plan (else overall)."""
+def _fill_deal_values(
+    scores: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Missing deal values take the median deal of the account's plan (else overall)
+    among deals won before ``as_of`` (nothing from after the forecast moment)."""
     if "deal_value" not in scores.columns:
         scores = scores.assign(deal_value=np.nan)
     missing = scores["deal_value"].isna()
     if not missing.any() or history is None or "deal_value" not in history.columns:
         return scores
-    won = history[history["converted_at"].notna()]
+    won = history[(history["converted_at"] < pd.Timestamp(as_of)).fillna(False)]
     overall = float(won["deal_value"].median()) if len(won) else 0.0
     fill = pd.Series(overall, index=scores.index)
     if "plan" in scores.columns and "plan" in won.columns:
@@ -99,11 +103,26 @@ def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) ->
     return frame
 
 
-def write_forecast_meta(out: Path, *, as_of: pd.Timestamp, model_version: str) -> Path:
-    """``forecast_meta.json``: when the forecast was made and with which models."""
+def scores_model_version(scores: pd.DataFrame) -> str:
+    """The model name(s) and version(s) a scores file was made with (``"unknown"`` if absent)."""
+    if not {"model_name", "model_version"} <= set(scores.columns):
+        return "unknown (scores file has no model_name / model_version)"
+    pairs = scores[["model_name", "model_version"]].drop_duplicates().astype(str)
+    return ", ".join(f"{n} {v}" for n, v in pairs.itertuples(index=False))
+
+
+def write_forecast_meta(
+    out: Path, *, as_of: pd.Timestamp, model_version: str, recurring_reason: str | None = None
+) -> Path:
+    """``forecast_meta.json``: when the forecast was made, with which models, and why
+    recurring revenue is missing when it is."""
     path = out / "forecast_meta.json"
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"as_of": pd.Timestamp(as_of).isoformat(), "model_version": model_version}
+    payload = {
+        "as_of": pd.Timestamp(as_of).isoformat(),
+        "model_version": model_version,
+        "recurring_reason": recurring_reason,
+    }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, path)
@@ -125,6 +144,7 @@ def run_forecast(
     to_sql: str | None = None,
     sql_table: str = DEFAULT_TABLE,
     pictures: bool = True,
+    recurring_reason: str | None = None,
 ) -> ForecastRunResult:
     """Forecast new revenue from scored open trials (and churn-adjusted MRR); write it.
 
@@ -143,7 +163,11 @@ def run_forecast(
         tolerance: accuracy of the ranges (fraction of each group's sd).
         to_sql: SQLAlchemy URL to also write the account rows to (``sql_table``).
         pictures: write the PNG of expected revenue by month.
+        recurring_reason: why ``customers`` is missing (kept in the meta file and
+            the result; a reason is required when it is missing).
     """
+    if customers is None and not recurring_reason:
+        recurring_reason = "no churn scores were given"
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     if as_of is None:
@@ -159,7 +183,7 @@ def run_forecast(
         if history is not None
         else ConversionTiming(tau=np.array([]), window_days=float(window), fitted_at=moment)
     )
-    scores = _fill_deal_values(scores, history)
+    scores = _fill_deal_values(scores, history, moment)
     trials = prepare_open_trials(
         scores, as_of=moment, default_trial_days=config.trial.default_trial_days
     )
@@ -190,7 +214,9 @@ def run_forecast(
     out = Path(out_dir)
     outputs = {
         "breakdown": write_csv(breakdown, out / "forecast_breakdown.csv"),
-        "meta": write_forecast_meta(out, as_of=moment, model_version=model_version),
+        "meta": write_forecast_meta(
+            out, as_of=moment, model_version=model_version, recurring_reason=recurring_reason
+        ),
         "accounts_csv": write_csv(accounts, out / "forecast_accounts.csv"),
         "accounts_parquet": write_parquet(accounts, out / "forecast_accounts.parquet"),
     }
@@ -212,6 +238,7 @@ def run_forecast(
         outputs=outputs,
         sql_rows=sql_rows,
         seconds=seconds,
+        recurring_reason=None if recurring is not None else recurring_reason,
     )
 
 

@@ -116,6 +116,8 @@ def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
             f"{r.p90:,.0f}",
         )
     console.print(table)
+    if run.recurring is None:
+        console.print(f"Recurring revenue: not forecast: {run.recurring_reason}")
     if run.recurring is not None:
         rec = Table(title="Recurring revenue of paying accounts over the churn horizon (MRR)")
         for col in ("dimension", "segment", "measure", "current MRR", "expected", "P10", "P90"):
