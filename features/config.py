@@ -320,6 +320,41 @@ class RegistryConfig(_Strict):
     churn_model: str = "trialcast-churn"
 
 
+class SegmentSpec(_Strict):
+    """One breakdown of the revenue forecast.
+
+    Attributes:
+        column: an accounts-table column (text or numeric) or ``persona``.
+        bands: upper edges of numeric bands (``[10, 50, 200]`` gives ``<=10``,
+            ``11-50``, ``51-200``, ``>200``); values that are not numbers (text
+            bands such as ``"51-200"``) are kept as they are.
+        name: the dimension's name in the outputs (default: the column).
+    """
+
+    column: str
+    bands: list[float] | None = None
+    name: str | None = None
+
+    @field_validator("bands")
+    @classmethod
+    def _increasing(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(b >= a for a, b in zip(v[1:], v, strict=False))):
+            raise ValueError("bands must be a non-empty, strictly increasing list of edges")
+        return v
+
+
+class ForecastConfig(_Strict):
+    """Revenue forecast settings.
+
+    Attributes:
+        segments: breakdowns of the forecast; default: persona, the
+            firmographics ``size_column`` (banded at 10 / 50 / 200 / 1000 when
+            numeric) and every categorical firmographics column.
+    """
+
+    segments: list[SegmentSpec] | None = None
+
+
 class CompanyConfig(_Strict):
     """Everything trialcast knows about one company."""
 
@@ -334,6 +369,7 @@ class CompanyConfig(_Strict):
     pql: PqlConfig = Field(default_factory=PqlConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def config_hash(self) -> str:

@@ -243,9 +243,9 @@ def score_customers(
     """Churn probability of every account paying at ``as_of`` (``None`` without a churn model).
 
     Features are built at ``as_of`` with the churn model's ``FeatureSpec``, as in
-    training. Returns ``account_id``, ``mrr``, ``p_churn`` (within the model's
-    ``churn_horizon_days``) and the segment columns ``plan`` / ``company_size`` when
-    the accounts table has them: the input of the churn-adjusted revenue forecast.
+    training. Returns ``account_id``, ``mrr`` and ``p_churn`` (within the model's
+    ``churn_horizon_days``): the input of the churn-adjusted revenue forecast
+    (segments are added from the config, ``serving.forecast.segments``).
     """
     if models.churn is None:
         return None
@@ -264,11 +264,4 @@ def score_customers(
             "p_churn": models.churn.model.predict_proba(frame),
         }
     )
-    extra = [c for c in ("plan", "company_size") if c in tables.accounts.columns]
-    if extra:
-        out = out.merge(
-            tables.accounts[["account_id", *extra]].astype({"account_id": str}),
-            on="account_id",
-            how="left",
-        )
     return out[out["mrr"].notna()].reset_index(drop=True)

@@ -41,6 +41,7 @@ from serving.forecast.revenue import (
     forecast_recurring_revenue,
     prepare_open_trials,
 )
+from serving.forecast.segments import PERSONA, add_segment_columns, configured_segments
 from serving.forecast.timing import ConversionTiming, fit_conversion_timing
 from trialcast.backtest import BacktestResult, run_rolling_backtest
 
@@ -92,10 +93,10 @@ def _fill_deal_values(
 
 
 def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    """Batch scores (``trialcast score``) with what the forecast needs from the accounts:
-    plan and company size for segments, days into and length of the trial."""
-    extra = [c for c in ("plan", "company_size") if c in accounts.columns and c not in scores]
-    frame = scores.merge(accounts[["account_id", *extra]], on="account_id", how="left")
+    """Batch scores (``trialcast score``) with days into and length of the trial
+    (segments come from the config: ``serving.forecast.segments``)."""
+    del accounts  # segments are added by ``run_forecast`` from the config
+    frame = scores.copy()
     as_of = pd.Timestamp(pd.to_datetime(frame["as_of"]).max())
     start, end = pd.to_datetime(frame["trial_start"]), pd.to_datetime(frame["trial_end"])
     frame["trial_days_elapsed"] = (as_of - start).dt.total_seconds() / 86_400
@@ -187,23 +188,30 @@ def run_forecast(
     trials = prepare_open_trials(
         scores, as_of=moment, default_trial_days=config.trial.default_trial_days
     )
+    accounts_table = history if history is not None else trials[["account_id"]]
+    specs = configured_segments(config)
+    trials, segments = add_segment_columns(trials, accounts_table, specs)
     breakdown = forecast_new_revenue(
         trials,
         timing,
         as_of=moment,
+        segments=segments,
         logit_sd=logit_sd,
         tolerance=tolerance,
         default_trial_days=config.trial.default_trial_days,
     )
     accounts = build_export_frame(
-        build_account_forecast(trials, timing, as_of=moment),
+        build_account_forecast(trials, timing, as_of=moment, segments=segments),
         model_version=model_version,
         as_of=moment,
     )
     recurring = None
     if customers is not None:
+        kept = [s for s in specs if s.column != PERSONA]
+        customers, customer_segments = add_segment_columns(customers, accounts_table, kept)
         recurring = forecast_recurring_revenue(
             customers,
+            segments=customer_segments,
             horizon_days=horizon_days or config.trial.churn_horizon_days,
             model_horizon_days=config.trial.churn_horizon_days,
             logit_sd=logit_sd,

@@ -171,7 +171,11 @@ def build_month_table(
 
 
 def build_account_forecast(
-    trials: pd.DataFrame, timing: ConversionTiming, *, as_of: pd.Timestamp
+    trials: pd.DataFrame,
+    timing: ConversionTiming,
+    *,
+    as_of: pd.Timestamp,
+    segments: tuple[str, ...] = SEGMENTS,
 ) -> pd.DataFrame:
     """Account-level view: probability, expected value and most likely conversion month."""
     months = build_month_table(trials, timing, as_of=as_of)
@@ -189,7 +193,7 @@ def build_account_forecast(
             "expected_month": expected_month,
         }
     )
-    for col in SEGMENTS:
+    for col in segments:
         if col in trials.columns:
             out[col] = trials[col].astype("string")
     return out
