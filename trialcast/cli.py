@@ -314,7 +314,7 @@ def forecast(
 ) -> None:
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
     from features.loaders import load_tables
-    from serving.batch import score_customers
+    from serving.batch import export_now, score_customers
     from serving.forecast.view import resolve_forecast_dir
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import (
@@ -360,6 +360,7 @@ def forecast(
         logit_sd=logit_sd,
         to_sql=to_sql,
         recurring_reason=reason,
+        export_time=export_now(cfg, tables),
     )
     print_forecast_summary(result, console)
 

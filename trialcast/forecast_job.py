@@ -28,6 +28,7 @@ from serving.forecast.exports import (
     write_parquet,
     write_sql,
 )
+from serving.forecast.history import archive_run, forecast_vs_actual
 from serving.forecast.plots import (
     compute_cohort_curves,
     plot_cohort_curves,
@@ -146,6 +147,7 @@ def run_forecast(
     sql_table: str = DEFAULT_TABLE,
     pictures: bool = True,
     recurring_reason: str | None = None,
+    export_time: pd.Timestamp | None = None,
 ) -> ForecastRunResult:
     """Forecast new revenue from scored open trials (and churn-adjusted MRR); write it.
 
@@ -164,6 +166,8 @@ def run_forecast(
         tolerance: accuracy of the ranges (fraction of each group's sd).
         to_sql: SQLAlchemy URL to also write the account rows to (``sql_table``).
         pictures: write the PNG of expected revenue by month.
+        export_time: "now" of ``history`` (decides which past runs are complete in
+            ``forecast_history.csv``; default ``as_of``).
         recurring_reason: why ``customers`` is missing (kept in the meta file and
             the result; a reason is required when it is missing).
     """
@@ -230,6 +234,23 @@ def run_forecast(
     }
     if recurring is not None:
         outputs["recurring"] = write_csv(recurring, out / "forecast_recurring.csv")
+    outputs["run"] = archive_run(out, breakdown, accounts, moment)
+    if history is not None:
+        past = forecast_vs_actual(
+            out,
+            history,
+            window_days=window,
+            export_time=export_time if export_time is not None else moment,
+        )
+        outputs["history"] = write_csv(past, out / "forecast_history.csv")
+        if pictures and len(past):
+            shown = past.assign(cohort=past["as_of"].astype(str).str[:16])
+            outputs["history_png"] = save_png(
+                plot_forecast_vs_actual(
+                    shown, title="Forecast at each as_of vs actual (open trials then)"
+                ),
+                out / "forecast_history.png",
+            )
     if pictures:
         outputs["by_month_png"] = save_png(
             plot_forecast_by_month(breakdown), out / "forecast_by_month.png"
