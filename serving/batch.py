@@ -115,7 +115,11 @@ def select_closed_trials(builder: FeatureBuilder, as_of: pd.Timestamp) -> np.nda
 
 
 def predict_open_trials(
-    builder: FeatureBuilder, model: TrialcastModel, as_of: pd.Timestamp
+    builder: FeatureBuilder,
+    model: TrialcastModel,
+    as_of: pd.Timestamp,
+    *,
+    part: tuple[int, int] | None = None,
 ) -> OpenTrialScores:
     """The shipping scoring path: every open trial at ``as_of``, scored at ``as_of``.
 
@@ -125,10 +129,18 @@ def predict_open_trials(
     after trial end, ``features.snapshots``), so the calibrated probability is
     the one the model learned: converting from ``as_of`` until the window
     closes, given still open at ``as_of``. No further adjustment is applied.
+
+    ``part = (i, n)`` scores only the ``i``-th of ``n`` interleaved shares of the
+    open trials (and of the closed ones): the Dask job runs the parts on its workers.
     """
     moment = pd.Timestamp(as_of)
     seconds = timestamp_seconds(moment)
     positions = select_open_trials(builder, moment)
+    closed = select_closed_trials(builder, moment)
+    if part is not None:
+        i, n = part
+        positions = positions[i::n]
+        closed = closed[i::n]
     frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
     if len(frame):
         margin = model.margin(frame)
@@ -141,7 +153,7 @@ def predict_open_trials(
         features=frame,
         p_convert=np.asarray(p, dtype=np.float64),
         margin=np.asarray(margin, dtype=np.float64),
-        closed=select_closed_trials(builder, moment),
+        closed=closed,
         past_end=builder.index.trial_end[positions] <= seconds,
     )
 

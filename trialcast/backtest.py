@@ -182,7 +182,7 @@ def evaluate_cohort(
     value_var = value_variance(open_values, deals["deal_value_log_sd"].to_numpy(dtype=float))
     certain_values = acc.loc[in_cohort & converted, "deal_value"].astype(float).fillna(0.0)
     certain_values = certain_values.to_numpy()
-    closed_ids = set(builder.index.account_ids[scored.closed]) & cohort_ids
+    closed_ids = set(builder.index.account_ids[scored.closed])
     logit_sd = compute_calibration_sd(model, valid, margin) if calibration_uncertainty else 0.0
     dist = compute_mixture_distribution(
         np.concatenate([np.ones(len(certain_values)), p_open]),
@@ -234,7 +234,7 @@ def evaluate_cohort(
         "n_past_end": int(past_end.sum()),
         "expected_past_end": float(p_open[past_end].sum()),
         "actual_past_end": int(won_past.sum()),
-        "n_closed": len(closed_ids),
+        "n_closed": len(scored.closed),  # every trial past its window at the origin
         "expected_closed": 0.0,
         "actual_closed": actual_closed,
         "logit_sd": logit_sd,
