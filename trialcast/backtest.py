@@ -5,11 +5,16 @@ of that month. At each origin the world is cut to what an export then would
 have held (``truncate_tables``): events and messages before the origin,
 conversions and churns before it. On that cut the conversion model is trained
 exactly as the training job would (training set with ``export_time = origin``,
-time split by account, ``fit_model``), the conversion timing is learned from the
-cohorts closed by then, the cohort's open trials are scored as of the origin and
-the cohort's revenue is forecast with P10-P90 (already-converted trials count as
-certain revenue). The actual is the deal value of the cohort's trials that
-converted within their window, from the full tables.
+time split by account, ``fit_model``), the cohort's open trials are scored as of
+the origin by the shipping function (``serving.batch.predict_open_trials``, the
+one ``score`` / ``forecast`` / the service / Dask call; running trials and trials
+deciding after their end alike), valued by the shipping estimate
+(``serving.forecast.deal``: quotes and deals won before the origin only) and the
+cohort's revenue is forecast with P10-P90 (already-converted trials count as
+certain revenue; deal-value spread widens the range). The actual is the deal
+value of the cohort's trials that converted within their window, from the full
+tables. Count error (expected vs actual conversions) and value error (value per
+conversion) are reported apart, and so are the trials past their end.
 
 Interval width: the Bernoulli spread alone ignores model error. A miscalibrated
 intercept moves every trial of a cohort the same way, so it does not average
@@ -51,7 +56,10 @@ class BacktestResult:
             ``error_pct`` (forecast vs actual, % of actual), ``inside`` (actual
             within P10-P90), ``logit_sd``, ``error_bound``, ``n_train_rows``.
         summary: ``mape``, ``coverage``, ``mape_500`` / ``coverage_500`` (cohorts of
-            500+ trials), ``n_cohorts``, ``n_cohorts_500``.
+            500+ trials), ``n_cohorts``, ``n_cohorts_500``; count and value errors
+            apart (``count_error_pct`` over all cohorts, ``count_mape``,
+            ``value_mape``) and the trials past their end (``expected_past_end``,
+            ``actual_past_end``, ``past_end_error_pct``), ``actual_closed``.
     """
 
     cohorts: pd.DataFrame
@@ -253,7 +261,7 @@ def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[
     def coverage(frame: pd.DataFrame) -> float:
         return float(100.0 * frame["inside"].mean()) if len(frame) else float("nan")
 
-    return {
+    out = {
         "n_cohorts": float(len(cohorts)),
         "mape": mape(cohorts),
         "coverage": coverage(cohorts),
@@ -261,6 +269,24 @@ def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[
         "mape_500": mape(big),
         "coverage_500": coverage(big),
     }
+    if "expected_conversions" in cohorts.columns:
+        expected, actual = (
+            cohorts["expected_conversions"].sum(),
+            cohorts["actual_conversions"].sum(),
+        )
+        past_e, past_a = cohorts["expected_past_end"].sum(), cohorts["actual_past_end"].sum()
+        out.update(
+            {
+                "count_error_pct": 100.0 * (expected / actual - 1.0) if actual else np.nan,
+                "count_mape": float(cohorts["count_error_pct"].abs().mean()),
+                "value_mape": float(cohorts["value_per_conversion_error_pct"].abs().mean()),
+                "expected_past_end": float(past_e),
+                "actual_past_end": float(past_a),
+                "past_end_error_pct": 100.0 * (past_e / past_a - 1.0) if past_a else np.nan,
+                "actual_closed": float(cohorts["actual_closed"].sum()),
+            }
+        )
+    return out
 
 
 def run_rolling_backtest(
