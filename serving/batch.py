@@ -34,6 +34,8 @@ from serving.forecast.deal import estimate_deal_values
 from serving.scoring import ScoringModels, score_feature_records
 
 ENV_SCORES_PATH = "TRIALCAST_SCORES_PATH"
+#: ``score_accounts(...).attrs`` key of the closed trials (past their window).
+CLOSED_ATTR = "closed_trials"
 SCORES_FILE = "scores/latest.parquet"
 
 #: Columns of the batch-scored table, in order.
@@ -224,7 +226,27 @@ def score_accounts(
     order = np.lexsort(
         (out["account_id"].to_numpy(), -np.nan_to_num(out["expected_value"], nan=-1))
     )
-    return out.iloc[order].reset_index(drop=True)
+    ranked = out.iloc[order].reset_index(drop=True)
+    # Trials past their window: closed (p = 0), listed apart, out of the forecast.
+    ranked.attrs[CLOSED_ATTR] = closed_frame(builder, opened)
+    return ranked
+
+
+def closed_frame(builder: FeatureBuilder, opened: OpenTrialScores) -> pd.DataFrame:
+    """The trials past their conversion window at ``as_of``: listed as closed, p = 0."""
+    idx = builder.index
+    pos = opened.closed
+    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    return pd.DataFrame(
+        {
+            "account_id": idx.account_ids[pos].astype(str),
+            "as_of": opened.as_of,
+            "trial_end": pd.to_datetime(idx.trial_end[pos], unit="s"),
+            "window_closed_at": pd.to_datetime(idx.trial_end[pos] + window, unit="s"),
+            "lifecycle": "closed",
+            "p_convert": 0.0,
+        }
+    )
 
 
 def write_scores(frame: pd.DataFrame, path: str | Path | None = None) -> Path:

@@ -261,6 +261,10 @@ def score(
         f"Scored {result.n_accounts:,} open trials as of {result.as_of} with {result.models}"
     )
     console.print(f"  scores {result.path}")
+    if result.closed_path is not None:
+        console.print(
+            f"  closed {result.closed_path} ({result.n_closed:,} trials past their window: p = 0)"
+        )
 
 
 @app.command("serve")

@@ -22,7 +22,7 @@ from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
 from features.tables import Tables
 from models.loader import ENV_MODEL_ALIAS
-from serving.batch import score_accounts, write_scores
+from serving.batch import CLOSED_ATTR, score_accounts, write_scores
 from serving.scoring import ScoringModels, load_scoring_models
 
 SERVICE = "serving.service:TrialcastService"
@@ -35,6 +35,8 @@ class ScoreJobResult:
     path: Path
     n_accounts: int
     as_of: pd.Timestamp
+    closed_path: Path | None = None
+    n_closed: int = 0
     models: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -74,9 +76,15 @@ def run_score_job(
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
     frame = score_accounts(config, tables, models, as_of=moment, top_k=top_k)
     seconds["score"] = time.perf_counter() - t0
+    closed = frame.attrs.get(CLOSED_ATTR)
     path = write_scores(frame, out)
+    closed_path = None
+    if closed is not None:
+        closed_path = write_scores(closed, path.with_name(f"{path.stem}_closed.parquet"))
     return ScoreJobResult(
         path=path,
+        closed_path=closed_path,
+        n_closed=0 if closed is None else len(closed),
         n_accounts=len(frame),
         as_of=moment,
         models={m.kind: f"{m.name} v{m.version} ({m.source})" for m in models.loaded()},

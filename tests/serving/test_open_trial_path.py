@@ -16,7 +16,7 @@ from features.build import FeatureBuilder
 from features.demo.latent import DemoConversionLags, open_probability
 from features.snapshots import build_trial_training_set
 from models.loader import LoadedModel
-from serving.batch import predict_open_trials, score_accounts
+from serving.batch import CLOSED_ATTR, predict_open_trials, score_accounts
 from serving.forecast.revenue import forecast_new_revenue
 from serving.forecast.timing import fit_conversion_timing
 from serving.scoring import ScoringModels
@@ -119,6 +119,10 @@ def test_forecast_counts_add_up_and_leave_closed_trials_out(trained):
     assert (scores["model_version"] == "7").all()
     closed_ids = set(builder.index.account_ids[predict_open_trials(builder, model, as_of).closed])
     assert closed_ids and not closed_ids & set(scores["account_id"])
+    listed = scores.attrs[CLOSED_ATTR]
+    assert set(listed["account_id"]) == closed_ids
+    assert (listed["p_convert"] == 0).all() and (listed["lifecycle"] == "closed").all()
+    assert (listed["window_closed_at"] <= as_of).all()
     assert scores["deal_value"].notna().all() and (scores["deal_value"] > 0).all()
     assert set(scores["deal_value_source"]) <= {"quote", "group", "all"}
     frame = scores.assign(
