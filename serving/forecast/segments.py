@@ -22,7 +22,8 @@ PERSONA = "persona"
 
 
 def configured_segments(config: CompanyConfig) -> list[SegmentSpec]:
-    """The forecast breakdowns of ``config`` (see the module docstring for the default)."""
+    """The forecast breakdowns of ``config`` (see the module docstring for the default;
+    the size bands end at ``firmographics.big_company_size``)."""
     if config.forecast.segments is not None:
         return list(config.forecast.segments)
     firmo = config.firmographics
@@ -31,7 +32,8 @@ def configured_segments(config: CompanyConfig) -> list[SegmentSpec]:
         specs.append(
             SegmentSpec(
                 column=firmo.size_column,
-                bands=DEFAULT_SIZE_BANDS,
+                # The top band is the config's "big logo" size.
+                bands=sorted({*DEFAULT_SIZE_BANDS[:-1], float(firmo.big_company_size)}),
                 name=f"{firmo.size_column}_band",
             )
         )

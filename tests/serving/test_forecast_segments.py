@@ -20,6 +20,10 @@ def test_default_segments_follow_the_firmographics_config():
     config = make_config()  # size column "size", categorical "plan"
     names = [(s.column, s.name) for s in configured_segments(config)]
     assert names == [("persona", None), ("size", "size_band"), ("plan", None)]
+    big = config.model_copy(
+        update={"firmographics": config.firmographics.model_copy(update={"big_company_size": 500})}
+    )
+    assert configured_segments(big)[1].bands == [10.0, 50.0, 200.0, 500.0]
 
 
 def test_configured_segments_any_column(tmp_path):
