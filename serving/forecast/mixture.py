@@ -15,9 +15,10 @@ by the certain minimum and maximum of the sum. Weighting by the normal mass of
 each interval gives two CDFs that bracket the true mixture; the point estimate
 is their average, and the quantile bracket (``SumDistribution.quantile_bounds``)
 holds quadrature, lattice rounding and window error together. The grid is
-doubled (reusing its nodes) until the quadrature part of the bracket is within
-``tolerance x sd`` at P10 / P50 / P90 or ``MAX_INTERVALS`` is reached; whatever
-remains is still in the stated bound.
+refined (intervals split where the bracket is widest at P10 / P50 / P90, nodes
+reused) until the quadrature part of the bracket is within ``tolerance x sd``
+or the grid has more than ``MAX_INTERVALS`` intervals; whatever remains is
+still in the stated bound.
 
 Deal-value uncertainty (an open trial's value is an estimate) is independent
 across accounts and enters as an independent normal term of variance
@@ -128,31 +129,44 @@ def mix_over_logit_shift(
             cache[key] = compute_sum_distribution(pz, va, tolerance=node_tol)
         return cache[key]
 
-    intervals = START_INTERVALS
+    grid = list(np.linspace(-ZMAX, ZMAX, START_INTERVALS + 1))
     while True:
-        dist = _bracketed(at, logit_sd, intervals, s_min, s_max, smooth, mean, sd_mix)
+        dist = _bracketed(at, logit_sd, np.array(grid), s_min, s_max, smooth, mean, sd_mix)
         quad = max(
             max(dist._quantile_raw(a, dist.probs_cdf_low) - dist.quantile(a), 0.0)
             + max(dist.quantile(a) - dist._quantile_raw(a, dist.probs_cdf_high), 0.0)
             for a in CHECKED
         )
-        if quad <= tolerance * sd_mix or intervals >= MAX_INTERVALS:
+        if quad <= tolerance * sd_mix or len(grid) > MAX_INTERVALS:
             return dist
-        intervals *= 2
+        # Refine where the bracket is wide: intervals whose end points' CDFs differ
+        # most (weighted by the interval's mass) at the reported quantiles.
+        xs = [dist.quantile(a) for a in CHECKED]
+        nodes = [at(logit_sd * g) for g in grid]
+        mass = np.diff(ndtr(np.array(grid)))
+        score = np.array(
+            [
+                mass[k] * max(nodes[k].cdf(x) - nodes[k + 1].cdf(x) for x in xs)
+                for k in range(len(mass))
+            ]
+        )
+        split = np.flatnonzero(score >= 0.25 * score.max())
+        if score.max() <= 0 or len(split) == 0:
+            split = np.arange(len(mass))
+        grid = sorted({*grid, *(0.5 * (grid[k] + grid[k + 1]) for k in split)})
 
 
 def _bracketed(
     at: object,
     logit_sd: float,
-    intervals: int,
+    grid: np.ndarray,
     s_min: float,
     s_max: float,
     smooth: float,
     mean: float,
     sd: float,
 ) -> SumDistribution:
-    """The mixture on a grid of ``intervals``: estimate plus the two bracketing CDFs."""
-    grid = np.linspace(-ZMAX, ZMAX, intervals + 1)
+    """The mixture on a ``grid`` of shifts (in sd units): estimate plus the bracketing CDFs."""
     mass = np.diff(ndtr(grid))
     tail = float(ndtr(-ZMAX))
     parts = [at(logit_sd * g) for g in grid]  # type: ignore[operator]
