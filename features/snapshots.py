@@ -5,7 +5,7 @@ only when its whole label window is known at export time (censored rows are left
 out of training; they are the open trials that get scored).
 
 - Trial snapshots: at each configured day into the trial (1, 3, 7, 14...), at
-  trial end, and after it (``end+1``, ``end+3``, ``end+7``... while inside the
+  trial end, and after it (``end_1d``, ``end_3d``, ``end_7d``... while inside the
   conversion window: most conversions land after trial end, and ``score`` and
   ``forecast`` meet trials in that state), for accounts not yet converted then.
   Label: the account converts from the snapshot until
@@ -48,7 +48,8 @@ def trial_snapshot_plan(
     known = window_end <= now if labelled else np.ones(len(start), dtype=bool)
     plans: list[tuple[str, float | None, int]] = [(f"d{d}", float(d), 0) for d in cfg.snapshot_days]
     plans.append((END, None, 0))
-    plans += [(f"{END}+{k}", None, k) for k in cfg.post_trial_days()]
+    # MLflow metric names allow no "+": end_1d, end_3d... days after trial end.
+    plans += [(f"{END}_{k}d", None, k) for k in cfg.post_trial_days()]
     for name, day, after in plans:
         days_in = int((day or 0.0) * SECONDS_PER_DAY)
         as_of = end + after * SECONDS_PER_DAY if day is None else start + days_in
@@ -67,7 +68,7 @@ def build_trial_training_set(
 
     Returns:
         One row per (account, snapshot): ``account_id``, ``snapshot`` (``d1``...
-        ``end``, ``end+1``, ``end+3``...), ``snapshot_day`` (days into the trial), ``trial_start``,
+        ``end``, ``end_1d``, ``end_3d``...), ``snapshot_day`` (days into the trial), ``trial_start``,
         ``label`` (1 = converted within the window), ``as_of`` and the features.
     """
     idx = builder.index

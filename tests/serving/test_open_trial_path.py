@@ -57,9 +57,9 @@ def _as_of(company: Company) -> pd.Timestamp:
 def test_training_set_holds_post_trial_snapshots(trained):
     company, builder, _model, spec = trained
     frame = build_trial_training_set(builder)
-    post = frame[frame["snapshot"].str.startswith("end+")]
+    post = frame[frame["snapshot"].str.match(r"^end_\d+d$")]
     assert len(post) > 0
-    days = sorted({int(s.split("+")[1]) for s in post["snapshot"]})
+    days = sorted({int(s[4:-1]) for s in post["snapshot"]})
     assert days == [d for d in (1, 3, 7, 14, 21, 30) if d < spec["window_days"]]
     assert (post["trial_days_remaining"] < 0).all()
     acc = company.tables.accounts.set_index(company.tables.accounts["account_id"].astype(str))
