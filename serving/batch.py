@@ -34,8 +34,6 @@ from serving.forecast.deal import estimate_deal_values
 from serving.scoring import ScoringModels, score_feature_records
 
 ENV_SCORES_PATH = "TRIALCAST_SCORES_PATH"
-#: ``score_accounts(...).attrs`` key of the closed trials (past their window).
-CLOSED_ATTR = "closed_trials"
 SCORES_FILE = "scores/latest.parquet"
 
 #: Columns of the batch-scored table, in order.
@@ -168,6 +166,18 @@ def score_accounts(
     as_of: pd.Timestamp | str | None = None,
     top_k: int = 5,
 ) -> pd.DataFrame:
+    """Score every open trial at ``as_of`` with reasons (``score_and_close``'s scores)."""
+    return score_and_close(config, tables, models, as_of=as_of, top_k=top_k)[0]
+
+
+def score_and_close(
+    config: CompanyConfig,
+    tables: Tables,
+    models: ScoringModels,
+    *,
+    as_of: pd.Timestamp | str | None = None,
+    top_k: int = 5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every open trial at ``as_of`` (default: the export time) with reasons.
 
     Open trials and their probabilities come from ``predict_open_trials`` (the one
@@ -175,7 +185,8 @@ def score_accounts(
     (``serving.forecast.deal``), with their log-spread.
 
     Returns:
-        One row per open trial, ranked by expected value (``p_convert x
+        The scores and the closed trials (``closed_frame``: past their window,
+        p = 0, out of the forecast). Scores: one row per open trial, ranked by expected value (``p_convert x
         deal_value``, missing deal values last), with the columns of
         ``SCORE_COLUMNS``; ``positive`` / ``negative`` hold the top factors as JSON
         text, ``other`` the sum of the remaining contributions, so
@@ -228,8 +239,7 @@ def score_accounts(
     )
     ranked = out.iloc[order].reset_index(drop=True)
     # Trials past their window: closed (p = 0), listed apart, out of the forecast.
-    ranked.attrs[CLOSED_ATTR] = closed_frame(builder, opened)
-    return ranked
+    return ranked, closed_frame(builder, opened)
 
 
 def closed_frame(builder: FeatureBuilder, opened: OpenTrialScores) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
 from features.tables import Tables
 from models.loader import ENV_MODEL_ALIAS
-from serving.batch import CLOSED_ATTR, score_accounts, write_scores
+from serving.batch import score_and_close, write_scores
 from serving.scoring import ScoringModels, load_scoring_models
 
 SERVICE = "serving.service:TrialcastService"
@@ -74,17 +74,14 @@ def run_score_job(
     seconds["models"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
-    frame = score_accounts(config, tables, models, as_of=moment, top_k=top_k)
+    frame, closed = score_and_close(config, tables, models, as_of=moment, top_k=top_k)
     seconds["score"] = time.perf_counter() - t0
-    closed = frame.attrs.get(CLOSED_ATTR)
     path = write_scores(frame, out)
-    closed_path = None
-    if closed is not None:
-        closed_path = write_scores(closed, path.with_name(f"{path.stem}_closed.parquet"))
+    closed_path = write_scores(closed, path.with_name(f"{path.stem}_closed.parquet"))
     return ScoreJobResult(
         path=path,
         closed_path=closed_path,
-        n_closed=0 if closed is None else len(closed),
+        n_closed=len(closed),
         n_accounts=len(frame),
         as_of=moment,
         models={m.kind: f"{m.name} v{m.version} ({m.source})" for m in models.loaded()},

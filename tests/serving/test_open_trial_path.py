@@ -16,7 +16,7 @@ from features.build import FeatureBuilder
 from features.demo.latent import DemoConversionLags, open_probability
 from features.snapshots import build_trial_training_set
 from models.loader import LoadedModel
-from serving.batch import CLOSED_ATTR, predict_open_trials, score_accounts
+from serving.batch import predict_open_trials, score_and_close
 from serving.forecast.revenue import forecast_new_revenue
 from serving.forecast.timing import fit_conversion_timing
 from serving.scoring import ScoringModels
@@ -115,11 +115,11 @@ def test_forecast_counts_add_up_and_leave_closed_trials_out(trained):
         model=model, kind="conversion", name="conv", version="7", alias="test", source="test"
     )
     models = ScoringModels(config=company.config, conversion=loaded)
-    scores = score_accounts(company.config, company.tables, models, as_of=as_of)
+    scores, listed = score_and_close(company.config, company.tables, models, as_of=as_of)
     assert (scores["model_version"] == "7").all()
+    scores.to_parquet(company.root / "scores.parquet")  # a plain frame the service reads
     closed_ids = set(builder.index.account_ids[predict_open_trials(builder, model, as_of).closed])
     assert closed_ids and not closed_ids & set(scores["account_id"])
-    listed = scores.attrs[CLOSED_ATTR]
     assert set(listed["account_id"]) == closed_ids
     assert (listed["p_convert"] == 0).all() and (listed["lifecycle"] == "closed").all()
     assert (listed["window_closed_at"] <= as_of).all()
