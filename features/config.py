@@ -135,6 +135,10 @@ class TrialConfig(_Strict):
             before ``trial_end`` plus this many days.
         snapshot_days: days into the trial at which training snapshots are taken
             (trial end is always added).
+        post_trial_snapshot_days: days after trial end at which trials still open
+            are snapshotted too (the state ``score`` and ``forecast`` meet for
+            trials deciding after their end); default 1, 3, 7, 14, 21, 30, 45, 60,
+            90 ... kept while inside the conversion window.
         churn_horizon_days: churn label = churned within this many days of a snapshot.
         churn_snapshot_every_days: spacing of churn snapshots of paying accounts.
     """
@@ -142,6 +146,7 @@ class TrialConfig(_Strict):
     default_trial_days: int = Field(14, gt=0)
     conversion_window_days: int = Field(30, ge=0)
     snapshot_days: list[int] = Field(default_factory=lambda: [1, 3, 7, 14])
+    post_trial_snapshot_days: list[int] | None = None
     churn_horizon_days: int = Field(90, gt=0)
     churn_snapshot_every_days: int = Field(30, gt=0)
 
@@ -151,6 +156,20 @@ class TrialConfig(_Strict):
         if not v or any(d <= 0 for d in v):
             raise ValueError("snapshot_days must be a non-empty list of positive days")
         return sorted(set(v))
+
+    @field_validator("post_trial_snapshot_days")
+    @classmethod
+    def _positive_post(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(d <= 0 for d in v):
+            raise ValueError("post_trial_snapshot_days must be positive days after trial end")
+        return None if v is None else sorted(set(v))
+
+    def post_trial_days(self) -> list[int]:
+        """Days after trial end to snapshot open trials at, all inside the window."""
+        days = self.post_trial_snapshot_days
+        if days is None:
+            days = [1, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365]
+        return [d for d in days if d < self.conversion_window_days]
 
 
 class ValidationRules(_Strict):
@@ -456,6 +475,41 @@ class RegistryConfig(_Strict):
     churn_model: str = "trialcast-churn"
 
 
+class SegmentSpec(_Strict):
+    """One breakdown of the revenue forecast.
+
+    Attributes:
+        column: an accounts-table column (text or numeric) or ``persona``.
+        bands: upper edges of numeric bands (``[10, 50, 200]`` gives ``<=10``,
+            ``11-50``, ``51-200``, ``>200``); values that are not numbers (text
+            bands such as ``"51-200"``) are kept as they are.
+        name: the dimension's name in the outputs (default: the column).
+    """
+
+    column: str
+    bands: list[float] | None = None
+    name: str | None = None
+
+    @field_validator("bands")
+    @classmethod
+    def _increasing(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(b >= a for a, b in zip(v[1:], v, strict=False))):
+            raise ValueError("bands must be a non-empty, strictly increasing list of edges")
+        return v
+
+
+class ForecastConfig(_Strict):
+    """Revenue forecast settings.
+
+    Attributes:
+        segments: breakdowns of the forecast; default: persona, the
+            firmographics ``size_column`` (banded at 10 / 50 / 200 / 1000 when
+            numeric) and every categorical firmographics column.
+    """
+
+    segments: list[SegmentSpec] | None = None
+
+
 class CompanyConfig(_Strict):
     """Everything trialcast knows about one company."""
 
@@ -476,6 +530,7 @@ class CompanyConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)  # type: ignore[arg-type]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     output_dir: str = "."
     base_dir: Path = Field(default=Path("."), exclude=True)
 

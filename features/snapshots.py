@@ -4,9 +4,13 @@ Every snapshot row is built strictly from data before its ``as_of`` and labelled
 only when its whole label window is known at export time (censored rows are left
 out of training; they are the open trials that get scored).
 
-- Trial snapshots: at each configured day into the trial (1, 3, 7, 14...) and at
-  trial end, for accounts still trialling and not yet converted then. Label: the
-  account converts before ``trial_end + conversion_window_days``.
+- Trial snapshots: at each configured day into the trial (1, 3, 7, 14...), at
+  trial end, and after it (``end_1d``, ``end_3d``, ``end_7d``... while inside the
+  conversion window: most conversions land after trial end, and ``score`` and
+  ``forecast`` meet trials in that state), for accounts not yet converted then.
+  Label: the account converts from the snapshot until
+  ``trial_end + conversion_window_days`` (it is still open at the snapshot), the
+  very probability the forecast needs for a trial open at ``as_of``.
 - Churn snapshots: every ``churn_snapshot_every_days`` after conversion while
   the account still pays. Label: it churns within ``churn_horizon_days``.
 """
@@ -68,10 +72,13 @@ def trial_snapshot_plan(
 
         yield from table_snapshot_plan(builder, now, known)
         return
-    plans: list[tuple[str, float | None]] = [(f"d{d}", float(d)) for d in cfg.snapshot_days]
-    plans.append((END, None))
-    for name, day in plans:
-        as_of = end.copy() if day is None else start + int(day * SECONDS_PER_DAY)
+    plans: list[tuple[str, float | None, int]] = [(f"d{d}", float(d), 0) for d in cfg.snapshot_days]
+    plans.append((END, None, 0))
+    # MLflow metric names allow no "+": end_1d, end_3d... days after trial end.
+    plans += [(f"{END}_{k}d", None, k) for k in cfg.post_trial_days()]
+    for name, day, after in plans:
+        days_in = int((day or 0.0) * SECONDS_PER_DAY)
+        as_of = end + after * SECONDS_PER_DAY if day is None else start + days_in
         open_trial = (conv == NAT_SECONDS) | (conv >= as_of)
         ok = known & open_trial & (as_of <= now)
         if day is not None:
@@ -87,7 +94,7 @@ def build_trial_training_set(
 
     Returns:
         One row per (account, snapshot): ``account_id``, ``snapshot`` (``d1``...
-        ``end``), ``snapshot_day`` (days into the trial), ``trial_start``,
+        ``end``, ``end_1d``, ``end_3d``...), ``snapshot_day`` (days into the trial), ``trial_start``,
         ``label`` (1 = converted within the window), ``as_of`` and the features.
     """
     idx = builder.index
@@ -97,6 +104,8 @@ def build_trial_training_set(
         if len(positions) == 0:
             continue
         frame = builder.build(positions, as_of).reset_index()
+        # Open at ``as_of`` (the plan keeps only those): converting before the
+        # window closes is converting from now until then (one inclusive rule).
         label = converted_in_window(
             idx.converted_at[positions], idx.trial_end[positions], window_days
         )

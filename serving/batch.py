@@ -1,5 +1,11 @@
 """Batch scoring: every open trial at ``as_of``, with its explanation, as one table.
 
+``predict_open_trials`` is the one scoring path for open trials: which trials
+are open at ``as_of``, their features at ``as_of`` and their calibrated chance
+to convert from ``as_of`` until their window closes. ``score`` and
+``forecast`` (through ``score_accounts``), the service's data (the scores file),
+the Dask score job and the backtest (``trialcast.backtest``) all call it.
+
 ``score_accounts`` is pure (tables and models in, a frame out); ``write_scores``
 writes it atomically as Parquet (default ``models/scores/latest.parquet``,
 ``TRIALCAST_SCORES_PATH`` moves it). The service reads that file for the sales
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +30,8 @@ from features.feature_table import TRIAL_END_ONLY_NOTE, trial_end_only
 from features.settings import MODELS_DIR, output_root
 from features.snapshots import select_open_trials
 from features.tables import Tables
+from models.artifact import TrialcastModel
+from serving.forecast.deal import estimate_deal_values
 from serving.scoring import ScoringModels, score_feature_records
 
 ENV_SCORES_PATH = "TRIALCAST_SCORES_PATH"
@@ -37,6 +46,8 @@ SCORE_COLUMNS = [
     "trial_days_left",
     "lifecycle",
     "deal_value",
+    "deal_value_log_sd",
+    "deal_value_source",
     "p_convert",
     "expected_value",
     "persona",
@@ -61,6 +72,93 @@ def resolve_scores_path(explicit: str | Path | None = None) -> Path:
     return Path(env) if env else output_root() / MODELS_DIR / SCORES_FILE
 
 
+def export_now(config: CompanyConfig, tables: Tables) -> pd.Timestamp:
+    """ "Now" of an export: ``validation.export_time`` when configured, else the latest event."""
+    configured = getattr(config.validation, "export_time", None)
+    if configured is not None:
+        return pd.Timestamp(configured)
+    return tables.export_time()
+
+
+@dataclass
+class OpenTrialScores:
+    """Open trials at ``as_of`` and their calibrated chance to convert.
+
+    Attributes:
+        as_of: the scoring moment.
+        positions: builder positions of the open trials.
+        features: their features at ``as_of`` (indexed by ``account_id``).
+        p_convert: P(converts from ``as_of`` until its window closes | open now).
+        margin: the booster's raw margin (before Platt scaling).
+        closed: builder positions of trials started before ``as_of``, never
+            converted, whose window has closed (p = 0, out of the forecast).
+        past_end: mask over ``positions``: the trial ended before ``as_of``.
+    """
+
+    as_of: pd.Timestamp
+    positions: np.ndarray
+    features: pd.DataFrame
+    p_convert: np.ndarray
+    margin: np.ndarray
+    closed: np.ndarray
+    past_end: np.ndarray
+
+
+def select_closed_trials(builder: FeatureBuilder, as_of: pd.Timestamp) -> np.ndarray:
+    """Positions of trials started before ``as_of`` that did not convert before it and
+    whose conversion window closed by then: they cannot convert any more."""
+    idx = builder.index
+    t = timestamp_seconds(as_of)
+    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    started = idx.trial_start < t
+    not_converted = (idx.converted_at == NAT_SECONDS) | (idx.converted_at >= t)
+    return np.flatnonzero(started & not_converted & (idx.trial_end + window <= t))
+
+
+def predict_open_trials(
+    builder: FeatureBuilder,
+    model: TrialcastModel,
+    as_of: pd.Timestamp,
+    *,
+    part: tuple[int, int] | None = None,
+) -> OpenTrialScores:
+    """The shipping scoring path: every open trial at ``as_of``, scored at ``as_of``.
+
+    Open = started before ``as_of``, not converted before it, window still open
+    (``select_open_trials``). Features are built at ``as_of`` whatever the trial's
+    state (running, or ended and deciding: the training set holds snapshots
+    after trial end, ``features.snapshots``), so the calibrated probability is
+    the one the model learned: converting from ``as_of`` until the window
+    closes, given still open at ``as_of``. No further adjustment is applied.
+
+    ``part = (i, n)`` scores only the ``i``-th of ``n`` interleaved shares of the
+    open trials (and of the closed ones): the Dask job runs the parts on its workers.
+    """
+    moment = pd.Timestamp(as_of)
+    seconds = timestamp_seconds(moment)
+    positions = select_open_trials(builder, moment)
+    closed = select_closed_trials(builder, moment)
+    if part is not None:
+        i, n = part
+        positions = positions[i::n]
+        closed = closed[i::n]
+    frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
+    if len(frame):
+        margin = model.margin(frame)
+        p = model.predict_proba(frame)
+    else:
+        margin = p = np.zeros(0)
+    return OpenTrialScores(
+        as_of=moment,
+        positions=positions,
+        features=frame,
+        p_convert=np.asarray(p, dtype=np.float64),
+        margin=np.asarray(margin, dtype=np.float64),
+        closed=closed,
+        past_end=builder.index.trial_end[positions] <= seconds,
+    )
+
+
 def score_accounts(
     config: CompanyConfig,
     tables: Tables,
@@ -70,20 +168,40 @@ def score_accounts(
     top_k: int = 5,
     allow_before_trial_end: bool | None = None,
 ) -> pd.DataFrame:
+    """Score every open trial at ``as_of`` with reasons (``score_and_close``'s scores)."""
+    return score_and_close(
+        config,
+        tables,
+        models,
+        as_of=as_of,
+        top_k=top_k,
+        allow_before_trial_end=allow_before_trial_end,
+    )[0]
+
+
+def score_and_close(
+    config: CompanyConfig,
+    tables: Tables,
+    models: ScoringModels,
+    *,
+    as_of: pd.Timestamp | str | None = None,
+    top_k: int = 5,
+    allow_before_trial_end: bool | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every open trial at ``as_of`` (default: the export time) with reasons.
+
+    Open trials and their probabilities come from ``predict_open_trials`` (the one
+    scoring path); deal values are estimates from what is known at ``as_of``
+    (``serving.forecast.deal``), with their log-spread.
 
     With a trial-end model (a feature table without ``as_of``) trials still
     running at ``as_of`` are held back unless ``allow_before_trial_end`` (default:
     ``[feature_table].score_before_trial_end``); ``frame.attrs["held_back"]``
     counts them and ``frame.attrs["notes"]`` says why.
 
-    Open trials are those started by ``as_of``, not yet converted and still inside
-    their conversion window (``features.snapshots.select_open_trials``); features
-    are built at ``as_of`` with the conversion model's ``FeatureSpec``, exactly
-    as in training.
-
     Returns:
-        One row per open trial, ranked by expected value (``p_convert x
+        The scores and the closed trials (``closed_frame``: past their window,
+        p = 0, out of the forecast). Scores: one row per open trial, ranked by expected value (``p_convert x
         deal_value``, missing deal values last), with the columns of
         ``SCORE_COLUMNS``; ``positive`` / ``negative`` hold the top factors as JSON
         text, ``other`` the sum of the remaining contributions, so
@@ -96,11 +214,11 @@ def score_accounts(
         else allow_before_trial_end
     )
     builder = FeatureBuilder.from_tables(tables, config, models.spec("conversion"))
-    moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
+    moment = pd.Timestamp(as_of) if as_of is not None else export_now(config, tables)
     seconds = timestamp_seconds(moment)
-    positions = select_open_trials(builder, moment)
-    positions, held_back = hold_back_running_trials(models, builder, positions, seconds, allow)
-    frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
+    opened = predict_open_trials(builder, loaded.model, moment)
+    keep, held_back = running_trials_kept(models, builder, opened.positions, seconds, allow)
+    positions, frame, p_open = opened.positions[keep], opened.features[keep], opened.p_convert[keep]
     M = loaded.model.matrix_from_frame(frame)
     records = cast(list[dict[str, Any]], frame.reset_index(drop=True).to_dict("records"))
     # Open trials have not converted by ``as_of``: every row gets the conversion score.
@@ -108,13 +226,9 @@ def score_accounts(
         models, records, top_k=top_k, matrices={"conversion": M}, allow_before_trial_end=allow
     )
     idx = builder.index
-    accounts = tables.accounts.set_index(tables.accounts["account_id"].astype(str))
-    deal = (
-        pd.to_numeric(accounts["deal_value"], errors="coerce").reindex(frame.index).to_numpy()
-        if "deal_value" in accounts.columns
-        else np.full(len(frame), np.nan)
-    )
-    p = np.array([s["p_convert"] for s in scored], dtype=np.float64)
+    deals = estimate_deal_values(tables.accounts, frame.index.to_series(), moment)
+    deal = deals["deal_value"].to_numpy(dtype=np.float64)
+    p = p_open
     explanation = [s["explanations"][0] for s in scored]
     end = idx.trial_end[positions]
     out = pd.DataFrame(
@@ -126,6 +240,8 @@ def score_accounts(
             "trial_days_left": (end - seconds) / SECONDS_PER_DAY,
             "lifecycle": np.where(end > seconds, "trial", "deciding"),
             "deal_value": deal,
+            "deal_value_log_sd": deals["deal_value_log_sd"].to_numpy(dtype=np.float64),
+            "deal_value_source": deals["deal_value_source"].to_numpy(),
             "p_convert": p,
             "expected_value": p * deal,
             "persona": [s["persona"] for s in scored],
@@ -154,17 +270,36 @@ def score_accounts(
         if held_back
         else []
     )
-    return result
+    # Trials past their window: closed (p = 0), listed apart, out of the forecast.
+    return result, closed_frame(builder, opened)
 
 
-def hold_back_running_trials(
+def running_trials_kept(
     models: ScoringModels, builder: FeatureBuilder, positions: np.ndarray, now: int, allow: bool
 ) -> tuple[np.ndarray, int]:
-    """Open trials a trial-end model may score at ``now``, and how many were held back."""
+    """Which open trials a trial-end model may score at ``now`` (a mask), and how many
+    were held back (still running; every trial is kept for an any-day model)."""
     if allow or not trial_end_only(models.spec("conversion")):
-        return positions, 0
+        return np.ones(len(positions), dtype=bool), 0
     ended = builder.index.trial_end[positions] <= now
-    return positions[ended], int((~ended).sum())
+    return ended, int((~ended).sum())
+
+
+def closed_frame(builder: FeatureBuilder, opened: OpenTrialScores) -> pd.DataFrame:
+    """The trials past their conversion window at ``as_of``: listed as closed, p = 0."""
+    idx = builder.index
+    pos = opened.closed
+    window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
+    return pd.DataFrame(
+        {
+            "account_id": idx.account_ids[pos].astype(str),
+            "as_of": opened.as_of,
+            "trial_end": pd.to_datetime(idx.trial_end[pos], unit="s"),
+            "window_closed_at": pd.to_datetime(idx.trial_end[pos] + window, unit="s"),
+            "lifecycle": "closed",
+            "p_convert": 0.0,
+        }
+    )
 
 
 def write_scores(frame: pd.DataFrame, path: str | Path | None = None) -> Path:
@@ -195,9 +330,9 @@ def score_customers(
     """Churn probability of every account paying at ``as_of`` (``None`` without a churn model).
 
     Features are built at ``as_of`` with the churn model's ``FeatureSpec``, as in
-    training. Returns ``account_id``, ``mrr``, ``p_churn`` (within the model's
-    ``churn_horizon_days``) and the segment columns ``plan`` / ``company_size`` when
-    the accounts table has them: the input of the churn-adjusted revenue forecast.
+    training. Returns ``account_id``, ``mrr`` and ``p_churn`` (within the model's
+    ``churn_horizon_days``): the input of the churn-adjusted revenue forecast
+    (segments are added from the config, ``serving.forecast.segments``).
     """
     if models.churn is None:
         return None
@@ -216,11 +351,4 @@ def score_customers(
             "p_churn": models.churn.model.predict_proba(frame),
         }
     )
-    extra = [c for c in ("plan", "company_size") if c in tables.accounts.columns]
-    if extra:
-        out = out.merge(
-            tables.accounts[["account_id", *extra]].astype({"account_id": str}),
-            on="account_id",
-            how="left",
-        )
     return out[out["mrr"].notna()].reset_index(drop=True)

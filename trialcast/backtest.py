@@ -5,11 +5,16 @@ of that month. At each origin the world is cut to what an export then would
 have held (``truncate_tables``): events and messages before the origin,
 conversions and churns before it. On that cut the conversion model is trained
 exactly as the training job would (training set with ``export_time = origin``,
-time split by account, ``fit_model``), the conversion timing is learned from the
-cohorts closed by then, the cohort's open trials are scored as of the origin and
-the cohort's revenue is forecast with P10-P90 (already-converted trials count as
-certain revenue). The actual is the deal value of the cohort's trials that
-converted within their window, from the full tables.
+time split by account, ``fit_model``), the cohort's open trials are scored as of
+the origin by the shipping function (``serving.batch.predict_open_trials``, the
+one ``score`` / ``forecast`` / the service / Dask call; running trials and trials
+deciding after their end alike), valued by the shipping estimate
+(``serving.forecast.deal``: quotes and deals won before the origin only) and the
+cohort's revenue is forecast with P10-P90 (already-converted trials count as
+certain revenue; deal-value spread widens the range). The actual is the deal
+value of the cohort's trials that converted within their window, from the full
+tables. Count error (expected vs actual conversions) and value error (value per
+conversion) are reported apart, and so are the trials past their end.
 
 Interval width: the Bernoulli spread alone ignores model error. A miscalibrated
 intercept moves every trial of a cohort the same way, so it does not average
@@ -28,11 +33,11 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.event_index import timestamp_seconds
 from features.snapshots import build_trial_training_set
 from features.tables import Tables
+from serving.batch import predict_open_trials
+from serving.forecast.deal import estimate_deal_values, value_variance
 from serving.forecast.distribution import TOLERANCE, compute_mixture_distribution
-from serving.forecast.timing import compute_open_probability, fit_conversion_timing
 from training.model import TrialcastModel, fit_model
 from training.split import build_time_split
 from training.train import model_features
@@ -51,7 +56,10 @@ class BacktestResult:
             ``error_pct`` (forecast vs actual, % of actual), ``inside`` (actual
             within P10-P90), ``logit_sd``, ``error_bound``, ``n_train_rows``.
         summary: ``mape``, ``coverage``, ``mape_500`` / ``coverage_500`` (cohorts of
-            500+ trials), ``n_cohorts``, ``n_cohorts_500``.
+            500+ trials), ``n_cohorts``, ``n_cohorts_500``; count and value errors
+            apart (``count_error_pct`` over all cohorts, ``count_mape``,
+            ``value_mape``) and the trials past their end (``expected_past_end``,
+            ``actual_past_end``, ``past_end_error_pct``), ``actual_closed``.
     """
 
     cohorts: pd.DataFrame
@@ -69,8 +77,11 @@ def truncate_tables(tables: Tables, origin: pd.Timestamp) -> Tables:
     for col in ("converted_at", "churned_at"):
         if col in accounts.columns:
             accounts[col] = accounts[col].where(accounts[col] < moment)
-    if "mrr" in accounts.columns and "converted_at" in accounts.columns:
-        accounts["mrr"] = accounts["mrr"].where(accounts["converted_at"].notna())
+    if "converted_at" in accounts.columns:
+        # A deal's value (and MRR) is known once it is won; open trials keep their quote.
+        for col in ("mrr", "deal_value"):
+            if col in accounts.columns:
+                accounts[col] = accounts[col].where(accounts["converted_at"].notna())
     return Tables(
         events=events.reset_index(drop=True),
         accounts=accounts.reset_index(drop=True),
@@ -158,36 +169,6 @@ def compute_calibration_sd(
     return float(np.sqrt(max(g @ cov @ g, 0.0) * design))
 
 
-def score_cohort(
-    builder: FeatureBuilder,
-    model: TrialcastModel,
-    positions: np.ndarray,
-    origin: pd.Timestamp,
-    timing_fit: object,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``P(convert)`` of open trials at ``origin`` and their raw margins.
-
-    Trials still running are scored on features at the origin; trials past their
-    end on features at trial end (what the model saw at its ``end`` snapshot),
-    then updated for having stayed open from trial end to the origin.
-    """
-    idx = builder.index
-    moment = timestamp_seconds(origin)
-    cutoff = np.minimum(idx.trial_end[positions], moment)
-    features = builder.build(positions, cutoff)
-    p = model.predict_proba(features)
-    start = idx.trial_start[positions]
-    length = (idx.trial_end[positions] - start) / 86_400.0
-    p_now = compute_open_probability(
-        p,
-        timing_fit,  # type: ignore[arg-type]
-        day_scored=(cutoff - start) / 86_400.0,
-        day_now=(moment - start) / 86_400.0,
-        trial_len=length,
-    )
-    return p_now, model.margin(features)
-
-
 def evaluate_cohort(
     tables: Tables,
     config: CompanyConfig,
@@ -197,40 +178,65 @@ def evaluate_cohort(
     calibration_uncertainty: bool = True,
     tolerance: float = TOLERANCE,
 ) -> dict[str, object]:
-    """Forecast one cohort at its origin and compare with what happened."""
+    """Forecast one cohort at its origin through the shipping path; compare with what happened.
+
+    The cohort's open trials are scored by ``serving.batch.predict_open_trials``
+    (the function ``score`` / ``forecast`` / the service / Dask use) and valued by
+    ``serving.forecast.deal.estimate_deal_values``; trials past their window at
+    the origin are closed (p = 0).
+    """
     window = config.trial.conversion_window_days
     known = truncate_tables(tables, origin)
     builder = FeatureBuilder.from_tables(known, config)
     model, valid, n_rows = fit_cohort_model(builder, config, origin)
-    timing = fit_conversion_timing(known.accounts, as_of=origin, window_days=window)
 
     acc = known.accounts
+    ids = acc["account_id"].astype(str)
     in_cohort = (acc["trial_start"].dt.to_period("M").astype(str) == cohort).to_numpy()
     converted = acc["converted_at"].notna().to_numpy()
-    open_pos = builder.positions(acc.loc[in_cohort & ~converted, "account_id"].astype(str))
-    p_open, margin = score_cohort(builder, model, open_pos, origin, timing)
-    value = acc["deal_value"].astype(float)
-    certain_values = value[in_cohort & converted].to_numpy()
-    open_values = value.iloc[open_pos].fillna(0.0).to_numpy()
+    scored = predict_open_trials(builder, model, origin)
+    cohort_ids = set(ids[in_cohort])
+    open_ids = scored.features.index.astype(str)
+    keep = np.asarray(open_ids.isin(list(cohort_ids)), dtype=bool)
+    p_open, margin = scored.p_convert[keep], scored.margin[keep]
+    past_end = scored.past_end[keep]
+    deals = estimate_deal_values(acc, open_ids[keep].to_series(), origin)
+    open_values = deals["deal_value"].to_numpy(dtype=float)
+    value_var = value_variance(open_values, deals["deal_value_log_sd"].to_numpy(dtype=float))
+    certain_values = acc.loc[in_cohort & converted, "deal_value"].astype(float).fillna(0.0)
+    certain_values = certain_values.to_numpy()
+    closed_ids = set(builder.index.account_ids[scored.closed])
     logit_sd = compute_calibration_sd(model, valid, margin) if calibration_uncertainty else 0.0
     dist = compute_mixture_distribution(
         np.concatenate([np.ones(len(certain_values)), p_open]),
         np.concatenate([certain_values, open_values]),
         logit_sd,
         tolerance=tolerance,
+        value_var=np.concatenate([np.zeros(len(certain_values)), value_var]),
     )
 
     full = tables.accounts
+    f_ids = full["account_id"].astype(str)
     f_start = full["trial_start"]
     f_cohort = (f_start.dt.to_period("M").astype(str) == cohort) & (f_start < origin)
-    won = full["converted_at"] < full["trial_end"] + pd.Timedelta(days=window)
-    actual = float(full.loc[f_cohort & won.fillna(False), "deal_value"].astype(float).sum())
+    won = (full["converted_at"] < full["trial_end"] + pd.Timedelta(days=window)).fillna(False)
+    won_later = won & ~(full["converted_at"] < origin).fillna(False)
+    actual = float(full.loc[f_cohort & won, "deal_value"].astype(float).sum())
+    open_set = set(open_ids[keep])
+    won_open = f_ids.isin(open_set) & won_later
+    past_set = set(open_ids[keep][past_end])
+    won_past = f_ids.isin(past_set) & won_later
+    actual_closed = int((f_ids.isin(closed_ids) & won_later).sum())
+    expected_n = float(p_open.sum())
+    actual_n = int(won_open.sum())
+    open_actual_value = float(full.loc[won_open, "deal_value"].astype(float).sum())
     p10, p50, p90 = (dist.quantile(q) for q in (0.1, 0.5, 0.9))
+    expected_value = float(p_open @ open_values)
     return {
         "cohort": cohort,
         "origin": pd.Timestamp(origin),
         "n_trials": int(in_cohort.sum()),
-        "n_open": len(open_pos),
+        "n_open": int(keep.sum()),
         "n_converted_at_origin": int((in_cohort & converted).sum()),
         "certain": float(certain_values.sum()),
         "forecast": dist.mean,
@@ -240,6 +246,20 @@ def evaluate_cohort(
         "actual": actual,
         "error_pct": 100.0 * (dist.mean - actual) / actual if actual else np.nan,
         "inside": bool(p10 <= actual <= p90),
+        "expected_conversions": expected_n,
+        "actual_conversions": actual_n,
+        "count_error_pct": 100.0 * (expected_n - actual_n) / actual_n if actual_n else np.nan,
+        "value_per_conversion_error_pct": (
+            100.0 * ((expected_value / expected_n) / (open_actual_value / actual_n) - 1.0)
+            if actual_n and expected_n
+            else np.nan
+        ),
+        "n_past_end": int(past_end.sum()),
+        "expected_past_end": float(p_open[past_end].sum()),
+        "actual_past_end": int(won_past.sum()),
+        "n_closed": len(scored.closed),  # every trial past its window at the origin
+        "expected_closed": 0.0,
+        "actual_closed": actual_closed,
         "logit_sd": logit_sd,
         "error_bound": dist.error_bound((0.1, 0.5, 0.9)),
         "n_train_rows": n_rows,
@@ -256,7 +276,7 @@ def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[
     def coverage(frame: pd.DataFrame) -> float:
         return float(100.0 * frame["inside"].mean()) if len(frame) else float("nan")
 
-    return {
+    out = {
         "n_cohorts": float(len(cohorts)),
         "mape": mape(cohorts),
         "coverage": coverage(cohorts),
@@ -264,6 +284,24 @@ def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[
         "mape_500": mape(big),
         "coverage_500": coverage(big),
     }
+    if "expected_conversions" in cohorts.columns:
+        expected, actual = (
+            cohorts["expected_conversions"].sum(),
+            cohorts["actual_conversions"].sum(),
+        )
+        past_e, past_a = cohorts["expected_past_end"].sum(), cohorts["actual_past_end"].sum()
+        out.update(
+            {
+                "count_error_pct": 100.0 * (expected / actual - 1.0) if actual else np.nan,
+                "count_mape": float(cohorts["count_error_pct"].abs().mean()),
+                "value_mape": float(cohorts["value_per_conversion_error_pct"].abs().mean()),
+                "expected_past_end": float(past_e),
+                "actual_past_end": float(past_a),
+                "past_end_error_pct": 100.0 * (past_e / past_a - 1.0) if past_a else np.nan,
+                "actual_closed": float(cohorts["actual_closed"].sum()),
+            }
+        )
+    return out
 
 
 def run_rolling_backtest(

@@ -51,13 +51,27 @@ def demo_data(
     trial_days: Annotated[
         str, typer.Option(help="Trial lengths in days, comma-separated.")
     ] = "14,30",
+    in_trial_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of conversions during the trial.")
+    ] = 0.35,
+    after_trial_beta: Annotated[
+        str, typer.Option(help="Beta(a,b) of post-trial lags over the window, 'a,b'.")
+    ] = "1.0,3.5",
 ) -> None:
     """Generate the demo company's tables (events, accounts, communications) and its truth file."""
     from features.demo.generator import generate_demo_data, write_demo_data
+    from features.demo.latent import DemoConversionLags
 
     lengths = tuple(int(x) for x in trial_days.split(",") if x.strip())
+    try:
+        a_after, b_after = (float(x) for x in after_trial_beta.split(","))
+    except ValueError:
+        fail(f"--after-trial-beta: expected two numbers 'a,b', got {after_trial_beta!r}")
+    lags = DemoConversionLags(in_trial_share=in_trial_share, a_after=a_after, b_after=b_after)
     with console.status(f"Generating {accounts:,} demo accounts..."):
-        demo = generate_demo_data(accounts, seed=seed, trial_days=lengths, show_progress=False)
+        demo = generate_demo_data(
+            accounts, seed=seed, trial_days=lengths, conversion_lags=lags, show_progress=False
+        )
         paths = write_demo_data(demo, out)
     config_path = out / "trialcast.toml"
     config_path.write_text(demo_config_text())
@@ -298,6 +312,10 @@ def score(
     for note in result.notes:
         console.print(f"  note: {note}", markup=False)
     console.print(f"  scores {result.path}")
+    if result.closed_path is not None:
+        console.print(
+            f"  closed {result.closed_path} ({result.n_closed:,} trials past their window: p = 0)"
+        )
 
 
 @app.command("serve")
@@ -351,15 +369,23 @@ def forecast(
     logit_sd: Annotated[
         float, typer.Option(help="Calibration uncertainty (log-odds sd) to widen ranges.")
     ] = 0.0,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Forecast moment (ISO 8601; default: the export time)."),
+    ] = None,
 ) -> None:
     """Expected new revenue from open trials by month and segment, with P10/P50/P90."""
     import pandas as pd
 
     from features.loaders import load_tables
-    from serving.batch import score_customers
+    from serving.batch import export_now, score_customers
     from serving.forecast.view import resolve_forecast_dir
     from serving.scoring import load_scoring_models
-    from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
+    from trialcast.forecast_job import (
+        prepare_scores_for_forecast,
+        run_forecast,
+        scores_model_version,
+    )
     from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
     from trialcast.summary import print_forecast_summary
@@ -368,29 +394,42 @@ def forecast(
     missing = missing_model_message(cfg)
     if missing:
         fail(missing)
+    try:
+        moment = pd.Timestamp(as_of) if as_of else None
+    except ValueError:
+        fail(f"--as-of: not a date/time: {as_of!r}")
     tables = load_tables(cfg).tables
     models = load_scoring_models(cfg)
     scores_were_made = scores is None
     if scores is None:
         with console.status("Scoring open trials..."):
-            scored = run_score_job(cfg, tables=tables, models=models)
-        scores, version = scored.path, ", ".join(f"{k} {v}" for k, v in scored.models.items())
-    else:
-        version = "from scores file"
-    frame = prepare_scores_for_forecast(pd.read_parquet(scores), tables.accounts)
-    as_of = pd.Timestamp(frame["as_of"].max())
+            scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
+        scores = scored.path
+    raw = pd.read_parquet(scores)
+    version = scores_model_version(raw)
+    frame = prepare_scores_for_forecast(raw, tables.accounts)
+    scored_at = pd.Timestamp(frame["as_of"].max())
+    if moment is not None and scored_at != moment:
+        fail(f"--scores {scores}: scored as of {scored_at}, not --as-of {moment}")
     with console.status("Scoring paying customers for churn..."):
-        customers = score_customers(cfg, tables, models, as_of=as_of)
+        customers = score_customers(cfg, tables, models, as_of=scored_at)
+    reason = (
+        None
+        if customers is not None
+        else "no churn model is registered under the served alias: run `trialcast train`"
+    )
     result = run_forecast(
         cfg,
         frame,
         out or resolve_forecast_dir(),
-        as_of=as_of,
+        as_of=scored_at,
         history=tables.accounts,
         customers=customers,
         model_version=version,
         logit_sd=logit_sd,
         to_sql=to_sql,
+        recurring_reason=reason,
+        export_time=export_now(cfg, tables),
     )
     print_forecast_summary(result, console)
     for note in scored.notes if scores_were_made else ():

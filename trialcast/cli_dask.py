@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from trialcast.cli_common import console, load_config_or_exit
+from trialcast.cli_common import console, fail, load_config_or_exit
 
 dask_app = typer.Typer(
     help="Run features, training and batch scoring on Dask.", no_args_is_help=True
@@ -76,13 +76,52 @@ def dask_score(
     model_dir: Annotated[
         Path, typer.Option(help="A saved model folder (e.g. <model-dir>/conversion).")
     ],
-    features_path: Annotated[Path, typer.Option(help="Feature rows (Parquet file or folder).")],
     out: Annotated[Path, typer.Option(help="Output Parquet folder.")],
+    features_path: Annotated[
+        Path | None, typer.Option(help="Feature rows (Parquet file or folder).")
+    ] = None,
     dask_scheduler: Scheduler = None,
     workers: Workers = 2,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Score open trials at --as-of (shipping path)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Scoring moment (default: the export time).")
+    ] = None,
 ) -> None:
-    """Batch-score feature rows with probabilities and top reasons via map_partitions."""
-    from trialcast.dask_jobs import run_score_dask
+    """Batch-score feature rows with probabilities and top reasons via map_partitions.
+
+    With ``--config`` and a conversion model: score the open trials at ``--as-of``
+    through the shipping path instead (``--features-path`` is then not read).
+    """
+    import pandas as pd
+
+    from trialcast.dask_jobs import run_open_trials_dask, run_score_dask
+
+    if config is not None:
+        try:
+            moment = pd.Timestamp(as_of) if as_of else None
+        except ValueError:
+            fail(f"--as-of: not a date/time: {as_of!r}")
+        try:
+            opened = run_open_trials_dask(
+                load_config_or_exit(config),
+                model_dir,
+                out,
+                scheduler=dask_scheduler,
+                n_workers=workers,
+                as_of=moment,
+            )
+        except ValueError as exc:
+            fail(str(exc))
+        console.print(
+            f"Scored {opened['rows']:,} open trials as of {opened['as_of']} "
+            f"({opened['closed']:,} past their window: closed, p = 0) -> {opened['path']}"
+        )
+        return
+    if features_path is None:
+        fail("--features-path is required without --config")
 
     result = run_score_dask(
         model_dir, features_path, out, scheduler=dask_scheduler, n_workers=workers

@@ -28,6 +28,7 @@ from serving.forecast.exports import (
     write_parquet,
     write_sql,
 )
+from serving.forecast.history import archive_run, forecast_vs_actual
 from serving.forecast.plots import (
     compute_cohort_curves,
     plot_cohort_curves,
@@ -41,6 +42,7 @@ from serving.forecast.revenue import (
     forecast_recurring_revenue,
     prepare_open_trials,
 )
+from serving.forecast.segments import PERSONA, add_segment_columns, configured_segments
 from serving.forecast.timing import ConversionTiming, fit_conversion_timing
 from trialcast.backtest import BacktestResult, run_rolling_backtest
 
@@ -69,16 +71,20 @@ class ForecastRunResult:
     outputs: dict[str, Path] = field(default_factory=dict)
     sql_rows: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    recurring_reason: str | None = None
 
 
-def _fill_deal_values(scores: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
-    """Missing deal values take the median won deal of the account's plan (else overall)."""
+def _fill_deal_values(
+    scores: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """Missing deal values take the median deal of the account's plan (else overall)
+    among deals won before ``as_of`` (nothing from after the forecast moment)."""
     if "deal_value" not in scores.columns:
         scores = scores.assign(deal_value=np.nan)
     missing = scores["deal_value"].isna()
     if not missing.any() or history is None or "deal_value" not in history.columns:
         return scores
-    won = history[history["converted_at"].notna()]
+    won = history[(history["converted_at"] < pd.Timestamp(as_of)).fillna(False)]
     overall = float(won["deal_value"].median()) if len(won) else 0.0
     fill = pd.Series(overall, index=scores.index)
     if "plan" in scores.columns and "plan" in won.columns:
@@ -88,10 +94,10 @@ def _fill_deal_values(scores: pd.DataFrame, history: pd.DataFrame | None) -> pd.
 
 
 def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    """Batch scores (``trialcast score``) with what the forecast needs from the accounts:
-    plan and company size for segments, days into and length of the trial."""
-    extra = [c for c in ("plan", "company_size") if c in accounts.columns and c not in scores]
-    frame = scores.merge(accounts[["account_id", *extra]], on="account_id", how="left")
+    """Batch scores (``trialcast score``) with days into and length of the trial
+    (segments come from the config: ``serving.forecast.segments``)."""
+    del accounts  # segments are added by ``run_forecast`` from the config
+    frame = scores.copy()
     as_of = pd.Timestamp(pd.to_datetime(frame["as_of"]).max())
     start, end = pd.to_datetime(frame["trial_start"]), pd.to_datetime(frame["trial_end"])
     frame["trial_days_elapsed"] = (as_of - start).dt.total_seconds() / 86_400
@@ -99,11 +105,26 @@ def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) ->
     return frame
 
 
-def write_forecast_meta(out: Path, *, as_of: pd.Timestamp, model_version: str) -> Path:
-    """``forecast_meta.json``: when the forecast was made and with which models."""
+def scores_model_version(scores: pd.DataFrame) -> str:
+    """The model name(s) and version(s) a scores file was made with (``"unknown"`` if absent)."""
+    if not {"model_name", "model_version"} <= set(scores.columns):
+        return "unknown (scores file has no model_name / model_version)"
+    pairs = scores[["model_name", "model_version"]].drop_duplicates().astype(str)
+    return ", ".join(f"{n} {v}" for n, v in pairs.itertuples(index=False))
+
+
+def write_forecast_meta(
+    out: Path, *, as_of: pd.Timestamp, model_version: str, recurring_reason: str | None = None
+) -> Path:
+    """``forecast_meta.json``: when the forecast was made, with which models, and why
+    recurring revenue is missing when it is."""
     path = out / "forecast_meta.json"
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"as_of": pd.Timestamp(as_of).isoformat(), "model_version": model_version}
+    payload = {
+        "as_of": pd.Timestamp(as_of).isoformat(),
+        "model_version": model_version,
+        "recurring_reason": recurring_reason,
+    }
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload))
     os.replace(tmp, path)
@@ -125,6 +146,8 @@ def run_forecast(
     to_sql: str | None = None,
     sql_table: str = DEFAULT_TABLE,
     pictures: bool = True,
+    recurring_reason: str | None = None,
+    export_time: pd.Timestamp | None = None,
 ) -> ForecastRunResult:
     """Forecast new revenue from scored open trials (and churn-adjusted MRR); write it.
 
@@ -143,7 +166,13 @@ def run_forecast(
         tolerance: accuracy of the ranges (fraction of each group's sd).
         to_sql: SQLAlchemy URL to also write the account rows to (``sql_table``).
         pictures: write the PNG of expected revenue by month.
+        export_time: "now" of ``history`` (decides which past runs are complete in
+            ``forecast_history.csv``; default ``as_of``).
+        recurring_reason: why ``customers`` is missing (kept in the meta file and
+            the result; a reason is required when it is missing).
     """
+    if customers is None and not recurring_reason:
+        recurring_reason = "no churn scores were given"
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     if as_of is None:
@@ -159,27 +188,34 @@ def run_forecast(
         if history is not None
         else ConversionTiming(tau=np.array([]), window_days=float(window), fitted_at=moment)
     )
-    scores = _fill_deal_values(scores, history)
+    scores = _fill_deal_values(scores, history, moment)
     trials = prepare_open_trials(
         scores, as_of=moment, default_trial_days=config.trial.default_trial_days
     )
+    accounts_table = history if history is not None else trials[["account_id"]]
+    specs = configured_segments(config)
+    trials, segments = add_segment_columns(trials, accounts_table, specs)
     breakdown = forecast_new_revenue(
         trials,
         timing,
         as_of=moment,
+        segments=segments,
         logit_sd=logit_sd,
         tolerance=tolerance,
         default_trial_days=config.trial.default_trial_days,
     )
     accounts = build_export_frame(
-        build_account_forecast(trials, timing, as_of=moment),
+        build_account_forecast(trials, timing, as_of=moment, segments=segments),
         model_version=model_version,
         as_of=moment,
     )
     recurring = None
     if customers is not None:
+        kept = [s for s in specs if s.column != PERSONA]
+        customers, customer_segments = add_segment_columns(customers, accounts_table, kept)
         recurring = forecast_recurring_revenue(
             customers,
+            segments=customer_segments,
             horizon_days=horizon_days or config.trial.churn_horizon_days,
             model_horizon_days=config.trial.churn_horizon_days,
             logit_sd=logit_sd,
@@ -190,12 +226,31 @@ def run_forecast(
     out = Path(out_dir)
     outputs = {
         "breakdown": write_csv(breakdown, out / "forecast_breakdown.csv"),
-        "meta": write_forecast_meta(out, as_of=moment, model_version=model_version),
+        "meta": write_forecast_meta(
+            out, as_of=moment, model_version=model_version, recurring_reason=recurring_reason
+        ),
         "accounts_csv": write_csv(accounts, out / "forecast_accounts.csv"),
         "accounts_parquet": write_parquet(accounts, out / "forecast_accounts.parquet"),
     }
     if recurring is not None:
         outputs["recurring"] = write_csv(recurring, out / "forecast_recurring.csv")
+    outputs["run"] = archive_run(out, breakdown, accounts, moment)
+    if history is not None:
+        past = forecast_vs_actual(
+            out,
+            history,
+            window_days=window,
+            export_time=export_time if export_time is not None else moment,
+        )
+        outputs["history"] = write_csv(past, out / "forecast_history.csv")
+        if pictures and len(past):
+            shown = past.assign(cohort=past["as_of"].astype(str).str[:16])
+            outputs["history_png"] = save_png(
+                plot_forecast_vs_actual(
+                    shown, title="Forecast at each as_of vs actual (open trials then)"
+                ),
+                out / "forecast_history.png",
+            )
     if pictures:
         outputs["by_month_png"] = save_png(
             plot_forecast_by_month(breakdown), out / "forecast_by_month.png"
@@ -212,6 +267,7 @@ def run_forecast(
         outputs=outputs,
         sql_rows=sql_rows,
         seconds=seconds,
+        recurring_reason=None if recurring is not None else recurring_reason,
     )
 
 

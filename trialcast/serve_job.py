@@ -25,7 +25,7 @@ from features.config import CompanyConfig, load_config
 from features.loaders import load_tables
 from features.tables import Tables
 from models.loader import ENV_MODEL_ALIAS
-from serving.batch import score_accounts, write_scores
+from serving.batch import score_and_close, write_scores
 from serving.score_history import write_daily_snapshot
 from serving.scoring import ScoringModels, load_scoring_models
 from serving.security import token_problem
@@ -40,6 +40,8 @@ class ScoreJobResult:
     path: Path
     n_accounts: int
     as_of: pd.Timestamp
+    closed_path: Path | None = None
+    n_closed: int = 0
     models: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -81,7 +83,7 @@ def run_score_job(
     seconds["models"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
-    frame = score_accounts(
+    frame, closed = score_and_close(
         config,
         tables,
         models,
@@ -93,8 +95,11 @@ def run_score_job(
     seconds["score"] = time.perf_counter() - t0
     path = write_scores(frame, out)
     write_daily_snapshot(frame, path)  # the account page's score trend
+    closed_path = write_scores(closed, path.with_name(f"{path.stem}_closed.parquet"))
     return ScoreJobResult(
         path=path,
+        closed_path=closed_path,
+        n_closed=len(closed),
         n_accounts=len(frame),
         as_of=moment,
         models={m.kind: f"{m.name} v{m.version} ({m.source})" for m in models.loaded()},

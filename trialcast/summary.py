@@ -115,6 +115,15 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
         f"over {s.get('n_cohorts', 0):.0f} cohorts; cohorts of 500+ trials: MAPE "
         f"{s.get('mape_500', float('nan')):.2f}%, coverage {s.get('coverage_500', float('nan')):.0f}%"
     )
+    if "count_error_pct" in s:
+        console.print(
+            f"Conversions: expected vs actual {s['count_error_pct']:+.1f}% in total "
+            f"(mean |error| per cohort {s['count_mape']:.1f}%); value per conversion: mean "
+            f"|error| {s['value_mape']:.1f}%; trials past their end: expected "
+            f"{s['expected_past_end']:.1f} vs {s['actual_past_end']:.0f} actual "
+            f"({s['past_end_error_pct']:+.1f}%); trials past the window: expected 0, "
+            f"{s['actual_closed']:.0f} converted"
+        )
     for name, path in run.outputs.items():
         console.print(f"  {name:<24} {path}", markup=False)
 
@@ -137,6 +146,8 @@ def print_forecast_summary(run: ForecastRunResult, console: Console) -> None:
             f"{r.p90:,.0f}",
         )
     console.print(table)
+    if run.recurring is None:
+        console.print(f"Recurring revenue: not forecast: {run.recurring_reason}")
     if run.recurring is not None:
         rec = Table(title="Recurring revenue of paying accounts over the churn horizon (MRR)")
         for col in ("dimension", "segment", "measure", "current MRR", "expected", "P10", "P90"):

@@ -198,6 +198,10 @@ def generate_demo_data(
     start: str = "2025-09-01",
     export_time: str = "2026-11-01",
     conversion_window_days: int = 30,
+    conversion_lags: dl.DemoConversionLags | None = None,
+    quote_share: float = 0.8,
+    quote_error_sd: float = 0.3,
+    quote_bias: float = 1.1,
     show_progress: bool = False,
 ) -> DemoData:
     """Generate demo tables and their ground truth; deterministic by ``seed``.
@@ -209,13 +213,23 @@ def generate_demo_data(
         start: first trial start (ISO date, UTC).
         export_time: the export moment; no row at or after it appears in the tables.
         conversion_window_days: converters convert before trial end plus this.
+        conversion_lags: when converters convert (in-trial share, spread of the
+            post-trial lag); default ``DemoConversionLags()``.
+        quote_share: share of accounts whose CRM holds a quote (``quote`` column).
+        quote_error_sd: log-sd of the quote around the eventual deal value.
+        quote_bias: median quote / eventual value (sales quotes run optimistic).
         show_progress: print stage timings to stderr.
 
     Returns:
         The tables an export at ``export_time`` would hold, and the truth.
+        ``accounts.deal_value`` is known only for deals won before the export;
+        open trials carry a ``quote`` with realistic error (or none).
     """
     if n_accounts < 1 or not trial_days or min(trial_days) < 1 or conversion_window_days < 0:
         raise ValueError("need n_accounts >= 1, positive trial_days and a window >= 0")
+    if not 0.0 <= quote_share <= 1.0 or quote_error_sd < 0 or quote_bias <= 0:
+        raise ValueError("need 0 <= quote_share <= 1, quote_error_sd >= 0, quote_bias > 0")
+    timing = conversion_lags if conversion_lags is not None else _TIMING
     log = _Log(show_progress)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     start_ns = pd.Timestamp(start).as_unit("ns").value
@@ -236,7 +250,7 @@ def generate_demo_data(
     tr = dl.draw_traits(rngs[1], n)
     rng = rngs[2]
     converted = rng.random(n) < tr.p_convert
-    conv_days = _TIMING.sample(rng, length, window)
+    conv_days = timing.sample(rng, length, window)
     conv_true = np.where(converted, trial_start + _ms(conv_days), NEVER)
     months = rng.geometric(tr.churn_hazard)
     churn_true = np.where(
@@ -246,6 +260,11 @@ def generate_demo_data(
     life_end = np.where(converted, churn_true, trial_end + POST_TRIAL_DAYS * DAY)
     end = np.minimum(life_end, export_ns)
     log(f"{n} accounts, {int(converted.sum())} converters")
+    # A separate stream keeps every other draw identical to the quote-free generator.
+    qrng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    quoted = qrng.random(n) < quote_share
+    noise = np.exp(quote_error_sd * qrng.standard_normal(n))
+    quote = np.where(quoted, np.round(tr.deal_value * quote_bias * noise, 2), np.nan)
 
     events = _events(rngs[3], tr, trial_start, trial_end, paid_from, churn_true, end, log)
     comms = _communications(
@@ -260,11 +279,11 @@ def generate_demo_data(
     tables = Tables(
         events=_events_frame(events, account_ids, user_ids),
         accounts=_accounts_frame(
-            tr, account_ids, trial_start, trial_end, conv_true, churn_true, export_ns
+            tr, account_ids, trial_start, trial_end, conv_true, churn_true, export_ns, quote
         ),
         communications=_comms_frame(comms, account_ids, user_ids),
     )
-    truth = _truth_frame(tr, account_ids, length, window, converted, conv_true, churn_true)
+    truth = _truth_frame(tr, account_ids, length, window, converted, conv_true, churn_true, timing)
     truth.attrs.update(
         {
             "seed": seed,
@@ -276,7 +295,8 @@ def generate_demo_data(
             "conversion_window_days": conversion_window_days,
             "type_mix": dict(dl.TYPE_MIX),
             "stated_chance": dict(dl.STATED_CHANCE),
-            "conversion_timing": _TIMING.params(),
+            "conversion_timing": timing.params(),
+            "quote": {"share": quote_share, "error_sd": quote_error_sd, "bias": quote_bias},
             "convert_weights": dict(dl.CONVERT_WEIGHTS),
         }
     )
@@ -602,6 +622,7 @@ def _accounts_frame(
     conv_true: np.ndarray,
     churn_true: np.ndarray,
     export_ns: int,
+    quote: np.ndarray,
 ) -> pd.DataFrame:
     known_conv = conv_true < export_ns
     return pd.DataFrame(
@@ -610,7 +631,9 @@ def _accounts_frame(
             "trial_start": trial_start.view("datetime64[ns]"),
             "trial_end": trial_end.view("datetime64[ns]"),
             "converted_at": _nat(conv_true, export_ns),
-            "deal_value": tr.deal_value.astype(np.float64),
+            # The value of a deal is known once it is won; open trials have a quote.
+            "deal_value": np.where(known_conv, tr.deal_value.astype(np.float64), np.nan),
+            "quote": quote,
             "mrr": np.where(known_conv, (tr.deal_value / 12.0).round(2), np.nan),
             "churned_at": _nat(churn_true, export_ns),
             "company_size": tr.company_size.astype(np.int64),
@@ -629,6 +652,7 @@ def _truth_frame(
     converted: np.ndarray,
     conv_true: np.ndarray,
     churn_true: np.ndarray,
+    timing: dl.DemoConversionLags,
 ) -> pd.DataFrame:
     p = tr.p_convert
     truth = pd.DataFrame(
@@ -645,9 +669,10 @@ def _truth_frame(
     )
     for d in SNAPSHOT_DAYS:
         truth[f"p_convert_open_d{d}"] = dl.open_probability(
-            p, _TIMING.survival(float(d), length, window)
+            p, timing.survival(float(d), length, window)
         )
-    truth["p_convert_open_end"] = dl.open_probability(p, _TIMING.survival(length, length, window))
+    truth["p_convert_open_end"] = dl.open_probability(p, timing.survival(length, length, window))
+    truth["deal_value_true"] = tr.deal_value.astype(np.float64)
     truth["trial_days"] = length.astype(np.int64)
     for name in ("setup", "fit", "eng", "act", "fade", "team", "comm", "resp", "tone"):
         truth[f"latent_{name}"] = getattr(tr, name)

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
-from scipy.special import expit, logit
 
 #: Up to this many uncertain terms, all 2^n outcomes are enumerated (exact).
 MAX_ENUMERATE = 16
@@ -85,9 +84,20 @@ class SumDistribution:
     missing_mass: float
     method: str
     n_terms: int
+    #: Mixtures over a shared log-odds shift (``serving.forecast.mixture``): atom
+    #: weights whose CDFs bracket the true one from above / below (quadrature error).
+    probs_cdf_high: np.ndarray | None = None
+    probs_cdf_low: np.ndarray | None = None
+    #: sd of independent deal-value noise added to the sum (normal approximation).
+    smooth_sd: float = 0.0
 
-    def _quantile_raw(self, level: float) -> float:
-        cum = np.cumsum(self.probs)
+    def _quantile_raw(self, level: float, probs: np.ndarray | None = None) -> float:
+        weights = self.probs if probs is None else probs
+        if self.smooth_sd > 0:
+            from serving.forecast.mixture import smoothed_quantile
+
+            return smoothed_quantile(self.values, weights, self.smooth_sd, level)
+        cum = np.cumsum(weights)
         i = int(np.searchsorted(cum, level - 1e-12, side="left"))
         return float(self.values[min(max(i, 0), len(self.values) - 1)])
 
@@ -96,14 +106,18 @@ class SumDistribution:
         return self._quantile_raw(alpha)
 
     def quantile_bounds(self, alpha: float) -> tuple[float, float]:
-        """A rigorous bracket ``[lo, hi]`` containing the true ``alpha``-quantile."""
-        if self.method != "lattice":
+        """A rigorous bracket ``[lo, hi]`` containing the true ``alpha``-quantile.
+
+        For a mixture, the bracket holds the quadrature error too: the CDF bounds
+        ``probs_cdf_high`` / ``probs_cdf_low`` give the smallest / largest quantile.
+        """
+        if self.method != "lattice" and self.probs_cdf_high is None:
             q = self.quantile(alpha)
             return q, q
         slack = self.delta if self.rounding_bound > 0 else 0.0
-        lo = self._quantile_raw(alpha - self.missing_mass - slack) - self.rounding_bound
-        hi = self._quantile_raw(alpha + slack) + self.rounding_bound
-        return lo, hi
+        lo = self._quantile_raw(alpha - self.missing_mass - slack, self.probs_cdf_high)
+        hi = self._quantile_raw(alpha + slack, self.probs_cdf_low)
+        return lo - self.rounding_bound, hi + self.rounding_bound
 
     def error_bound(self, alphas: tuple[float, ...]) -> float:
         """Largest distance from a reported quantile to the edge of its bracket."""
@@ -425,48 +439,16 @@ def compute_mixture_distribution(
     logit_sd: float,
     *,
     tolerance: float = TOLERANCE,
-    nodes: int = 7,
+    value_var: np.ndarray | None = None,
 ) -> SumDistribution:
     """Sum distribution when every probability shares one uncertain log-odds shift.
 
     Models calibration uncertainty: the true log-odds are ``logit(p_i) + Z`` with
     one ``Z ~ N(0, logit_sd^2)`` for the whole group (a miscalibrated intercept
-    moves every account together, so it does not average out over many trials).
-    ``Z`` is discretised by ``nodes``-point Gauss-Hermite; each node's distribution
-    is exact as above, and the mixture is taken over the atoms.
+    moves every account together, so it does not average out over many trials),
+    and optionally deal-value uncertainty (``value_var`` per term). The quadrature
+    over ``Z`` and its error bound are in ``serving.forecast.mixture``.
     """
-    pa = np.asarray(p, dtype=np.float64)
-    va = np.asarray(values, dtype=np.float64)
-    if logit_sd <= 0:
-        return compute_sum_distribution(pa, va, tolerance=tolerance)
-    inner = (pa > 0) & (pa < 1)
-    base = logit(np.clip(pa, 1e-12, 1 - 1e-12))
-    zs, ws = gauss_hermite_shifts(logit_sd, nodes)
-    probs = [np.where(inner, expit(base + z), pa) for z in zs]
-    # The mixture is wider than any node's distribution: each node only needs
-    # accuracy relative to the mixture's spread (law of total variance).
-    moments = [_moments(pz, va) for pz in probs]
-    m_bar = float(np.dot(ws, [m for m, _ in moments]))
-    sd_mix = math.sqrt(float(np.dot(ws, [s * s + (m - m_bar) ** 2 for m, s in moments])))
-    parts = [
-        compute_sum_distribution(pz, va, tolerance=tolerance * sd_mix / max(s, 1e-300))
-        for pz, (_, s) in zip(probs, moments, strict=True)
-    ]
-    values_all = np.concatenate([d.values for d in parts])
-    probs_all = np.concatenate([w * d.probs for d, w in zip(parts, ws, strict=True)])
-    order = np.argsort(values_all, kind="stable")
-    mean = float(sum(w * d.mean for d, w in zip(parts, ws, strict=True)))
-    second = float(sum(w * (d.sd**2 + d.mean**2) for d, w in zip(parts, ws, strict=True)))
-    lattice = [d for d in parts if d.method == "lattice"]
-    return SumDistribution(
-        values=values_all[order],
-        probs=probs_all[order],
-        mean=mean,
-        sd=math.sqrt(max(second - mean**2, 0.0)),
-        step=max((d.step for d in parts), default=0.0),
-        rounding_bound=max((d.rounding_bound for d in parts), default=0.0),
-        delta=DELTA if lattice else 0.0,
-        missing_mass=float(sum(w * d.missing_mass for d, w in zip(parts, ws, strict=True))),
-        method="lattice" if lattice else parts[0].method,
-        n_terms=parts[0].n_terms,
-    )
+    from serving.forecast.mixture import mix_over_logit_shift
+
+    return mix_over_logit_shift(p, values, logit_sd, tolerance=tolerance, value_var=value_var)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from serving.forecast.deal import value_variance
 from serving.forecast.distribution import (
     TOLERANCE,
     SumDistribution,
@@ -36,6 +37,7 @@ SUMMARY_COLUMNS = [
     "dimension",
     "segment",
     "n_accounts",
+    "expected_count",
     "expected",
     "certain",
     "sd",
@@ -75,12 +77,21 @@ def summarise_distribution(
 
 
 def _summary(
-    p: np.ndarray, v: np.ndarray, certain: np.ndarray, logit_sd: float, tolerance: float
+    p: np.ndarray,
+    v: np.ndarray,
+    certain: np.ndarray,
+    logit_sd: float,
+    tolerance: float,
+    value_var: np.ndarray | None = None,
 ) -> dict[str, object]:
     prob = np.where(certain, 1.0, p)
-    dist = compute_mixture_distribution(prob, v, logit_sd, tolerance=tolerance)
+    var = None if value_var is None else np.where(certain, 0.0, value_var)
+    dist = compute_mixture_distribution(prob, v, logit_sd, tolerance=tolerance, value_var=var)
     n = int(np.count_nonzero(prob > 0))
-    return summarise_distribution(dist, n_accounts=n, certain=float(v[certain].sum()))
+    row = summarise_distribution(dist, n_accounts=n, certain=float(v[certain].sum()))
+    # Expected conversions: month rows share each trial's probability, so they add up.
+    row["expected_count"] = float(prob.sum())
+    return row
 
 
 def prepare_open_trials(
@@ -160,7 +171,11 @@ def build_month_table(
 
 
 def build_account_forecast(
-    trials: pd.DataFrame, timing: ConversionTiming, *, as_of: pd.Timestamp
+    trials: pd.DataFrame,
+    timing: ConversionTiming,
+    *,
+    as_of: pd.Timestamp,
+    segments: tuple[str, ...] = SEGMENTS,
 ) -> pd.DataFrame:
     """Account-level view: probability, expected value and most likely conversion month."""
     months = build_month_table(trials, timing, as_of=as_of)
@@ -178,7 +193,7 @@ def build_account_forecast(
             "expected_month": expected_month,
         }
     )
-    for col in SEGMENTS:
+    for col in segments:
         if col in trials.columns:
             out[col] = trials[col].astype("string")
     return out
@@ -217,8 +232,18 @@ def forecast_new_revenue(
     p = trials["p_convert"].to_numpy(dtype=float)
     v = trials["deal_value"].to_numpy(dtype=float)
     certain = trials["converted_at"].notna().to_numpy()
+    # Open trials' deal values are estimates: their spread widens the ranges.
+    var = (
+        value_variance(v, trials["deal_value_log_sd"].to_numpy(dtype=float))
+        if "deal_value_log_sd" in trials.columns
+        else np.zeros(len(v))
+    )
     rows = [
-        {"dimension": "total", "segment": "all", **_summary(p, v, certain, logit_sd, tolerance)}
+        {
+            "dimension": "total",
+            "segment": "all",
+            **_summary(p, v, certain, logit_sd, tolerance, var),
+        }
     ]
 
     months = build_month_table(trials, timing, as_of=as_of)
@@ -229,6 +254,7 @@ def forecast_new_revenue(
             part["certain"].to_numpy(),
             logit_sd,
             tolerance,
+            var[part["row"].to_numpy()],
         )
         rows.append(
             {"dimension": "month", "segment": pd.Timestamp(str(month)).strftime("%Y-%m"), **summary}
@@ -239,7 +265,7 @@ def forecast_new_revenue(
         labels = trials[col].astype("string").fillna("unknown").to_numpy()
         for label in sorted(set(labels)):
             mask = labels == label
-            summary = _summary(p[mask], v[mask], certain[mask], logit_sd, tolerance)
+            summary = _summary(p[mask], v[mask], certain[mask], logit_sd, tolerance, var[mask])
             rows.append({"dimension": col, "segment": str(label), **summary})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 

@@ -67,9 +67,12 @@ def test_tables_have_contract_columns_and_canonical_dtypes() -> None:
         assert isinstance(t.events[col].dtype, pd.CategoricalDtype), col
     acc = t.accounts
     assert acc["account_id"].is_unique and acc["account_id"].str.match(r"^acc_\d{6}$").all()
-    assert acc["deal_value"].dtype == np.float64 and (acc["deal_value"] > 0).all()
-    # mrr is known exactly for accounts the export sees as converted.
+    # A deal's value is known once won; open trials carry a CRM quote (or none).
     paying = acc["converted_at"].notna()
+    assert acc["deal_value"].dtype == np.float64 and (acc.loc[paying, "deal_value"] > 0).all()
+    assert acc.loc[~paying, "deal_value"].isna().all()
+    assert 0.7 < acc["quote"].notna().mean() < 0.9 and (acc["quote"].dropna() > 0).all()
+    # mrr is known exactly for accounts the export sees as converted.
     np.testing.assert_allclose(
         acc.loc[paying, "mrr"], acc.loc[paying, "deal_value"] / 12, atol=0.01
     )

@@ -62,6 +62,8 @@ def _planted(tables: Tables, *, conversion: bool = False) -> Tables:
     ]
     if conversion:
         accounts.loc[unconverted[:1], "converted_at"] = moment
+        # A won deal has its value (the demo only knows values of deals won by export).
+        accounts.loc[unconverted[:1], "deal_value"] = 5_000.0
     return Tables(events=events, accounts=accounts, communications=comms)
 
 

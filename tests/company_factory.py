@@ -1,0 +1,73 @@
+"""Generated companies that differ from the demo: vocabulary, scale, trial length, lags.
+
+``make_company`` draws a company with the demo generator's options, renames every
+event type (so nothing can lean on the demo's words) and writes a matching config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.config import CompanyConfig, demo_config_text, load_config
+from features.demo.generator import EVENT_NAMES, DemoData, generate_demo_data, write_demo_data
+from features.demo.latent import DemoConversionLags
+from features.loaders import load_tables
+from features.tables import Tables
+
+
+@dataclass
+class Company:
+    """A generated company: its config, loaded tables and the generator's truth."""
+
+    config: CompanyConfig
+    tables: Tables
+    demo: DemoData
+    root: Path
+
+
+def renamed(name: str) -> str:
+    """The other company's word for a demo event type."""
+    return "ev_" + name.lower().replace(" ", "_")
+
+
+def make_company(
+    root: Path,
+    *,
+    n_accounts: int,
+    seed: int,
+    trial_days: int,
+    window_days: int,
+    lags: DemoConversionLags,
+    start: str = "2025-09-01",
+    export_time: str = "2026-05-01",
+) -> Company:
+    """Generate, rename the vocabulary, write Parquet plus config, load as a user would."""
+    demo = generate_demo_data(
+        n_accounts,
+        seed=seed,
+        trial_days=(trial_days,),
+        conversion_window_days=window_days,
+        conversion_lags=lags,
+        start=start,
+        export_time=export_time,
+    )
+    events = demo.tables.events.copy()
+    events["event"] = events["event"].astype(str).map(renamed)
+    tables = Tables(
+        events=events, accounts=demo.tables.accounts, communications=demo.tables.communications
+    )
+    write_demo_data(DemoData(tables=tables, truth=demo.truth), root)
+    text = demo_config_text()
+    for name in EVENT_NAMES:
+        text = text.replace(f'"{name}"', f'"{renamed(name)}"')
+    text = text.replace("conversion_window_days = 30", f"conversion_window_days = {window_days}")
+    text = text.replace("default_trial_days = 14", f"default_trial_days = {trial_days}")
+    (root / "trialcast.toml").write_text(text)
+    config = load_config(root / "trialcast.toml")
+    params = {**config.model.lightgbm, "num_threads": 1, "learning_rate": 0.1}
+    model = config.model.model_copy(
+        update={"lightgbm": params, "num_boost_round": 150, "early_stopping_rounds": 20}
+    )
+    config = config.model_copy(update={"model": model})
+    return Company(config=config, tables=load_tables(config).tables, demo=demo, root=root)
