@@ -34,7 +34,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ import pandas as pd
 from features.build import FeatureBuilder
 from features.config import CompanyConfig, SourceConfig
 from features.loaders import CATEGORY_COLUMNS
-from features.pipeline import build_account_view
+from features.personas import fit_persona_levels
+from features.pipeline import build_account_view, build_trial_view
 from features.quarantine import InputError
 from features.snapshots import build_churn_training_set, build_trial_training_set
 from features.spec import FeatureSpec, feature_spec_from_counts
@@ -245,6 +246,17 @@ def _write_part(frame: pd.DataFrame, folder: Path, number: int) -> None:
     os.replace(tmp, final)
 
 
+def partition_finished_trials(
+    part: PartitionTables, config: CompanyConfig, spec: FeatureSpec, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """One partition's finished trials as ``build_account_view`` sees them (for the
+    global lead-type levels)."""
+    if len(part.tables.accounts) == 0:
+        return pd.DataFrame()
+    frame = build_trial_view(FeatureBuilder.from_tables(part.tables, config, spec), as_of)
+    return frame[frame["lifecycle"] != "trial"]
+
+
 def build_partition(
     part: PartitionTables,
     number: int,
@@ -411,6 +423,17 @@ def run_distributed_features(
     staging = out / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
     moment = pd.Timestamp(as_of) if as_of is not None else export_time
+    # Lead-type levels are the company's quantiles over ALL finished trials: fitted
+    # once on the driver (as the pandas path does), then carried in the spec.
+    finished_fn = dask.delayed(partition_finished_trials, pure=True)
+    finished = client.gather(client.compute([finished_fn(p, config, spec, moment) for p in parts]))
+    levels = fit_persona_levels(
+        pd.concat([f for f in finished if len(f)], ignore_index=True)
+        if any(len(f) for f in finished)
+        else pd.DataFrame(),
+        config.personas.levels,
+    )
+    spec = replace(spec, persona_levels=levels.to_dict())
     build = dask.delayed(build_partition, pure=True)
     try:
         jobs = [

@@ -71,6 +71,18 @@ def lifecycle_stage(builder: FeatureBuilder, positions: np.ndarray, moment: int)
     return pd.Series(pd.Categorical(stage, categories=LIFECYCLE), name="lifecycle")
 
 
+def build_trial_view(builder: FeatureBuilder, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Every account that had started a trial by ``as_of``: features at ``as_of`` for
+    running trials and at trial end for the rest, with the lifecycle state at ``as_of``
+    (``build_account_view`` without the lead types)."""
+    moment = timestamp_seconds(as_of)
+    positions = np.flatnonzero(builder.index.trial_start < moment)
+    cutoffs = np.minimum(builder.index.trial_end[positions], moment)
+    frame = builder.build(positions, cutoffs)
+    frame.insert(1, "lifecycle", lifecycle_stage(builder, positions, moment).to_numpy())
+    return frame
+
+
 def build_account_view(
     builder: FeatureBuilder, as_of: pd.Timestamp, *, levels: PersonaLevels | None = None
 ) -> pd.DataFrame:
@@ -83,11 +95,7 @@ def build_account_view(
     finished trials (the company's own quantiles, config pins winning); they are
     in ``frame.attrs["persona_levels"]``.
     """
-    moment = timestamp_seconds(as_of)
-    positions = np.flatnonzero(builder.index.trial_start < moment)
-    cutoffs = np.minimum(builder.index.trial_end[positions], moment)
-    frame = builder.build(positions, cutoffs)
-    frame.insert(1, "lifecycle", lifecycle_stage(builder, positions, moment).to_numpy())
+    frame = build_trial_view(builder, as_of)
     if levels is None and builder.spec.persona_levels:  # a model's spec carries its levels
         levels = PersonaLevels.from_dict(builder.spec.persona_levels)
     if levels is None:

@@ -72,3 +72,24 @@ def make_tables(
         accounts=make_accounts(n_accounts),
         communications=communications,
     )
+
+
+def make_champions(config: CompanyConfig, tracking_uri: str) -> None:
+    """Point ``champion`` at each kind's latest challenger, whatever its verdict.
+
+    For tests of the service, which need both models served; whether a model
+    deserves promotion is the gate's job and is tested in ``tests/training``
+    (``test_gate_companies.py``). This sets the registry alias directly, as an
+    operator could in the MLflow UI.
+    """
+    from mlflow import MlflowClient
+
+    from models.kinds import KINDS
+    from training.registry import CHALLENGER, CHAMPION, version_by_alias
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for kind in KINDS.values():
+        name = kind.registered_name(config.registry)
+        version = version_by_alias(client, name, CHALLENGER)
+        if version is not None:
+            client.set_registered_model_alias(name, CHAMPION, str(version.version))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from factories import make_champions
 from scipy.special import expit
 
 from features.build import FeatureBuilder
@@ -52,6 +53,7 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     builder = FeatureBuilder.from_tables(demo.tables, config)
     train_models(config, builder, tracking_uri=uri)
+    make_champions(config, uri)  # both models served (the gate is tested elsewhere)
     models = load_scoring_models(config, tracking_uri=uri, cache_root=str(root / "cache"))
     scores_path = write_scores(
         score_accounts(config, demo.tables, models, as_of=AS_OF), root / "scores.parquet"
