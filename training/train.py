@@ -61,7 +61,12 @@ from training.registry import (
     set_champion,
     version_by_alias,
 )
-from training.settings import resolve_artifact_location, resolve_tracking_uri
+from training.settings import (
+    MODELS_DIR,
+    output_root,
+    resolve_artifact_location,
+    resolve_tracking_uri,
+)
 from training.small_data import data_size, small_data_params, spec_cutoff
 from training.split import Split, split_training_frame
 from training.tracking import (
@@ -565,7 +570,7 @@ def train_models(
     predictions_root = (
         Path(predictions_dir)
         if predictions_dir is not None
-        else (project or Path.cwd()) / "models" / "predictions"
+        else output_root(project) / MODELS_DIR / "predictions"
     )
     outcomes: dict[str, ModelOutcome] = {}
     log_started = time.perf_counter()
