@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +9,7 @@ import pandas as pd
 import pytest
 import requests
 from scipy.special import expit
+from servers import bentoml_server
 
 from features.build import FeatureBuilder
 from features.config import load_config
@@ -46,47 +41,16 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(trained):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     root = trained["root"]
     env = {
-        **os.environ,
         "TRIALCAST_API_TOKEN": TOKEN,
         "TRIALCAST_CONFIG": str(trained["toml"]),
         "TRIALCAST_TRACKING_URI": trained["uri"],
         "TRIALCAST_SERVING_CACHE": str(root / "cache"),
         "TRIALCAST_SCORES_PATH": str(root / "no_scores.parquet"),
     }
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
-    bentoml = Path(sys.executable).with_name("bentoml")
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:TrialcastService", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server not ready in 120 s")
-            time.sleep(0.25)
+    with bentoml_server(env, root / "server.log") as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_small_table_trains_and_names_both_leaks(trained):

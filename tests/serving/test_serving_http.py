@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +14,7 @@ import pytest
 import requests
 from factories import make_champions
 from scipy.special import expit
+from servers import bentoml_server
 
 from features.build import FeatureBuilder
 from features.config import load_demo_config
@@ -36,12 +32,6 @@ TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 AS_OF = pd.Timestamp("2026-10-15")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +71,7 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(store):
     """``bentoml serve serving.service:TrialcastService`` on a free loopback port."""
-    port = _free_port()
     env = {
-        **os.environ,
         "TRIALCAST_API_TOKEN": TOKEN,
         "TRIALCAST_TRACKING_URI": store["uri"],
         "TRIALCAST_SERVING_CACHE": str(store["root"] / "cache"),
@@ -91,35 +79,8 @@ def server(store):
         "TRIALCAST_FORECAST_DIR": str(store["root"] / "forecast"),
         "TRIALCAST_MAX_REQUEST_BYTES": str(2 * 1024 * 1024),
     }
-    log = open(store["root"] / "server.log", "wb")  # noqa: SIM115 - closed below
-    bentoml = Path(sys.executable).with_name("bentoml")
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:TrialcastService", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((store["root"] / "server.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server not ready in 90 s")
-            time.sleep(0.25)
+    with bentoml_server(env, store["root"] / "server.log", ready_within=90) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def _feature_records(store, n: int = 300) -> tuple[pd.DataFrame, list[dict]]:
