@@ -93,3 +93,15 @@ def make_champions(config: CompanyConfig, tracking_uri: str) -> None:
         version = version_by_alias(client, name, CHALLENGER)
         if version is not None:
             client.set_registered_model_alias(name, CHAMPION, str(version.version))
+
+
+def fast_demo_config(num_boost_round: int) -> CompanyConfig:
+    """The demo config with one LightGBM thread and a short, fast fit (backtest tests)."""
+    from features.config import load_demo_config
+
+    cfg = load_demo_config()
+    params = {**cfg.model.lightgbm, "num_threads": 1, "learning_rate": 0.1}
+    model = cfg.model.model_copy(
+        update={"lightgbm": params, "num_boost_round": num_boost_round, "early_stopping_rounds": 20}
+    )
+    return cfg.model_copy(update={"model": model})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from factories import fast_demo_config
 
-from features.config import load_demo_config
 from features.tables import Tables
 from trialcast.backtest import list_cohorts, run_rolling_backtest, truncate_tables
 
@@ -16,12 +16,7 @@ LAST_ORIGIN = pd.Timestamp("2026-06-01")
 
 @pytest.fixture(scope="module")
 def config():
-    cfg = load_demo_config()
-    params = {**cfg.model.lightgbm, "num_threads": 1, "learning_rate": 0.1}
-    model = cfg.model.model_copy(
-        update={"lightgbm": params, "num_boost_round": 200, "early_stopping_rounds": 20}
-    )
-    return cfg.model_copy(update={"model": model})
+    return fast_demo_config(200)
 
 
 @pytest.fixture(scope="module")

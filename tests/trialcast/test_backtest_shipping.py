@@ -5,22 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from factories import fast_demo_config
 
 import serving.batch as batch
 import trialcast.backtest as backtest
-from features.config import load_demo_config
 
 COHORT, ORIGIN = "2026-03", pd.Timestamp("2026-04-01")
 
 
 @pytest.fixture(scope="module")
 def config():
-    cfg = load_demo_config()
-    params = {**cfg.model.lightgbm, "num_threads": 1, "learning_rate": 0.1}
-    model = cfg.model.model_copy(
-        update={"lightgbm": params, "num_boost_round": 150, "early_stopping_rounds": 20}
-    )
-    return cfg.model_copy(update={"model": model})
+    return fast_demo_config(150)
 
 
 def test_backtest_calls_the_shipping_scoring_function(demo_small, config, monkeypatch):
