@@ -11,7 +11,8 @@ over all candidates at once (one matrix product per stratum), because the
 library versions (statsmodels ``StratifiedTable``) pool odds ratios, not the
 rate ratios sales read ("converts 3x as often"), and loop per table.
 
-Also here: ``shap_importance`` (mean |SHAP| of a quick LightGBM on the count
+Also here: ``prognostic_score`` (the activity the adjusted lift holds fixed),
+``shap_importance`` (mean |SHAP| of a quick LightGBM on the count
 features) and ``candidate_status`` (which candidates are ranked at all).
 
 References: Greenland S, Robins JM (1985), "Estimation of a common effect
@@ -166,3 +167,64 @@ def candidate_status(
         ["near-absent", "near-universal", "outcome-like", "activity-measure", "activity-bound"],
         default="ranked",
     )
+
+
+def prognostic_score(
+    row: np.ndarray,
+    days: np.ndarray,
+    observed_days: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    parts: int = 4,
+    folds: int = 5,
+) -> np.ndarray:
+    """Each trial's out-of-fold log-odds of converting from its activity profile alone.
+
+    The profile ignores event types: events per day and the share of active days in
+    each of ``parts`` equal slices of the observed trial (so fading and growing
+    trials differ). Trials with the same score are "equally active" in the sense
+    that matters for converting, which is what the adjusted lift must hold fixed.
+    Out-of-fold, so a trial's own outcome never sets its stratum.
+
+    Args:
+        row: trial (0 .. n-1) of each event.
+        days: days from trial start of each event.
+        observed_days: days observed per trial (to trial end or conversion).
+        y: 0/1 converted per trial.
+        seed: LightGBM and fold seed.
+        parts: slices of the observed trial.
+        folds: cross-fitting folds.
+    """
+    n = len(observed_days)
+    slice_days = observed_days / parts
+    part = np.minimum((days / slice_days[row]).astype(np.int64), parts - 1)
+    columns = []
+    for q in range(parts):
+        in_q = part == q
+        events = np.bincount(row[in_q], minlength=n)
+        day_pairs = np.unique(row[in_q] * 100_000 + np.floor(days[in_q]).astype(np.int64))
+        active = np.bincount(day_pairs // 100_000, minlength=n)
+        columns += [np.log1p(events / slice_days), active / np.maximum(slice_days, 1.0)]
+    x = np.column_stack(columns)
+    if len(np.unique(y)) < 2:
+        return np.zeros(n)
+    params = {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 7,
+        "min_data_in_leaf": 50,
+        "lambda_l2": 5.0,
+        "verbose": -1,
+        "seed": seed,
+        "num_threads": 1,
+    }
+    score = np.zeros(n)
+    fold = np.random.default_rng(seed).integers(0, folds, n)
+    for f in range(folds):
+        fit = fold != f
+        if len(np.unique(y[fit])) < 2:
+            continue
+        booster = lgb.train(params, lgb.Dataset(x[fit], label=y[fit]), num_boost_round=200)
+        score[~fit] = booster.predict(x[~fit], raw_score=True)
+    return score

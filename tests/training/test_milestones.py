@@ -177,21 +177,22 @@ def test_outcome_event_is_flagged_not_proposed_and_exclusions_apply():
     assert again.excluded == ["Checkout Started"]
 
 
-def test_on_demo_data_a_successful_run_adds_beyond_activity(demo_small):
-    config = load_demo_config()
-    found = discover_milestones(config, demo_small.tables)
+@pytest.mark.parametrize("seed", [7, 3])
+def test_on_demo_data_no_activity_event_is_proposed(seed, demo_small):
+    """The demo's everyday events (Login, Page Viewed, ...) are drawn in proportion to
+    how busy a trial is and nothing else; before the prognostic-score strata, Login
+    3+ in week 1 (1.40x) was proposed as the aha moment on seed 3."""
+    from features.demo.generator import GENERIC_EVENTS, generate_demo_data
+
+    demo = demo_small if seed == 7 else generate_demo_data(5000, seed=seed)
+    found = discover_milestones(load_demo_config(), demo.tables)
+    proposed = {m.events[0] for m in found.checklist}
+    assert not proposed & (set(GENERIC_EVENTS) - {"Dashboard Viewed", "Report Shared"})
     table = found.candidates[found.candidates["status"] == "ranked"]
-    rank = table.groupby("event")["rank"].min()
-    for other in ("Pipeline Created", "Pipeline Run Failed", "Source Connected"):
-        assert rank["Pipeline Run Succeeded"] < rank[other]
-    runs = table[(table["event"] == "Pipeline Run Succeeded") & (table["min_count"] == 10)]
-    assert runs["adj_lift_low"].max() > 1.0  # ten successful runs add to being active
-    created = table[table["event"] == "Pipeline Created"]
-    assert created["adj_lift"].max() < runs["adj_lift"].max()  # creating one adds less
-    assert "Pipeline Created" not in {m.events[0] for m in found.checklist}
-    importance = found.candidates.groupby("event")["importance"].max()
-    assert importance["Pipeline Run Succeeded"] > importance["Pipeline Created"]
-    assert found.seconds < 15
+    login = table[table["event"] == "Login"]
+    assert login["adj_lift"].max() < 1.25  # raw lift 3-5x: it tracks activity
+    assert login["lift"].max() > 2.5
+    assert found.seconds < 20
 
 
 def test_milestone_names_read_well():
