@@ -298,6 +298,34 @@ def assign_persona_names(
     return np.select([c for c, _ in rules], [n for _, n in rules], default="Silent Successes")
 
 
+#: Lead types whose playbook says not to spend sales time on them.
+LET_GO = ("Fizzlers", "Incompatible Ignoramus", "Heartbreakers")
+#: Lead types whose playbook treats them as likely wins.
+LIKELY_WINS = ("Golden Leads", "Silent Successes")
+
+
+def observed_rate_note(
+    name: str, observed: float, low: float, high: float, stated: float, base: float
+) -> str:
+    """Where a lead type's observed conversion contradicts its playbook or stated chance.
+
+    A "let go" type converting above the company average sends sales away from
+    money; a "likely win" below it wastes their time; a stated chance outside the
+    observed interval misleads anyone reading it. Empty when the data agrees.
+    """
+    if name in LET_GO and low > base:
+        return (
+            f"contradicts its playbook: converts above the company average ({base:.0%}); "
+            "do not let these go"
+        )
+    if name in LIKELY_WINS and high < base:
+        return f"contradicts its playbook: converts below the company average ({base:.0%})"
+    if not low <= stated <= high:
+        side = "above" if stated > high else "below"
+        return f"the stated {stated:.0%} is {side} what this company sees"
+    return ""
+
+
 def persona_chance(personas: pd.Series) -> pd.Series:
     """The seed's stated conversion chance of each row's persona (the heuristic baseline)."""
     chances = {name: p.stated_chance for name, p in PERSONAS.items()}

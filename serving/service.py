@@ -409,6 +409,7 @@ class TrialcastService:
                 search=q or "",
                 as_of=self.store.as_of,
                 company=self.config.company,
+                persona_rates=self.models.persona_rates,
                 window_days=self.config.trial.conversion_window_days,
             )
         )

@@ -18,7 +18,7 @@ import pandas as pd
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
-from features.personas import PERSONAS
+from features.personas import PERSONAS, observed_rate_note
 
 _BASE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -73,12 +73,20 @@ _LIST = """{% extends "base" %}{% block title %}Accounts - trialcast{% endblock 
 <td><a class="account-link" href="/ui/accounts/{{ r.account_id|urlencode }}">{{ r.account_id }}</a></td>
 <td class="num">{{ '%.0f%%'|format(r.p_convert * 100) }}</td>
 <td class="num">{{ money(r.deal_value) }}</td><td class="num">{{ money(r.expected_value) }}</td>
-<td>{{ r.persona }}</td>
+<td>{{ r.persona }}{% if rates.get(r.persona) %} <span class="muted">seen {{ '%.0f%%'|format(rates[r.persona].observed * 100) }}</span>{% endif %}</td>
 <td>{% if r.pql %}<span class="badge pql">PQL</span>{% else %}<span class="badge nopql">-</span>{% endif %}</td>
 <td class="trial">{% if state(r) == 'deciding' %}<span class="badge deciding">deciding</span>
  <span class="muted">ended {{ day(r.trial_end) }}, window to {{ day(window_end(r)) }}</span>
  {% else %}{{ days_left(r.trial_days_left) }} left{% endif %}</td></tr>
 {% endfor %}</tbody></table>
+{% if lead_types %}<details class="card" id="lead-types" open><summary><strong>Lead types: stated chance vs what this company sees</strong>
+ <span class="muted">(finished trials of the model's training window, 95% interval)</span></summary>
+<table><thead><tr><th>Lead type</th><th class="num">Stated</th><th class="num">Observed</th><th class="num">Trials</th><th>Playbook</th><th>Note</th></tr></thead><tbody>
+{% for t in lead_types %}<tr data-type="{{ t.name }}"{% if t.note %} class="neg"{% endif %}><td>{{ t.name }}</td>
+<td class="num">{{ '%.0f%%'|format(t.stated * 100) }}</td>
+<td class="num">{% if t.trials %}{{ '%.0f%%'|format(t.observed * 100) }} <span class="muted">({{ '%.0f'|format(t.low * 100) }}-{{ '%.0f%%'|format(t.high * 100) }})</span>{% else %}<span class="muted">no trial</span>{% endif %}</td>
+<td class="num">{{ '{:,}'.format(t.trials) }}</td><td>{{ t.playbook }}</td><td class="note">{{ t.note }}</td></tr>
+{% endfor %}</tbody></table></details>{% endif %}
 <nav class="pager" id="pager">
 {% if page > 1 %}<a id="prev" href="{{ page_url(page - 1) }}">&larr; Previous</a>{% endif %}
 <span>Page {{ page }} of {{ pages }}</span>
@@ -222,8 +230,10 @@ def render_list(
     first_rank: int = 1,
     search: str = "",
     window_days: int = 30,
+    persona_rates: Mapping[str, Mapping[str, float]] | None = None,
 ) -> str:
-    """The ranked account list page (one page of it), with search, filters and paging."""
+    """The ranked account list page (one page of it), with search, filters and paging,
+    and each lead type's observed chance beside the seed's stated one."""
     query = {
         "persona": persona or "",
         "pql": "" if pql is None else ("yes" if pql else "no"),
@@ -258,7 +268,40 @@ def render_list(
         subtitle=company,
         page_url=page_url,
         window_end=window_end,
+        rates=dict(persona_rates or {}),
+        lead_types=lead_type_rows(persona_rates or {}),
     )
+
+
+def lead_type_rows(rates: Mapping[str, Mapping[str, float]]) -> list[dict[str, Any]]:
+    """One row per lead type: stated chance, observed rate and interval, and a note
+    where the company's data contradicts the playbook (empty without observed rates)."""
+    if not rates:
+        return []
+    seen = [r for r in rates.values() if r.get("trials", 0) > 0]
+    trials = sum(r["trials"] for r in seen)
+    base = sum(r["observed"] * r["trials"] for r in seen) / trials if trials else float("nan")
+    rows = []
+    for name, persona in PERSONAS.items():
+        r = rates.get(name)
+        n = int(r["trials"]) if r else 0
+        rows.append(
+            {
+                "name": name,
+                "stated": persona.stated_chance,
+                "playbook": persona.playbook,
+                "trials": n,
+                "observed": r["observed"] if r else float("nan"),
+                "low": r["low"] if r else float("nan"),
+                "high": r["high"] if r else float("nan"),
+                "note": observed_rate_note(
+                    name, r["observed"], r["low"], r["high"], persona.stated_chance, base
+                )
+                if r and n
+                else "",
+            }
+        )
+    return rows
 
 
 def render_account(

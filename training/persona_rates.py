@@ -17,12 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from features.personas import PERSONAS, PersonaLevels, assign_personas
-
-#: Lead types whose playbook says not to spend sales time on them.
-LET_GO = ("Fizzlers", "Incompatible Ignoramus", "Heartbreakers")
-#: Lead types whose playbook treats them as likely wins.
-LIKELY_WINS = ("Golden Leads", "Silent Successes")
+from features.personas import PERSONAS, PersonaLevels, assign_personas, observed_rate_note
 
 RATE_COLUMNS = (
     "persona",
@@ -67,20 +62,6 @@ def reference_rows(frame: pd.DataFrame, *, max_missing: float = 0.05) -> pd.Data
     return out
 
 
-def _note(name: str, observed: float, low: float, high: float, stated: float, base: float) -> str:
-    if name in LET_GO and low > base:
-        return (
-            f"contradicts its playbook: converts above the company average ({base:.0%}); "
-            "do not let these go"
-        )
-    if name in LIKELY_WINS and high < base:
-        return f"contradicts its playbook: converts below the company average ({base:.0%})"
-    if not low <= stated <= high:
-        side = "above" if stated > high else "below"
-        return f"the stated {stated:.0%} is {side} what this company sees"
-    return ""
-
-
 def compute_persona_rates(
     trials: pd.DataFrame, levels: PersonaLevels | None = None, *, confidence: float = 0.95
 ) -> pd.DataFrame:
@@ -114,7 +95,7 @@ def persona_rate_table(
             continue
         ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
         rate = k / n
-        note = _note(name, rate, ci.low, ci.high, persona.stated_chance, base)
+        note = observed_rate_note(name, rate, ci.low, ci.high, persona.stated_chance, base)
         rows.append((name, n, k, rate, ci.low, ci.high, persona.stated_chance, note))
     return pd.DataFrame(rows, columns=list(RATE_COLUMNS))
 

@@ -19,6 +19,7 @@ from servers import bentoml_server
 from features.build import FeatureBuilder
 from features.config import load_demo_config
 from features.demo.generator import generate_demo_data
+from features.spec import FeatureSpec
 from models.loader import ModelUnavailableError, load_serving_model
 from serving.batch import score_accounts, score_customers, write_scores
 from serving.forecast.revenue import forecast_recurring_revenue
@@ -376,6 +377,17 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
         driver.find_element(By.ID, "sign-in").click()
         rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
         assert len(rows) == min(len(store["scores"]), 100)  # first page
+        # each lead type's observed chance (from the champion's training window) beside the seed's
+        served = load_serving_model(store["config"], "conversion", tracking_uri=store["uri"])
+        rates = FeatureSpec.from_json(served.model.spec_json).persona_rates
+        types = driver.find_elements(By.CSS_SELECTOR, "#lead-types tbody tr")
+        assert len(types) == 7 and rates
+        for row in types:
+            name = row.get_attribute("data-type")
+            cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+            if name in rates:
+                assert cells[2].startswith(f"{rates[name]['observed']:.0%}"), cells
+                assert cells[3] == f"{int(rates[name]['trials']):,}"
         persona = str(store["scores"]["persona"].iloc[0])
         Select(driver.find_element(By.ID, "persona-filter")).select_by_value(persona)  # submits
         rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")

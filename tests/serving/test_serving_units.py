@@ -229,3 +229,26 @@ def test_contributions_equal_shap_tree_explainer(fitted, synthetic_frame):
     if theirs.ndim == 3:  # older shap: one array per class
         theirs = theirs[-1]
     np.testing.assert_allclose(ours, fitted.a * theirs, atol=1e-6)
+
+
+def test_lead_type_rows_flag_a_let_go_type_that_converts_above_average():
+    from serving.views import lead_type_rows
+
+    rates = {
+        "Golden Leads": {"observed": 0.66, "low": 0.60, "high": 0.72, "trials": 300, "stated": 0.9},
+        "Heartbreakers": {
+            "observed": 0.40,
+            "low": 0.33,
+            "high": 0.47,
+            "trials": 200,
+            "stated": 0.05,
+        },
+        "Fizzlers": {"observed": 0.08, "low": 0.05, "high": 0.12, "trials": 500, "stated": 0.1},
+    }
+    rows = {r["name"]: r for r in lead_type_rows(rates)}
+    assert len(rows) == 7  # every type listed, seen or not
+    assert "do not let these go" in rows["Heartbreakers"]["note"]  # 40% vs 27% on average
+    assert "stated 90% is above" in rows["Golden Leads"]["note"]
+    assert rows["Fizzlers"]["note"] == ""  # the data agrees with the seed
+    assert rows["Silent Successes"]["trials"] == 0 and rows["Silent Successes"]["note"] == ""
+    assert lead_type_rows({}) == []
