@@ -45,3 +45,58 @@ def test_an_empty_rule_means_no_pqls():
     config = make_config(pql={"conditions": []})
     features = pd.DataFrame({"activation_rate_all": np.linspace(0, 1, 11)})
     assert not compute_pql(features, config).any()
+
+
+def _no_signal_driver_company():
+    spec = dataclasses.replace(FREIGHT, n_accounts=1500, driver_rate=FREIGHT.base_rate, seed=5)
+    company = generate_driver_company(spec)
+    return company.tables, company.config(), company.now
+
+
+def _no_signal_renamed_demo():
+    from features.config import load_demo_config
+    from features.demo.generator import generate_demo_data
+    from features.demo.variants import event_mapping, no_signal, rename_config_events, rename_events
+
+    demo = generate_demo_data(2000, seed=5, trial_days=(21,), conversion_window_days=14)
+    company = rename_events(no_signal(demo, seed=1), prefix="ev_")
+    config = rename_config_events(load_demo_config(), event_mapping(demo, prefix="ev_"))
+    config = config.model_copy(
+        update={
+            "pql": config.pql.model_copy(update={"conditions": []}),
+            "trial": config.trial.model_copy(update={"conversion_window_days": 14}),
+        }
+    )
+    return company.tables, config, None
+
+
+@pytest.mark.parametrize(
+    "make", [_no_signal_driver_company, _no_signal_renamed_demo], ids=["freight", "demo-renamed"]
+)
+def test_no_rule_is_proposed_when_nothing_predicts_paying(make):
+    """Dozens of activity flags and their pairs are tried: on a company whose outcomes
+    are independent of behaviour the luckiest of them must not become a PQL rule."""
+    tables, config, now = make()
+    builder = FeatureBuilder.from_tables(tables, config)
+    found = discover_milestones(config, builder, now=now)
+    assert found.checklist == []
+    proposal = propose_pql_for_company(builder, found)
+    assert proposal.conditions == [], proposal.reason
+    assert "No rule means no PQLs" in proposal.reason
+
+
+def test_a_hindsight_event_never_enters_the_proposed_rule():
+    from features.demo.generator import DemoData
+    from features.demo.variants import hindsight_event
+
+    company = generate_driver_company(dataclasses.replace(CLINIC, n_accounts=1500))
+    leaky = hindsight_event(DemoData(company.tables, company.truth), "Plan Upgraded")
+    config = company.config()
+    builder = FeatureBuilder.from_tables(leaky.tables, config)
+    assert "Plan Upgraded" in builder.spec.excluded_events  # the leak scan caught it
+    found = discover_milestones(config, builder, now=company.now)
+    proposal = propose_pql_for_company(builder, found)
+    assert proposal.conditions
+    assert not any("plan_upgraded" in c.feature for c in proposal.conditions)
+    slug = builder.spec.event_slugs[builder.spec.top_event_types.index(CLINIC.driver_event)]
+    assert f"count_{slug}_all" in {c.feature for c in proposal.conditions}
