@@ -320,6 +320,39 @@ def read_scores(path: str | Path | None = None) -> pd.DataFrame | None:
     return pd.read_parquet(target)
 
 
+def predict_paying_customers(
+    builder: FeatureBuilder,
+    model: TrialcastModel,
+    as_of: pd.Timestamp,
+    *,
+    part: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """The shipping churn path: every account paying at ``as_of``, scored at ``as_of``.
+
+    Paying = converted before ``as_of`` and not churned by then. Features are built
+    at ``as_of`` (as in the churn training set, never at the trial-end snapshot).
+    ``part = (i, n)`` scores only the ``i``-th of ``n`` interleaved shares (the
+    Dask job's workers). Returns ``account_id``, ``mrr`` and ``p_churn`` (within
+    the model's churn horizon), customers with a known MRR only.
+    """
+    seconds = timestamp_seconds(pd.Timestamp(as_of))
+    idx = builder.index
+    paying = (idx.converted_at != NAT_SECONDS) & (idx.converted_at < seconds)
+    paying &= (idx.churned_at == NAT_SECONDS) | (idx.churned_at > seconds)
+    positions = np.flatnonzero(paying)
+    if part is not None:
+        positions = positions[part[0] :: part[1]]
+    frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
+    out = pd.DataFrame(
+        {
+            "account_id": frame.index.astype(str),
+            "mrr": frame["customer_mrr"].to_numpy(),
+            "p_churn": model.predict_proba(frame) if len(frame) else np.zeros(0),
+        }
+    )
+    return out[out["mrr"].notna()].reset_index(drop=True)
+
+
 def score_customers(
     config: CompanyConfig,
     tables: Tables,
@@ -329,26 +362,12 @@ def score_customers(
 ) -> pd.DataFrame | None:
     """Churn probability of every account paying at ``as_of`` (``None`` without a churn model).
 
-    Features are built at ``as_of`` with the churn model's ``FeatureSpec``, as in
-    training. Returns ``account_id``, ``mrr`` and ``p_churn`` (within the model's
-    ``churn_horizon_days``): the input of the churn-adjusted revenue forecast
-    (segments are added from the config, ``serving.forecast.segments``).
+    ``predict_paying_customers`` with the churn champion and its ``FeatureSpec``:
+    the input of the churn-adjusted revenue forecast (segments are added from the
+    config, ``serving.forecast.segments``).
     """
     if models.churn is None:
         return None
     builder = FeatureBuilder.from_tables(tables, config, models.spec("churn"))
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()
-    seconds = timestamp_seconds(moment)
-    idx = builder.index
-    paying = (idx.converted_at != NAT_SECONDS) & (idx.converted_at < seconds)
-    paying &= (idx.churned_at == NAT_SECONDS) | (idx.churned_at > seconds)
-    positions = np.flatnonzero(paying)
-    frame = builder.build(positions, np.full(len(positions), seconds, dtype=np.int64))
-    out = pd.DataFrame(
-        {
-            "account_id": frame.index.astype(str),
-            "mrr": frame["customer_mrr"].to_numpy(),
-            "p_churn": models.churn.model.predict_proba(frame),
-        }
-    )
-    return out[out["mrr"].notna()].reset_index(drop=True)
+    return predict_paying_customers(builder, models.churn.model, moment)

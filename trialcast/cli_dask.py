@@ -92,18 +92,43 @@ def dask_score(
 ) -> None:
     """Batch-score feature rows with probabilities and top reasons via map_partitions.
 
-    With ``--config`` and a conversion model: score the open trials at ``--as-of``
-    through the shipping path instead (``--features-path`` is then not read).
+    With ``--config``: score at ``--as-of`` through the shipping path instead
+    (``--features-path`` is then not read): the open trials for a conversion model,
+    the paying customers for a churn model.
     """
     import pandas as pd
 
-    from trialcast.dask_jobs import run_open_trials_dask, run_score_dask
+    from trialcast.dask_jobs import run_customers_dask, run_open_trials_dask, run_score_dask
 
     if config is not None:
         try:
             moment = pd.Timestamp(as_of) if as_of else None
         except ValueError:
             fail(f"--as-of: not a date/time: {as_of!r}")
+        from models.kinds import CHURN, model_kind
+        from training.model import TrialcastModel
+
+        try:
+            kind = model_kind(TrialcastModel.load(model_dir).kind)
+        except (OSError, ValueError, KeyError) as exc:
+            fail(f"{model_dir}: not a saved model folder ({exc})")
+        if kind is CHURN:
+            try:
+                paying = run_customers_dask(
+                    load_config_or_exit(config),
+                    model_dir,
+                    out,
+                    scheduler=dask_scheduler,
+                    n_workers=workers,
+                    as_of=moment,
+                )
+            except ValueError as exc:
+                fail(str(exc))
+            console.print(
+                f"Scored {paying['rows']:,} paying customers for churn as of {paying['as_of']} "
+                f"-> {paying['path']}"
+            )
+            return
         try:
             opened = run_open_trials_dask(
                 load_config_or_exit(config),

@@ -299,3 +299,57 @@ def run_open_trials_dask(
         "seconds": time.perf_counter() - started,
         "path": target,
     }
+
+
+def run_customers_dask(
+    config: CompanyConfig,
+    model_dir: str | Path,
+    out: str | Path,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    *,
+    as_of: pd.Timestamp | None = None,
+    n_parts: int | None = None,
+) -> dict[str, Any]:
+    """Score the accounts paying at ``as_of`` for churn on Dask through the shipping path.
+
+    As ``run_open_trials_dask``, with ``serving.batch.predict_paying_customers``
+    (the function ``score`` and ``forecast`` use): features at ``as_of``, not at
+    the trial-end snapshot. Writes ``account_id``, ``as_of``, ``mrr``, ``p_churn``
+    and returns ``rows``, ``as_of``, ``seconds`` and ``path``.
+    """
+    from features.build import FeatureBuilder
+    from features.loaders import load_tables
+    from features.spec import FeatureSpec
+    from serving.batch import export_now, predict_paying_customers
+    from training.model import TrialcastModel
+
+    started = time.perf_counter()
+    model = TrialcastModel.load(model_dir)
+    if model.kind != "churn":
+        raise ValueError(f"{model_dir}: a {model.kind} model; paying customers need a churn model")
+    tables = load_tables(config).tables
+    spec = FeatureSpec.from_json(model.spec_json) if model.spec_json else None
+    builder = FeatureBuilder.from_tables(tables, config, spec)
+    moment = pd.Timestamp(as_of) if as_of is not None else export_now(config, tables)
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
+    with dask_client(scheduler, n_workers=n_workers) as client:
+        parts = n_parts or max(2 * len(client.scheduler_info()["workers"]), 1)
+        shared_builder = client.scatter(builder, broadcast=True)
+        shared_model = client.scatter(model, broadcast=True)
+        futures = [
+            client.submit(
+                predict_paying_customers, shared_builder, shared_model, moment, part=(i, parts)
+            )
+            for i in range(parts)
+        ]
+        results = client.gather(futures)
+    staging.mkdir(parents=True)
+    rows = 0
+    for i, frame in enumerate(results):
+        frame.assign(as_of=moment).to_parquet(staging / f"part.{i}.parquet", index=False)
+        rows += len(frame)
+    replace_dir(staging, target)
+    return {"rows": rows, "as_of": moment, "seconds": time.perf_counter() - started, "path": target}

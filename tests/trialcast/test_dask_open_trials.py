@@ -40,3 +40,72 @@ def test_dask_open_trials_equal_the_shipping_path(tmp_path, trial_days, window_d
     assert got.index.tolist() == want.index.tolist()
     np.testing.assert_allclose(got["p_convert"].to_numpy(), want.to_numpy(), atol=1e-12)
     assert (got["as_of"] == as_of).all() and got["past_end"].any()
+
+
+def _fit_churn_model(builder, config, origin):
+    from features.snapshots import build_churn_training_set
+    from training.model import fit_model
+    from training.split import build_time_split
+    from training.train import model_features
+
+    frame = build_churn_training_set(builder, export_time=origin)
+    cfg = config.model
+    split = build_time_split(
+        frame, "churn", valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+    )
+    train = frame.iloc[split.train].reset_index(drop=True)
+    valid = frame.iloc[np.concatenate([split.valid, split.test])].reset_index(drop=True)
+    return fit_model(
+        train,
+        valid,
+        model_features(frame, "churn"),
+        dict(cfg.lightgbm),
+        kind="churn",
+        spec_json=builder.spec.to_json(),
+        num_boost_round=60,
+    )
+
+
+@pytest.mark.parametrize(("trial_days", "seed"), [(14, 31), (30, 32)], ids=["14d", "30d"])
+def test_dask_churn_scores_paying_customers_at_as_of(tmp_path, trial_days, seed):
+    """`trialcast dask score --config` with a churn model scores the accounts paying at
+    as_of on their features at as_of (the one-machine path), not their trial-end rows."""
+    from serving.batch import predict_paying_customers
+    from trialcast.dask_jobs import run_customers_dask
+
+    company = make_company(
+        tmp_path / "data",
+        n_accounts=900,
+        seed=seed,
+        trial_days=trial_days,
+        window_days=20,
+        lags=DemoConversionLags(in_trial_share=0.3, a_after=1.2, b_after=2.0),
+    )
+    builder = FeatureBuilder.from_tables(company.tables, company.config)
+    origin = company.tables.export_time()
+    model = _fit_churn_model(builder, company.config, origin)
+    model.save(tmp_path / "churn")
+    as_of = origin.normalize() - pd.Timedelta(days=5)
+    result = run_customers_dask(
+        company.config, tmp_path / "churn", tmp_path / "scored", n_workers=2, as_of=as_of
+    )
+    got = pd.read_parquet(result["path"]).set_index("account_id").sort_index()
+    want = predict_paying_customers(builder, model, as_of).set_index("account_id").sort_index()
+    assert result["rows"] == len(want) > 20
+    assert got.index.tolist() == want.index.tolist()
+    np.testing.assert_allclose(got["p_churn"].to_numpy(), want["p_churn"].to_numpy(), atol=1e-12)
+    assert (got["as_of"] == as_of).all()
+    # the command picks the churn path from the saved model's kind
+    from typer.testing import CliRunner
+
+    from trialcast.cli import app
+
+    args = ["dask", "score", "--model-dir", str(tmp_path / "churn"), "--out"]
+    args += [str(tmp_path / "cli"), "-c", str(company.root / "trialcast.toml")]
+    ran = CliRunner().invoke(app, [*args, "--as-of", str(as_of), "--workers", "1"])
+    assert ran.exit_code == 0, ran.output
+    assert f"Scored {len(want):,} paying customers for churn" in ran.output
+    cli = pd.read_parquet(tmp_path / "cli").set_index("account_id").sort_index()
+    np.testing.assert_allclose(cli["p_churn"].to_numpy(), want["p_churn"].to_numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="churn model"):
+        run_open_trials_dask(company.config, tmp_path / "churn", tmp_path / "x", n_workers=1)
