@@ -208,6 +208,7 @@ def run_forecast(
         build_account_forecast(trials, timing, as_of=moment, segments=segments),
         model_version=model_version,
         as_of=moment,
+        segments=segments,
     )
     recurring = None
     if customers is not None:

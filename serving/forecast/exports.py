@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,38 +20,44 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-#: Columns of the account-level export, in order (segment columns when present).
-EXPORT_COLUMNS = [
-    "account_id",
-    "p_convert",
-    "deal_value",
-    "expected_value",
-    "expected_month",
-    "persona",
-    "plan",
-    "company_size_band",
-    "model_version",
-    "as_of",
-]
+#: Columns of every account-level export, in order; the configured segment columns
+#: (``serving.forecast.segments``: persona, size band, plan... whatever the config
+#: names) go between these and ``TRAILING_COLUMNS``.
+LEADING_COLUMNS = ["account_id", "p_convert", "deal_value", "expected_value", "expected_month"]
+TRAILING_COLUMNS = ["model_version", "as_of"]
 DEFAULT_TABLE = "trialcast_forecast_accounts"
 
 
+def export_columns(segments: Sequence[str]) -> list[str]:
+    """The export's columns for these segment columns (duplicates and clashes dropped)."""
+    fixed = {*LEADING_COLUMNS, *TRAILING_COLUMNS}
+    kept = [s for s in dict.fromkeys(segments) if s not in fixed]
+    return [*LEADING_COLUMNS, *kept, *TRAILING_COLUMNS]
+
+
 def build_export_frame(
-    accounts: pd.DataFrame, *, model_version: str, as_of: pd.Timestamp
+    accounts: pd.DataFrame,
+    *,
+    model_version: str,
+    as_of: pd.Timestamp,
+    segments: Sequence[str] = ("persona",),
 ) -> pd.DataFrame:
-    """The export rows: account forecasts stamped with ``model_version`` and ``as_of``."""
+    """The export rows: account forecasts with their segment columns (text; missing
+    ones empty), stamped with ``model_version`` and ``as_of``."""
+    columns = export_columns(segments)
     out = pd.DataFrame(index=accounts.index)
-    for col in EXPORT_COLUMNS:
+    for col in columns:
         if col in accounts.columns:
             out[col] = accounts[col]
-        elif col in ("persona", "plan", "company_size_band"):
-            out[col] = pd.Series(pd.NA, index=accounts.index, dtype="string")
     out["account_id"] = out["account_id"].astype("string")
     out["model_version"] = str(model_version)
     out["as_of"] = pd.Timestamp(as_of)
-    for col in ("persona", "plan", "company_size_band"):
-        out[col] = out[col].astype("string")
-    return out[EXPORT_COLUMNS].reset_index(drop=True)
+    for col in columns[len(LEADING_COLUMNS) : -len(TRAILING_COLUMNS)]:
+        if col in out.columns:
+            out[col] = out[col].astype("string")
+        else:
+            out[col] = pd.Series(pd.NA, index=accounts.index, dtype="string")
+    return out[columns].reset_index(drop=True)
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -45,7 +45,10 @@ def _accounts(n: int = 50, seed: int = 0) -> pd.DataFrame:
 
 def _frame(as_of: str = "2026-02-15", version: str = "v1", seed: int = 0) -> pd.DataFrame:
     return build_export_frame(
-        _accounts(seed=seed), model_version=version, as_of=pd.Timestamp(as_of)
+        _accounts(seed=seed),
+        model_version=version,
+        as_of=pd.Timestamp(as_of),
+        segments=("persona", "plan", "company_size_band"),
     )
 
 
@@ -161,3 +164,17 @@ def test_postgres_round_trip_idempotent_and_atomic(pg_table, monkeypatch):
     assert len(after) == len(everything)
     feb = after[after["as_of"] == pd.Timestamp("2026-02-15")]
     assert feb["model_version"].unique().tolist() == ["v2"]
+
+
+def test_export_columns_follow_the_configured_segments():
+    accounts = _accounts().drop(columns=["plan", "company_size_band"])
+    accounts["region"] = "EMEA"
+    frame = build_export_frame(
+        accounts, model_version="v2", as_of=pd.Timestamp("2026-02-15"), segments=("region", "tier")
+    )
+    assert list(frame.columns) == [
+        "account_id", "p_convert", "deal_value", "expected_value", "expected_month",
+        "region", "tier", "model_version", "as_of",
+    ]  # fmt: skip
+    assert (frame["region"] == "EMEA").all() and frame["tier"].isna().all()
+    assert "plan" not in frame.columns  # nothing assumed about the company's columns
