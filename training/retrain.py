@@ -41,9 +41,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import numpy as np
@@ -64,6 +62,16 @@ from training.registry import (
     registered_name,
     set_champion,
     version_by_alias,
+)
+from training.retrain_decision import (
+    KindAction,
+    KindDecision,
+    RetrainDecision,
+    RetrainStatus,
+    input_fingerprint,
+    summarise,
+    write_decision,
+    write_json_atomic,
 )
 from training.settings import (
     MODELS_DIR,
@@ -90,122 +98,6 @@ STAGES = ("locked", "trained", "evaluated", "promoting", "recorded")
 Progress = Callable[[str], None]
 
 
-@dataclass
-class KindDecision:
-    """What the job decided for one model kind, and on which numbers.
-
-    Attributes:
-        kind: ``"conversion"`` or ``"churn"``.
-        action: ``promoted``, ``kept`` (champion stays), ``unchanged`` (nothing new
-            to train) or ``refused`` (too little data; champion stays).
-        reason: one sentence saying why.
-        registered_name: the registered model.
-        champion_before, champion_after: champion version before / after the job.
-        challenger_version: the version this job registered (None if none).
-        challenger_run_id: its training run.
-        challenger_log_loss, champion_log_loss, base_rate_log_loss: on the holdout.
-        log_loss_gain: champion minus challenger log loss (positive = challenger better).
-        min_gain: the rule's required gain (``[model].promote_min_logloss_gain``).
-        challenger_roc_auc, champion_roc_auc: ranking on the holdout.
-        holdout_rows, holdout_positives: size of the holdout.
-        holdout_from: first trial start (conversion) / snapshot (churn) in the holdout.
-    """
-
-    kind: str
-    action: str
-    reason: str
-    registered_name: str
-    champion_before: str | None = None
-    champion_after: str | None = None
-    challenger_version: str | None = None
-    challenger_run_id: str | None = None
-    challenger_log_loss: float | None = None
-    champion_log_loss: float | None = None
-    base_rate_log_loss: float | None = None
-    log_loss_gain: float | None = None
-    min_gain: float = 0.0
-    challenger_roc_auc: float | None = None
-    champion_roc_auc: float | None = None
-    holdout_rows: int = 0
-    holdout_positives: int = 0
-    holdout_from: str | None = None
-
-    @property
-    def promoted(self) -> bool:
-        return self.action == "promoted"
-
-
-@dataclass
-class RetrainDecision:
-    """Outcome of one ``run_retrain``.
-
-    Attributes:
-        status: ``promoted`` (some kind got a new champion), ``kept`` (trained, the
-            champions stay), ``unchanged`` (nothing new: no training), ``refused``
-            (too little data for every kind), ``busy`` (another retrain holds the
-            lock; nothing done) or ``failed`` (an error; champions untouched unless
-            a kind's promotion had already happened, see ``kinds``).
-        message: a short human summary (one line per kind).
-        retrain_id: id of this job (also on its MLflow run and registry versions).
-        started_at: UTC start time (ISO 8601).
-        fingerprint: the input fingerprint (tables + data time).
-        config_hash: the company config hash.
-        data_as_of: the data's "now" used for labels.
-        kinds: per model kind, the decision and its numbers.
-        tracking_uri: the MLflow store.
-        run_id: the ``retrain`` MLflow run (None when nothing was trained).
-        decision_path: the JSON decision file (None when busy).
-        lock_path: the lock file used.
-        seconds: wall time per step.
-        error: the error message when ``failed``.
-    """
-
-    status: str
-    message: str
-    retrain_id: str
-    started_at: str
-    fingerprint: str
-    config_hash: str
-    data_as_of: str | None
-    kinds: dict[str, KindDecision]
-    tracking_uri: str
-    run_id: str | None = None
-    decision_path: Path | None = None
-    lock_path: Path | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def promoted(self) -> bool:
-        return any(k.promoted for k in self.kinds.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("decision_path", "lock_path"):
-            data[key] = None if data[key] is None else str(data[key])
-        return data
-
-
-def input_fingerprint(tables: Tables, data_as_of: pd.Timestamp) -> str:
-    """SHA-256 of every table's columns, dtypes-independent values and the data time.
-
-    Row order matters (loaders read sources in a stable order). Cheap: a vectorised
-    64-bit hash per row (``pandas.util.hash_pandas_object``), about 10 ms per million
-    events.
-    """
-    digest = hashlib.sha256(str(pd.Timestamp(data_as_of)).encode())
-    for name in ("events", "accounts", "communications"):
-        frame = getattr(tables, name)
-        digest.update(f"|{name}|".encode())
-        if frame is None:
-            continue
-        digest.update(json.dumps(sorted(map(str, frame.columns))).encode())
-        ordered = frame[sorted(frame.columns, key=str)]
-        hashed = pd.util.hash_pandas_object(ordered, index=False, categorize=True)
-        digest.update(np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).tobytes())
-    return digest.hexdigest()
-
-
 def default_lock_path(config: CompanyConfig, tracking_uri: str, project_dir: Path) -> Path:
     """``<project>/models/retrain-<registry key>.lock``: one lock per registry.
 
@@ -224,13 +116,6 @@ def _now_utc() -> pd.Timestamp:
 
 def _float(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
 
 
 def _already_done(
@@ -296,7 +181,7 @@ def _judge(
         champion = load_model_version(client, decision.registered_name, CHAMPION)
         holdout.score("champion", champion, builder)
     except (KeyError, ValueError, OSError, MlflowException) as exc:
-        decision.action = "kept"
+        decision.action = KindAction.KEPT
         decision.reason = (
             f"champion version {decision.champion_before} could not be scored on the new "
             f"holdout ({exc}); it stays. Promote by hand if the challenger should replace it: "
@@ -320,14 +205,14 @@ def _judge(
     )
     if not base.beats:
         decision.action, decision.reason = (
-            "kept",
+            KindAction.KEPT,
             f"challenger does not beat the base rate ({base.model_log_loss:.4f} vs "
             f"{base.base_log_loss:.4f}); never promoted. {numbers}",
         )
     elif gain <= 0 or gain < cfg.promote_min_logloss_gain:
-        decision.action, decision.reason = "kept", f"champion stays: {numbers}"
+        decision.action, decision.reason = KindAction.KEPT, f"champion stays: {numbers}"
     else:
-        decision.action, decision.reason = "promote?", f"challenger is better: {numbers}"
+        decision.action, decision.reason = KindAction.TO_PROMOTE, f"challenger is better: {numbers}"
     return holdout
 
 
@@ -380,28 +265,6 @@ def _record_run(
         mlflow.log_metrics(metrics)
         mlflow.log_dict(decision.to_dict(), "retrain_decision.json")
         return str(run.info.run_id)
-
-
-def _summarise(kinds: dict[str, KindDecision]) -> tuple[str, str]:
-    actions = {k.action for k in kinds.values()}
-    if "promoted" in actions:
-        status = "promoted"
-    elif actions == {"unchanged"}:
-        status = "unchanged"
-    elif actions == {"refused"}:
-        status = "refused"
-    else:
-        status = "kept"
-    message = "\n".join(f"{k.kind}: {k.action}: {k.reason}" for k in kinds.values())
-    return status, message
-
-
-def _write_decision(decision: RetrainDecision, decisions_dir: Path, started: pd.Timestamp) -> Path:
-    path = decisions_dir / f"{started:%Y%m%dT%H%M%SZ}-{decision.retrain_id}.json"
-    decision.decision_path = path
-    _write_json_atomic(path, decision.to_dict())
-    _write_json_atomic(decisions_dir / "latest.json", decision.to_dict())
-    return path
 
 
 def _lock_owner(lock_path: Path) -> str:
@@ -474,7 +337,7 @@ def run_retrain(
             on_stage(name)
 
     decision = RetrainDecision(
-        status="busy",
+        status=RetrainStatus.BUSY,
         message="",
         retrain_id=retrain_id,
         started_at=started.isoformat(),
@@ -496,7 +359,7 @@ def run_retrain(
         decision.seconds["total"] = time.perf_counter() - t0
         return decision
     try:
-        _write_json_atomic(
+        write_json_atomic(
             lock_file.with_suffix(".owner"),
             {
                 "pid": os.getpid(),
@@ -512,20 +375,20 @@ def run_retrain(
                 truth=truth, say=say, stage=stage, t0=t0,
             )  # fmt: skip
         except BaseException as exc:
-            decision.status = "failed"
+            decision.status = RetrainStatus.FAILED
             decision.error = f"{type(exc).__name__}: {exc}"
             decision.message = f"retrain failed: {decision.error}"
             decision.seconds["total"] = time.perf_counter() - t0
             try:
-                _write_decision(decision, out_dir, started)
+                write_decision(decision, out_dir, started)
             except OSError:
                 log.exception("could not write the failed decision")
             raise
         decision.seconds["total"] = time.perf_counter() - t0
-        if decision.status != "unchanged":
+        if decision.status != RetrainStatus.UNCHANGED:
             with use_tracking_uri(uri) as client:
                 decision.run_id = _record_run(client, config, decision, uri, project)
-        _write_decision(decision, out_dir, started)
+        write_decision(decision, out_dir, started)
         stage("recorded")
         return decision
     finally:
@@ -566,17 +429,17 @@ def _retrain_locked(
             champion = version_by_alias(client, name, CHAMPION)
             before = str(champion.version) if champion is not None else None
             kd = KindDecision(
-                kind=kind, action="", reason="", registered_name=name,
+                kind=kind, action=KindAction.KEPT, reason="", registered_name=name,
                 champion_before=before, champion_after=before, min_gain=min_gain,
             )  # fmt: skip
             done = _already_done(client, name, fingerprint, decision.config_hash)
             if done is not None:
-                kd.action, kd.reason = "unchanged", done[0]
+                kd.action, kd.reason = KindAction.UNCHANGED, done[0]
             else:
                 to_train.append(kind)
             decision.kinds[kind] = kd
     if not to_train:
-        decision.status, decision.message = _summarise(decision.kinds)
+        decision.status, decision.message = summarise(decision.kinds)
         return
 
     say("building fresh features and training sets...")
@@ -587,7 +450,7 @@ def _retrain_locked(
     trainable = tuple(k for k in to_train if sets.frame(k) is not None)
     for kind, message in sets.refused.items():
         kd = decision.kinds[kind]
-        kd.action, kd.reason = "refused", f"{message}; the champion stays"
+        kd.action, kd.reason = KindAction.REFUSED, f"{message}; the champion stays"
     outcomes: dict[str, ModelOutcome] = {}
     if trainable:
         started = time.perf_counter()
@@ -607,12 +470,12 @@ def _retrain_locked(
         except NotEnoughDataError as exc:
             for kind in trainable:
                 kd = decision.kinds[kind]
-                kd.action, kd.reason = "refused", f"{exc}; the champion stays"
+                kd.action, kd.reason = KindAction.REFUSED, f"{exc}; the champion stays"
         else:
             outcomes = result.models
             for kind, message in result.refused.items():
                 kd = decision.kinds[kind]
-                kd.action, kd.reason = "refused", f"{message}; the champion stays"
+                kd.action, kd.reason = KindAction.REFUSED, f"{message}; the champion stays"
         seconds["train"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -641,7 +504,7 @@ def _retrain_locked(
                 kd.registered_name,
                 outcome.version,
                 "beats_champion",
-                str(kd.action == "promote?").lower()
+                str(kd.action == KindAction.TO_PROMOTE).lower()
                 if kd.champion_log_loss is not None
                 else "unknown",
             )
@@ -663,12 +526,12 @@ def _retrain_locked(
 
         for kind, outcome in outcomes.items():
             kd = decision.kinds[kind]
-            if kd.action != "promote?":
+            if kd.action != KindAction.TO_PROMOTE:
                 continue
             stage("promoting")
             current = version_by_alias(client, kd.registered_name, CHAMPION)
             if current is None or str(current.version) != kd.champion_before:
-                kd.action = "kept"
+                kd.action = KindAction.KEPT
                 kd.reason = (
                     f"the champion moved to version {None if current is None else current.version} "
                     f"while this job ran (by hand?); not overriding it. {kd.reason}"
@@ -679,16 +542,16 @@ def _retrain_locked(
             version = client.get_model_version(kd.registered_name, outcome.version)
             promotion = set_champion(client, kd.registered_name, version)
             if promotion.promoted:
-                kd.action, kd.champion_after = "promoted", outcome.version
+                kd.action, kd.champion_after = KindAction.PROMOTED, outcome.version
                 kd.reason = f"{promotion.reason}; {kd.reason}"
             else:
-                kd.action, kd.reason = "kept", f"{promotion.reason}; {kd.reason}"
+                kd.action, kd.reason = KindAction.KEPT, f"{promotion.reason}; {kd.reason}"
         for kind, outcome in outcomes.items():
             kd = decision.kinds[kind]
             client.set_model_version_tag(
                 kd.registered_name, outcome.version, DECISION_TAG, kd.action
             )
-    decision.status, decision.message = _summarise(decision.kinds)
+    decision.status, decision.message = summarise(decision.kinds)
 
 
 def _judge_first(
@@ -709,13 +572,13 @@ def _judge_first(
     kd.base_rate_log_loss = _float(outcome.base_rate.base_log_loss)
     promotion = outcome.promotion
     if promotion is not None and promotion.promoted:
-        kd.action, kd.champion_after = "promoted", outcome.version
+        kd.action, kd.champion_after = KindAction.PROMOTED, outcome.version
         kd.reason = (
             f"no champion yet: {promotion.reason} (beats the base rate, log loss "
             f"{outcome.base_rate.model_log_loss:.4f} vs {outcome.base_rate.base_log_loss:.4f})"
         )
     else:
-        kd.action = "kept"
+        kd.action = KindAction.KEPT
         kd.reason = "no champion yet, and the challenger was not promoted: " + (
             promotion.reason if promotion is not None else "a champion appeared meanwhile"
         )

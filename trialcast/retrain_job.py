@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:  # the heavy modules load only when the command runs
-    from training.retrain import RetrainDecision
+    from training.retrain_decision import RetrainDecision
 
 console = Console()
 err = Console(stderr=True)
