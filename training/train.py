@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,8 @@ from training.baselines import (
     build_persona_baseline,
     fit_logistic_baseline,
 )
-from training.gate import GateResult, judge_fitted, write_heldout_predictions
+from training.gate import judge_fitted, write_heldout_predictions
 from training.guards import (
-    BaseRateCheck,
     LeakageReport,
     NotEnoughDataError,
     check_base_rate,
@@ -43,8 +42,8 @@ from training.guards import (
     check_leakage,
     check_split_classes,
 )
-from training.metrics import METRICS, evaluate_models, log_loss
-from training.model import TrialcastModel, categorical_levels, fit_model
+from training.metrics import evaluate_models, log_loss
+from training.model import categorical_levels, fit_model
 from training.persona_rates import (
     compute_persona_rates,
     last_snapshot_rows,
@@ -54,7 +53,6 @@ from training.persona_rates import (
 )
 from training.registry import (
     CHAMPION,
-    PromotionResult,
     load_model_version,
     register_version,
     registered_name,
@@ -68,7 +66,7 @@ from training.settings import (
     resolve_tracking_uri,
 )
 from training.small_data import data_size, small_data_params, spec_cutoff
-from training.split import Split, split_training_frame
+from training.split import split_training_frame
 from training.tracking import (
     RunRecord,
     data_fingerprint,
@@ -77,7 +75,8 @@ from training.tracking import (
     log_training_run,
     use_tracking_uri,
 )
-from training.tune import TuneResult, tune_params
+from training.train_results import FittedKind, ModelOutcome, TrainingSets, TrainResult
+from training.tune import tune_params
 
 log = logging.getLogger("trialcast.training")
 
@@ -86,101 +85,6 @@ KINDS = ("conversion", "churn")
 ID_COLUMNS = ("account_id", "trial_start", "as_of", "snapshot", "snapshot_day", "label")
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class TrainingSets:
-    """Labelled training frames (either may be missing) and the spec they were built with."""
-
-    conversion: pd.DataFrame | None
-    churn: pd.DataFrame | None
-    spec: FeatureSpec | None = None
-    refused: dict[str, str] = field(default_factory=dict)
-
-    def frame(self, kind: str) -> pd.DataFrame | None:
-        return self.conversion if kind == "conversion" else self.churn
-
-
-@dataclass
-class FittedKind:
-    """One model fitted and judged on its test part (nothing logged yet)."""
-
-    kind: str
-    model: TrialcastModel
-    split: Split
-    fingerprint_frame: pd.DataFrame
-    train: pd.DataFrame
-    test: pd.DataFrame
-    prob_cols: dict[str, str]
-    metrics: pd.DataFrame
-    leakage: LeakageReport
-    base_rate: BaseRateCheck
-    valid_log_loss: float
-    tuning: TuneResult | None
-    seconds: float
-    gate: GateResult | None = None
-
-
-@dataclass
-class ModelOutcome:
-    """What happened to one model kind in a training job.
-
-    Attributes:
-        kind: ``"conversion"`` or ``"churn"``.
-        model: the fitted, calibrated model.
-        metrics: tidy test metrics of the model and baselines (``model``, ``segment``...).
-        leakage: flagged / excluded features.
-        base_rate: the base-rate check (``beats`` False means never promoted).
-        split_sizes: rows per train / valid / test.
-        run_id: the MLflow run.
-        registered_name, version: the registry entry (alias ``challenger``).
-        beats_champion: vs the champion on the same holdout (None: no champion).
-        gate: the verdict (``promoted``, ``no lift found``, ``too little data``,
-            ``probable leak``) and its evidence.
-        predictions_path: the held-out predictions Parquet (``account_id,
-            snapshot, as_of, p, label``), also logged to the MLflow run.
-        promotion: the automatic promotion attempt (None when a champion existed).
-        seconds: wall time of fit + evaluation (without logging).
-    """
-
-    kind: str
-    model: TrialcastModel
-    metrics: pd.DataFrame
-    leakage: LeakageReport
-    base_rate: BaseRateCheck
-    split_sizes: dict[str, int]
-    run_id: str
-    registered_name: str
-    version: str
-    beats_champion: bool | None
-    promotion: PromotionResult | None
-    seconds: float
-    tuning: TuneResult | None = None
-    gate: GateResult | None = None
-    predictions_path: Path | None = None
-
-
-@dataclass
-class TrainResult:
-    """Outcome of ``train_models``.
-
-    Attributes:
-        tracking_uri: where runs were logged.
-        experiment_id: the MLflow experiment.
-        models: kind -> outcome, for the kinds that trained.
-        refused: kind -> message, for the kinds refused (too little data).
-        seconds: wall time per step (``features``, ``conversion``, ``churn``, ``total``).
-        persona_rates: each lead type's observed conversion in the training window
-            beside its stated chance (``training.persona_rates``); None without
-            a conversion training set.
-    """
-
-    tracking_uri: str
-    experiment_id: str
-    models: dict[str, ModelOutcome]
-    refused: dict[str, str]
-    seconds: dict[str, float]
-    persona_rates: pd.DataFrame | None = None
 
 
 def model_features(frame: pd.DataFrame, kind: str) -> list[str]:
@@ -666,23 +570,3 @@ def train_models(
         seconds=seconds,
         persona_rates=persona_rates,
     )
-
-
-def summary_table(result: TrainResult, segments: tuple[str, ...] = ("all",)) -> pd.DataFrame:
-    """Key test metrics of every model kind and baseline (for printing)."""
-    parts = []
-    for kind, outcome in result.models.items():
-        table = outcome.metrics[outcome.metrics["segment"].isin(segments)].copy()
-        table.insert(0, "kind", kind)
-        parts.append(table)
-    if not parts:
-        return pd.DataFrame()
-    cols = [
-        "kind",
-        "model",
-        "segment",
-        "n",
-        "rate",
-        *METRICS,
-    ]
-    return pd.concat(parts, ignore_index=True)[cols]

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from training.train import TrainResult, summary_table
+from training.train_results import TrainResult, summary_table
 from trialcast.persona_summary import print_persona_rates
 
 SEGMENTS = ("all", "d1", "d3", "d7", "d14", "end")
