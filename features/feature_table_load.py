@@ -27,15 +27,10 @@ import pandas as pd
 
 from features.config import CompanyConfig
 from features.quarantine import InputError, RowLedger, ValidationReport
+from features.row_duplicates import flag_duplicates
 from features.tables import Tables
-from features.validation import (
-    _as_text,
-    _flag_duplicates,
-    _missing,
-    _to_number,
-    parse_timestamps,
-    require_columns,
-)
+from features.validation import require_columns
+from features.value_parsing import as_text, missing_mask, parse_timestamps, to_number
 
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
@@ -79,12 +74,12 @@ def accounts_from_table(raw: pd.DataFrame, config: CompanyConfig) -> pd.DataFram
             "trial_start, trial_end and converted_at columns there"
         )
     ids = raw["account_id"]
-    first = ~_as_text(ids).duplicated().to_numpy() & ~_missing(ids)
+    first = ~as_text(ids).duplicated().to_numpy() & ~missing_mask(ids)
     return raw.loc[first, ["account_id", *cols]].reset_index(drop=True)
 
 
 def _to_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    present = ~_missing(raw)
+    present = ~missing_mask(raw)
     text = raw.astype("str").str.strip().str.lower()
     yes = text.isin(TRUE_WORDS).to_numpy() & present
     no = text.isin(FALSE_WORDS).to_numpy() & present
@@ -107,16 +102,16 @@ def validate_feature_table(
     require_columns("features", raw)
     check_declared_columns(raw, config)
     ledger = RowLedger("features", raw)
-    missing = {c: _missing(raw[c]) for c in raw.columns}
+    missing = {c: missing_mask(raw[c]) for c in raw.columns}
     ledger.quarantine(np.logical_and.reduce(list(missing.values())), "empty_row", None)
     ledger.quarantine(missing["account_id"], "missing_value", "account_id")
     canon = raw.copy(deep=False)
-    canon["account_id"] = _as_text(canon["account_id"])
+    canon["account_id"] = as_text(canon["account_id"])
     if "as_of" in raw.columns:
         ledger.quarantine(missing["as_of"], "missing_value", "as_of")
         canon["as_of"], bad = parse_timestamps(raw["as_of"], fmt)
         ledger.quarantine(bad, "unparsable_timestamp", "as_of")
-    _flag_duplicates(ledger, canon)
+    flag_duplicates(ledger, canon)
     keys = ["account_id", *(["as_of"] if "as_of" in raw.columns else [])]
     ok = ledger.ok
     dup_key = np.zeros(len(raw), dtype=bool)
@@ -130,14 +125,14 @@ def validate_feature_table(
     ledger.quarantine(~known.to_numpy(), "unknown_account", "account_id")
     for name, col in config.feature_table.columns.items():
         if col.type == "numeric":
-            canon[name], bad = _to_number(raw[name])
+            canon[name], bad = to_number(raw[name])
             ledger.repaired(bad, "not_a_number", name)
         elif col.type == "boolean":
             canon[name], bad = _to_boolean(raw[name])
             ledger.repaired(bad, "not_a_boolean", name)
         else:
-            text = _as_text(raw[name])
-            canon[name] = text.where(~_missing(raw[name]))
+            text = as_text(raw[name])
+            canon[name] = text.where(~missing_mask(raw[name]))
     account_cols = [c for c in config.feature_table.account_columns if c in canon.columns]
     out = canon.loc[ledger.ok].drop(columns=account_cols).reset_index(drop=True)
     return ledger, out

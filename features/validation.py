@@ -16,9 +16,7 @@ bug in the repair code cannot hand a broken table to the feature builders.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
-import json
 
 import numpy as np
 import pandas as pd
@@ -27,7 +25,15 @@ from pandera.errors import SchemaErrors
 
 from features.config import CONTRACT_COLUMNS, ValidationRules
 from features.quarantine import InputError, Problem, RowLedger, ValidationReport, describe_value
+from features.row_duplicates import flag_duplicates
 from features.tables import TIMESTAMP_COLUMNS, Tables
+from features.value_parsing import (
+    as_text,
+    missing_mask,
+    parse_timestamps,
+    to_number,
+    value_codes,
+)
 
 __all__ = [
     "CANONICAL_SCHEMAS",
@@ -52,7 +58,6 @@ TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 MONEY_COLUMNS = ("deal_value", "mrr")
 _NAT = np.datetime64("NaT", "ns")
-_DUP_HASH_MIN_ROWS = 200_000
 
 
 # --------------------------------------------------------------------------- schemas
@@ -138,162 +143,17 @@ def require_columns(table: str, frame: pd.DataFrame) -> None:
     )
 
 
-def _missing(s: pd.Series) -> np.ndarray:
-    """Null, empty or whitespace-only values."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = s.cat.categories
-        blank_cat = (
-            np.asarray(cats.astype("str").str.strip() == "", dtype=bool)
-            if len(cats)
-            else np.zeros(0, bool)
-        )
-        codes = s.cat.codes.to_numpy()
-        return (codes < 0) | np.append(blank_cat, True)[codes]
-    out = s.isna().to_numpy()
-    if s.dtype == "str" or s.dtype == object:
-        out = out | (s.astype("str").str.strip() == "").fillna(False).to_numpy(dtype=bool)
-    return out
-
-
-def _as_text(s: pd.Series) -> pd.Series:
-    """Ids and names as ``str`` (or ``category`` with ``str`` categories); nulls stay null."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        cats = s.cat.categories
-        return (
-            s
-            if cats.dtype == "str"
-            else s.cat.rename_categories(_as_text(pd.Series(cats)).tolist())
-        )
-    if s.dtype == "str":
-        return s
-    if pd.api.types.is_float_dtype(s.dtype) and bool((s.dropna() % 1 == 0).all()):
-        s = s.astype("Int64")
-    if s.dtype == object:
-        s = s.map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
-    return s.astype("str")
-
-
-def _to_naive_utc_ns(s: pd.Series) -> pd.Series:
-    """Datetimes as timezone-naive UTC ``datetime64[ns]``; values outside its range become NaT."""
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    if s.dtype == "datetime64[ns]":
-        return s
-    values = s.to_numpy()
-    unit = np.datetime_data(values.dtype)[0]
-    lo, hi = np.array(["1677-09-22", "2262-04-11"], dtype=f"datetime64[{unit}]")
-    out_of_range = (values < lo) | (values > hi)
-    if out_of_range.any():
-        values = values.copy()
-        values[out_of_range] = np.datetime64("NaT")
-    return pd.Series(values.astype("datetime64[ns]"), index=s.index, name=s.name)
-
-
-def parse_timestamps(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.ndarray]:
-    """Parse a timestamp column into naive UTC ``datetime64[ns]``.
-
-    Args:
-        raw: native datetimes (naive = UTC, zone-aware converted) or text.
-        fmt: ``strftime`` format of text values; ISO 8601 when ``None``.
-
-    Returns:
-        The parsed column and a mask of values that were present but could not be
-        parsed (numbers, bad text, dates outside 1677-2262): these are quarantined.
-    """
-    present = ~_missing(raw)
-    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype):
-        parsed = _to_naive_utc_ns(raw)
-    elif isinstance(raw.dtype, pd.CategoricalDtype):
-        cats, _ = parse_timestamps(pd.Series(raw.cat.categories), fmt)
-        codes = raw.cat.codes.to_numpy()
-        parsed = pd.Series(np.append(cats.to_numpy(), _NAT)[codes], index=raw.index, name=raw.name)
-    elif pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
-        parsed = pd.Series(np.full(len(raw), _NAT), index=raw.index, name=raw.name)
-    else:
-        text = raw.where(present)
-        if text.dtype == object:  # e.g. from SQL: datetimes, text, and numbers that must not parse
-            text = text.map(lambda v: v if v is None or isinstance(v, str | dt.date) else str(v))
-        parsed = _to_naive_utc_ns(
-            pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
-        )
-    return parsed, present & parsed.isna().to_numpy()
-
-
-def _to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Numbers as float64, and a mask of present values that are not numbers."""
-    present = ~_missing(raw)
-    num = pd.to_numeric(raw.where(present), errors="coerce").astype("float64")
-    return num, present & num.isna().to_numpy()
-
-
-def _codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes (-1 = null) and the distinct values, without expanding categories."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        return s.cat.codes.to_numpy().astype(np.int64), s.cat.categories
-    codes, uniques = pd.factorize(s)
-    return codes, pd.Index(uniques)
-
-
-def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash per row: equal rows always hash equal (collisions are possible)."""
-    mixed = np.zeros(len(frame), dtype=np.uint64)
-    for col in frame.columns:
-        s = frame[col]
-        values: np.ndarray
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            values = s.cat.codes.to_numpy().astype(np.int64).view(np.uint64)
-        elif pd.api.types.is_datetime64_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
-            values = np.asarray(s.to_numpy()).astype(np.int64, copy=False).view(np.uint64)
-        else:  # text, floats (NaN payloads differ), objects: pandas' value hash
-            values = pd.util.hash_pandas_object(s, index=False).to_numpy()
-        mixed *= np.uint64(0x9E3779B97F4A7C15)  # polynomial hash, wraps mod 2**64
-        mixed += values
-    return mixed
-
-
-def _duplicate_mask(frame: pd.DataFrame, consider: np.ndarray) -> np.ndarray:
-    """Rows among ``consider`` that exactly repeat an earlier such row (first one not flagged).
-
-    Large frames are hashed and the hashes sorted; only rows whose hash occurs
-    twice are compared exactly. ``DataFrame.duplicated`` alone takes ~14 s on
-    20M events, this about a second.
-    """
-    out = np.zeros(len(frame), dtype=bool)
-    if len(frame) < _DUP_HASH_MIN_ROWS:
-        candidates = consider
-    else:
-        hashes = _row_hashes(frame)
-        ordered = np.sort(hashes[consider])
-        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-        if not len(repeated):
-            return out
-        at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
-        candidates = consider & (repeated[at] == hashes)
-    if candidates.any():
-        out[candidates] = frame[candidates].duplicated().to_numpy()
-    return out
-
-
-def _flag_duplicates(ledger: RowLedger, canon: pd.DataFrame) -> None:
-    try:
-        dup = _duplicate_mask(canon, ledger.ok)
-    except TypeError:  # unhashable cells (lists, dicts) in extra columns: compare as text
-        objects = {c: "str" for c in canon.columns if canon[c].dtype == object}
-        dup = _duplicate_mask(canon.astype(objects), ledger.ok)
-    ledger.quarantine(dup, "duplicate_row", None)
-
-
 def _common_checks(ledger: RowLedger, canon: pd.DataFrame, fmt: str | None) -> pd.DataFrame:
     """Empty rows, missing required values, ids as text, timestamps parsed."""
     table, raw = ledger.table, ledger.raw
-    missing = {c: _missing(raw[c]) for c in raw.columns}
+    missing = {c: missing_mask(raw[c]) for c in raw.columns}
     ledger.quarantine(np.logical_and.reduce(list(missing.values())), "empty_row", None)
     for col, required in CONTRACT_COLUMNS[table].items():
         if required:
             ledger.quarantine(missing[col], "missing_value", col)
     for col in TEXT_COLUMNS[table]:
         if col in canon:
-            canon[col] = _as_text(canon[col])
+            canon[col] = as_text(canon[col])
     for col in TIMESTAMP_COLUMNS[table]:
         if col in canon:
             canon[col], bad = parse_timestamps(raw[col], fmt)
@@ -373,14 +233,14 @@ def _check_accounts(raw: pd.DataFrame, fmt: str | None) -> tuple[RowLedger, pd.D
         late, "trial_end_before_start", "trial_end",
         example=_pair_example(raw, late, "trial_start", "trial_end"),
     )  # fmt: skip
-    _flag_duplicates(ledger, canon)
+    flag_duplicates(ledger, canon)
     ok = ledger.ok
     dup_id = np.zeros(len(raw), dtype=bool)
     dup_id[np.flatnonzero(ok)] = canon["account_id"][ok].duplicated().to_numpy()
     ledger.quarantine(dup_id, "duplicate_account_id", "account_id")
     for col in MONEY_COLUMNS:
         if col in canon:
-            num, not_num = _to_number(raw[col])
+            num, not_num = to_number(raw[col])
             negative = (num < 0).to_numpy()
             ledger.repaired(not_num, "not_a_number", col)
             ledger.repaired(negative, "negative_money", col)
@@ -439,12 +299,12 @@ def _check_communications(raw: pd.DataFrame, fmt: str | None) -> tuple[RowLedger
         ledger.repaired((norm != text).to_numpy() & ~invalid, "normalised_case", col)
         canon[col] = norm.where(~invalid)
     if "sentiment" in canon:
-        num, not_num = _to_number(raw["sentiment"])
+        num, not_num = to_number(raw["sentiment"])
         outside = ((num < -1) | (num > 1)).to_numpy()
         ledger.repaired(not_num, "not_a_number", "sentiment")
         ledger.repaired(outside, "out_of_range", "sentiment")
         canon["sentiment"] = num.mask(outside)
-    _flag_duplicates(ledger, canon)
+    flag_duplicates(ledger, canon)
     return ledger, canon
 
 
@@ -478,7 +338,7 @@ def derive_accounts_from_events(events: pd.DataFrame, trial_days: int) -> pd.Dat
         events: canonical events (parsed timestamps, no null account ids).
         trial_days: trial length, ``config.trial.default_trial_days``.
     """
-    codes, uniques = _codes(events["account_id"])
+    codes, uniques = value_codes(events["account_id"])
     ts = events["timestamp"].to_numpy()
     first = pd.Series(ts[codes >= 0]).groupby(codes[codes >= 0]).min()
     start = first.to_numpy().astype("datetime64[ns]")
@@ -501,7 +361,7 @@ def _relate_to_accounts(
     ledger: RowLedger, canon: pd.DataFrame, accounts: pd.DataFrame, quarantined_ids: pd.Index
 ) -> np.ndarray:
     """Quarantine rows whose account is unknown; return each row's account trial_start."""
-    codes, uniques = _codes(canon["account_id"])
+    codes, uniques = value_codes(canon["account_id"])
     position = pd.Index(accounts["account_id"].astype(object)).get_indexer(uniques.astype(object))
     known = np.append(position >= 0, True)
     was_quarantined = np.append(uniques.astype(object).isin(quarantined_ids.astype(object)), False)
@@ -554,7 +414,7 @@ def _validate(
     notes: list[str] = []
     ev = RowLedger("events", events)
     ev_canon = _common_checks(ev, events.copy(deep=False), formats.get("events"))
-    _flag_duplicates(ev, ev_canon)
+    flag_duplicates(ev, ev_canon)
 
     ledgers = [ev]
     quarantined_ids = pd.Index([], dtype="str")

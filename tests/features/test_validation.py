@@ -13,10 +13,10 @@ from conftest import raw_accounts, raw_communications, raw_events
 
 from features.config import ValidationRules
 from features.quarantine import Problem, ValidationReport
+from features.row_duplicates import duplicate_mask
 from features.validation import (
     CANONICAL_SCHEMAS,
     InputError,
-    _duplicate_mask,
     derive_accounts_from_events,
     validate_tables,
 )
@@ -331,7 +331,7 @@ def test_duplicate_detection_on_large_frames_matches_pandas() -> None:
     frame = pd.concat([frame, frame.iloc[[5, 17, 17]]], ignore_index=True)
     consider = np.ones(len(frame), dtype=bool)
     consider[17] = False  # a quarantined row does not make later copies duplicates
-    got = _duplicate_mask(frame, consider)
+    got = duplicate_mask(frame, consider)
     expected = frame[consider].duplicated().reindex(frame.index, fill_value=False).to_numpy()
     assert got.sum() >= 3
     np.testing.assert_array_equal(got, expected)

@@ -1,0 +1,61 @@
+"""Exact duplicate rows, found fast enough for 20M events, and quarantined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.quarantine import RowLedger
+
+#: Below this many rows ``DataFrame.duplicated`` is used directly.
+_DUP_HASH_MIN_ROWS = 200_000
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash per row: equal rows always hash equal (collisions are possible)."""
+    mixed = np.zeros(len(frame), dtype=np.uint64)
+    for col in frame.columns:
+        s = frame[col]
+        values: np.ndarray
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            values = s.cat.codes.to_numpy().astype(np.int64).view(np.uint64)
+        elif pd.api.types.is_datetime64_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
+            values = np.asarray(s.to_numpy()).astype(np.int64, copy=False).view(np.uint64)
+        else:  # text, floats (NaN payloads differ), objects: pandas' value hash
+            values = pd.util.hash_pandas_object(s, index=False).to_numpy()
+        mixed *= np.uint64(0x9E3779B97F4A7C15)  # polynomial hash, wraps mod 2**64
+        mixed += values
+    return mixed
+
+
+def duplicate_mask(frame: pd.DataFrame, consider: np.ndarray) -> np.ndarray:
+    """Rows among ``consider`` that exactly repeat an earlier such row (first one not flagged).
+
+    Large frames are hashed and the hashes sorted; only rows whose hash occurs
+    twice are compared exactly. ``DataFrame.duplicated`` alone takes ~14 s on
+    20M events, this about a second.
+    """
+    out = np.zeros(len(frame), dtype=bool)
+    if len(frame) < _DUP_HASH_MIN_ROWS:
+        candidates = consider
+    else:
+        hashes = row_hashes(frame)
+        ordered = np.sort(hashes[consider])
+        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        if not len(repeated):
+            return out
+        at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+        candidates = consider & (repeated[at] == hashes)
+    if candidates.any():
+        out[candidates] = frame[candidates].duplicated().to_numpy()
+    return out
+
+
+def flag_duplicates(ledger: RowLedger, canon: pd.DataFrame) -> None:
+    """Quarantine rows that repeat an earlier kept row of the same table."""
+    try:
+        dup = duplicate_mask(canon, ledger.ok)
+    except TypeError:  # unhashable cells (lists, dicts) in extra columns: compare as text
+        objects = {c: "str" for c in canon.columns if canon[c].dtype == object}
+        dup = duplicate_mask(canon.astype(objects), ledger.ok)
+    ledger.quarantine(dup, "duplicate_row", None)

@@ -1,0 +1,112 @@
+"""Raw column values into canonical ones: text ids, naive UTC timestamps, numbers.
+
+Shared by the contract tables' validation (``features.validation``) and the
+feature-table loader (``features.feature_table_load``): each function returns
+the converted column and, where values can be bad, a mask of the present values
+that could not be converted (they are quarantined by the caller, never dropped
+silently).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+
+_NAT = np.datetime64("NaT", "ns")
+
+
+def missing_mask(s: pd.Series) -> np.ndarray:
+    """Null, empty or whitespace-only values."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        blank_cat = (
+            np.asarray(cats.astype("str").str.strip() == "", dtype=bool)
+            if len(cats)
+            else np.zeros(0, bool)
+        )
+        codes = s.cat.codes.to_numpy()
+        return (codes < 0) | np.append(blank_cat, True)[codes]
+    out = s.isna().to_numpy()
+    if s.dtype == "str" or s.dtype == object:
+        out = out | (s.astype("str").str.strip() == "").fillna(False).to_numpy(dtype=bool)
+    return out
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """Ids and names as ``str`` (or ``category`` with ``str`` categories); nulls stay null."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories
+        return (
+            s if cats.dtype == "str" else s.cat.rename_categories(as_text(pd.Series(cats)).tolist())
+        )
+    if s.dtype == "str":
+        return s
+    if pd.api.types.is_float_dtype(s.dtype) and bool((s.dropna() % 1 == 0).all()):
+        s = s.astype("Int64")
+    if s.dtype == object:
+        s = s.map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v)
+    return s.astype("str")
+
+
+def to_naive_utc_ns(s: pd.Series) -> pd.Series:
+    """Datetimes as timezone-naive UTC ``datetime64[ns]``; values outside its range become NaT."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    if s.dtype == "datetime64[ns]":
+        return s
+    values = s.to_numpy()
+    unit = np.datetime_data(values.dtype)[0]
+    lo, hi = np.array(["1677-09-22", "2262-04-11"], dtype=f"datetime64[{unit}]")
+    out_of_range = (values < lo) | (values > hi)
+    if out_of_range.any():
+        values = values.copy()
+        values[out_of_range] = np.datetime64("NaT")
+    return pd.Series(values.astype("datetime64[ns]"), index=s.index, name=s.name)
+
+
+def parse_timestamps(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.ndarray]:
+    """Parse a timestamp column into naive UTC ``datetime64[ns]``.
+
+    Args:
+        raw: native datetimes (naive = UTC, zone-aware converted) or text.
+        fmt: ``strftime`` format of text values; ISO 8601 when ``None``.
+
+    Returns:
+        The parsed column and a mask of values that were present but could not be
+        parsed (numbers, bad text, dates outside 1677-2262): these are quarantined.
+    """
+    present = ~missing_mask(raw)
+    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype):
+        parsed = to_naive_utc_ns(raw)
+    elif isinstance(raw.dtype, pd.CategoricalDtype):
+        cats, _ = parse_timestamps(pd.Series(raw.cat.categories), fmt)
+        codes = raw.cat.codes.to_numpy()
+        parsed = pd.Series(np.append(cats.to_numpy(), _NAT)[codes], index=raw.index, name=raw.name)
+    elif pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
+        parsed = pd.Series(np.full(len(raw), _NAT), index=raw.index, name=raw.name)
+    else:
+        text = raw.where(present)
+        if text.dtype == object:  # e.g. from SQL: datetimes, text, and numbers that must not parse
+            text = text.map(lambda v: v if v is None or isinstance(v, str | dt.date) else str(v))
+        parsed = to_naive_utc_ns(
+            pd.to_datetime(text, format=fmt or "ISO8601", utc=True, errors="coerce")
+        )
+    return parsed, present & parsed.isna().to_numpy()
+
+
+def to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Numbers as float64, and a mask of present values that are not numbers."""
+    present = ~missing_mask(raw)
+    num = pd.to_numeric(raw.where(present), errors="coerce").astype("float64")
+    return num, present & num.isna().to_numpy()
+
+
+def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes (-1 = null) and the distinct values, without expanding categories."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy().astype(np.int64), s.cat.categories
+    codes, uniques = pd.factorize(s)
+    return codes, pd.Index(uniques)
