@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from trialcast.cli_common import console, fail, load_config_or_exit
+from trialcast.cli_common import console, fail, load_config_or_exit, say
 
 dask_app = typer.Typer(
     help="Run features, training and batch scoring on Dask.", no_args_is_help=True
@@ -66,9 +66,10 @@ def dask_train(
         n_workers=workers,
     )
     for kind, path in result.models.items():
-        console.print(f"{kind}: {path} {result.metrics.get(kind, {})}")
+        say(f"{kind}: {result.verdicts.get(kind, '')} -> {path} {result.metrics.get(kind, {})}")
     for kind, reason in result.refused.items():
-        console.print(f"[yellow]{kind} not trained:[/] {reason}")
+        rejected = kind in result.verdicts
+        say(f"{kind} {'refused by the promotion gate' if rejected else 'not trained'}: {reason}")
 
 
 @dask_app.command("score")
@@ -148,7 +149,10 @@ def dask_score(
     if features_path is None:
         fail("--features-path is required without --config")
 
-    result = run_score_dask(
-        model_dir, features_path, out, scheduler=dask_scheduler, n_workers=workers
-    )
+    try:
+        result = run_score_dask(
+            model_dir, features_path, out, scheduler=dask_scheduler, n_workers=workers
+        )
+    except ValueError as exc:
+        fail(str(exc))
     console.print(f"Scored: {result}")

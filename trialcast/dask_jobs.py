@@ -103,13 +103,16 @@ class DaskTrainResult:
     Attributes:
         models: kind -> model folder (``TrialcastModel.save`` layout).
         metrics: kind -> test metrics (``auc``, ``log_loss``, rows per part, rounds).
-        refused: kind -> reason it was not trained.
+        refused: kind -> reason it was not trained, or the gate's verdict and
+            evidence when it refused the model (saved under ``<model_dir>/rejected``).
+        verdicts: kind -> the promotion gate's verdict (``training.dask_gate``).
         seconds: wall time per kind.
     """
 
     models: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -127,12 +130,16 @@ def run_train_dask(
     Reads ``<features_dir>/{trial,churn}_training.parquet`` and
     ``feature_spec.json``, splits by account in time order (as the one-machine
     job), trains a ``DaskLGBMClassifier``, calibrates it (Platt on the
-    validation margins), scores the test part and saves each model to
-    ``<model_dir>/<kind>`` (written to a temporary folder, then renamed).
-    No MLflow logging, leakage screen or baselines: those stay in ``trialcast train``.
+    validation margins), scores the test part, judges it with the promotion gate
+    (``training.dask_gate``: probable leak, too little data, no lift, promoted) and
+    saves each model to ``<model_dir>/<kind>`` (written to a temporary folder, then
+    renamed) with its ``gate.json``; a model the gate refuses goes to
+    ``<model_dir>/rejected/<kind>`` instead, and every Dask scoring job refuses it.
+    No MLflow logging or baselines: those stay in ``trialcast train``.
     """
     import dask.dataframe as dd
 
+    from training.dask_gate import judge_dask, write_gate
     from training.distributed import evaluate_dask, fit_model_dask, time_split_dask
     from training.train import model_features
 
@@ -171,13 +178,21 @@ def run_train_dask(
                 early_stopping_rounds=cfg.early_stopping_rounds,
             )
             metrics = evaluate_dask(model, test)
+            gate = judge_dask(config, model, train, test)
             staging = root / f".{kind}.tmp-{uuid.uuid4().hex}"
             model.save(staging)
             (staging / "dask_metrics.json").write_text(json.dumps(metrics, indent=2))
-            replace_dir(staging, root / kind)
-            result.models[kind] = root / kind
+            write_gate(gate, staging, kind)
             result.metrics[kind] = metrics
+            result.verdicts[kind] = gate.text
             result.seconds[kind] = time.perf_counter() - started
+            if gate.promotable:
+                replace_dir(staging, root / kind)
+                result.models[kind] = root / kind
+            else:
+                (root / "rejected").mkdir(exist_ok=True)
+                replace_dir(staging, root / "rejected" / kind)
+                result.refused[kind] = gate.message(kind)
     return result
 
 
@@ -207,9 +222,11 @@ def run_score_dask(
     """
     import dask.dataframe as dd
 
+    from training.dask_gate import require_promoted
     from training.distributed import DEFAULT_LIFECYCLE, score_dask
     from training.model import TrialcastModel
 
+    require_promoted(model_dir)
     model = TrialcastModel.load(model_dir)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -252,9 +269,11 @@ def run_open_trials_dask(
     from features.loaders import load_tables
     from features.spec import FeatureSpec
     from serving.batch import export_now, predict_open_trials
+    from training.dask_gate import require_promoted
     from training.model import TrialcastModel
 
     started = time.perf_counter()
+    require_promoted(model_dir)
     model = TrialcastModel.load(model_dir)
     if model.kind != "conversion":
         raise ValueError(f"{model_dir}: a {model.kind} model; open trials need a conversion model")
@@ -322,9 +341,11 @@ def run_customers_dask(
     from features.loaders import load_tables
     from features.spec import FeatureSpec
     from serving.batch import export_now, predict_paying_customers
+    from training.dask_gate import require_promoted
     from training.model import TrialcastModel
 
     started = time.perf_counter()
+    require_promoted(model_dir)
     model = TrialcastModel.load(model_dir)
     if model.kind != "churn":
         raise ValueError(f"{model_dir}: a {model.kind} model; paying customers need a churn model")

@@ -259,6 +259,7 @@ def test_train_and_score_jobs_on_a_running_cluster(client, company, tmp_path):
         config, tmp_path / "features", tmp_path / "models", scheduler=address, kinds=("conversion",)
     )
     assert set(trained.models) == {"conversion"} and trained.refused == {}
+    assert trained.verdicts == {"conversion": "promoted"}
     assert trained.metrics["conversion"]["test_auc"] > 0.65
     model = TrialcastModel.load(trained.models["conversion"])
     assert model.kind == "conversion" and model.spec_json == features.spec.to_json()
@@ -274,3 +275,49 @@ def test_train_and_score_jobs_on_a_running_cluster(client, company, tmp_path):
     expected = model.predict_proba(open_trials)
     np.testing.assert_allclose(frame.loc[open_trials.index, "p"].to_numpy(), expected, atol=1e-12)
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def _dask_company(root: Path, demo, *, allow: list[str] | None = None):
+    """A generated company on disk with its Dask feature outputs."""
+    data = root / "data"
+    write_demo_data(demo, data)
+    text = demo_config_text()
+    if allow:
+        assert "[leakage]" not in text
+        text += "\n[leakage]\nallow_events = [" + ", ".join(f'"{e}"' for e in allow) + "]\n"
+    (data / "trialcast.toml").write_text(text)
+    config = load_config(data / "trialcast.toml")
+    return config
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["hindsight-leak", "no-signal"])
+def test_dask_training_applies_the_promotion_gate(client, tmp_path, case):
+    """A model trained on Dask is judged like ``trialcast train``: a leak kept on purpose
+    (``allow_events``) and a company whose outcomes ignore behaviour are both refused,
+    set aside under rejected/, and no Dask scoring job will use them."""
+    from features.demo.variants import hindsight_event, no_signal
+
+    base = generate_demo_data(1_500, seed=9, trial_days=(21,))
+    if case == "hindsight-leak":
+        demo = hindsight_event(base, "Subscription Activated")
+        config = _dask_company(tmp_path, demo, allow=["Subscription Activated"])
+        expected = "probable leak"
+    else:
+        demo = no_signal(base, seed=2)
+        config = _dask_company(tmp_path, demo)
+        expected = "no lift found"
+    address = client.scheduler.address
+    run_features_dask(config, tmp_path / "features", scheduler=address, n_partitions=3)
+    trained = run_train_dask(
+        config, tmp_path / "features", tmp_path / "models", scheduler=address, kinds=("conversion",)
+    )
+    assert trained.verdicts["conversion"] == expected
+    assert "conversion" not in trained.models
+    assert expected.upper() in trained.refused["conversion"]
+    rejected = tmp_path / "models" / "rejected" / "conversion"
+    assert (rejected / "gate.json").exists() and not (tmp_path / "models" / "conversion").exists()
+    with pytest.raises(ValueError, match="promotion gate refused"):
+        run_score_dask(
+            rejected, tmp_path / "features" / "account_features.parquet", tmp_path / "s.parquet"
+        )
