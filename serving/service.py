@@ -11,7 +11,7 @@ job in ``trialcast.serve_job``). Settings come from the environment:
   is kept under ``models/serving_cache`` for when the registry is down.
 - ``TRIALCAST_SCORES_PATH``: the batch scores the sales view and
   ``/accounts/{account_id}`` read (default ``models/scores/latest.parquet``).
-- ``TRIALCAST_WORKERS``: worker processes (default: one per CPU core).
+- ``TRIALCAST_WORKERS``: worker processes (default: one per CPU core, at least two).
 - ``TRIALCAST_TRACING=1``: let BentoML's OpenTelemetry middleware trace requests
   (off by default: BentoML samples no traces unless configured to, yet building
   the unsampled spans cost ~0.2 ms per request).
@@ -66,6 +66,8 @@ if TYPE_CHECKING:
 
 ENV_WORKERS = "TRIALCAST_WORKERS"
 ENV_TRACING = "TRIALCAST_TRACING"
+#: Default workers never go below this (see ``serving_workers``).
+MIN_WORKERS = 2
 #: Adaptive batching of ``/score_batch``: largest merged batch, and the latency
 #: budget past which BentoML sheds queued requests with a 503 (generous: this
 #: endpoint is for throughput; ``/score`` is the low-latency one).
@@ -78,13 +80,16 @@ BATCH_MAX_LATENCY_MS = 10_000
 INLINE_ACCOUNTS = 8
 
 
-def serving_workers() -> int | str:
-    """Worker processes: ``TRIALCAST_WORKERS``, else one per CPU core (``cpu_count``).
+def serving_workers() -> int:
+    """Worker processes: ``TRIALCAST_WORKERS``, else one per CPU core and at least two.
 
-    More than one, so a crashed worker does not drop requests while it restarts.
+    At least two, so a crashed worker does not drop requests while it restarts (the
+    other one keeps accepting on the shared socket).
     """
     raw = os.environ.get(ENV_WORKERS, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else "cpu_count"
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return max(MIN_WORKERS, os.cpu_count() or 1)
 
 
 def tracing_config() -> dict[str, Any]:
