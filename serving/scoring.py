@@ -58,6 +58,7 @@ class ScoringModels:
     contexts: dict[str, ReasonContext] = field(default_factory=dict)
     numeric: frozenset[str] = frozenset()
     categorical: frozenset[str] = frozenset()
+    _specs: dict[tuple[str, str], FeatureSpec] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         cats: set[str] = set()
@@ -78,11 +79,17 @@ class ScoringModels:
         return [m for m in (self.conversion, self.churn) if m is not None]
 
     def spec(self, kind: str = "conversion") -> FeatureSpec | None:
-        """The feature spec the ``kind`` model was trained with (``None`` if not recorded)."""
+        """The feature spec the ``kind`` model was trained with (``None`` if not recorded).
+
+        Parsed once per model (it is read on every online request).
+        """
         loaded = self.conversion if kind == "conversion" else self.churn
         if loaded is None or not loaded.model.spec_json:
             return None
-        return FeatureSpec.from_json(loaded.model.spec_json)
+        key = (kind, loaded.model.spec_json)
+        if key not in self._specs:
+            self._specs[key] = FeatureSpec.from_json(loaded.model.spec_json)
+        return self._specs[key]
 
     @cached_property
     def persona_levels(self) -> PersonaLevels:

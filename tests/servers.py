@@ -30,6 +30,15 @@ def bentoml_server(
 ) -> Iterator[str]:
     """``bentoml serve serving.service:TrialcastService`` on a free port, yielding its base URL
     once ``/readyz`` answers; its log goes to ``log_path`` (shown if it dies first)."""
+    with bentoml_server_process(env, log_path, ready_within=ready_within) as (base, _proc):
+        yield base
+
+
+@contextlib.contextmanager
+def bentoml_server_process(
+    env: Mapping[str, str], log_path: Path, *, ready_within: float = 120
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``bentoml_server``, yielding the base URL and the ``bentoml serve`` process."""
     port = free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
     with open(log_path, "wb") as log:
@@ -53,7 +62,7 @@ def bentoml_server(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"server not ready in {ready_within:.0f} s")
                 time.sleep(0.25)
-            yield base
+            yield base, proc
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
