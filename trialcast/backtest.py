@@ -33,8 +33,8 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.snapshots import build_trial_training_set
 from features.tables import Tables
+from models.kinds import model_kind
 from serving.batch import predict_open_trials
 from serving.forecast.deal import estimate_deal_values, value_variance
 from serving.forecast.distribution import TOLERANCE, compute_mixture_distribution
@@ -120,16 +120,21 @@ def list_cohorts(
 
 
 def fit_cohort_model(
-    builder: FeatureBuilder, config: CompanyConfig, origin: pd.Timestamp
+    builder: FeatureBuilder,
+    config: CompanyConfig,
+    origin: pd.Timestamp,
+    *,
+    kind: str = "conversion",
 ) -> tuple[TrialcastModel, pd.DataFrame, int]:
-    """Train the conversion model on what was known at ``origin``.
+    """Train the ``kind`` model on what was known at ``origin``.
 
     Returns the model, the validation part (calibration data) and the training rows.
     """
-    frame = build_trial_training_set(builder, export_time=origin)
+    declared = model_kind(kind)
+    frame = declared.build_training_set(builder, export_time=origin)
     cfg = config.model
     split = build_time_split(
-        frame, "conversion", valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+        frame, declared.name, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
     )
     # No test part is needed here: the newest accounts calibrate (valid + test).
     train = frame.iloc[split.train].reset_index(drop=True)
@@ -137,9 +142,9 @@ def fit_cohort_model(
     model = fit_model(
         train,
         valid,
-        model_features(frame, "conversion"),
+        model_features(frame, declared.name),
         dict(cfg.lightgbm),
-        kind="conversion",
+        kind=declared.name,
         spec_json=builder.spec.to_json(),
         num_boost_round=cfg.num_boost_round,
         early_stopping_rounds=cfg.early_stopping_rounds,

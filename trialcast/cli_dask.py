@@ -113,25 +113,9 @@ def dask_score(
             kind = model_kind(TrialcastModel.load(model_dir).kind)
         except (OSError, ValueError, KeyError) as exc:
             fail(f"{model_dir}: not a saved model folder ({exc})")
-        if kind is CHURN:
-            try:
-                paying = run_customers_dask(
-                    load_config_or_exit(config),
-                    model_dir,
-                    out,
-                    scheduler=dask_scheduler,
-                    n_workers=workers,
-                    as_of=moment,
-                )
-            except ValueError as exc:
-                fail(str(exc))
-            console.print(
-                f"Scored {paying['rows']:,} paying customers for churn as of {paying['as_of']} "
-                f"-> {paying['path']}"
-            )
-            return
+        job = run_customers_dask if kind is CHURN else run_open_trials_dask
         try:
-            opened = run_open_trials_dask(
+            done = job(
                 load_config_or_exit(config),
                 model_dir,
                 out,
@@ -141,10 +125,12 @@ def dask_score(
             )
         except ValueError as exc:
             fail(str(exc))
-        console.print(
-            f"Scored {opened['rows']:,} open trials as of {opened['as_of']} "
-            f"({opened['closed']:,} past their window: closed, p = 0) -> {opened['path']}"
+        what = (
+            "paying customers for churn"
+            if kind is CHURN
+            else f"open trials ({done['closed']:,} more past their window: closed, p = 0)"
         )
+        say(f"Scored {done['rows']:,} {what} as of {done['as_of']} -> {done['path']}")
         return
     if features_path is None:
         fail("--features-path is required without --config")

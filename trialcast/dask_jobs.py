@@ -244,39 +244,50 @@ def run_score_dask(
     return {"rows": rows, "seconds": time.perf_counter() - started, "path": target}
 
 
-def run_open_trials_dask(
+@dataclass
+class _ShippedScores:
+    """What ``_score_on_dask`` returns: per-part results and the context to write them."""
+
+    builder: Any
+    moment: pd.Timestamp
+    results: list[Any]
+    staging: Path
+    target: Path
+    started: float
+
+
+def _score_on_dask(
     config: CompanyConfig,
     model_dir: str | Path,
     out: str | Path,
-    scheduler: str | None = None,
-    n_workers: int = 2,
+    kind: str,
+    predict: Any,
     *,
-    as_of: pd.Timestamp | None = None,
-    n_parts: int | None = None,
-) -> dict[str, Any]:
-    """Score the open trials at ``as_of`` on Dask through the shipping path.
+    scheduler: str | None,
+    n_workers: int,
+    as_of: pd.Timestamp | None,
+    n_parts: int | None,
+) -> _ShippedScores:
+    """Run a shipping scoring function on Dask, one interleaved share per task.
 
-    The tables are loaded and indexed once, shipped to every worker, and each
-    worker runs ``serving.batch.predict_open_trials`` on its share of the open
-    trials (``part=(i, n)``): the very function ``score``, ``forecast`` and the
-    backtest use, so the probabilities are identical to the one-machine job.
-
-    Writes a Parquet folder of ``account_id``, ``as_of``, ``p_convert``,
-    ``trial_end``, ``past_end`` and returns ``rows``, ``closed`` (trials past
-    their window: p = 0, not written), ``as_of``, ``seconds`` and ``path``.
+    The model must have passed the promotion gate and be of ``kind``. The tables
+    are loaded and indexed once and shipped to every worker with the model; each
+    task runs ``predict(builder, model, as_of, part=(i, n))``: the very function
+    the one-machine jobs and the backtest use, so the numbers are identical.
     """
     from features.build import FeatureBuilder
     from features.loaders import load_tables
     from features.spec import FeatureSpec
-    from serving.batch import export_now, predict_open_trials
+    from serving.batch import export_now
     from training.dask_gate import require_promoted
     from training.model import TrialcastModel
 
     started = time.perf_counter()
     require_promoted(model_dir)
     model = TrialcastModel.load(model_dir)
-    if model.kind != "conversion":
-        raise ValueError(f"{model_dir}: a {model.kind} model; open trials need a conversion model")
+    if model.kind != kind:
+        what = "open trials" if kind == "conversion" else "paying customers"
+        raise ValueError(f"{model_dir}: a {model.kind} model; {what} need a {kind} model")
     tables = load_tables(config).tables
     spec = FeatureSpec.from_json(model.spec_json) if model.spec_json else None
     builder = FeatureBuilder.from_tables(tables, config, spec)
@@ -289,34 +300,59 @@ def run_open_trials_dask(
         shared_builder = client.scatter(builder, broadcast=True)
         shared_model = client.scatter(model, broadcast=True)
         futures = [
-            client.submit(
-                predict_open_trials, shared_builder, shared_model, moment, part=(i, parts)
-            )
+            client.submit(predict, shared_builder, shared_model, moment, part=(i, parts))
             for i in range(parts)
         ]
         results = client.gather(futures)
     staging.mkdir(parents=True)
+    return _ShippedScores(builder, moment, results, staging, target, started)
+
+
+def run_open_trials_dask(
+    config: CompanyConfig,
+    model_dir: str | Path,
+    out: str | Path,
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    *,
+    as_of: pd.Timestamp | None = None,
+    n_parts: int | None = None,
+) -> dict[str, Any]:
+    """Score the open trials at ``as_of`` on Dask through the shipping path
+    (``serving.batch.predict_open_trials``, as ``score``, ``forecast`` and the backtest).
+
+    Writes a Parquet folder of ``account_id``, ``as_of``, ``p_convert``,
+    ``trial_end``, ``past_end`` and returns ``rows``, ``closed`` (trials past
+    their window: p = 0, not written), ``as_of``, ``seconds`` and ``path``.
+    """
+    from serving.batch import predict_open_trials
+
+    run = _score_on_dask(
+        config, model_dir, out, "conversion", predict_open_trials,
+        scheduler=scheduler, n_workers=n_workers, as_of=as_of, n_parts=n_parts,
+    )  # fmt: skip
     rows = closed = 0
-    for i, res in enumerate(results):
+    for i, res in enumerate(run.results):
         frame = pd.DataFrame(
             {
                 "account_id": res.features.index.astype(str),
-                "as_of": moment,
+                "as_of": run.moment,
                 "p_convert": res.p_convert,
-                "trial_end": pd.to_datetime(builder.index.trial_end[res.positions], unit="s"),
+                "trial_end": pd.to_datetime(run.builder.index.trial_end[res.positions], unit="s"),
                 "past_end": res.past_end,
             }
         )
-        frame.to_parquet(staging / f"part.{i}.parquet", index=False)
+        frame.to_parquet(run.staging / f"part.{i}.parquet", index=False)
         rows += len(frame)
         closed += len(res.closed)
-    replace_dir(staging, target)
+    replace_dir(run.staging, run.target)
+    seconds = time.perf_counter() - run.started
     return {
         "rows": rows,
         "closed": closed,
-        "as_of": moment,
-        "seconds": time.perf_counter() - started,
-        "path": target,
+        "as_of": run.moment,
+        "seconds": seconds,
+        "path": run.target,
     }
 
 
@@ -330,47 +366,21 @@ def run_customers_dask(
     as_of: pd.Timestamp | None = None,
     n_parts: int | None = None,
 ) -> dict[str, Any]:
-    """Score the accounts paying at ``as_of`` for churn on Dask through the shipping path.
-
-    As ``run_open_trials_dask``, with ``serving.batch.predict_paying_customers``
-    (the function ``score`` and ``forecast`` use): features at ``as_of``, not at
-    the trial-end snapshot. Writes ``account_id``, ``as_of``, ``mrr``, ``p_churn``
-    and returns ``rows``, ``as_of``, ``seconds`` and ``path``.
+    """Score the accounts paying at ``as_of`` for churn on Dask through the shipping path
+    (``serving.batch.predict_paying_customers``: features at ``as_of``, never the
+    trial-end snapshot). Writes ``account_id``, ``mrr``, ``p_churn``, ``as_of`` and
+    returns ``rows``, ``as_of``, ``seconds`` and ``path``.
     """
-    from features.build import FeatureBuilder
-    from features.loaders import load_tables
-    from features.spec import FeatureSpec
-    from serving.batch import export_now, predict_paying_customers
-    from training.dask_gate import require_promoted
-    from training.model import TrialcastModel
+    from serving.batch import predict_paying_customers
 
-    started = time.perf_counter()
-    require_promoted(model_dir)
-    model = TrialcastModel.load(model_dir)
-    if model.kind != "churn":
-        raise ValueError(f"{model_dir}: a {model.kind} model; paying customers need a churn model")
-    tables = load_tables(config).tables
-    spec = FeatureSpec.from_json(model.spec_json) if model.spec_json else None
-    builder = FeatureBuilder.from_tables(tables, config, spec)
-    moment = pd.Timestamp(as_of) if as_of is not None else export_now(config, tables)
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex}")
-    with dask_client(scheduler, n_workers=n_workers) as client:
-        parts = n_parts or max(2 * len(client.scheduler_info()["workers"]), 1)
-        shared_builder = client.scatter(builder, broadcast=True)
-        shared_model = client.scatter(model, broadcast=True)
-        futures = [
-            client.submit(
-                predict_paying_customers, shared_builder, shared_model, moment, part=(i, parts)
-            )
-            for i in range(parts)
-        ]
-        results = client.gather(futures)
-    staging.mkdir(parents=True)
+    run = _score_on_dask(
+        config, model_dir, out, "churn", predict_paying_customers,
+        scheduler=scheduler, n_workers=n_workers, as_of=as_of, n_parts=n_parts,
+    )  # fmt: skip
     rows = 0
-    for i, frame in enumerate(results):
-        frame.assign(as_of=moment).to_parquet(staging / f"part.{i}.parquet", index=False)
+    for i, frame in enumerate(run.results):
+        frame.assign(as_of=run.moment).to_parquet(run.staging / f"part.{i}.parquet", index=False)
         rows += len(frame)
-    replace_dir(staging, target)
-    return {"rows": rows, "as_of": moment, "seconds": time.perf_counter() - started, "path": target}
+    replace_dir(run.staging, run.target)
+    seconds = time.perf_counter() - run.started
+    return {"rows": rows, "as_of": run.moment, "seconds": seconds, "path": run.target}

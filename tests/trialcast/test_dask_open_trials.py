@@ -42,30 +42,6 @@ def test_dask_open_trials_equal_the_shipping_path(tmp_path, trial_days, window_d
     assert (got["as_of"] == as_of).all() and got["past_end"].any()
 
 
-def _fit_churn_model(builder, config, origin):
-    from features.snapshots import build_churn_training_set
-    from training.model import fit_model
-    from training.split import build_time_split
-    from training.train import model_features
-
-    frame = build_churn_training_set(builder, export_time=origin)
-    cfg = config.model
-    split = build_time_split(
-        frame, "churn", valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
-    )
-    train = frame.iloc[split.train].reset_index(drop=True)
-    valid = frame.iloc[np.concatenate([split.valid, split.test])].reset_index(drop=True)
-    return fit_model(
-        train,
-        valid,
-        model_features(frame, "churn"),
-        dict(cfg.lightgbm),
-        kind="churn",
-        spec_json=builder.spec.to_json(),
-        num_boost_round=60,
-    )
-
-
 @pytest.mark.parametrize(("trial_days", "seed"), [(14, 31), (30, 32)], ids=["14d", "30d"])
 def test_dask_churn_scores_paying_customers_at_as_of(tmp_path, trial_days, seed):
     """`trialcast dask score --config` with a churn model scores the accounts paying at
@@ -83,7 +59,7 @@ def test_dask_churn_scores_paying_customers_at_as_of(tmp_path, trial_days, seed)
     )
     builder = FeatureBuilder.from_tables(company.tables, company.config)
     origin = company.tables.export_time()
-    model = _fit_churn_model(builder, company.config, origin)
+    model, _valid, _rows = fit_cohort_model(builder, company.config, origin, kind="churn")
     model.save(tmp_path / "churn")
     as_of = origin.normalize() - pd.Timedelta(days=5)
     result = run_customers_dask(
