@@ -31,6 +31,22 @@ def renamed(name: str) -> str:
     return "ev_" + name.lower().replace(" ", "_")
 
 
+#: Two company shapes unlike the demo (30-day trials, 30-day window): a one-week
+#: trial decided within 12 days, and a three-week trial decided over 45 days.
+SHAPES: dict[str, dict] = {
+    "short": dict(
+        trial_days=7,
+        window_days=12,
+        lags=DemoConversionLags(in_trial_share=0.2, a_after=1.5, b_after=1.5),
+    ),
+    "long": dict(
+        trial_days=21,
+        window_days=45,
+        lags=DemoConversionLags(in_trial_share=0.5, a_after=1.0, b_after=2.0),
+    ),
+}
+
+
 def make_company(
     root: Path,
     *,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from company_factory import Company, make_company
+from company_factory import SHAPES, Company, make_company
 
 from features.build import FeatureBuilder
-from features.demo.latent import DemoConversionLags, open_probability
+from features.demo.latent import open_probability
 from features.snapshots import build_trial_training_set
 from models.loader import LoadedModel
 from serving.batch import predict_open_trials, score_and_close
@@ -23,20 +23,8 @@ from serving.scoring import ScoringModels
 from trialcast.backtest import fit_cohort_model
 
 SPECS = {
-    "short": dict(
-        n_accounts=1500,
-        seed=11,
-        trial_days=7,
-        window_days=12,
-        lags=DemoConversionLags(in_trial_share=0.2, a_after=1.5, b_after=1.5),
-    ),
-    "long": dict(
-        n_accounts=1200,
-        seed=12,
-        trial_days=21,
-        window_days=45,
-        lags=DemoConversionLags(in_trial_share=0.5, a_after=1.0, b_after=2.0),
-    ),
+    "short": dict(n_accounts=1500, seed=11, **SHAPES["short"]),
+    "long": dict(n_accounts=1200, seed=12, **SHAPES["long"]),
 }
 
 

@@ -18,12 +18,11 @@ import pandas as pd
 import psutil
 import pytest
 import requests
-from company_factory import make_company
+from company_factory import SHAPES, make_company
 from factories import make_champions
 from servers import bentoml_server_process
 
 from features.build import FeatureBuilder
-from features.demo.latent import DemoConversionLags
 from serving.scoring import load_scoring_models, score_feature_records
 from training.train import train_models
 
@@ -33,20 +32,8 @@ TOKEN = "workers-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 COMPANIES = {
-    "short": dict(
-        n_accounts=900,
-        seed=31,
-        trial_days=7,
-        window_days=12,
-        lags=DemoConversionLags(in_trial_share=0.2, a_after=1.5, b_after=1.5),
-    ),
-    "long": dict(
-        n_accounts=700,
-        seed=32,
-        trial_days=21,
-        window_days=45,
-        lags=DemoConversionLags(in_trial_share=0.5, a_after=1.0, b_after=2.0),
-    ),
+    "short": dict(n_accounts=900, seed=31, **SHAPES["short"]),
+    "long": dict(n_accounts=700, seed=32, **SHAPES["long"]),
 }
 
 
