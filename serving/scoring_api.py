@@ -7,6 +7,7 @@ Imported lazily by the service: this module pulls in the models' libraries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,9 +98,11 @@ def score_raw_rows(
     as_of: datetime | None,
     top_k: int,
     explain_all: bool,
+    table_features: Mapping[str, Any] | None = None,
 ) -> AccountScore:
     """Score one account from its raw rows (``/score_events``), features built with the
-    training feature code and the model's feature spec from data strictly before ``as_of``.
+    training feature code and the model's feature spec from data strictly before ``as_of``
+    (plus the account's feature-table row when the model uses one).
 
     Raises:
         InvalidArgument: the trial starts after ``as_of``, or the rows cannot be used (400).
@@ -118,6 +121,7 @@ def score_raw_rows(
             [e.model_dump() for e in events or []],
             [c.model_dump() for c in communications or []],
             pd.Timestamp(moment),
+            table_features,
         )
     except (AccountDataError, InputError, ValueError, KeyError) as exc:
         raise InvalidArgument(str(exc)) from exc

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 import bentoml
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 import serving.ui_routes  # noqa: F401 - registers the sales view's pages on `web`
 from serving.http_errors import ErrorShapeMiddleware, install_route_metrics, quiet_client_errors
@@ -56,6 +56,7 @@ from serving.schemas import (
     CommunicationRow,
     EventRow,
     FeatureAccount,
+    FeatureValue,
     Moment,
 )
 from serving.security import SecurityMiddleware
@@ -185,16 +186,23 @@ class TrialcastService:
         as_of: Moment | None = None,
         top_k: TopK = 5,
         explain_all: bool = False,
+        table_features: Annotated[
+            dict[Annotated[str, StringConstraints(max_length=200)], FeatureValue] | None,
+            Field(max_length=500),
+        ] = None,
     ) -> AccountScore:
         """Score one account from its raw rows (account, events, communications).
 
         Features are built with the training feature code and the model's feature
-        spec, from data strictly before ``as_of`` (default: now, UTC).
+        spec, from data strictly before ``as_of`` (default: now, UTC). A model
+        trained with a feature table (``[sources.features]``) also needs the
+        account's row of that table in ``table_features`` (source column names);
+        columns left out score as missing, each with a warning.
         """
         from serving.scoring_api import score_raw_rows
 
         return score_raw_rows(
-            self.state, account, events, communications, as_of, top_k, explain_all
+            self.state, account, events, communications, as_of, top_k, explain_all, table_features
         )
 
 

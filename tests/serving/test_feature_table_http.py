@@ -105,3 +105,42 @@ def test_served_scores_are_explained_in_the_configured_words(server, trained):
 def test_batch_scores_hold_back_running_trials(trained):
     scores = score_accounts(trained["config"], trained["tables"], trained["models"])
     assert scores.attrs["held_back"] > 0 and (scores["trial_days_left"] <= 0).all()
+
+
+def test_score_events_takes_the_accounts_feature_table_row(server, trained):
+    """A table-trained model scored from raw rows: the account's row of the feature
+    table goes in ``table_features``; left-out columns score as missing, with a
+    warning each, and a column the table never had is refused (400)."""
+    config, tables, models = trained["config"], trained["tables"], trained["models"]
+    builder = FeatureBuilder.from_tables(tables, config, models.spec("conversion"))
+    ended = tables.accounts[tables.accounts["trial_end"] <= tables.export_time()].tail(5)
+    positions = builder.positions(ended["account_id"])
+    expected = models.conversion.model.predict_proba(
+        builder.build(positions, builder.index.trial_end[positions])
+    )
+    table = tables.features.set_index(tables.features["account_id"].astype(str))
+    sources = [c for c in table.columns if c not in ("account_id", "as_of")]
+    for (_, acc), want in zip(ended.iterrows(), expected, strict=True):
+        row = table.loc[str(acc["account_id"]), sources]
+        values = {k: (None if pd.isna(v) else (v if isinstance(v, str) else float(v)))
+                  for k, v in row.items()}  # fmt: skip
+        body = {
+            "account": {
+                "account_id": str(acc["account_id"]),
+                "trial_start": acc["trial_start"].isoformat(),
+                "trial_end": acc["trial_end"].isoformat(),
+            },
+            "as_of": acc["trial_end"].isoformat(),
+            "table_features": values,
+        }
+        r = requests.post(server + "/score_events", json=body, headers=AUTH, timeout=30)
+        assert r.status_code == 200, r.text
+        assert abs(r.json()["p_convert"] - want) < 1e-9
+    body["table_features"] = {}
+    r = requests.post(server + "/score_events", json=body, headers=AUTH, timeout=30)
+    assert r.status_code == 200, r.text
+    missing = [w for w in r.json()["warnings"] if "not given; scored as missing" in w]
+    assert len(missing) == len(models.spec("conversion").table_columns)
+    body["table_features"] = {"no_such_column": 1.0}
+    r = requests.post(server + "/score_events", json=body, headers=AUTH, timeout=30)
+    assert r.status_code == 400 and r.json()["field"].startswith("table_features")
