@@ -5,9 +5,10 @@ source first:
 
 1. **the CRM quote** (optional ``quote`` column of the accounts table), corrected
    by how quotes compared with the deals actually won before ``as_of``: a
-   least-squares line ``log(won) = a + b log(quote)`` over quoted wins gives the
-   expected value ``exp(a + b log(quote) + s^2 / 2)`` and the spread ``s`` (the
-   residual sd). Fitted on won deals, it is the value *given the trial
+   least-squares line ``log(won) = a[group] + b log(quote)`` over quoted wins
+   (one intercept per ``group_column`` value, e.g. plan: see ``QuoteLine``) gives
+   the expected value ``exp(a[group] + b log(quote) + s^2 / 2)`` and the spread
+   ``s`` (the residual sd). Fitted on won deals, it is the value *given the trial
    converts* (what revenue needs: big accounts convert less often) and it
    shrinks noisy quotes towards typical deals. At least ``MIN_QUOTED_WINS``
    quoted wins are needed, else the quote is taken as is, with the spread of
@@ -22,6 +23,8 @@ variance (``value_variance``) and widens P10 / P90 with it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -40,6 +43,58 @@ class DealValueError(ValueError):
 def _log_sd(x: np.ndarray) -> float:
     x = x[np.isfinite(x) & (x > 0)]
     return float(np.std(np.log(x), ddof=1)) if len(x) > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    """``log(won) = intercept[group] + slope * log(quote)``, fitted on quoted wins.
+
+    One slope, one intercept per group with at least ``MIN_GROUP_WINS`` quoted
+    wins (``OTHER`` for the rest and for groups never seen), ``sd`` the residual
+    log-spread. Why per group: deal sizes differ by plan far more than within
+    one, so a single pooled line pulls every quote towards the overall typical
+    deal: small-plan quotes come out too high and big-plan quotes too low (on
+    the demo, starter deals won +21%, business -6% before this split).
+    """
+
+    slope: float
+    intercepts: dict[object, float]
+    sd: float
+
+    def predict(self, log_quote: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Expected log deal value given the log quote and the group."""
+        other = self.intercepts[OTHER]
+        a = np.array([self.intercepts.get(g, other) for g in groups], dtype=float)
+        return a + self.slope * np.asarray(log_quote, dtype=float)
+
+
+#: Intercept of groups with too few quoted wins (and of accounts without a group).
+OTHER = "__other__"
+
+
+def fit_quote_line(
+    log_quote: np.ndarray, log_won: np.ndarray, groups: np.ndarray
+) -> QuoteLine | None:
+    """Least squares of ``log_won`` on ``log_quote`` with a per-group intercept.
+
+    Returns ``None`` with fewer than ``MIN_QUOTED_WINS`` quoted wins or no spread in
+    the quotes (quotes are then taken at face value).
+    """
+    n = len(log_quote)
+    if n < MIN_QUOTED_WINS or np.ptp(log_quote) <= 0:
+        return None
+    named = pd.Series(groups, dtype="object").where(pd.notna(groups), OTHER)
+    counts = named.value_counts()
+    keys = named.where(named.map(counts).ge(MIN_GROUP_WINS), OTHER).to_numpy(dtype=object)
+    names = list(dict.fromkeys(keys))
+    design = np.column_stack([log_quote] + [(keys == g).astype(float) for g in names])
+    coef, *_ = np.linalg.lstsq(design, log_won, rcond=None)
+    resid = log_won - design @ coef
+    sd = float(np.sqrt(resid @ resid / max(n - design.shape[1], 1)))
+    intercepts = {g: float(c) for g, c in zip(names, coef[1:], strict=True)}
+    if OTHER not in intercepts:  # unseen groups: the quoted wins' average intercept
+        intercepts[OTHER] = float(np.mean(log_won - coef[0] * log_quote))
+    return QuoteLine(slope=float(coef[0]), intercepts=intercepts, sd=sd)
 
 
 def estimate_deal_values(
@@ -107,16 +162,23 @@ def estimate_deal_values(
     if QUOTE_COLUMN in acc.columns:
         quote = pd.to_numeric(acc[QUOTE_COLUMN], errors="coerce")
         quoted_wins = won & quote.notna() & (quote > 0)
-        lq = np.log(quote[quoted_wins].to_numpy(dtype=float))
-        lw = np.log(value[quoted_wins].to_numpy(dtype=float))
         q = quote.reindex(ids)
         has_q = (q.notna() & (q > 0)).to_numpy(dtype=bool)
+        levels = (
+            acc[group_column].astype("string")
+            if group_column and group_column in acc.columns
+            else pd.Series(pd.NA, index=acc.index, dtype="string")
+        )
+        line = fit_quote_line(
+            np.log(quote[quoted_wins].to_numpy(dtype=float)),
+            np.log(value[quoted_wins].to_numpy(dtype=float)),
+            levels[quoted_wins].to_numpy(dtype=object),
+        )
         log_q = np.log(q[has_q].to_numpy(dtype=float))
-        if len(lq) >= MIN_QUOTED_WINS and np.ptp(lq) > 0:
-            b, a = np.polyfit(lq, lw, 1)
-            resid = lw - (a + b * lq)
-            sd = float(np.sqrt(resid @ resid / max(len(lq) - 2, 1)))
-            estimate = np.exp(a + b * log_q + 0.5 * sd * sd)
+        if line is not None:
+            lv = levels.reindex(ids)[has_q].to_numpy(dtype=object)
+            estimate = np.exp(line.predict(log_q, lv) + 0.5 * line.sd * line.sd)
+            sd = line.sd
         else:
             sd, estimate = overall_sd, np.exp(log_q)
         out.loc[has_q, "deal_value"] = estimate
