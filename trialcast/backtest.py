@@ -208,7 +208,9 @@ def evaluate_cohort(
     keep = np.asarray(open_ids.isin(list(cohort_ids)), dtype=bool)
     p_open, margin = scored.p_convert[keep], scored.margin[keep]
     past_end = scored.past_end[keep]
-    deals = estimate_deal_values(acc, open_ids[keep].to_series(), origin)
+    deals = estimate_deal_values(
+        acc, open_ids[keep].to_series(), origin, size_column=config.firmographics.size_column
+    )
     open_values = deals["deal_value"].to_numpy(dtype=float)
     value_var = value_variance(open_values, deals["deal_value_log_sd"].to_numpy(dtype=float))
     certain_values = acc.loc[in_cohort & converted, "deal_value"].astype(float).fillna(0.0)
