@@ -13,7 +13,10 @@ the way a perfect model would, from the truth file of a generated company:
 
 Same open trials, same already-won revenue, same actuals, same P10-P90 machinery
 (no calibration shift: the truth is calibrated). Its MAPE and coverage are the
-floor the shipping path can reach at this cohort size. The truth is read here
+floor the shipping path can reach at this cohort size; with a handful of cohorts
+the realised oracle MAPE is itself noisy, so the row also holds the oracle's
+*expected* absolute error (``E|S - E S|`` of its own distribution): the floor
+without the luck of the draw. The truth is read here
 only: the shipping path (``serving.batch``, ``serving.forecast.deal``) never sees it.
 """
 
@@ -25,11 +28,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from features.demo.generator import DemoData
 from features.demo.latent import DemoConversionLags, open_probability
 from serving.forecast.deal import value_variance
-from serving.forecast.distribution import TOLERANCE, compute_mixture_distribution
+from serving.forecast.distribution import (
+    TOLERANCE,
+    SumDistribution,
+    compute_mixture_distribution,
+)
 
 #: Truth columns the oracle needs.
 TRUTH_COLUMNS = ("p_convert", "trial_days", "deal_value_expected", "deal_value_log_sd")
@@ -109,6 +117,24 @@ class OracleTruth:
         return np.asarray(open_probability(t["p_convert"].to_numpy(dtype=float), survival))
 
 
+def expected_abs_deviation(dist: SumDistribution) -> float:
+    """``E|S - E[S]|`` of a computed revenue distribution (atoms plus its normal smoothing).
+
+    For the oracle this is the error a perfect forecast makes on average: the
+    noise floor of the MAPE at this cohort size, free of the luck of a few cohorts.
+    """
+    d = np.asarray(dist.values, dtype=float) - dist.mean
+    w = np.asarray(dist.probs, dtype=float)
+    s = float(dist.smooth_sd)
+    if s <= 0:
+        return float(w @ np.abs(d) / w.sum())
+    # Folded normal: E|d + N(0, s^2)| per atom.
+    folded = s * np.sqrt(2.0 / np.pi) * np.exp(-0.5 * (d / s) ** 2) + d * (
+        1.0 - 2.0 * stats.norm.cdf(-d / s)
+    )
+    return float(w @ folded / w.sum())
+
+
 def oracle_cohort_row(
     oracle: OracleTruth,
     open_ids: pd.Index,
@@ -141,6 +167,7 @@ def oracle_cohort_row(
         "oracle_p90": p90,
         "oracle_error_pct": 100.0 * (dist.mean - actual) / actual if actual else np.nan,
         "oracle_inside": bool(p10 <= actual <= p90),
+        "oracle_expected_abs_error_pct": 100.0 * expected_abs_deviation(dist) / dist.mean,
         "oracle_expected_conversions": expected_n,
         "oracle_count_error_pct": (
             100.0 * (expected_n - actual_conversions) / actual_conversions
@@ -172,4 +199,5 @@ def summarise_oracle(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[st
         "oracle_count_error_pct": 100.0 * (expected / actual - 1.0) if actual else np.nan,
         "oracle_count_mape": float(cohorts["oracle_count_error_pct"].abs().mean()),
         "oracle_value_mape": float(cohorts["oracle_value_per_conversion_error_pct"].abs().mean()),
+        "oracle_expected_mape": float(cohorts["oracle_expected_abs_error_pct"].mean()),
     }

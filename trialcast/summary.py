@@ -126,7 +126,8 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
         )
     if "oracle_mape" in s:
         console.print(
-            f"Oracle floor (truth file, not the shipping path): MAPE {s['oracle_mape']:.2f}%, "
+            f"Oracle floor (truth file, not the shipping path): MAPE {s['oracle_mape']:.2f}% "
+            f"(expected {s['oracle_expected_mape']:.2f}% at this cohort size), "
             f"P10-P90 coverage {s['oracle_coverage']:.0f}%; conversions "
             f"{s['oracle_count_error_pct']:+.1f}% in total (mean |error| "
             f"{s['oracle_count_mape']:.1f}%), value per conversion mean |error| "

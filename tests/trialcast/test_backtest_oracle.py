@@ -8,8 +8,10 @@ import pytest
 from company_factory import make_company
 
 from features.demo.latent import DemoConversionLags
+from serving.forecast.deal import value_variance
+from serving.forecast.distribution import compute_mixture_distribution
 from trialcast.backtest import evaluate_cohort, summarise_backtest
-from trialcast.backtest_oracle import OracleTruth, OracleTruthError
+from trialcast.backtest_oracle import OracleTruth, OracleTruthError, expected_abs_deviation
 
 COHORT, ORIGIN = "2026-01", pd.Timestamp("2026-02-01")
 
@@ -53,6 +55,9 @@ def test_oracle_sits_beside_the_unchanged_shipping_forecast(company):
     summary = summarise_backtest(pd.DataFrame([row]))
     assert summary["oracle_mape"] == pytest.approx(abs(row["oracle_error_pct"]))
     assert summary["oracle_coverage"] in (0.0, 100.0)
+    assert (
+        0 < summary["oracle_expected_mape"] == pytest.approx(row["oracle_expected_abs_error_pct"])
+    )
 
 
 def test_truth_without_expected_deal_values_is_a_clear_error(company, tmp_path):
@@ -63,3 +68,18 @@ def test_truth_without_expected_deal_values_is_a_clear_error(company, tmp_path):
         OracleTruth.read(tmp_path / "truth.parquet")
     with pytest.raises(OracleTruthError, match=r"demo_meta\.json"):
         OracleTruth.read(tmp_path / "missing" / "truth.parquet")
+
+
+@pytest.mark.parametrize("value_sd", [0.0, 0.3])
+def test_expected_abs_deviation_matches_monte_carlo(value_sd):
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.05, 0.5, 300)
+    v = rng.lognormal(8.5, 0.8, 300)
+    var = value_variance(v, np.full(300, value_sd))
+    dist = compute_mixture_distribution(p, v, 0.0, value_var=var)
+    draws = 20_000
+    hit = rng.random((draws, 300)) < p
+    vals = v * np.exp(value_sd * rng.standard_normal((draws, 300)) - value_sd**2 / 2)
+    sums = (hit * vals).sum(axis=1)
+    mc = np.abs(sums - sums.mean()).mean()
+    assert expected_abs_deviation(dist) == pytest.approx(mc, rel=0.04)
