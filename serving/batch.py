@@ -226,7 +226,12 @@ def score_and_close(
         models, records, top_k=top_k, matrices={"conversion": M}, allow_before_trial_end=allow
     )
     idx = builder.index
-    deals = estimate_deal_values(tables.accounts, frame.index.to_series(), moment)
+    deals = estimate_deal_values(
+        tables.accounts,
+        frame.index.to_series(),
+        moment,
+        size_column=config.firmographics.size_column,
+    )
     deal = deals["deal_value"].to_numpy(dtype=np.float64)
     p = p_open
     explanation = [s["explanations"][0] for s in scored]

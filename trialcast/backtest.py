@@ -41,6 +41,7 @@ from serving.forecast.distribution import TOLERANCE, compute_mixture_distributio
 from training.model import TrialcastModel, fit_model
 from training.split import build_time_split
 from training.train import model_features
+from trialcast.backtest_oracle import OracleTruth, oracle_cohort_row, summarise_oracle
 
 DAY = pd.Timedelta(days=1)
 
@@ -54,12 +55,16 @@ class BacktestResult:
             ``n_trials``, ``n_open``, ``n_converted_at_origin``, ``certain``,
             ``forecast`` (expected), ``p10``, ``p50``, ``p90``, ``actual``,
             ``error_pct`` (forecast vs actual, % of actual), ``inside`` (actual
-            within P10-P90), ``logit_sd``, ``error_bound``, ``n_train_rows``.
+            within P10-P90), ``logit_sd``, ``error_bound``, ``n_train_rows``;
+            with an oracle, ``oracle_forecast``, ``oracle_p10`` / ``oracle_p90``,
+            ``oracle_error_pct``, ``oracle_inside``... (the floor, from the truth).
         summary: ``mape``, ``coverage``, ``mape_500`` / ``coverage_500`` (cohorts of
             500+ trials), ``n_cohorts``, ``n_cohorts_500``; count and value errors
             apart (``count_error_pct`` over all cohorts, ``count_mape``,
             ``value_mape``) and the trials past their end (``expected_past_end``,
-            ``actual_past_end``, ``past_end_error_pct``), ``actual_closed``.
+            ``actual_past_end``, ``past_end_error_pct``), ``actual_closed``;
+            with an oracle, ``oracle_mape``, ``oracle_coverage`` (and ``_500``),
+            ``oracle_count_error_pct``, ``oracle_count_mape``, ``oracle_value_mape``.
     """
 
     cohorts: pd.DataFrame
@@ -182,13 +187,16 @@ def evaluate_cohort(
     *,
     calibration_uncertainty: bool = True,
     tolerance: float = TOLERANCE,
+    oracle: OracleTruth | None = None,
 ) -> dict[str, object]:
     """Forecast one cohort at its origin through the shipping path; compare with what happened.
 
     The cohort's open trials are scored by ``serving.batch.predict_open_trials``
     (the function ``score`` / ``forecast`` / the service / Dask use) and valued by
     ``serving.forecast.deal.estimate_deal_values``; trials past their window at
-    the origin are closed (p = 0).
+    the origin are closed (p = 0). With ``oracle`` (a generated company's truth),
+    the row also holds the oracle floor (``oracle_*``, ``trialcast.backtest_oracle``),
+    computed after, and apart from, the shipping forecast.
     """
     window = config.trial.conversion_window_days
     known = truncate_tables(tables, origin)
@@ -205,7 +213,9 @@ def evaluate_cohort(
     keep = np.asarray(open_ids.isin(list(cohort_ids)), dtype=bool)
     p_open, margin = scored.p_convert[keep], scored.margin[keep]
     past_end = scored.past_end[keep]
-    deals = estimate_deal_values(acc, open_ids[keep].to_series(), origin)
+    deals = estimate_deal_values(
+        acc, open_ids[keep].to_series(), origin, size_column=config.firmographics.size_column
+    )
     open_values = deals["deal_value"].to_numpy(dtype=float)
     value_var = value_variance(open_values, deals["deal_value_log_sd"].to_numpy(dtype=float))
     certain_values = acc.loc[in_cohort & converted, "deal_value"].astype(float).fillna(0.0)
@@ -237,6 +247,20 @@ def evaluate_cohort(
     open_actual_value = float(full.loc[won_open, "deal_value"].astype(float).sum())
     p10, p50, p90 = (dist.quantile(q) for q in (0.1, 0.5, 0.9))
     expected_value = float(p_open @ open_values)
+    floor: dict[str, float | bool] = {}
+    if oracle is not None:
+        open_acc = acc.set_index(ids).loc[open_ids[keep]]
+        floor = oracle_cohort_row(
+            oracle,
+            open_ids[keep],
+            open_acc["trial_start"],
+            origin,
+            certain_values,
+            actual=actual,
+            actual_conversions=actual_n,
+            open_actual_value=open_actual_value,
+            tolerance=tolerance,
+        )
     return {
         "cohort": cohort,
         "origin": pd.Timestamp(origin),
@@ -268,6 +292,7 @@ def evaluate_cohort(
         "logit_sd": logit_sd,
         "error_bound": dist.error_bound((0.1, 0.5, 0.9)),
         "n_train_rows": n_rows,
+        **floor,
     }
 
 
@@ -306,6 +331,7 @@ def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[
                 "actual_closed": float(cohorts["actual_closed"].sum()),
             }
         )
+    out.update(summarise_oracle(cohorts, min_trials=min_trials))
     return out
 
 
@@ -319,12 +345,14 @@ def run_rolling_backtest(
     min_trials: int = 500,
     tolerance: float = TOLERANCE,
     num_threads: int | None = None,
+    oracle: OracleTruth | None = None,
 ) -> BacktestResult:
     """Backtest every eligible cohort (or the ``cohorts`` given, as ``YYYY-MM``).
 
     Cohorts whose origin leaves too little labelled history to train on are
     skipped. ``num_threads`` overrides LightGBM's thread count (many small fits
-    run faster single-threaded, and far faster on a busy machine).
+    run faster single-threaded, and far faster on a busy machine). ``oracle``
+    (a generated company's truth) adds the oracle floor beside every cohort.
     """
     if num_threads is not None:
         params = {**config.model.lightgbm, "num_threads": int(num_threads)}
@@ -348,6 +376,7 @@ def run_rolling_backtest(
                     origin,
                     calibration_uncertainty=calibration_uncertainty,
                     tolerance=tolerance,
+                    oracle=oracle,
                 )
             )
         except ValueError:

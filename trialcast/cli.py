@@ -247,11 +247,19 @@ def backtest(
     cohort: Annotated[
         list[str] | None, typer.Option(help="Cohort month(s) YYYY-MM (default: all).")
     ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="A generated company's truth.parquet: adds the oracle floor (the same "
+            "cohorts forecast from the true probabilities and deal values)."
+        ),
+    ] = None,
 ) -> None:
     """Rolling-origin backtest of the revenue forecast over past monthly cohorts."""
     from features.loaders import load_tables
     from features.validation import InputError
     from serving.forecast.view import resolve_forecast_dir
+    from trialcast.backtest_oracle import OracleTruth, OracleTruthError
     from trialcast.forecast_job import run_backtest
     from trialcast.summary import print_backtest_summary
 
@@ -260,8 +268,9 @@ def backtest(
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
             target = out or resolve_forecast_dir() / "backtest"
-            result = run_backtest(cfg, tables, target, cohorts=cohort)
-    except InputError as exc:
+            oracle = OracleTruth.read(truth) if truth is not None else None
+            result = run_backtest(cfg, tables, target, cohorts=cohort, oracle=oracle)
+    except (InputError, OracleTruthError) as exc:
         fail(str(exc))
     print_backtest_summary(result, console)
 

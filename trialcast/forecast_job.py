@@ -45,6 +45,7 @@ from serving.forecast.revenue import (
 from serving.forecast.segments import PERSONA, add_segment_columns, configured_segments
 from serving.forecast.timing import ConversionTiming, fit_conversion_timing
 from trialcast.backtest import BacktestResult, run_rolling_backtest
+from trialcast.backtest_oracle import OracleTruth
 
 
 @dataclass
@@ -291,12 +292,14 @@ def run_backtest(
     calibration_uncertainty: bool = True,
     num_threads: int | None = 1,
     pictures: bool = True,
+    oracle: OracleTruth | None = None,
 ) -> BacktestRunResult:
     """Rolling-origin backtest over monthly cohorts; writes the table and the pictures.
 
     Writes ``backtest_cohorts.csv``, ``backtest_summary.csv``,
     ``backtest_forecast_vs_actual.png`` and ``cohort_conversion_curves.png``.
     ``num_threads`` is LightGBM's per fit (1 by default: many small fits).
+    ``oracle`` (a generated company's truth) adds the oracle floor columns.
     """
     started = time.perf_counter()
     result = run_rolling_backtest(
@@ -305,6 +308,7 @@ def run_backtest(
         cohorts=cohorts,
         calibration_uncertainty=calibration_uncertainty,
         num_threads=num_threads,
+        oracle=oracle,
     )
     window = config.trial.conversion_window_days
     curves = compute_cohort_curves(

@@ -124,6 +124,15 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
             f"({s['past_end_error_pct']:+.1f}%); trials past the window: expected 0, "
             f"{s['actual_closed']:.0f} converted"
         )
+    if "oracle_mape" in s:
+        console.print(
+            f"Oracle floor (truth file, not the shipping path): MAPE {s['oracle_mape']:.2f}% "
+            f"(expected {s['oracle_expected_mape']:.2f}% at this cohort size), "
+            f"P10-P90 coverage {s['oracle_coverage']:.0f}%; conversions "
+            f"{s['oracle_count_error_pct']:+.1f}% in total (mean |error| "
+            f"{s['oracle_count_mape']:.1f}%), value per conversion mean |error| "
+            f"{s['oracle_value_mape']:.1f}%"
+        )
     for name, path in run.outputs.items():
         console.print(f"  {name:<24} {path}", markup=False)
 

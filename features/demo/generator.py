@@ -284,6 +284,9 @@ def generate_demo_data(
         communications=_comms_frame(comms, account_ids, user_ids),
     )
     truth = _truth_frame(tr, account_ids, length, window, converted, conv_true, churn_true, timing)
+    truth["deal_value_expected"], truth["deal_value_log_sd"] = dl.expected_deal_value(
+        tr.deal_log_mean, quote, quote_error_sd, quote_bias
+    )
     truth.attrs.update(
         {
             "seed": seed,

@@ -99,6 +99,8 @@ CONVERT_WEIGHTS: dict[str, float] = {
 LATE_DAY = 10.0
 
 DAYS_PER_MONTH = 30.4375
+#: Log-spread of a deal's value around its plan-and-size typical value (``deal_log_mean``).
+DEAL_LOG_SD = 0.35
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class Traits:
     act_paid: np.ndarray
     churn_hazard: np.ndarray
     deal_value: np.ndarray
+    deal_log_mean: np.ndarray  # log of the plan-and-size typical deal (before its noise)
 
 
 def _beta(rng: np.random.Generator, mean: np.ndarray, conc: float) -> np.ndarray:
@@ -275,7 +278,7 @@ def draw_traits(rng: np.random.Generator, n: int) -> Traits:
         -3.1 - 1.1 * (eng_paid - 1.45) - 0.5 * t["tone"] + _PLAN_CHURN_EFFECT[plan]
     )
     acv = _PLAN_ACV[plan] * (company_size / 30.0) ** 0.25
-    deal_value = np.round(acv * np.exp(0.35 * rng.standard_normal(n)), 2)
+    deal_value = np.round(acv * np.exp(DEAL_LOG_SD * rng.standard_normal(n)), 2)
 
     return Traits(
         persona=persona,
@@ -301,9 +304,32 @@ def draw_traits(rng: np.random.Generator, n: int) -> Traits:
         act_paid=act_paid,
         churn_hazard=churn_hazard,
         deal_value=deal_value,
+        deal_log_mean=np.log(acv),
     )
 
 
 def p_churn_within(hazard_monthly: np.ndarray, days: float) -> np.ndarray:
     """P(churn within ``days`` of a day while paying), continuous-time equivalent."""
     return 1.0 - (1.0 - hazard_monthly) ** (days / DAYS_PER_MONTH)
+
+
+def expected_deal_value(
+    deal_log_mean: np.ndarray, quote: np.ndarray, quote_error_sd: float, quote_bias: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's own best guess of each deal value: ``(E[value], log-sd)``.
+
+    The deal is ``exp(deal_log_mean + DEAL_LOG_SD z)`` and the quote (where there is
+    one) ``value * quote_bias * exp(quote_error_sd u)``, so the log value given the
+    quote is normal (the conjugate update of a normal prior by a normal measurement).
+    This is the oracle the backtest's floor uses; a shipping forecast cannot know
+    ``deal_log_mean`` and must learn the quote's bias and error from past wins.
+    """
+    mu = np.asarray(deal_log_mean, dtype=np.float64)
+    q = np.asarray(quote, dtype=np.float64)
+    prior_var, err_var = DEAL_LOG_SD**2, float(quote_error_sd) ** 2
+    has = np.isfinite(q) & (q > 0)
+    gain = prior_var / (prior_var + err_var)
+    measured = np.log(np.where(has, q, 1.0)) - np.log(quote_bias)
+    mean = np.where(has, mu + gain * (measured - mu), mu)
+    var = np.where(has, prior_var * err_var / (prior_var + err_var), prior_var)
+    return np.exp(mean + var / 2.0), np.sqrt(var)

@@ -66,7 +66,8 @@ def plot_forecast_vs_actual(cohorts: pd.DataFrame, *, title: str | None = None) 
 
     Args:
         cohorts: ``cohort``, ``forecast``, ``p10``, ``p90`` and optionally ``actual``
-            (a backtest's cohorts frame).
+            and ``oracle_forecast`` (a backtest's cohorts frame; the oracle line
+            shows what a forecast from the truth said, see ``trialcast.backtest_oracle``).
     """
     fig, ax = plt.subplots(figsize=(9, 4.5))
     x = np.arange(len(cohorts))
@@ -74,6 +75,8 @@ def plot_forecast_vs_actual(cohorts: pd.DataFrame, *, title: str | None = None) 
         x, cohorts["p10"], cohorts["p90"], alpha=0.25, color="tab:blue", label="P10-P90"
     )
     ax.plot(x, cohorts["forecast"], "o-", color="tab:blue", label="forecast (expected)")
+    if "oracle_forecast" in cohorts.columns:  # the backtest's floor, from a generator's truth
+        ax.plot(x, cohorts["oracle_forecast"], "s:", color="tab:gray", ms=4, label="oracle (truth)")
     if "actual" in cohorts.columns:
         inside = cohorts.get("inside", pd.Series(True, index=cohorts.index)).astype(bool)
         ax.plot(x, cohorts["actual"], "k--", lw=1, label="actual")

@@ -1,0 +1,85 @@
+"""The oracle floor: the same cohort forecast from the truth, apart from the shipping path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from company_factory import make_company
+
+from features.demo.latent import DemoConversionLags
+from serving.forecast.deal import value_variance
+from serving.forecast.distribution import compute_mixture_distribution
+from trialcast.backtest import evaluate_cohort, summarise_backtest
+from trialcast.backtest_oracle import OracleTruth, OracleTruthError, expected_abs_deviation
+
+COHORT, ORIGIN = "2026-01", pd.Timestamp("2026-02-01")
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory):
+    """Renamed vocabulary, 14-day trials, conversions spread up to 30 days after the trial."""
+    return make_company(
+        tmp_path_factory.mktemp("oracle14"),
+        n_accounts=2_500,
+        seed=21,
+        trial_days=14,
+        window_days=30,
+        lags=DemoConversionLags(in_trial_share=0.2, a_after=1.3, b_after=1.6),
+    )
+
+
+def test_oracle_sits_beside_the_unchanged_shipping_forecast(company):
+    oracle = OracleTruth.read(company.root / "truth.parquet")
+    plain = evaluate_cohort(company.tables, company.config, COHORT, ORIGIN)
+    row = evaluate_cohort(company.tables, company.config, COHORT, ORIGIN, oracle=oracle)
+    # The truth never reaches the shipping path: its numbers are the same without it.
+    for key in ("forecast", "p10", "p90", "expected_conversions", "actual"):
+        assert row[key] == pytest.approx(plain[key])
+    assert not any(k.startswith("oracle_") for k in plain)
+    # The oracle's expected conversions are the truth's, recomputed independently here.
+    truth = company.demo.truth.set_index(company.demo.truth["account_id"].astype(str))
+    acc = company.tables.accounts.set_index(company.tables.accounts["account_id"].astype(str))
+    in_cohort = acc["trial_start"].dt.to_period("M").astype(str) == COHORT
+    open_now = in_cohort & ~(acc["converted_at"] < ORIGIN).fillna(False)
+    open_now &= acc["trial_end"] + pd.Timedelta(days=30) > ORIGIN
+    ids = acc.index[open_now]
+    days = ((ORIGIN - acc.loc[ids, "trial_start"]).dt.total_seconds() / 86_400).to_numpy()
+    lags = DemoConversionLags(in_trial_share=0.2, a_after=1.3, b_after=1.6)
+    s = lags.survival(days, np.full(len(ids), 14.0), 30.0)
+    p = truth.loc[ids, "p_convert"].to_numpy()
+    expected = float((p * s / (1 - p + p * s)).sum())
+    assert row["oracle_expected_conversions"] == pytest.approx(expected, rel=1e-6)
+    assert row["oracle_p10"] < row["oracle_forecast"] < row["oracle_p90"]
+    assert np.isfinite(row["oracle_error_pct"])
+    summary = summarise_backtest(pd.DataFrame([row]))
+    assert summary["oracle_mape"] == pytest.approx(abs(row["oracle_error_pct"]))
+    assert summary["oracle_coverage"] in (0.0, 100.0)
+    assert (
+        0 < summary["oracle_expected_mape"] == pytest.approx(row["oracle_expected_abs_error_pct"])
+    )
+
+
+def test_truth_without_expected_deal_values_is_a_clear_error(company, tmp_path):
+    old = company.demo.truth.drop(columns=["deal_value_expected"])
+    old.to_parquet(tmp_path / "truth.parquet")
+    (tmp_path / "demo_meta.json").write_text((company.root / "demo_meta.json").read_text())
+    with pytest.raises(OracleTruthError, match="deal_value_expected"):
+        OracleTruth.read(tmp_path / "truth.parquet")
+    with pytest.raises(OracleTruthError, match=r"demo_meta\.json"):
+        OracleTruth.read(tmp_path / "missing" / "truth.parquet")
+
+
+@pytest.mark.parametrize("value_sd", [0.0, 0.3])
+def test_expected_abs_deviation_matches_monte_carlo(value_sd):
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.05, 0.5, 300)
+    v = rng.lognormal(8.5, 0.8, 300)
+    var = value_variance(v, np.full(300, value_sd))
+    dist = compute_mixture_distribution(p, v, 0.0, value_var=var)
+    draws = 20_000
+    hit = rng.random((draws, 300)) < p
+    vals = v * np.exp(value_sd * rng.standard_normal((draws, 300)) - value_sd**2 / 2)
+    sums = (hit * vals).sum(axis=1)
+    mc = np.abs(sums - sums.mean()).mean()
+    assert expected_abs_deviation(dist) == pytest.approx(mc, rel=0.04)
