@@ -120,6 +120,37 @@ def _in_process(results: dict[str, Any], config: Any, demo: Any, models: Any, wo
     return write_scores(scored, work / "scores.parquet")
 
 
+def bare_transport_floor(repeats: int, duration: float) -> dict[str, Any]:
+    """``/livez`` of a bare uvicorn + Starlette app (``trialcast.bench.bare_asgi``) at
+    50 req/s with the same load generator: the machine's HTTP transport floor."""
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "uvicorn", "trialcast.bench.bare_asgi:app", "--port", str(port)]
+    proc = subprocess.Popen([*cmd, "--log-level", "warning"])
+    url = f"http://127.0.0.1:{port}/livez"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        runs = []
+        for k in range(repeats):
+            print(f"transport floor: bare ASGI /livez at 50 req/s, run {k + 1} ...", flush=True)
+            runs.append(run_load(url, None, 50, duration))
+        return median_run(runs)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def _over_http(results: dict[str, Any], base: str, singles: list[bytes], big_body: bytes,
                args: argparse.Namespace) -> None:  # fmt: skip
     """Client cost, open-loop load per endpoint and rate, /livez under big requests,
@@ -134,6 +165,7 @@ def _over_http(results: dict[str, Any], base: str, singles: list[bytes], big_bod
         print(f"client cost: /livez at 50 req/s, run {k + 1} ...", flush=True)
         client.append(run_load(base + "/livez", None, 50, args.duration))
     results["client"] = median_run(client)
+    results["bare"] = bare_transport_floor(args.repeats, args.duration)
     for route in ("/score", "/score_batch"):
         for rate in RATES:
             runs = []
