@@ -475,7 +475,8 @@ def test_pages_in_headless_chromium_with_screenshots(server, company, browser_pa
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser_paths.chromium
@@ -491,6 +492,7 @@ def test_pages_in_headless_chromium_with_screenshots(server, company, browser_pa
 
     try:
         driver.set_page_load_timeout(30)
+        wait = WebDriverWait(driver, 30)
         deep = f"/ui/accounts/{requests.utils.quote(SLASH_ID, safe='')}"
         server = server.replace("127.0.0.1", "localhost")  # Secure cookies on plain http
         driver.get(server + deep)
@@ -498,19 +500,22 @@ def test_pages_in_headless_chromium_with_screenshots(server, company, browser_pa
         shot("login")
         driver.find_element(By.ID, "token").send_keys(TOKEN)
         driver.find_element(By.ID, "sign-in").click()
-        assert driver.find_element(By.ID, "account-id").text == SLASH_ID  # deep link kept
+        # a click returns before the next page has loaded: wait for what it must show
+        assert wait.until(lambda d: d.find_element(By.ID, "account-id")).text == SLASH_ID
         driver.get(server + "/ui")
         shot("accounts")
         rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
         assert 0 < len(rows) <= 100
         persona = rows[0].get_attribute("data-persona")
+        old = driver.find_element(By.ID, "accounts")
         Select(driver.find_element(By.ID, "persona-filter")).select_by_value(persona)  # app.js
-        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        wait.until(staleness_of(old))
+        rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr"))
         assert rows and {r.get_attribute("data-persona") for r in rows} == {persona}
         link = rows[0].find_element(By.CSS_SELECTOR, "a.account-link")
         account_id = link.text
         link.click()
-        assert driver.find_element(By.ID, "account-id").text == account_id
+        assert wait.until(lambda d: d.find_element(By.ID, "account-id")).text == account_id
         assert driver.find_elements(By.CSS_SELECTOR, "#trend svg circle.trend-point")
         assert driver.find_elements(By.CSS_SELECTOR, "#waterfall svg rect.bar")
         shot("account")

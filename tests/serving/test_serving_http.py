@@ -361,7 +361,8 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser_paths.chromium
@@ -370,12 +371,13 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
     driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
     try:
         driver.set_page_load_timeout(30)
+        wait = WebDriverWait(driver, 30)  # a click returns before the next page has loaded
         server = server.replace("127.0.0.1", "localhost")  # the session cookie is Secure
         driver.get(server + "/ui")  # not signed in: sent to the login form
         assert "/ui/login" in driver.current_url
         driver.find_element(By.ID, "token").send_keys(TOKEN)
         driver.find_element(By.ID, "sign-in").click()
-        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr"))
         assert len(rows) == min(len(store["scores"]), 100)  # first page
         # each lead type's observed chance (from the champion's training window) beside the seed's
         served = load_serving_model(store["config"], "conversion", tracking_uri=store["uri"])
@@ -389,18 +391,22 @@ def test_sales_view_in_headless_chromium(server, store, browser_paths):
                 assert cells[2].startswith(f"{rates[name]['observed']:.0%}"), cells
                 assert cells[3] == f"{int(rates[name]['trials']):,}"
         persona = str(store["scores"]["persona"].iloc[0])
+        old = driver.find_element(By.ID, "accounts")
         Select(driver.find_element(By.ID, "persona-filter")).select_by_value(persona)  # submits
-        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        wait.until(staleness_of(old))
+        rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr"))
         assert rows and {r.get_attribute("data-persona") for r in rows} == {persona}
+        old = driver.find_element(By.ID, "accounts")
         Select(driver.find_element(By.ID, "pql-filter")).select_by_value("yes")
-        rows = driver.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr")
+        wait.until(staleness_of(old))
+        rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "table#accounts tbody tr"))
         expected = store["scores"].query("persona == @persona and pql")
         assert len(rows) == min(len(expected), 100)
         assert {r.get_attribute("data-pql") for r in rows} == {"yes"}
         link = rows[0].find_element(By.CSS_SELECTOR, "a.account-link")
         account_id = link.text
         link.click()
-        assert driver.find_element(By.ID, "account-id").text == account_id
+        assert wait.until(lambda d: d.find_element(By.ID, "account-id")).text == account_id
         reasons = driver.find_elements(By.CSS_SELECTOR, "#reasons li")
         row = store["scores"].set_index("account_id").loc[account_id]
         texts = [f["text"] for f in json.loads(row["positive"]) + json.loads(row["negative"])]
