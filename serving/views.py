@@ -84,7 +84,7 @@ _LIST = """{% extends "base" %}{% block title %}Accounts - trialcast{% endblock 
 <table><thead><tr><th>Lead type</th><th class="num">Stated</th><th class="num">Observed</th><th class="num">Trials</th><th>Playbook</th><th>Note</th></tr></thead><tbody>
 {% for t in lead_types %}<tr data-type="{{ t.name }}"{% if t.note %} class="neg"{% endif %}><td>{{ t.name }}</td>
 <td class="num">{{ '%.0f%%'|format(t.stated * 100) }}</td>
-<td class="num">{% if t.trials %}{{ '%.0f%%'|format(t.observed * 100) }} <span class="muted">({{ '%.0f'|format(t.low * 100) }}-{{ '%.0f%%'|format(t.high * 100) }})</span>{% else %}<span class="muted">no trial</span>{% endif %}</td>
+<td class="num">{% if t.trials %}{{ '%.0f%%'|format(t.observed * 100) }} <span class="muted">({{ '%.0f'|format(t.low * 100) }}-{{ '%.0f%%'|format(t.high * 100) }})</span>{% else %}<span class="muted">not observed</span>{% endif %}</td>
 <td class="num">{{ '{:,}'.format(t.trials) }}</td><td>{{ t.playbook }}</td><td class="note">{{ t.note }}</td></tr>
 {% endfor %}</tbody></table></details>{% endif %}
 <nav class="pager" id="pager">

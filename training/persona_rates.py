@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from features.personas import PERSONAS, PersonaLevels, assign_personas, observed_rate_note
+from features.personas import (
+    PERSONAS,
+    PersonaLevels,
+    assign_personas,
+    fading_log_ratio,
+    observed_rate_note,
+    persona_columns,
+)
 
 RATE_COLUMNS = (
     "persona",
@@ -73,10 +80,21 @@ def compute_persona_rates(
         levels: the company's lead-type levels (default: the seed's).
         confidence: interval level.
 
-    Types with no trial get NaN rates and the note "no trial of this type".
+    Types with no trial get NaN rates and the note "no trial". Fizzlers are typed
+    by fading, which needs a week of activity before the last seven days: when no
+    row is that far into its trial (a reference snapshot at day 7, say), the note
+    says so instead of suggesting the company has no such trials.
     """
     personas = assign_personas(trials, levels).astype(str).to_numpy()
-    return persona_rate_table(personas, trials["label"].to_numpy(), confidence=confidence)
+    table = persona_rate_table(personas, trials["label"].to_numpy(), confidence=confidence)
+    fading = fading_log_ratio(persona_columns(trials))
+    if len(trials) and not np.isfinite(fading).any() and not np.isinf(fading).any():
+        at = str(trials.attrs.get("snapshot", "")) or "these rows"
+        unknown = (table["persona"] == "Fizzlers") & (table["trials"] == 0)
+        table.loc[unknown, "note"] = (
+            f"not typed at {at}: fading needs 8+ days of activity, so no observed rate"
+        )
+    return table
 
 
 def persona_rate_table(

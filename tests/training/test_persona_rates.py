@@ -89,3 +89,17 @@ def test_a_let_go_type_converting_above_average_is_called_out():
     assert table.loc["Heartbreakers", "observed"] == pytest.approx(0.6)
     assert table.loc["Heartbreakers", "low"] < 0.6 < table.loc["Heartbreakers", "high"]
     assert isinstance(table, pd.DataFrame)
+
+
+def test_fizzlers_untypable_at_a_day_seven_reference_are_said_to_be(trials):
+    """Fading compares the last seven days with the week before: at a day-7 reference
+    snapshot nobody can be a Fizzler, and the table must say why, not "no trial"."""
+    _, frame = trials
+    reference = reference_rows(frame)
+    rates = compute_persona_rates(reference, fit_persona_levels(last_snapshot_rows(frame)))
+    fizzlers = rates.set_index("persona").loc["Fizzlers"]
+    if reference["snapshot_day"].max() <= 7:
+        assert fizzlers["trials"] == 0
+        assert "fading needs 8+ days" in fizzlers["note"]
+    else:  # a later reference: fading is defined, the ordinary note applies
+        assert "fading needs" not in fizzlers["note"]
