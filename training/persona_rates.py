@@ -97,6 +97,39 @@ def compute_persona_rates(
     return table
 
 
+def compute_observed_persona_rates(
+    frame: pd.DataFrame, levels: PersonaLevels | None = None, *, confidence: float = 0.95
+) -> pd.DataFrame:
+    """``compute_persona_rates`` at the reference snapshot (``reference_rows``), with
+    Fizzlers measured where they can be typed.
+
+    Fading needs 8+ days of activity, so at an earlier reference snapshot nobody is a
+    Fizzler. Their rate then comes from the first snapshot at which fading is defined,
+    among the trials still open there (a conditional rate, which is the one sales need:
+    an account only looks like a Fizzler after its first week, and is still open),
+    and the note says at which snapshot. ``attrs["snapshot"]`` is the reference.
+    """
+    reference = reference_rows(frame)
+    table = compute_persona_rates(reference, levels, confidence=confidence)
+    table.attrs["snapshot"] = reference.attrs["snapshot"]
+    row = table.index[table["persona"] == "Fizzlers"]
+    if not len(row) or "fading needs" not in str(table.loc[row[0], "note"]):
+        return table
+    days = frame.groupby("snapshot", observed=True)["snapshot_day"].median().sort_values()
+    for name in days.index[days >= 8]:
+        rows = frame[frame["snapshot"].astype(str) == str(name)]
+        later = compute_persona_rates(rows, levels, confidence=confidence).set_index("persona")
+        fizz = later.loc["Fizzlers"]
+        if fizz["trials"] == 0 and "fading needs" in str(fizz["note"]):
+            continue
+        for col in ("trials", "converted", "observed", "low", "high"):
+            table.loc[row[0], col] = fizz[col]
+        where = f"typed at {name} among the trials still open then (fading needs 8+ days)"
+        table.loc[row[0], "note"] = f"{where}; {fizz['note']}" if fizz["note"] else where
+        break
+    return table
+
+
 def persona_rate_table(
     personas: np.ndarray, labels: np.ndarray, *, confidence: float = 0.95
 ) -> pd.DataFrame:

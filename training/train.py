@@ -45,11 +45,10 @@ from training.guards import (
 from training.metrics import evaluate_models, log_loss
 from training.model import categorical_levels, fit_model
 from training.persona_rates import (
-    compute_persona_rates,
+    compute_observed_persona_rates,
     last_snapshot_rows,
     rates_to_dict,
     rates_to_metrics,
-    reference_rows,
 )
 from training.registry import (
     CHAMPION,
@@ -435,9 +434,7 @@ def train_models(
         # Lead-type levels and observed chances from the training window's trials;
         # both travel with the models in the feature spec.
         levels = fit_persona_levels(last_snapshot_rows(sets.conversion), config.personas.levels)
-        reference = reference_rows(sets.conversion)
-        persona_rates = compute_persona_rates(reference, levels)
-        persona_rates.attrs["snapshot"] = reference.attrs["snapshot"]
+        persona_rates = compute_observed_persona_rates(sets.conversion, levels)
         sets.spec = replace(
             sets.spec,
             persona_levels=levels.to_dict(),

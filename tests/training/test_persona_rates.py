@@ -14,6 +14,7 @@ from features.personas import PERSONAS, assign_personas, fit_persona_levels
 from features.snapshots import build_trial_training_set
 from training.persona_rates import (
     build_observed_persona_baseline,
+    compute_observed_persona_rates,
     compute_persona_rates,
     last_snapshot_rows,
     persona_rate_table,
@@ -98,8 +99,19 @@ def test_fizzlers_untypable_at_a_day_seven_reference_are_said_to_be(trials):
     reference = reference_rows(frame)
     rates = compute_persona_rates(reference, fit_persona_levels(last_snapshot_rows(frame)))
     fizzlers = rates.set_index("persona").loc["Fizzlers"]
+    observed = compute_observed_persona_rates(
+        frame, fit_persona_levels(last_snapshot_rows(frame))
+    ).set_index("persona")
     if reference["snapshot_day"].max() <= 7:
         assert fizzlers["trials"] == 0
         assert "fading needs 8+ days" in fizzlers["note"]
-    else:  # a later reference: fading is defined, the ordinary note applies
+        # ... so their rate is measured at the first snapshot where fading is defined,
+        # among the trials still open there, and the note says where
+        later = observed.loc["Fizzlers"]
+        assert later["trials"] > 0 and later["note"].startswith("typed at ")
+        assert later["low"] <= later["observed"] <= later["high"]
+        others = observed.drop(index="Fizzlers")
+        pd.testing.assert_frame_equal(others, rates.set_index("persona").drop(index="Fizzlers"))
+    else:  # a later reference: fading is defined, the ordinary table applies
         assert "fading needs" not in fizzlers["note"]
+        pd.testing.assert_frame_equal(observed, rates.set_index("persona"))
