@@ -34,6 +34,7 @@ from features.demo.generator import generate_demo_data
 from serving.batch import score_customers
 from serving.scoring import load_scoring_models
 from training.train import train_models
+from trialcast.bench.serving_load import stop_server
 from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
 from trialcast.serve_job import run_score_job
 
@@ -144,15 +145,6 @@ def _start(company, command: list[str], env: dict[str, str], log: Path):
     return proc, base, port, time.monotonic() - t0
 
 
-def _stop(proc) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def server(company):
     """One worker (so the event-loop test cannot hide behind a second worker)."""
@@ -166,7 +158,7 @@ def server(company):
     try:
         yield base
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 def _features(company, n: int = 20) -> list[dict]:
@@ -222,7 +214,7 @@ def test_sigterm_to_trialcast_serve_stops_the_whole_tree(company):
         with socket.socket() as s:  # the port is free for the next start
             s.bind(("127.0.0.1", port))
     finally:
-        _stop(proc)
+        stop_server(proc)
     (ARTIFACTS).mkdir(parents=True, exist_ok=True)
     (company["root"] / "ready_seconds.txt").write_text(f"{ready:.2f}\n")
 
