@@ -131,7 +131,6 @@ def snapshot_row_to_score(row: Mapping[Any, Any]) -> dict[str, Any]:
         "trial_days_left": _float(row.get("trial_days_left")),
         "trial_start": _moment(row.get("trial_start")),
         "trial_end": _moment(row.get("trial_end")),
-        "lead_types": _lead_types(row.get("lead_types")),
         "checklist": _checklist(row.get("checklist")),
     }
 
@@ -149,14 +148,3 @@ def _checklist(value: Any) -> list[dict[str, Any]] | None:
 
 def _moment(value: Any) -> pd.Timestamp | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value)
-
-
-def _lead_types(value: Any) -> dict[str, float] | None:
-    """Observed lead-type chances (a JSON object ``{type: chance}``) when the scores carry them."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    return {str(k): float(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None

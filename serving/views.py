@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -216,6 +217,14 @@ def probability_points(explanation: Mapping[str, Any]) -> tuple[dict[str, float]
     return points, other
 
 
+def conversion_window_end(row: Mapping[str, Any], *, window_days: int) -> pd.Timestamp | None:
+    """When a trial's conversion window closes (trial end + window), or None without an end."""
+    end = row.get("trial_end")
+    return (
+        None if end is None or pd.isna(end) else pd.Timestamp(end) + pd.Timedelta(days=window_days)
+    )
+
+
 def render_list(
     rows: list[dict[Any, Any]],
     *,
@@ -244,14 +253,6 @@ def render_list(
         kept = {k: v for k, v in query.items() if v}
         return "/ui?" + urlencode({**kept, "page": number})
 
-    def window_end(row: Mapping[str, Any]) -> Any:
-        end = row.get("trial_end")
-        return (
-            None
-            if end is None or pd.isna(end)
-            else pd.Timestamp(end) + pd.Timedelta(days=window_days)
-        )
-
     return _ENV.get_template("list").render(
         rows=rows,
         total=total,
@@ -267,7 +268,7 @@ def render_list(
         personas=list(PERSONAS),
         subtitle=company,
         page_url=page_url,
-        window_end=window_end,
+        window_end=partial(conversion_window_end, window_days=window_days),
         rates=dict(persona_rates or {}),
         lead_types=lead_type_rows(persona_rates or {}),
     )
@@ -321,14 +322,6 @@ def render_account(
     def pts(factor: Mapping[str, Any]) -> str:
         return f"{points.get(factor['code'], 0.0):+.1f} pts"
 
-    def window_end(row: Mapping[str, Any]) -> Any:
-        end = row.get("trial_end")
-        return (
-            None
-            if end is None or pd.isna(end)
-            else pd.Timestamp(end) + pd.Timedelta(days=window_days)
-        )
-
     return _ENV.get_template("account").render(
         a=account,
         e=explanation,
@@ -337,7 +330,7 @@ def render_account(
         pts=pts,
         other_pts=other,
         base_p=_sigmoid(float(explanation["base_value"])),
-        window_end=window_end,
+        window_end=partial(conversion_window_end, window_days=window_days),
         subtitle=company,
         stated=persona.stated_chance if persona is not None else float("nan"),
         observed=(persona_rates or {}).get(str(account.get("persona"))),

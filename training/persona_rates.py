@@ -69,6 +69,12 @@ def reference_rows(frame: pd.DataFrame, *, max_missing: float = 0.05) -> pd.Data
     return out
 
 
+def fading_defined(trials: pd.DataFrame) -> bool:
+    """Whether any row is far enough into its trial for fading (and so Fizzlers) to be
+    told: fading compares the last seven days with the week before (8+ days)."""
+    return bool((~np.isnan(fading_log_ratio(persona_columns(trials)))).any())
+
+
 def compute_persona_rates(
     trials: pd.DataFrame, levels: PersonaLevels | None = None, *, confidence: float = 0.95
 ) -> pd.DataFrame:
@@ -87,8 +93,7 @@ def compute_persona_rates(
     """
     personas = assign_personas(trials, levels).astype(str).to_numpy()
     table = persona_rate_table(personas, trials["label"].to_numpy(), confidence=confidence)
-    fading = fading_log_ratio(persona_columns(trials))
-    if len(trials) and not np.isfinite(fading).any() and not np.isinf(fading).any():
+    if len(trials) and not fading_defined(trials):
         at = str(trials.attrs.get("snapshot", "")) or "these rows"
         unknown = (table["persona"] == "Fizzlers") & (table["trials"] == 0)
         table.loc[unknown, "note"] = (
@@ -113,15 +118,15 @@ def compute_observed_persona_rates(
     table = compute_persona_rates(reference, levels, confidence=confidence)
     table.attrs["snapshot"] = reference.attrs["snapshot"]
     row = table.index[table["persona"] == "Fizzlers"]
-    if not len(row) or "fading needs" not in str(table.loc[row[0], "note"]):
+    if not len(row) or fading_defined(reference):
         return table
     days = frame.groupby("snapshot", observed=True)["snapshot_day"].median().sort_values()
     for name in days.index[days >= 8]:
         rows = frame[frame["snapshot"].astype(str) == str(name)]
+        if not fading_defined(rows):
+            continue
         later = compute_persona_rates(rows, levels, confidence=confidence).set_index("persona")
         fizz = later.loc["Fizzlers"]
-        if fizz["trials"] == 0 and "fading needs" in str(fizz["note"]):
-            continue
         for col in ("trials", "converted", "observed", "low", "high"):
             table.loc[row[0], col] = fizz[col]
         where = f"typed at {name} among the trials still open then (fading needs 8+ days)"

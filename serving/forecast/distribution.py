@@ -427,12 +427,6 @@ def compute_sum_distribution(
     return lattice_distribution(pl, vl, shift=certain, step=step, tolerance=tolerance)
 
 
-def gauss_hermite_shifts(sd: float, n: int = 7) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of a normal ``N(0, sd^2)`` discretised by Gauss-Hermite."""
-    x, w = np.polynomial.hermite_e.hermegauss(n)
-    return sd * x, w / w.sum()
-
-
 def compute_mixture_distribution(
     p: np.ndarray,
     values: np.ndarray,

@@ -14,6 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.milestones import MilestoneDiscovery
 
 
 def run_milestone_benchmark(demo_sizes: list[tuple[int, int]], driver_accounts: int) -> list[dict]:
@@ -43,7 +47,9 @@ def run_milestone_benchmark(demo_sizes: list[tuple[int, int]], driver_accounts: 
     return rows
 
 
-def _row(name: str, found, noise: set[str], driver: str | None, started: float) -> dict:  # type: ignore[no-untyped-def]
+def _row(
+    name: str, found: MilestoneDiscovery, noise: set[str], driver: str | None, started: float
+) -> dict:
     ranked = found.candidates[found.candidates["status"] == "ranked"]
     best = ranked.iloc[0] if len(ranked) else None
     proposed = [m.events[0] for m in found.checklist]
