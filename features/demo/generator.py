@@ -14,6 +14,7 @@ built as pandas Categoricals from integer codes; Parquet is written with pyarrow
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -25,13 +26,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.demo import aha as da
 from features.demo import latent as dl
+from features.demo.timebase import DAY, HOUR, MS, NEVER
+from features.demo.timebase import days_to_ns as _ms
 from features.tables import Tables
 
-DAY = 86_400 * 10**9  # one day in ns
-HOUR = 3_600 * 10**9
-MS = 10**6
-NEVER = np.iinfo(np.int64).max  # "no such moment" for int64 ns times
+__all__ = ["DAY", "EVENT_NAMES", "GENERIC_EVENTS", "HOUR", "DemoData", "generate_demo_data"]
 SNAPSHOT_DAYS = (1, 3, 7, 14)
 #: Non-converters keep a trickle of (read-only) activity this long after trial end.
 POST_TRIAL_DAYS = 21
@@ -169,11 +170,6 @@ def _in_day(day_start: np.ndarray, lower: np.ndarray, frac: np.ndarray) -> np.nd
     return lb + (frac * span).astype(np.int64) // MS * MS
 
 
-def _ms(days: np.ndarray) -> np.ndarray:
-    """Float days to int64 ns, rounded down to the millisecond."""
-    return (np.asarray(days) * 86_400_000).astype(np.int64) * MS
-
-
 class _Rows:
     """Collects table rows stream by stream, dropping those outside an account's life."""
 
@@ -248,6 +244,9 @@ def generate_demo_data(
     length = np.asarray(trial_days, dtype=np.float64)[rng.choice(len(trial_days), n, p=share)]
     trial_end = trial_start + (length * DAY).astype(np.int64)
     tr = dl.draw_traits(rngs[1], n)
+    # Set-up and aha moments come first: reaching the aha moment raises the chance.
+    moments = da.draw_trial_moments(rngs[3], tr, trial_start, trial_end)
+    tr = dataclasses.replace(tr, p_convert=da.with_aha_effect(tr, moments.reached_aha))
     rng = rngs[2]
     converted = rng.random(n) < tr.p_convert
     conv_days = timing.sample(rng, length, window)
@@ -266,7 +265,7 @@ def generate_demo_data(
     noise = np.exp(quote_error_sd * qrng.standard_normal(n))
     quote = np.where(quoted, np.round(tr.deal_value * quote_bias * noise, 2), np.nan)
 
-    events = _events(rngs[3], tr, trial_start, trial_end, paid_from, churn_true, end, log)
+    events = _events(rngs[3], tr, moments, trial_start, trial_end, paid_from, churn_true, end, log)
     comms = _communications(
         rngs[4], tr, trial_start, trial_end, length, conv_true, churn_true, paid_from,
         np.minimum(churn_true, export_ns),
@@ -284,6 +283,7 @@ def generate_demo_data(
         communications=_comms_frame(comms, account_ids, user_ids),
     )
     truth = _truth_frame(tr, account_ids, length, window, converted, conv_true, churn_true, timing)
+    truth["aha_at_true"] = _nat(moments.aha, NEVER)
     truth["deal_value_expected"], truth["deal_value_log_sd"] = dl.expected_deal_value(
         tr.deal_log_mean, quote, quote_error_sd, quote_bias
     )
@@ -301,6 +301,7 @@ def generate_demo_data(
             "conversion_timing": timing.params(),
             "quote": {"share": quote_share, "error_sd": quote_error_sd, "bias": quote_bias},
             "convert_weights": dict(dl.CONVERT_WEIGHTS),
+            "aha_moment": da.params(),
         }
     )
     log("frames built")
@@ -324,6 +325,7 @@ def _joins(
 def _events(
     rng: np.random.Generator,
     tr: dl.Traits,
+    moments: da.TrialMoments,
     trial_start: np.ndarray,
     trial_end: np.ndarray,
     paid_from: np.ndarray,
@@ -337,11 +339,8 @@ def _events(
     rows = _Rows(trial_start, end)
     rows.add(np.arange(n, dtype=np.int32), trial_start, user0, _EV["Workspace Created"])
 
-    # Set-up moment: connect a source, then create a pipeline (in the trial only).
-    src = trial_start + _ms(rng.exponential(1.0, n) * tr.setup_days)
-    src = np.where((rng.random(n) < tr.setup) & (src < trial_end), src, NEVER)
-    pipe = src + _ms(rng.exponential(1.0, n) * (0.3 * tr.setup_days + 0.05))
-    pipe = np.where((src < NEVER) & (rng.random(n) < 0.92) & (pipe < trial_end), pipe, NEVER)
+    # Set-up moment (drawn with the outcome, see features.demo.aha): in the trial only.
+    src, pipe = moments.source, moments.pipeline
     trial_pipe = np.flatnonzero(pipe < NEVER)
     # Converters that never got there in the trial set up once they pay.
     late = (pipe == NEVER) & (paid_from < NEVER)
@@ -418,6 +417,11 @@ def _events(
         np.int32
     )
     r_ok = rng.random(len(r_acc)) < tr.fit[r_acc]
+    # The aha moment: a burst of successful runs once a pipeline works on real data.
+    b_acc, b_t = da.aha_burst(rng, moments)
+    r_acc, r_t = np.r_[r_acc, b_acc], np.r_[r_t, b_t]
+    r_user = np.r_[r_user, user0[b_acc]]
+    r_ok = np.r_[r_ok, np.ones(len(b_acc), dtype=bool)]
     rows.add(
         r_acc,
         r_t,

@@ -84,8 +84,8 @@ _FADE_SD = np.array([0.012, 0.012, 0.012, 0.015, 0.04, 0.02, 0.02])
 
 #: Weights of the true conversion logit (see ``conversion_logit``).
 CONVERT_WEIGHTS: dict[str, float] = {
-    "intercept": -3.0,
-    "value": 3.5,  # setup x fit: how many runs actually succeed, the true driver
+    "intercept": -3.3,
+    "value": 3.9,  # setup x fit: how many runs actually succeed, the true driver
     "setup": 0.2,  # setting up alone matters little
     "eng_late": 1.0,  # log activity level late in the trial (after fading)
     "act_late": 1.0,  # share of active days late in the trial

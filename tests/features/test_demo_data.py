@@ -237,6 +237,41 @@ def test_successful_runs_predict_conversion_better_than_creating_pipelines() -> 
     assert auc_runs > auc_created + 0.1
 
 
+def test_aha_burst_is_in_the_events_and_raises_conversion_among_equal_types() -> None:
+    """The aha moment (features.demo.aha) leaves its burst of 10 successful runs in
+    the log at the recorded time, and reaching it converts more within each lead type
+    (the causal effect milestone discovery must find beyond activity)."""
+    from features.demo.aha import BURST_HOURS, BURST_RUNS
+
+    demo = _demo()
+    truth, ev = demo.truth, demo.tables.events
+    aha = truth.set_index("account_id")["aha_at_true"]
+    reached = aha.notna()
+    assert 0.15 < reached.mean() < 0.45
+    runs = ev[ev["event"] == "Pipeline Run Succeeded"]
+    at = aha.reindex(runs["account_id"].astype(str)).to_numpy()
+    in_burst = (runs["timestamp"].to_numpy() >= at) & (
+        runs["timestamp"].to_numpy() < at + pd.Timedelta(hours=BURST_HOURS)
+    )
+    per_account = pd.Series(in_burst).groupby(runs["account_id"].astype(str).to_numpy()).sum()
+    seen = reached & (aha + pd.Timedelta(hours=BURST_HOURS) < EXPORT)  # burst before the export
+    assert seen.sum() > 0.9 * reached.sum()
+    assert (per_account.reindex(aha.index[seen]).fillna(0) >= BURST_RUNS).all()
+    # every aha happens in the trial, after the first pipeline
+    acc = demo.tables.accounts.set_index("account_id")
+    assert (aha[reached] < acc.loc[reached[reached].index, "trial_end"]).all()
+    done = pd.Series(_resolved(demo), index=acc.index)
+    closed = truth.assign(reached=reached.to_numpy())[done.to_numpy()]
+    gaps = []
+    for _, rows in closed.groupby("persona"):
+        if rows["reached"].sum() >= 30 and (~rows["reached"]).sum() >= 30:
+            gaps.append(
+                rows.loc[rows["reached"], "converted"].mean()
+                - rows.loc[~rows["reached"], "converted"].mean()
+            )
+    assert len(gaps) >= 4 and min(gaps) > 0.05 and np.mean(gaps) > 0.15
+
+
 def test_invalid_arguments_are_rejected() -> None:
     with pytest.raises(ValueError):
         generate_demo_data(0)

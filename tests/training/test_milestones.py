@@ -178,16 +178,21 @@ def test_outcome_event_is_flagged_not_proposed_and_exclusions_apply():
 
 
 @pytest.mark.parametrize("seed", [7, 3])
-def test_on_demo_data_no_activity_event_is_proposed(seed, demo_small):
+def test_on_demo_data_the_aha_is_found_and_no_activity_event_is_proposed(seed, demo_small):
     """The demo's everyday events (Login, Page Viewed, ...) are drawn in proportion to
     how busy a trial is and nothing else; before the prognostic-score strata, Login
-    3+ in week 1 (1.40x) was proposed as the aha moment on seed 3."""
+    3+ in week 1 (1.40x) was proposed as the aha moment on seed 3. Its aha moment
+    (features.demo.aha: a burst of 10 successful runs, mostly in the first days)
+    raises the chance to convert beyond activity and must be the proposed aha."""
     from features.demo.generator import GENERIC_EVENTS, generate_demo_data
 
     demo = demo_small if seed == 7 else generate_demo_data(5000, seed=seed)
     found = discover_milestones(load_demo_config(), demo.tables)
     proposed = {m.events[0] for m in found.checklist}
     assert not proposed & (set(GENERIC_EVENTS) - {"Dashboard Viewed", "Report Shared"})
+    aha = found.checklist[-1]
+    assert (aha.events, aha.stage, aha.min_count) == (["Pipeline Run Succeeded"], "aha", 10)
+    assert found.checklist_rows.iloc[-1]["adj_lift_low"] > 1.0
     table = found.candidates[found.candidates["status"] == "ranked"]
     login = table[table["event"] == "Login"]
     assert login["adj_lift"].max() < 1.25  # raw lift 3-5x: it tracks activity
