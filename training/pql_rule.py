@@ -6,8 +6,11 @@ one to paste: it tries conditions on built features (the discovered milestone
 events' counts, active days, activation rate) alone and in pairs, on the trials as
 they looked at a snapshot before conversions start (``reference_rows``), and keeps
 the rule whose flagged trials convert most surely (highest lower bound of the
-Wilson interval) among rules that flag a workable share of trials. The TOML carries
-its conversion rate, interval and share as comments.
+Wilson interval) among rules that flag a workable share of trials. Every rule
+tried is a chance for luck, so a rule is kept only when that lower bound clears
+the average after a Bonferroni correction over the rules tried (a no-signal
+company otherwise gets its luckiest flag as a rule). The TOML carries its
+conversion rate, 95% interval and share as comments.
 """
 
 from __future__ import annotations
@@ -119,18 +122,21 @@ def propose_pql_rule(
     best: tuple[float, tuple[int, ...], float, float, float, float] | None = None
     rules: list[tuple[int, ...]] = [(i,) for i in masks]
     rules += list(itertools.combinations(masks, 2))
+    workable = []
     for rule in rules:
         mask = np.logical_and.reduce([masks[i] for i in rule])
         flagged = int(mask.sum())
         share = flagged / n if n else 0.0
-        if not min_share <= share <= max_share:
+        if min_share <= share <= max_share:
+            workable.append((rule, flagged, int(labels[mask].sum()), share))
+    corrected = 1.0 - (1.0 - confidence) / max(len(workable), 1)
+    for rule, flagged, k, share in workable:
+        sure = binomtest(k, flagged).proportion_ci(confidence_level=corrected, method="wilson")
+        if sure.low <= base:
             continue
-        k = int(labels[mask].sum())
-        ci = binomtest(k, flagged).proportion_ci(confidence_level=confidence, method="wilson")
-        if ci.low <= base:
-            continue
-        if best is None or ci.low > best[0]:
-            best = (ci.low, rule, k / flagged, ci.low, ci.high, share)
+        if best is None or sure.low > best[0]:
+            ci = binomtest(k, flagged).proportion_ci(confidence_level=confidence, method="wilson")
+            best = (sure.low, rule, k / flagged, ci.low, ci.high, share)
     if best is None:
         return PqlProposal(
             conditions=[],
@@ -144,7 +150,8 @@ def propose_pql_rule(
             reason=(
                 f"No PQL rule proposed: no condition on the milestones or activity flags "
                 f"{min_share:.0%}-{max_share:.0%} of the {n:,} trials with a conversion rate "
-                f"surely above the {base:.0%} average. No rule means no PQLs."
+                f"surely above the {base:.0%} average ({len(workable)} rules tried, each "
+                f"judged at {corrected:.2%} confidence). No rule means no PQLs."
             ),
         )
     _, rule, rate, low, high, share = best

@@ -93,9 +93,7 @@ def with_aha_effect(tr: dl.Traits, reached: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logit))
 
 
-def aha_burst(
-    rng: np.random.Generator, moments: TrialMoments
-) -> tuple[np.ndarray, np.ndarray]:
+def aha_burst(rng: np.random.Generator, moments: TrialMoments) -> tuple[np.ndarray, np.ndarray]:
     """The burst's successful runs: (account, time), ``BURST_RUNS`` per account reaching it."""
     acc = np.repeat(np.flatnonzero(moments.reached_aha), BURST_RUNS).astype(np.int32)
     offset = np.sort(rng.random((len(acc) // BURST_RUNS, BURST_RUNS)), axis=1).ravel()

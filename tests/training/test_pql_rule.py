@@ -11,7 +11,7 @@ import pytest
 from factories import make_config
 
 from features.build import FeatureBuilder
-from features.config import parse_config
+from features.config import PqlCondition, parse_config
 from features.demo.driver_company import CLINIC, FREIGHT, generate_driver_company
 from features.personas import compute_pql
 from features.snapshots import build_trial_training_set
@@ -53,21 +53,42 @@ def _no_signal_driver_company():
     return company.tables, company.config(), company.now
 
 
-def _no_signal_renamed_demo():
+def _renamed_demo(*, signal: bool):
+    """The demo company at 2,000 trials of 21 days, a 14-day window and neutral event
+    names; with ``signal=False`` its outcomes are shuffled across accounts."""
     from features.config import load_demo_config
     from features.demo.generator import generate_demo_data
     from features.demo.variants import event_mapping, no_signal, rename_config_events, rename_events
 
     demo = generate_demo_data(2000, seed=5, trial_days=(21,), conversion_window_days=14)
-    company = rename_events(no_signal(demo, seed=1), prefix="ev_")
-    config = rename_config_events(load_demo_config(), event_mapping(demo, prefix="ev_"))
+    mapping = event_mapping(demo, prefix="ev_")
+    company = rename_events(demo if signal else no_signal(demo, seed=1), prefix="ev_")
+    config = rename_config_events(load_demo_config(), mapping)
     config = config.model_copy(
         update={
             "pql": config.pql.model_copy(update={"conditions": []}),
             "trial": config.trial.model_copy(update={"conversion_window_days": 14}),
         }
     )
-    return company.tables, config, None
+    return company.tables, config, None, mapping
+
+
+def _no_signal_renamed_demo():
+    return _renamed_demo(signal=False)[:3]
+
+
+def test_on_a_renamed_demo_the_rule_holds_its_aha_moment():
+    """The demo's aha (10 successful runs, features.demo.aha) under a neutral name, at
+    another trial length and scale: discovery proposes it and the rule requires it."""
+    tables, config, now, mapping = _renamed_demo(signal=True)
+    builder = FeatureBuilder.from_tables(tables, config)
+    found = discover_milestones(config, builder, now=now)
+    aha = mapping["Pipeline Run Succeeded"]
+    assert [(m.events, m.min_count) for m in found.checklist][-1] == ([aha], 10)
+    proposal = propose_pql_for_company(builder, found)
+    slug = builder.spec.event_slugs[builder.spec.top_event_types.index(aha)]
+    assert PqlCondition(feature=f"count_{slug}_all", op=">=", value=10.0) in proposal.conditions
+    assert proposal.low > 2 * proposal.base_rate
 
 
 @pytest.mark.parametrize(
