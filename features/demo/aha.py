@@ -101,7 +101,7 @@ def aha_burst(rng: np.random.Generator, moments: TrialMoments) -> tuple[np.ndarr
     return acc, t
 
 
-def params() -> dict[str, float]:
+def params() -> dict[str, float | str]:
     """The aha model's parameters, for ``demo_meta.json``."""
     return {
         "event": "Pipeline Run Succeeded",
@@ -111,4 +111,4 @@ def params() -> dict[str, float]:
         "chance_intercept": AHA_INTERCEPT,
         "chance_slope_setup_x_fit": AHA_SLOPE,
         "mean_days_after_pipeline": AHA_MEAN_DAYS,
-    }  # type: ignore[dict-item]
+    }
