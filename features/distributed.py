@@ -341,6 +341,27 @@ def default_partitions(n_rows: int, n_workers: int) -> int:
     return max(2 * max(n_workers, 1), math.ceil(n_rows / EVENTS_PER_PARTITION))
 
 
+def require_event_sources(config: CompanyConfig) -> None:
+    """Refuse a config the Dask feature job cannot honour, before any cluster starts.
+
+    The job builds from the event log; a feature table (``[sources.features]``) would
+    be silently left out of the features and so of every model trained on them.
+
+    Raises:
+        InputError: no events source, or a feature table is configured.
+    """
+    sources = config.sources
+    if sources.features is not None:
+        raise InputError(
+            "features: the Dask jobs read event logs only, and this config has a feature "
+            "table ([sources.features]) they would leave out; run the one-machine jobs "
+            "(`trialcast features` / `trialcast train`), which join it, or remove "
+            "[sources.features] to build from the events alone"
+        )
+    if sources.events is None:
+        raise InputError("events: no events source configured; add [sources.events]")
+
+
 def run_distributed_features(
     config: CompanyConfig,
     out_dir: str | Path,
@@ -374,9 +395,8 @@ def run_distributed_features(
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    require_event_sources(config)
     sources = config.sources
-    if sources.events is None:
-        raise InputError("events: no events source configured; add [sources.events]")
     frames = {
         name: read_table_dask(getattr(sources, name), name, base_dir=config.base_dir)
         if getattr(sources, name) is not None

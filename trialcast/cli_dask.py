@@ -38,8 +38,11 @@ def dask_features(
 
     cfg = load_config_or_exit(config)
     target = out or config.parent / "features_dask"
-    with console.status("Building features on Dask..."):
-        result = run_features_dask(cfg, target, scheduler=dask_scheduler, n_workers=workers)
+    try:
+        with console.status("Building features on Dask..."):
+            result = run_features_dask(cfg, target, scheduler=dask_scheduler, n_workers=workers)
+    except ValueError as exc:  # InputError included: bad input, said in words
+        fail(str(exc))
     console.print(
         f"{result.n_events:,} events in {result.n_partitions} partitions, {result.seconds}"
     )

@@ -21,7 +21,12 @@ from typing import Any
 import pandas as pd
 
 from features.config import CompanyConfig
-from features.distributed import DistributedFeatureResult, replace_dir, run_distributed_features
+from features.distributed import (
+    DistributedFeatureResult,
+    replace_dir,
+    require_event_sources,
+    run_distributed_features,
+)
 
 #: Environment variable naming the scheduler address (``tcp://host:8786``).
 SCHEDULER_ENV = "TRIALCAST_DASK_SCHEDULER"
@@ -85,6 +90,7 @@ def run_features_dask(
 
     See ``features.distributed.run_distributed_features``.
     """
+    require_event_sources(config)  # before a cluster starts
     with dask_client(scheduler, n_workers=n_workers) as client:
         return run_distributed_features(
             config,

@@ -43,3 +43,18 @@ def test_readme_feature_table_commands(tmp_path, monkeypatch):
     assert told.exit_code == 0, told.output
     everyone = pd.read_parquet(tmp_path / "out" / "models" / "scores" / "latest.parquet")
     assert len(everyone) > len(held) and (everyone["trial_days_left"] > 0).any()
+
+
+def test_dask_features_refuse_a_feature_table_before_starting_a_cluster(tmp_path):
+    """The Dask feature job builds from events only: with [sources.features] it would
+    leave the table out of every model trained on its output, so it refuses in words."""
+    for name in ("trials.csv", "feature_table.toml"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    out = tmp_path / "dask_out"
+    result = CliRunner().invoke(
+        app, ["dask", "features", "-c", str(tmp_path / "feature_table.toml"), "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "[sources.features]" in text and "trialcast features" in text
+    assert not out.exists()
