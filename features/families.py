@@ -112,10 +112,14 @@ def compute_timing_features(
 
 
 def compute_customer_mrr(
-    accounts: pd.DataFrame, rows_acc: np.ndarray, days_paying: Any
+    accounts: pd.DataFrame,
+    rows_acc: np.ndarray,
+    days_paying: Any,
+    excluded_attributes: list[str] | tuple[str, ...] = (),
 ) -> np.ndarray:
-    """``customer_mrr``: the account's MRR while it pays (NaN before conversion)."""
-    if "mrr" not in accounts.columns:
+    """``customer_mrr``: the account's MRR while it pays (NaN before conversion, and
+    everywhere when the leak scan found ``mrr`` rewritten at churn)."""
+    if "mrr" not in accounts.columns or "mrr" in excluded_attributes:
         return np.full(len(rows_acc), np.nan)
     mrr = pd.to_numeric(accounts["mrr"], errors="coerce").to_numpy(dtype=np.float64)[rows_acc]
     return np.where(np.isnan(np.asarray(days_paying, dtype=float)), np.nan, mrr)
@@ -170,7 +174,10 @@ FAMILIES: tuple[FeatureFamily, ...] = (
         "customer",
         lambda x, cols: {
             "customer_mrr": compute_customer_mrr(
-                x.tables.accounts, x.rows_acc, cols["customer_days_paying"]
+                x.tables.accounts,
+                x.rows_acc,
+                cols["customer_days_paying"],
+                x.spec.excluded_attributes,
             )
         },
         prefixes=("customer_mrr",),

@@ -14,7 +14,10 @@ feature sees it. This module
   training, scoring, milestones and PQL rules all drop the same events;
 - flags account columns whose *missingness* separates the label (a field filled
   after purchase), and columns declared ``known_at = "current"``, which never
-  feed the models.
+  feed the models;
+- flags ``mrr`` when the export rewrote it at churn (missing or zero for accounts
+  that churned, set for those still paying): the churn model's ``customer_mrr``
+  would read the answer, so the column is left out.
 
 Detection uses only accounts whose label is known at the export time.
 """
@@ -293,6 +296,46 @@ def scan_attributes(
     return out
 
 
+#: Paying accounts needed on each side (churned / still paying) to judge ``mrr``.
+MIN_MRR_ACCOUNTS = 20
+
+
+def scan_mrr(
+    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+) -> list[AttributeLeak]:
+    """``mrr`` as an outcome of churn: an export's ``mrr`` describes each account *now*.
+
+    Many CRMs set a churned account's MRR to zero or empty. Read at export, that
+    tells the churn model (``customer_mrr``) who churned, even at snapshots months
+    before the churn, where each snapshot's leak is too weak for the model-level
+    guard. Among accounts that paid, if "MRR set and above zero" alone separates
+    those that churned before the export from those still paying with ROC AUC at
+    least ``[leakage].missingness_auc``, the column is flagged and left out.
+    """
+    acc = tables.accounts
+    if not {"mrr", "converted_at", "churned_at"} <= set(acc.columns):
+        return []
+    now = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
+    paid = (acc["converted_at"].notna() & (acc["converted_at"] < now)).to_numpy()
+    churned = (acc["churned_at"].notna() & (acc["churned_at"] < now)).to_numpy()[paid]
+    if churned.sum() < MIN_MRR_ACCOUNTS or (~churned).sum() < MIN_MRR_ACCOUNTS:
+        return []
+    usable = (pd.to_numeric(acc["mrr"], errors="coerce") > 0).to_numpy()[paid]
+    auc = missingness_auc(usable, churned)
+    if auc < config.leakage.missingness_auc:
+        return []
+    return [
+        AttributeLeak(
+            "mrr",
+            f"missing or zero for {1 - usable[churned].mean():.0%} of the accounts that "
+            f"churned and {1 - usable[~churned].mean():.0%} of those still paying (ROC AUC "
+            f"{auc:.2f}): the export rewrote it at churn, so customer_mrr would tell the "
+            "churn model the answer; export the MRR each account paid while paying to use it",
+            auc,
+        )
+    ]
+
+
 def scan_leaks(
     tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
 ) -> LeakScan:
@@ -309,7 +352,10 @@ def scan_leaks(
     )
     return LeakScan(
         events=events,
-        attributes=scan_attributes(tables, config, export_time=export_time)
+        attributes=[
+            *scan_attributes(tables, config, export_time=export_time),
+            *scan_mrr(tables, config, export_time=export_time),
+        ]
         if rules.auto_exclude
         else [
             AttributeLeak(c, 'declared known_at = "current"')

@@ -234,6 +234,17 @@ def attribute_for_converters(
     return _with(demo, accounts=acc)
 
 
+def mrr_rewritten_at_churn(demo: DemoData, value: float = 0.0) -> DemoData:
+    """The export a CRM gives: a churned account's MRR set to ``value`` (0, or NaN).
+
+    The MRR it paid while paying is gone; read at export, ``mrr`` now says who churned.
+    """
+    acc = demo.tables.accounts.copy()
+    churned = acc["churned_at"].notna().to_numpy()
+    acc["mrr"] = np.where(churned, value, acc["mrr"].to_numpy(dtype=np.float64))
+    return _with(demo, accounts=acc)
+
+
 def small_company(demo: DemoData, n_accounts: int = 200, *, seed: int = 0) -> DemoData:
     """A random ``n_accounts`` of the demo's accounts, with their events, messages and truth."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ from features.demo import variants
 from features.demo.generator import DemoData, generate_demo_data
 from features.leaks import is_outcome_name, scan_leaks
 from features.pipeline import lifecycle_stage
-from features.snapshots import build_trial_training_set
+from features.snapshots import build_churn_training_set, build_trial_training_set
 from features.tables import Tables
 from features.validation import validate_tables
 
@@ -94,6 +94,39 @@ def test_attribute_filled_for_converters_is_not_a_feature(other_company: DemoDat
 
     scan2 = scan_leaks(company.tables, parse_config(raw))
     assert scan2.excluded_attributes == ["industry"]
+
+
+@pytest.mark.parametrize("value", [0.0, np.nan], ids=["zeroed", "emptied"])
+@pytest.mark.parametrize("company_kind", ["other", "busy-14-day"])
+def test_mrr_rewritten_at_churn_is_named_and_never_a_feature(
+    other_company: DemoData, company_kind: str, value: float
+) -> None:
+    """An export that zeroes (or empties) churned accounts' MRR would tell the churn
+    model who churned through customer_mrr; the scan names it and the feature is
+    empty everywhere. The same companies as exported by the generator flag nothing."""
+    company = (
+        other_company
+        if company_kind == "other"
+        else variants.rename_events(
+            variants.scale_activity(
+                generate_demo_data(1500, seed=4, trial_days=(14,), conversion_window_days=20),
+                2.0,
+                seed=4,
+            ),
+            prefix="e",
+        )
+    )
+    cfg = _config_for(company)
+    assert "mrr" not in scan_leaks(company.tables, cfg).excluded_attributes
+    rewritten = variants.mrr_rewritten_at_churn(company, value)
+    scan = scan_leaks(rewritten.tables, cfg)
+    assert scan.excluded_attributes == ["mrr"]
+    assert "account column 'mrr'" in scan.message() and "churn" in scan.message()
+    builder = FeatureBuilder.from_tables(rewritten.tables, cfg)
+    churn = build_churn_training_set(builder)
+    assert len(churn) > 100 and churn["customer_mrr"].isna().all()
+    clean = build_churn_training_set(FeatureBuilder.from_tables(company.tables, cfg))
+    assert clean["customer_mrr"].notna().mean() > 0.9
 
 
 def test_outcome_names() -> None:
