@@ -50,14 +50,13 @@ def judge_dask(
     scored = test.map_partitions(_scored, shared, label, meta=meta).compute()
     train_rate = float(train[label].mean().compute())
     rows = scored[["account_id", "label"]]
-    gate = judge(config, rows, scored["p"].to_numpy(), train_rate=train_rate)
-    if gate.verdict is Verdict.PROBABLE_LEAK:
-        sample = test.head(2000, npartitions=-1)
-        importance = model.contributions(sample).values.abs().mean()
-        gate = judge(
-            config, rows, scored["p"].to_numpy(), train_rate=train_rate, importance=importance
-        )
-    return gate
+    return judge(
+        config,
+        rows,
+        scored["p"].to_numpy(),
+        train_rate=train_rate,
+        importance=lambda: model.contributions(test.head(2000, npartitions=-1)).values.abs().mean(),
+    )
 
 
 def write_gate(gate: GateResult, model_dir: str | Path, kind: str) -> Path:

@@ -21,6 +21,7 @@ Base-rate drift between the training and test parts is reported beside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -195,7 +196,7 @@ def judge(
     *,
     train_rate: float,
     p_champion: np.ndarray | None = None,
-    importance: pd.Series | None = None,
+    importance: pd.Series | Callable[[], pd.Series] | None = None,
 ) -> GateResult:
     """The verdict for a model on its test part (``label``, ``account_id`` columns).
 
@@ -205,7 +206,8 @@ def judge(
         p_model: the model's probabilities for those rows.
         train_rate: the training part's base rate (for the drift report).
         p_champion: the champion's probabilities on the same rows, if there is one.
-        importance: mean |SHAP| per feature (named when the verdict is a leak).
+        importance: mean |SHAP| per feature (named when the verdict is a leak), or a
+            function computing it, called only then (SHAP on a sample costs seconds).
     """
     promo, leak = config.promotion, config.leakage
     y = test["label"].to_numpy(dtype=np.float64)
@@ -230,9 +232,9 @@ def judge(
     reasons: list[str] = []
     if auc >= leak.model_leak_auc or model_ll <= leak.model_leak_log_loss:
         if importance is not None:
+            mean_abs = importance() if callable(importance) else importance
             top = [
-                (str(k), float(v))
-                for k, v in importance.sort_values(ascending=False).head(5).items()
+                (str(k), float(v)) for k, v in mean_abs.sort_values(ascending=False).head(5).items()
             ]
         names = ", ".join(f"{f} ({v:.2f})" for f, v in top) or "see the SHAP summary"
         reasons.append(
@@ -294,20 +296,14 @@ def judge_fitted(
     Mean |SHAP| per feature is computed (on up to 2,000 test rows) only when the
     metrics look like a leak, to name the features behind it.
     """
-    p = test["p_model"].to_numpy()
-    gate = judge(config, test, p, train_rate=float(train["label"].mean()), p_champion=p_champion)
-    if gate.verdict is Verdict.PROBABLE_LEAK:
-        sample = test.head(2000)
-        importance = model.contributions(sample).values.abs().mean()
-        gate = judge(
-            config,
-            test,
-            p,
-            train_rate=float(train["label"].mean()),
-            p_champion=p_champion,
-            importance=importance,
-        )
-    return gate
+    return judge(
+        config,
+        test,
+        test["p_model"].to_numpy(),
+        train_rate=float(train["label"].mean()),
+        p_champion=p_champion,
+        importance=lambda: model.contributions(test.head(2000)).values.abs().mean(),
+    )
 
 
 def write_heldout_predictions(test: pd.DataFrame, path: Path) -> Path:
