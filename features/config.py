@@ -16,114 +16,36 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
-TableName = Literal["events", "accounts", "communications", "features"]
+from features.config_sources import (
+    CONTRACT_COLUMNS,
+    FeatureTableColumn,
+    FeatureTableConfig,
+    SourceConfig,
+    SourcesConfig,
+    TableName,
+)
+from features.config_sources import StrictModel as _Strict
+from features.config_training import (
+    DEFAULT_LIGHTGBM_PARAMS,
+    ModelConfig,
+    PromotionConfig,
+    RegistryConfig,
+)
 
-#: Columns of each contract table (DATA_CONTRACT.md); required ones first.
-CONTRACT_COLUMNS: dict[str, dict[str, bool]] = {
-    "events": {
-        "account_id": True,
-        "event": True,
-        "timestamp": True,
-        "user_id": False,
-        "properties": False,
-    },
-    "accounts": {
-        "account_id": True,
-        "trial_start": True,
-        "trial_end": True,
-        "converted_at": False,
-        "deal_value": False,
-        "mrr": False,
-        "churned_at": False,
-    },
-    "communications": {
-        "account_id": True,
-        "timestamp": True,
-        "direction": True,
-        "channel": True,
-        "user_id": False,
-        "sentiment": False,
-        "text": False,
-    },
-    # A per-account feature table (``[sources.features]``, features.feature_table).
-    "features": {
-        "account_id": True,
-        "as_of": False,
-    },
-}
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceConfig(_Strict):
-    """Where one table lives and how its columns map onto the contract.
-
-    Attributes:
-        path: a CSV, Parquet or DuckDB file (relative paths resolve against the
-            config file's folder).
-        url: any SQLAlchemy URL (``postgresql+psycopg://...``); use with ``table``
-            or ``query``.
-        format: ``csv``, ``parquet``, ``duckdb`` or ``sql``; inferred from ``path``
-            / ``url`` when omitted.
-        table: table name inside a DuckDB file or SQL database.
-        query: a SQL query instead of ``table``.
-        separator: CSV field separator.
-        timestamp_format: ``strftime`` format of the timestamp columns; ISO 8601
-            is parsed when omitted.
-        columns: contract column name -> source column name (only those that differ).
-    """
-
-    path: str | None = None
-    url: str | None = None
-    format: Literal["csv", "parquet", "duckdb", "sql"] | None = None
-    table: str | None = None
-    query: str | None = None
-    separator: str = ","
-    timestamp_format: str | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_location(self) -> SourceConfig:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("give exactly one of 'path' or 'url'")
-        if self.url is not None and self.table is None and self.query is None:
-            raise ValueError("a SQL source needs 'table' or 'query'")
-        return self
-
-    def resolved_format(self) -> str:
-        """The source format, from ``format`` or else the path suffix / URL."""
-        if self.format:
-            return self.format
-        if self.url is not None:
-            return "sql"
-        suffix = Path(str(self.path)).suffix.lower()
-        by_suffix = {
-            ".csv": "csv",
-            ".txt": "csv",
-            ".parquet": "parquet",
-            ".pq": "parquet",
-            ".duckdb": "duckdb",
-            ".db": "duckdb",
-        }
-        if suffix not in by_suffix:
-            raise ValueError(
-                f"cannot tell the format of {self.path!r}; set format = 'csv' | 'parquet' | 'duckdb'"
-            )
-        return by_suffix[suffix]
-
-
-class SourcesConfig(_Strict):
-    """The company's tables. Only ``events`` is required to exist on disk; without an
-    ``accounts`` source, accounts are derived from events (see ``TrialConfig``)."""
-
-    events: SourceConfig | None = None
-    accounts: SourceConfig | None = None
-    communications: SourceConfig | None = None
-    features: SourceConfig | None = None
+__all__ = [
+    "CONTRACT_COLUMNS",
+    "DEFAULT_LIGHTGBM_PARAMS",
+    "FeatureTableColumn",
+    "FeatureTableConfig",
+    "ModelConfig",
+    "PromotionConfig",
+    "RegistryConfig",
+    "SourceConfig",
+    "SourcesConfig",
+    "TableName",
+]
 
 
 class TrialConfig(_Strict):
@@ -295,29 +217,6 @@ class LeakageConfig(_Strict):
     model_leak_log_loss: float = Field(0.02, ge=0)
 
 
-class PromotionConfig(_Strict):
-    """The promotion gate: evidence a model adds something before it becomes champion.
-
-    Attributes:
-        min_test_accounts, min_test_positives: below these the verdict is "too
-            little data" whatever the numbers say.
-        bootstrap: bootstrap resamples (by account) of the test part.
-        confidence: two-sided level of the reported intervals; promotion needs
-            the lower bound of the log-loss gain above 0.
-        small_data_trials, small_data_converters: below either, training runs in
-            small-data mode (repeated time-ordered CV, stronger regularisation).
-        min_segment_rows: no segment metric is reported on fewer rows.
-    """
-
-    min_test_accounts: int = Field(100, ge=1)
-    min_test_positives: int = Field(20, ge=1)
-    bootstrap: int = Field(300, ge=50)
-    confidence: float = Field(0.9, gt=0.5, lt=1)
-    small_data_trials: int = Field(2000, ge=0)
-    small_data_converters: int = Field(200, ge=0)
-    min_segment_rows: int = Field(30, ge=1)
-
-
 class PqlCondition(_Strict):
     """One clause of the PQL rule: ``feature op value`` on a built feature column."""
 
@@ -333,19 +232,6 @@ class PqlConfig(_Strict):
 
 
 #: LightGBM defaults (no class weights, so the raw scores stay calibratable).
-DEFAULT_LIGHTGBM_PARAMS: dict[str, float | int | str] = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 50,
-    "feature_fraction": 0.8,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "verbose": -1,
-    "seed": 0,
-    "num_threads": 2,
-}
 #: Lead-type levels a config may pin (see ``features.personas.PersonaLevels``).
 PERSONA_LEVEL_NAMES = (
     "activation_high",
@@ -376,103 +262,6 @@ class PersonaConfig(_Strict):
         if unknown:
             raise ValueError(f"unknown level(s) {unknown}; known: {', '.join(PERSONA_LEVEL_NAMES)}")
         return v
-
-
-class FeatureTableColumn(_Strict):
-    """One column of the feature table (``[feature_table.columns.<name>]``).
-
-    Attributes:
-        type: ``numeric`` (numbers; text that is not a number is emptied and
-            reported), ``categorical`` (text levels) or ``boolean`` (true/false,
-            yes/no, 1/0; used as 1/0).
-        label: the words sales read in a reason ("hours to first report");
-            the column name when omitted.
-        unit: printed after the value ("h", "seats", "%"); none when empty.
-    """
-
-    type: Literal["numeric", "categorical", "boolean"] = "numeric"
-    label: str | None = None
-    unit: str = ""
-
-
-class FeatureTableConfig(_Strict):
-    """How the feature table (``[sources.features]``) is read and used.
-
-    Attributes:
-        columns: feature columns, by their name in the table (after the
-            ``[sources.features.columns]`` mapping); they become model columns
-            ``table_<name>``. Empty: every column that is not a key or an
-            account column, typed by its values.
-        account_columns: contract ``accounts`` columns the table also carries
-            (``trial_start``, ``trial_end``, ``converted_at``, ``deal_value``,
-            ``mrr``, ``churned_at``). Without an ``[sources.accounts]`` source the
-            accounts table, labels included, is taken from them. Never features.
-        score_before_trial_end: a table without ``as_of`` gives a trial-end model
-            only; scoring a trial that is still running is refused unless this is
-            true (or the score command is given ``--allow-before-trial-end``).
-    """
-
-    columns: dict[str, FeatureTableColumn] = Field(default_factory=dict)
-    account_columns: list[str] = Field(default_factory=list)
-    score_before_trial_end: bool = False
-
-    @field_validator("account_columns")
-    @classmethod
-    def _contract_accounts(cls, v: list[str]) -> list[str]:
-        allowed = [c for c in CONTRACT_COLUMNS["accounts"] if c != "account_id"]
-        bad = [c for c in v if c not in allowed]
-        if bad:
-            raise ValueError(
-                f"{', '.join(map(repr, bad))} not an accounts column; allowed: {', '.join(allowed)}"
-            )
-        return v
-
-
-class ModelConfig(_Strict):
-    """Model training settings (shared by the conversion and churn models).
-
-    Attributes:
-        lightgbm: LightGBM parameters (passed through; no class weights, so the
-            raw scores stay calibratable).
-        num_boost_round: maximum boosting rounds (early stopping on validation).
-        early_stopping_rounds: stop after this many rounds without improvement.
-        valid_fraction, test_fraction: newest cohorts held out for calibration /
-            early stopping and for the final test (split by account, in time order).
-        min_positives: refuse to train with fewer positive rows than this.
-        leakage_auc: a single feature whose ROC AUC alone exceeds this is treated
-            as a probable leak and excluded (unless forced).
-        promote_min_logloss_gain: a challenger must beat the champion's log loss
-            on the same holdout by at least this much to be promoted.
-        tune_trials: Optuna trials for ``--tune``.
-    """
-
-    lightgbm: dict[str, float | int | str] = Field(
-        default_factory=lambda: dict(DEFAULT_LIGHTGBM_PARAMS)  # type: ignore[arg-type]
-    )
-    num_boost_round: int = Field(1000, gt=0)
-    early_stopping_rounds: int = Field(50, gt=0)
-    valid_fraction: float = Field(0.15, gt=0, lt=0.5)
-    test_fraction: float = Field(0.15, gt=0, lt=0.5)
-    min_positives: int = Field(50, ge=1)
-    leakage_auc: float = Field(0.98, gt=0.5, le=1.0)
-    promote_min_logloss_gain: float = Field(0.0, ge=0)
-    tune_trials: int = Field(30, gt=0)
-
-
-class RegistryConfig(_Strict):
-    """Where models are tracked and registered (env vars override, see training.settings).
-
-    Attributes:
-        tracking_uri: MLflow tracking URI; default a SQLite store under ``models/``.
-        experiment: MLflow experiment name.
-        conversion_model: registered model name of the trial-to-paid model.
-        churn_model: registered model name of the churn model.
-    """
-
-    tracking_uri: str | None = None
-    experiment: str = "trialcast"
-    conversion_model: str = "trialcast-conversion"
-    churn_model: str = "trialcast-churn"
 
 
 class SegmentSpec(_Strict):
