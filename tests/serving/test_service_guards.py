@@ -13,10 +13,11 @@ from factories import make_config, make_events, make_tables
 from features.build import FeatureBuilder
 from features.config import load_demo_config
 from features.demo.generator import generate_demo_data
+from serving.charts import probability_points
 from serving.http_errors import reshape_error, route_template
 from serving.input_checks import range_problem
 from serving.security import LoginThrottle, SessionSigner, safe_next
-from serving.views import probability_points, render_list
+from serving.views import render_list
 
 
 @pytest.mark.parametrize(

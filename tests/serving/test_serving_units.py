@@ -20,10 +20,10 @@ from features.personas import (
 from features.spec import FeatureSpec
 from models.artifact import TrialcastModel
 from models.loader import LoadedModel
+from serving.charts import render_waterfall
 from serving.reasons import ReasonContext, build_reason_context, describe_feature
 from serving.scoring import ScoringModels, score_feature_records
 from serving.security import SecurityMiddleware
-from serving.views import render_waterfall
 from training.model import fit_model
 
 
