@@ -123,8 +123,11 @@ def fit_logistic_baseline(train: pd.DataFrame, features: list[str]) -> LogisticB
 def build_ceiling(frame: pd.DataFrame, truth: pd.DataFrame, kind: str) -> np.ndarray:
     """The demo truth's probability for each row (NaN where the truth has none).
 
-    Conversion rows take ``p_convert_open_<snapshot>``; churn rows take
-    ``p_churn_90d``. Joined on ``account_id`` (and ``snapshot``).
+    Conversion rows: P(converts in the window | still open at the row's moment),
+    from the truth's ``p_convert`` and the generator's timing law (its attrs) at
+    the row's ``trial_days_elapsed``, so every snapshot has one (the days after
+    trial end too); without those, ``p_convert_open_<snapshot>`` where the truth
+    has it. Churn rows take ``p_churn_90d``. Joined on ``account_id``.
     """
     ids = frame["account_id"].astype(str).to_numpy()
     by_id = truth.assign(account_id=truth["account_id"].astype(str)).set_index("account_id")
@@ -133,6 +136,21 @@ def build_ceiling(frame: pd.DataFrame, truth: pd.DataFrame, kind: str) -> np.nda
         if column not in by_id.columns:
             return np.full(len(frame), np.nan)
         return by_id[column].reindex(ids).to_numpy(dtype=np.float64)
+    timing = truth.attrs.get("conversion_timing")
+    window = truth.attrs.get("conversion_window_days")
+    if (
+        timing is not None
+        and window is not None
+        and {"p_convert", "trial_days"} <= set(by_id.columns)
+        and "trial_days_elapsed" in frame.columns
+    ):
+        from features.demo.latent import DemoConversionLags, open_probability
+
+        lags = DemoConversionLags.from_params(timing)
+        p = by_id["p_convert"].reindex(ids).to_numpy(dtype=np.float64)
+        length = by_id["trial_days"].reindex(ids).to_numpy(dtype=np.float64)
+        day = pd.to_numeric(frame["trial_days_elapsed"], errors="coerce").to_numpy(dtype=float)
+        return open_probability(p, lags.survival(day, length, float(window)))
     out = np.full(len(frame), np.nan)
     snaps = frame["snapshot"].astype(str).to_numpy()
     for snap in np.unique(snaps):

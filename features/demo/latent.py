@@ -154,6 +154,13 @@ class DemoConversionLags:
         s = np.where(d < trial_len, in_part + after_part, after_part)
         return np.where(d <= 0, 1.0, np.clip(s, 0.0, 1.0))
 
+    @classmethod
+    def from_params(cls, params: dict) -> DemoConversionLags:
+        """The lags back from ``params()`` (as stored in the truth's attrs)."""
+        a_in, b_in = params["in_trial_beta"]
+        a_after, b_after = params["after_trial_beta"]
+        return cls(float(params["in_trial_share"]), a_in, b_in, a_after, b_after)
+
     def params(self) -> dict[str, float]:
         """The parameters, for ``demo_meta.json``."""
         return {

@@ -97,3 +97,40 @@ def test_time_split_by_account(synthetic_frame):
     assert sizes["test"] == pytest.approx(0.15 * len(frame), rel=0.1)
     with pytest.raises(ValueError, match="cannot be split"):
         build_time_split(frame.head(2), "conversion", valid_fraction=0.15, test_fraction=0.15)
+
+
+@pytest.mark.parametrize("trial_days,window", [((14, 30), 30), ((21,), 10)])
+def test_ceiling_covers_every_snapshot_and_matches_the_truth_columns(trial_days, window):
+    """The demo ceiling is the truth's open probability at each row's moment: equal to
+    the generator's own ``p_convert_open_<snapshot>`` columns where they exist, and
+    defined for the days after trial end too (so "all" compares the same rows)."""
+    from features.build import FeatureBuilder
+    from features.config import load_demo_config
+    from features.demo.generator import generate_demo_data
+    from features.snapshots import build_trial_training_set
+    from training.baselines import build_ceiling
+
+    demo = generate_demo_data(1500, seed=9, trial_days=trial_days, conversion_window_days=window)
+    config = load_demo_config()
+    config = config.model_copy(
+        update={"trial": config.trial.model_copy(update={"conversion_window_days": window})}
+    )
+    rows = build_trial_training_set(FeatureBuilder.from_tables(demo.tables, config))
+    ceiling = build_ceiling(rows, demo.truth, "conversion")
+    assert not np.isnan(ceiling).any()
+    truth = demo.truth.set_index("account_id")
+    snaps = rows["snapshot"].astype(str).to_numpy()
+    checked = 0
+    for snap in np.unique(snaps):
+        col = f"p_convert_open_{snap}"
+        if col in truth.columns:
+            mask = snaps == snap
+            expected = truth[col].reindex(rows["account_id"].astype(str)[mask]).to_numpy()
+            np.testing.assert_allclose(ceiling[mask], expected, rtol=0, atol=1e-9)
+            checked += 1
+    assert checked >= 3 and any(s.startswith("end_") for s in snaps)
+    # Still open days after trial end: the chance left can only fall.
+    later = rows.assign(c=ceiling).pivot_table(index="account_id", columns="snapshot", values="c")
+    post = sorted((c for c in later.columns if c.startswith("end_")), key=lambda c: int(c[4:-1]))
+    both = later[["end", post[-1]]].dropna()
+    assert len(both) > 20 and (both[post[-1]] <= both["end"] + 1e-12).all()
