@@ -27,7 +27,7 @@ from features.config import CONTRACT_COLUMNS, CompanyConfig, SourceConfig, Table
 from features.feature_table_load import accounts_from_table, attach_feature_table, no_events
 from features.quarantine import InputError, ValidationReport
 from features.tables import Tables
-from features.validation import _validate
+from features.validation import validate_raw_tables
 
 __all__ = ["InputError", "LoadResult", "load_table", "load_tables"]
 
@@ -287,7 +287,7 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
     if accounts is None and table is not None:
         accounts = accounts_from_table(table, config)
         formats["accounts"] = formats.get("features")
-    tables, report = _validate(
+    tables, report = validate_raw_tables(
         events,
         accounts,
         frames["communications"],

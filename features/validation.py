@@ -45,6 +45,7 @@ __all__ = [
     "derive_accounts_from_events",
     "parse_timestamps",
     "require_columns",
+    "validate_raw_tables",
     "validate_tables",
 ]
 
@@ -392,10 +393,12 @@ def validate_tables(
     Raises:
         InputError: a required column is missing (nothing can be validated then).
     """
-    return _validate(events, accounts, communications, rules, timestamp_format or {}, None)
+    return validate_raw_tables(
+        events, accounts, communications, rules, timestamp_format or {}, None
+    )
 
 
-def _validate(
+def validate_raw_tables(
     events: pd.DataFrame,
     accounts: pd.DataFrame | None,
     communications: pd.DataFrame | None,
@@ -403,7 +406,9 @@ def _validate(
     formats: dict[str, str | None],
     derive_trial_days: int | None,
 ) -> tuple[Tables, ValidationReport]:
-    """``validate_tables``; with ``accounts=None`` accounts are derived from the events."""
+    """``validate_tables`` for the loaders and the Dask partitions: with ``accounts=None``
+    accounts are derived from the events (trials of ``derive_trial_days``), and each
+    table's timestamp format is given in ``formats``."""
     for name, frame in (
         ("events", events),
         ("accounts", accounts),
