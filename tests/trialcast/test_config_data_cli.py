@@ -70,7 +70,7 @@ def test_check_config_data_names_the_outcome_event(company_dir: Path) -> None:
 
 
 def test_empty_pql_rule_means_no_pqls(company_dir: Path, tmp_path: Path) -> None:
-    head, _, _ = demo_config_text().partition("# PQL = product behaviour")
+    head, _, _ = demo_config_text().partition("[[pql.conditions]]")
     path = _config(company_dir, head, "nopql.toml")
     result = runner.invoke(
         app, ["features", "-c", str(path), "--no-training-sets", "--out", str(tmp_path)]
