@@ -77,13 +77,7 @@ class OracleTruth:
                 "truth metadata: no conversion_timing / conversion_window_days "
                 "(demo_meta.json next to truth.parquet)"
             )
-        lags = DemoConversionLags(
-            in_trial_share=float(timing["in_trial_share"]),
-            a_in=float(timing["in_trial_beta"][0]),
-            b_in=float(timing["in_trial_beta"][1]),
-            a_after=float(timing["after_trial_beta"][0]),
-            b_after=float(timing["after_trial_beta"][1]),
-        )
+        lags = DemoConversionLags.from_params(timing)
         frame = truth.assign(account_id=truth["account_id"].astype(str)).set_index("account_id")
         return cls(frame.loc[:, list(TRUTH_COLUMNS)], lags, float(window))  # type: ignore[arg-type]
 

@@ -157,8 +157,8 @@ class DemoConversionLags:
     @classmethod
     def from_params(cls, params: dict) -> DemoConversionLags:
         """The lags back from ``params()`` (as stored in the truth's attrs)."""
-        a_in, b_in = params["in_trial_beta"]
-        a_after, b_after = params["after_trial_beta"]
+        a_in, b_in = (float(x) for x in params["in_trial_beta"])
+        a_after, b_after = (float(x) for x in params["after_trial_beta"])
         return cls(float(params["in_trial_share"]), a_in, b_in, a_after, b_after)
 
     def params(self) -> dict[str, float]:
