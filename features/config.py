@@ -57,6 +57,10 @@ class TrialConfig(_Strict):
             before ``trial_end`` plus this many days.
         snapshot_days: days into the trial at which training snapshots are taken
             (trial end is always added).
+        snapshot_shares: shares of each trial's length (0 < share < 1) at which open
+            trials are snapshotted too (``p50`` = half-way): trials of different
+            lengths are then all seen in the middle of their trial, where scoring
+            meets them (day snapshots alone leave a long trial's middle unseen).
         post_trial_snapshot_days: days after trial end at which trials still open
             are snapshotted too (the state ``score`` and ``forecast`` meet for
             trials deciding after their end); default 1, 3, 7, 14, 21, 30, 45, 60,
@@ -68,6 +72,7 @@ class TrialConfig(_Strict):
     default_trial_days: int = Field(14, gt=0)
     conversion_window_days: int = Field(30, ge=0)
     snapshot_days: list[int] = Field(default_factory=lambda: [1, 3, 7, 14])
+    snapshot_shares: list[float] = Field(default_factory=list)
     post_trial_snapshot_days: list[int] | None = None
     churn_horizon_days: int = Field(90, gt=0)
     churn_snapshot_every_days: int = Field(30, gt=0)
@@ -78,6 +83,13 @@ class TrialConfig(_Strict):
         if not v or any(d <= 0 for d in v):
             raise ValueError("snapshot_days must be a non-empty list of positive days")
         return sorted(set(v))
+
+    @field_validator("snapshot_shares")
+    @classmethod
+    def _inside_trial(cls, v: list[float]) -> list[float]:
+        if any(not 0 < x < 1 for x in v):
+            raise ValueError("snapshot_shares must be shares of the trial between 0 and 1")
+        return sorted({round(x, 2) for x in v})
 
     @field_validator("post_trial_snapshot_days")
     @classmethod

@@ -85,6 +85,11 @@ def trial_snapshot_plan(
             ok &= as_of < end  # later days are covered by the trial-end snapshot
         positions = np.flatnonzero(ok)
         yield name, (day if day is not None else float("nan")), positions, as_of[positions]
+    for share in cfg.snapshot_shares:  # the same phase of every trial, whatever its length
+        as_of = start + ((end - start) * share).astype(np.int64)
+        ok = known & ((conv == NAT_SECONDS) | (conv >= as_of)) & (as_of <= now) & (as_of < end)
+        positions = np.flatnonzero(ok)
+        yield f"p{round(share * 100)}", float("nan"), positions, as_of[positions]
 
 
 def build_trial_training_set(

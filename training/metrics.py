@@ -160,16 +160,16 @@ def evaluate_binary(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> dic
 
 
 def snapshot_order(names: list[str] | np.ndarray | pd.Index) -> list[str]:
-    """Snapshot names in natural order: d1, d3, d7, d14, end, then m1, m2, ..."""
+    """Snapshot names in natural order: d1, d3, d7, d14, p50, p75, end, then m1, m2, ..."""
 
     def key(name: str) -> tuple[int, int, str]:
         match = re.fullmatch(r"([a-z]+)(\d+)", name)
         if name == "end":
-            return (1, 0, name)
+            return (2, 0, name)
         if match:
-            group = 0 if match.group(1) == "d" else 2
+            group = {"d": 0, "p": 1}.get(match.group(1), 3)
             return (group, int(match.group(2)), name)
-        return (3, 0, name)
+        return (4, 0, name)
 
     return sorted({str(n) for n in names}, key=key)
 

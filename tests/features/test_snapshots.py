@@ -74,3 +74,31 @@ def test_open_trials_excludes_converted_and_expired():
     open_ids = builder.index.account_ids[select_open_trials(builder, T("2026-01-10"))]
     assert list(open_ids) == ["a1", "a2", "a3"]  # a0 already converted on day 5
     assert len(select_open_trials(builder, T("2026-03-01"))) == 0  # windows closed
+
+
+def test_share_snapshots_meet_every_trial_at_the_same_phase():
+    """``snapshot_shares``: a 14-day and a 30-day trial are both seen half-way (day 7
+    and day 15) and three quarters in; a trial converted before the share is not."""
+    accounts = make_accounts(3)
+    accounts.loc[1, "trial_end"] = START + D(days=30)
+    accounts.loc[2, "trial_end"] = START + D(days=30)
+    accounts.loc[2, "converted_at"] = START + D(days=10)  # before half-way (day 15)
+    events = make_events([(f"a{i}", "u1", "view", "2026-01-02") for i in range(3)])
+    config = make_config(trial={"snapshot_shares": [0.75, 0.5]})
+    assert config.trial.snapshot_shares == [0.5, 0.75]
+    builder = FeatureBuilder.from_tables(Tables(events=events, accounts=accounts), config)
+    ts = build_trial_training_set(builder, export_time=T("2026-06-30"))
+    day = {(r.account_id, r.snapshot): r.trial_days_elapsed for r in ts.itertuples()}
+    assert day[("a0", "p50")] == pytest.approx(7) and day[("a0", "p75")] == pytest.approx(10.5)
+    assert day[("a1", "p50")] == pytest.approx(15) and day[("a1", "p75")] == pytest.approx(22.5)
+    assert ("a2", "p50") not in day and ("a2", "d7") in day
+    label = {(r.account_id, r.snapshot): r.label for r in ts.itertuples()}
+    assert label[("a2", "d7")] == 1 and label[("a1", "p50")] == 0
+
+
+@pytest.mark.parametrize("bad", [[0.0], [1.0], [1.5]])
+def test_snapshot_shares_must_lie_inside_the_trial(bad):
+    from features.config import ConfigError
+
+    with pytest.raises(ConfigError, match="snapshot_shares"):
+        make_config(trial={"snapshot_shares": bad})
