@@ -10,7 +10,9 @@ Design rule: ``p_convert`` is a smooth function of traits that leave traces in t
 trial's events and communications (successful runs, activity level and trend, team
 size, replies, tone) plus a small firmographic effect, so a model on trial-end
 features can get close to it. The seven lead types of DOMAIN.md only set where the
-traits are drawn around; the type itself does not enter ``p_convert``.
+traits are drawn around; the type itself does not enter ``p_convert``. On top of
+the traits' logit, reaching the aha moment in the trial moves it
+(``features.demo.aha``): the one event-level cause of converting.
 """
 
 from __future__ import annotations
