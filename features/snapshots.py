@@ -72,24 +72,25 @@ def trial_snapshot_plan(
 
         yield from table_snapshot_plan(builder, now, known)
         return
-    plans: list[tuple[str, float | None, int]] = [(f"d{d}", float(d), 0) for d in cfg.snapshot_days]
-    plans.append((END, None, 0))
+    # (name, day into the trial or NaN, each account's as_of, must fall before trial end)
+    nan = float("nan")
+    plans: list[tuple[str, float, np.ndarray, bool]] = [
+        (f"d{d}", float(d), start + int(d * SECONDS_PER_DAY), True) for d in cfg.snapshot_days
+    ]
+    plans.append((END, nan, end, False))
     # MLflow metric names allow no "+": end_1d, end_3d... days after trial end.
-    plans += [(f"{END}_{k}d", None, k) for k in cfg.post_trial_days()]
-    for name, day, after in plans:
-        days_in = int((day or 0.0) * SECONDS_PER_DAY)
-        as_of = end + after * SECONDS_PER_DAY if day is None else start + days_in
-        open_trial = (conv == NAT_SECONDS) | (conv >= as_of)
-        ok = known & open_trial & (as_of <= now)
-        if day is not None:
-            ok &= as_of < end  # later days are covered by the trial-end snapshot
+    plans += [(f"{END}_{k}d", nan, end + k * SECONDS_PER_DAY, False) for k in cfg.post_trial_days()]
+    # Shares of the trial: the same phase of every trial, whatever its length.
+    plans += [
+        (f"p{round(x * 100)}", nan, start + ((end - start) * x).astype(np.int64), True)
+        for x in cfg.snapshot_shares
+    ]
+    for name, day, as_of, in_trial in plans:
+        ok = known & ((conv == NAT_SECONDS) | (conv >= as_of)) & (as_of <= now)
+        if in_trial:
+            ok &= as_of < end  # later moments are covered by the trial-end snapshot
         positions = np.flatnonzero(ok)
-        yield name, (day if day is not None else float("nan")), positions, as_of[positions]
-    for share in cfg.snapshot_shares:  # the same phase of every trial, whatever its length
-        as_of = start + ((end - start) * share).astype(np.int64)
-        ok = known & ((conv == NAT_SECONDS) | (conv >= as_of)) & (as_of <= now) & (as_of < end)
-        positions = np.flatnonzero(ok)
-        yield f"p{round(share * 100)}", float("nan"), positions, as_of[positions]
+        yield name, day, positions, as_of[positions]
 
 
 def build_trial_training_set(

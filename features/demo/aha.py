@@ -29,6 +29,8 @@ AHA_LOGIT = 2.0
 #: Incompatible Ignoramus (runs mostly fail there).
 AHA_INTERCEPT = -2.6
 AHA_SLOPE = 4.4
+#: Chance a trial that connected a source goes on to create a pipeline in it.
+PIPELINE_CHANCE = 0.92
 #: Mean days from the first pipeline to the aha moment (it must fall in the trial).
 AHA_MEAN_DAYS = 1.5
 #: Successful runs in the aha burst, and the hours it spans.
@@ -63,7 +65,9 @@ def draw_trial_moments(
     src = trial_start + days_to_ns(rng.exponential(1.0, n) * tr.setup_days)
     src = np.where((rng.random(n) < tr.setup) & (src < trial_end), src, NEVER)
     pipe = src + days_to_ns(rng.exponential(1.0, n) * (0.3 * tr.setup_days + 0.05))
-    pipe = np.where((src < NEVER) & (rng.random(n) < 0.92) & (pipe < trial_end), pipe, NEVER)
+    pipe = np.where(
+        (src < NEVER) & (rng.random(n) < PIPELINE_CHANCE) & (pipe < trial_end), pipe, NEVER
+    )
     aha = pipe + days_to_ns(rng.exponential(AHA_MEAN_DAYS, n))
     lucky = rng.random(n) < aha_chance(tr.setup, tr.fit)
     aha = np.where((pipe < NEVER) & lucky & (aha < trial_end - BURST_HOURS * HOUR), aha, NEVER)
@@ -73,10 +77,10 @@ def draw_trial_moments(
 def expected_reach(setup: np.ndarray, fit: np.ndarray) -> np.ndarray:
     """About how likely an account of these traits is to reach the aha moment in the trial.
 
-    It must set up (chance ``setup``), create a pipeline (92%) and be lucky; nearly
+    It must set up (chance ``setup``), create a pipeline (``PIPELINE_CHANCE``) and be lucky; nearly
     every trial leaves the time for it.
     """
-    return setup * 0.92 * aha_chance(setup, fit)
+    return setup * PIPELINE_CHANCE * aha_chance(setup, fit)
 
 
 def with_aha_effect(tr: dl.Traits, reached: np.ndarray) -> np.ndarray:
