@@ -33,6 +33,7 @@ from trialcast.bench.serving_load import (
     percentiles,
     post,
     run_load,
+    start_http_process,
     start_server,
     stop_server,
 )
@@ -120,39 +121,25 @@ def _in_process(results: dict[str, Any], config: Any, demo: Any, models: Any, wo
     return write_scores(scored, work / "scores.parquet")
 
 
-def bare_transport_floor(repeats: int, duration: float) -> dict[str, Any]:
+def bare_transport_floor(repeats: int, duration: float, work: Path) -> dict[str, Any]:
     """``/livez`` of a bare uvicorn + Starlette app (``trialcast.bench.bare_asgi``) at
     50 req/s with the same load generator: the machine's HTTP transport floor."""
-    import socket
-    import subprocess
     import sys
-    import urllib.request
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "uvicorn", "trialcast.bench.bare_asgi:app", "--port", str(port)]
-    proc = subprocess.Popen([*cmd, "--log-level", "warning"])
-    url = f"http://127.0.0.1:{port}/livez"
+    command = [sys.executable, "-m", "uvicorn", "trialcast.bench.bare_asgi:app"]
+    proc, base, _ = start_http_process(command, "/livez", {}, work / "bare_asgi.log", timeout=60)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url, timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
         runs = []
         for k in range(repeats):
             print(f"transport floor: bare ASGI /livez at 50 req/s, run {k + 1} ...", flush=True)
-            runs.append(run_load(url, None, 50, duration))
+            runs.append(run_load(base + "/livez", None, 50, duration))
         return median_run(runs)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 def _over_http(results: dict[str, Any], base: str, singles: list[bytes], big_body: bytes,
-               args: argparse.Namespace) -> None:  # fmt: skip
+               args: argparse.Namespace, work: Path) -> None:  # fmt: skip
     """Client cost, open-loop load per endpoint and rate, /livez under big requests,
     and batch throughput, against the running server at ``base``."""
     for body in singles[:100]:  # warm up both endpoints
@@ -165,7 +152,7 @@ def _over_http(results: dict[str, Any], base: str, singles: list[bytes], big_bod
         print(f"client cost: /livez at 50 req/s, run {k + 1} ...", flush=True)
         client.append(run_load(base + "/livez", None, 50, args.duration))
     results["client"] = median_run(client)
-    results["bare"] = bare_transport_floor(args.repeats, args.duration)
+    results["bare"] = bare_transport_floor(args.repeats, args.duration, work)
     for route in ("/score", "/score_batch"):
         for rate in RATES:
             runs = []
@@ -241,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     results["ready_s"] = float(np.median(ready))
     try:
         results["workers"] = len(psutil.Process(proc.pid).children(recursive=True))
-        _over_http(results, base, singles, big_body, args)
+        _over_http(results, base, singles, big_body, args, work)
     finally:
         stop_server(proc)
     results["load_avg_end"] = os.getloadavg()

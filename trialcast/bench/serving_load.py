@@ -171,6 +171,26 @@ def livez_during_big_requests(
 def start_server(env: Mapping[str, str], log_path: Path, *, timeout: float = 180) -> tuple:
     """``bentoml serve serving.service:TrialcastService`` on a free port; returns
     ``(process, base_url, seconds_to_ready)`` once ``/readyz`` answers 200."""
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", "serving.service:TrialcastService", "--host", "127.0.0.1"]
+    return start_http_process(command, "/readyz", env, log_path, timeout=timeout)
+
+
+def start_http_process(
+    command: list[str],
+    ready_path: str,
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    timeout: float = 180,
+) -> tuple:
+    """``command --port <free port>`` in its own process group; returns ``(process,
+    base_url, seconds_to_ready)`` once ``ready_path`` answers 200.
+
+    Raises:
+        RuntimeError: the process died or was not ready in ``timeout`` seconds (with
+            the end of its log).
+    """
     import socket
 
     import requests
@@ -178,19 +198,17 @@ def start_server(env: Mapping[str, str], log_path: Path, *, timeout: float = 180
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    bentoml = Path(sys.executable).with_name("bentoml")
     log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; closed with the process
     t_start = time.perf_counter()
     proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:TrialcastService", "--host", "127.0.0.1",
-         "--port", str(port)],
+        [*command, "--port", str(port)],
         env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     log.close()
     base = f"http://127.0.0.1:{port}"
     while True:
         try:
-            if requests.get(base + "/readyz", timeout=1).status_code == 200:
+            if requests.get(base + ready_path, timeout=1).status_code == 200:
                 break
         except requests.RequestException:
             pass
