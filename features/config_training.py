@@ -15,13 +15,17 @@ class PromotionConfig(StrictModel):
 
     Attributes:
         min_test_accounts, min_test_positives: below these the verdict is "too
-            little data" whatever the numbers say.
+            little data" whatever the numbers say (positives count accounts
+            with a positive row, not snapshot rows).
         bootstrap: bootstrap resamples (by account) of the test part.
         confidence: two-sided level of the reported intervals; promotion needs
             the lower bound of the log-loss gain above 0.
         small_data_trials, small_data_converters: below either, training runs in
             small-data mode (repeated time-ordered CV, stronger regularisation).
         min_segment_rows: no segment metric is reported on fewer rows.
+        flat_spread: a model whose test probabilities span less than this
+            (95th minus 5th percentile) gives everyone the same chance: a
+            "flat model", no ranking, never promoted.
     """
 
     min_test_accounts: int = Field(100, ge=1)
@@ -31,6 +35,7 @@ class PromotionConfig(StrictModel):
     small_data_trials: int = Field(2000, ge=0)
     small_data_converters: int = Field(200, ge=0)
     min_segment_rows: int = Field(30, ge=1)
+    flat_spread: float = Field(0.002, ge=0, lt=1)
 
 
 DEFAULT_LIGHTGBM_PARAMS: dict[str, float | int | str] = {

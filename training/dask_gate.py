@@ -69,17 +69,21 @@ def write_gate(gate: GateResult, model_dir: str | Path, kind: str) -> Path:
 
 
 def require_promoted(model_dir: str | Path) -> None:
-    """Refuse a model folder whose gate verdict is not ``promoted``.
+    """Refuse a model folder whose gate verdict is not ``promoted`` (fail closed).
 
-    Folders without ``gate.json`` (saved by ``TrialcastModel.save`` outside the Dask
-    training job) are not judged here.
+    A folder without ``gate.json`` (saved by ``TrialcastModel.save`` outside the
+    training jobs) was never judged, and is refused too.
 
     Raises:
         ValueError: the verdict, and what to do.
     """
     path = Path(model_dir) / GATE_FILE
     if not path.exists():
-        return
+        raise ValueError(
+            f"{model_dir}: no {GATE_FILE}, so the promotion gate never judged this model; "
+            "train it with `trialcast dask train`, which judges and "
+            "saves the verdict beside the model"
+        )
     gate = json.loads(path.read_text())
     if gate.get("verdict") != Verdict.PROMOTED.value:
         raise ValueError(

@@ -8,9 +8,18 @@ of the data it never saw:
   features by SHAP importance are named. Never promoted, not even with force.
 - ``too little data (n=..., positives=...)``: the test part has fewer than
   ``[promotion].min_test_accounts`` accounts or ``min_test_positives`` positives.
+- ``flat model``: the calibrated probabilities barely vary (95th minus 5th
+  percentile below ``[promotion].flat_spread``): the model gives every account
+  the same chance, so it ranks nothing; its AUC and reasons are noise and are
+  not presented as meaningful.
 - ``no lift found``: the lower bound of the bootstrap interval of the log-loss
   gain over the *test part's own* base rate (and over the champion, when there is
   one) is not above 0.
+- ``no lift beyond timing``: the model beats the pooled base rate but not the
+  base rate of each snapshot (day of the trial, trial end, days after): snapshots
+  differ (late in the conversion window nobody converts any more), so a model
+  can beat one pooled rate by learning only the calendar. Lift must hold over
+  the per-snapshot rates of the test part.
 - ``promoted``: passes every check (it becomes champion when there is none or
   when it beats the champion).
 
@@ -41,6 +50,8 @@ __all__ = [
     "bootstrap_gain",
     "judge",
     "judge_fitted",
+    "probability_spread",
+    "snapshot_base_rates",
     "write_heldout_predictions",
 ]
 
@@ -52,6 +63,8 @@ class Verdict(StrEnum):
 
     PROMOTED = "promoted"
     NO_LIFT = "no lift found"
+    NO_LIFT_BEYOND_TIMING = "no lift beyond timing"
+    FLAT = "flat model"
     TOO_LITTLE_DATA = "too little data"
     PROBABLE_LEAK = "probable leak"
 
@@ -81,10 +94,14 @@ class GateResult:
         verdict: the enum value; ``text`` is what the user reads.
         text: e.g. ``too little data (n=106, positives=9)``.
         reasons: one sentence per check that decided it.
-        n_accounts, n_rows, positives: size of the test part (positives = rows).
+        n_accounts, n_rows, positives: size of the test part (positives = accounts
+            with a positive row; ``positive_rows`` counts rows).
         test_rate, train_rate: base rates of the two parts (drift is reported).
         auc, model_log_loss, base_log_loss: test metrics (base = test base rate).
         gain_base: log-loss gain over the test base rate, with its interval.
+        gain_timing: log-loss gain over the test part's base rate of each snapshot
+            (None when the rows have no ``snapshot`` or only one).
+        spread: 95th minus 5th percentile of the model's test probabilities.
         gain_champion: log-loss gain over the champion (None without one).
         top_features: (feature, mean |SHAP|) of a probable leak, largest first.
     """
@@ -103,6 +120,14 @@ class GateResult:
     gain_base: Interval
     gain_champion: Interval | None = None
     top_features: list[tuple[str, float]] = field(default_factory=list)
+    gain_timing: Interval | None = None
+    spread: float = float("nan")
+    positive_rows: int = 0
+
+    @property
+    def flat(self) -> bool:
+        """True when the model gives every account (about) the same probability."""
+        return self.verdict is Verdict.FLAT
 
     @property
     def promotable(self) -> bool:
@@ -126,12 +151,17 @@ class GateResult:
         """The verdict and its evidence, a few lines."""
         lines = [f"{kind} model verdict: {self.text.upper()}"]
         lines += [f"  {r}" for r in self.reasons]
+        auc = "not meaningful (flat model)" if self.flat else f"{self.auc:.3f}"
         lines.append(
             f"  test part: {self.n_accounts:,} accounts, {self.n_rows:,} rows, "
-            f"{self.positives:,} positives; ROC AUC {self.auc:.3f}, log loss "
+            f"{self.positives:,} positive accounts; ROC AUC {auc}, log loss "
             f"{self.model_log_loss:.4f} vs {self.base_log_loss:.4f} for its own base rate"
         )
         lines.append(f"  log-loss gain over the base rate: {self.gain_base.text()}")
+        if self.gain_timing is not None:
+            lines.append(
+                f"  log-loss gain over each snapshot's base rate: {self.gain_timing.text()}"
+            )
         if self.gain_champion is not None:
             lines.append(f"  log-loss gain over the champion: {self.gain_champion.text()}")
         lines.append(f"  {self.drift_message()}")
@@ -144,10 +174,13 @@ class GateResult:
             "verdict_text": self.text,
             "gain_base_low": f"{self.gain_base.low:.6f}",
             "gain_base": f"{self.gain_base.estimate:.6f}",
-            "test_auc": f"{self.auc:.6f}",
+            "test_auc": "flat" if self.flat else f"{self.auc:.6f}",
+            "test_spread": f"{self.spread:.6f}",
             "test_base_rate": f"{self.test_rate:.6f}",
             "train_base_rate": f"{self.train_rate:.6f}",
         }
+        if self.gain_timing is not None:
+            tags["gain_timing_low"] = f"{self.gain_timing.low:.6f}"
         if self.gain_champion is not None:
             tags["gain_champion_low"] = f"{self.gain_champion.low:.6f}"
         if self.top_features:
@@ -189,6 +222,35 @@ def bootstrap_gain(
     return Interval(estimate, float(low), float(high), level)
 
 
+def snapshot_base_rates(test: pd.DataFrame) -> np.ndarray | None:
+    """Each row's snapshot base rate in ``test`` (the timing-only model), or None.
+
+    ``None`` when the rows carry no ``snapshot`` column or a single snapshot: then
+    the pooled base rate is already the timing-only model.
+    """
+    if "snapshot" not in test.columns:
+        return None
+    snap = test["snapshot"].astype(str)
+    if snap.nunique() < 2:
+        return None
+    rates = test["label"].astype(float).groupby(snap.to_numpy()).transform("mean")
+    return rates.to_numpy(dtype=np.float64)
+
+
+def probability_spread(p: np.ndarray) -> float:
+    """95th minus 5th percentile of ``p`` (how much the model's answers vary)."""
+    if len(p) == 0:
+        return 0.0
+    low, high = np.quantile(np.asarray(p, dtype=np.float64), [0.05, 0.95])
+    return float(high - low)
+
+
+def _positive_accounts(groups: np.ndarray, y: np.ndarray) -> int:
+    if len(y) == 0:
+        return 0
+    return int(pd.Series(y > 0).groupby(groups).any().sum())
+
+
 def judge(
     config: CompanyConfig,
     test: pd.DataFrame,
@@ -198,7 +260,8 @@ def judge(
     p_champion: np.ndarray | None = None,
     importance: pd.Series | Callable[[], pd.Series] | None = None,
 ) -> GateResult:
-    """The verdict for a model on its test part (``label``, ``account_id`` columns).
+    """The verdict for a model on its test part (``label``, ``account_id`` and,
+    when present, ``snapshot`` columns).
 
     Args:
         config: ``[promotion]`` and ``[leakage]`` thresholds.
@@ -213,21 +276,24 @@ def judge(
     y = test["label"].to_numpy(dtype=np.float64)
     groups = test["account_id"].astype(str).to_numpy()
     n_acc = int(pd.Series(groups).nunique())
-    positives = int(y.sum())
+    positives = _positive_accounts(groups, y)
     test_rate = float(y.mean()) if len(y) else float("nan")
     p = np.asarray(p_model, dtype=np.float64)
+    spread = probability_spread(p)
     base = np.full(len(y), test_rate)
     auc = roc_auc(y, p)
     model_ll = log_loss(y, p)
     base_ll = log_loss(y, base)
-    gain_base = bootstrap_gain(
-        y, p, base, groups, resamples=promo.bootstrap, level=promo.confidence
-    )
-    gain_champion = None
-    if p_champion is not None:
-        gain_champion = bootstrap_gain(
-            y, p, np.asarray(p_champion), groups, resamples=promo.bootstrap, level=promo.confidence
+
+    def gain_over(reference: np.ndarray) -> Interval:
+        return bootstrap_gain(
+            y, p, reference, groups, resamples=promo.bootstrap, level=promo.confidence
         )
+
+    gain_base = gain_over(base)
+    timing = snapshot_base_rates(test)
+    gain_timing = gain_over(timing) if timing is not None else None
+    gain_champion = gain_over(np.asarray(p_champion)) if p_champion is not None else None
     top: list[tuple[str, float]] = []
     reasons: list[str] = []
     if auc >= leak.model_leak_auc or model_ll <= leak.model_leak_log_loss:
@@ -244,10 +310,21 @@ def judge(
             'column known_at = "current"; this model is never promoted.'
         )
         verdict, text = Verdict.PROBABLE_LEAK, Verdict.PROBABLE_LEAK.value
+    elif len(p) and spread < promo.flat_spread:
+        mean = float(p.mean())
+        reasons.append(
+            f"the model gives every account {mean:.1%} (95th minus 5th percentile of its "
+            f"probabilities {spread:.2g}, below [promotion].flat_spread = "
+            f"{promo.flat_spread:g}): no ranking, so its ROC AUC and reasons are noise; "
+            "it is never promoted"
+        )
+        verdict = Verdict.FLAT
+        text = f"flat model: every account gets {mean:.1%}, no ranking"
     elif n_acc < promo.min_test_accounts or positives < promo.min_test_positives:
         reasons.append(
             f"the test part needs at least {promo.min_test_accounts} accounts and "
-            f"{promo.min_test_positives} positives to judge a model ([promotion] in the config)"
+            f"{promo.min_test_positives} positive accounts to judge a model ([promotion] in "
+            "the config)"
         )
         verdict = Verdict.TOO_LITTLE_DATA
         text = f"too little data (n={n_acc}, positives={positives})"
@@ -257,6 +334,13 @@ def judge(
             "reaches 0 or below: no evidence the model knows more than the base rate"
         )
         verdict, text = Verdict.NO_LIFT, Verdict.NO_LIFT.value
+    elif gain_timing is not None and gain_timing.low <= 0:
+        reasons.append(
+            "it beats the pooled base rate, but the interval of its log-loss gain over the "
+            "base rate of each snapshot (where in the trial or after it the row is) reaches "
+            "0 or below: it learned when accounts convert, not which ones"
+        )
+        verdict, text = Verdict.NO_LIFT_BEYOND_TIMING, Verdict.NO_LIFT_BEYOND_TIMING.value
     elif gain_champion is not None and gain_champion.low <= 0:
         reasons.append(
             "it beats the base rate, but the interval of its gain over the champion on the "
@@ -281,6 +365,9 @@ def judge(
         gain_base=gain_base,
         gain_champion=gain_champion,
         top_features=top,
+        gain_timing=gain_timing,
+        spread=spread,
+        positive_rows=int(y.sum()),
     )
 
 

@@ -1,13 +1,19 @@
 """Model registry: register each trained model, mark it ``challenger``, move ``champion``.
 
-Aliases, not stages (stages are deprecated in MLflow): every new version gets the
-``challenger`` alias; ``champion`` is what scoring and the service load. A
-version tagged ``beats_base_rate=false`` is never promoted. A version trained
-while a champion existed carries ``beats_champion`` (its test log loss vs the
-champion's on the same holdout, by at least ``[model].promote_min_logloss_gain``);
-promoting one that lost needs ``force=True``. A version carries the gate's
-``verdict`` (``training.gate``): only ``promoted`` may become champion without
-force, and a ``probable leak`` never.
+Fail closed. The gate's ``verdict`` tag (``training.gate.Verdict``) is the one
+source of truth about a version:
+
+- only a ``promoted`` verdict may become champion, and ``force`` never changes
+  that (a ``probable leak``, ``no lift found``, ``flat model`` or ``too little
+  data`` version stays out whatever the flag);
+- a version without a verdict tag is *unjudged* and refused;
+- ``challenger`` (the newest version) never points at a ``probable leak``: such
+  a version is registered for inspection but gets no alias;
+- ``force`` overrides one thing only: a ``promoted`` version that did not beat
+  the champion on the same holdout (``beats_champion=false``).
+
+The old ``beats_base_rate`` tag is ignored. Aliases, not stages (stages are
+deprecated in MLflow); ``champion`` is what scoring and the service load.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ from mlflow.exceptions import MlflowException
 from features.config import CompanyConfig
 from models import loader as model_store
 from models.loader import registered_name
+from training.gate import Verdict
 from training.model import TrialcastModel
 from training.settings import resolve_tracking_uri
 from training.tracking import use_tracking_uri
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
+#: The version tag holding the gate's verdict (``training.gate.GateResult.tags``).
+VERDICT_TAG = "verdict"
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "VERDICT_TAG",
     "PromotionResult",
     "decide_promotion",
     "download_model_files",
@@ -49,7 +59,8 @@ __all__ = [
 def register_version(
     client: MlflowClient, name: str, model_uri: str, *, run_id: str, tags: dict[str, str]
 ) -> ModelVersion:
-    """Register ``model_uri`` as a new version of ``name`` and give it the challenger alias."""
+    """Register ``model_uri`` as a new version of ``name``; it gets the challenger alias
+    unless its verdict is a probable leak."""
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -57,7 +68,8 @@ def register_version(
             name, description="trialcast calibrated LightGBM; pyfunc returns probabilities"
         )
     version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags)
-    client.set_registered_model_alias(name, CHALLENGER, str(version.version))
+    if tags.get(VERDICT_TAG) != Verdict.PROBABLE_LEAK.value:
+        client.set_registered_model_alias(name, CHALLENGER, str(version.version))
     return version
 
 
@@ -81,19 +93,27 @@ class PromotionResult:
 
 
 def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, force: bool) -> str:
-    """Why ``version`` may not become champion ('' when it may)."""
+    """Why ``version`` may not become champion ('' when it may).
+
+    The verdict decides; ``force`` only overrides a lost duel with the champion.
+    """
     tags = version.tags or {}
-    verdict = tags.get("verdict")
-    if verdict == "probable leak":
+    verdict = tags.get(VERDICT_TAG)
+    if verdict is None:
+        return (
+            f"version {version.version} has no verdict tag: it was never judged by the "
+            "promotion gate, so it is refused; train it again with this version of trialcast"
+        )
+    if verdict == Verdict.PROBABLE_LEAK.value:
         return (
             f"version {version.version} is a probable leak (test ROC AUC "
             f"{tags.get('test_auc', '?')}; top features {tags.get('leak_top_features', '?')}); "
-            "it is never promoted"
+            "it is never promoted, not even with --force"
         )
-    if tags.get("beats_base_rate") == "false":
+    if verdict != Verdict.PROMOTED.value:
         return (
-            f"version {version.version} does not beat the base rate on its test part "
-            "(tag beats_base_rate=false); it is never promoted"
+            f"version {version.version} verdict: {tags.get('verdict_text', verdict)}; only a "
+            "'promoted' verdict becomes champion (--force does not override the verdict)"
         )
     if champion is not None and str(champion.version) == str(version.version):
         return f"version {version.version} is already champion"
@@ -103,11 +123,6 @@ def decide_promotion(version: ModelVersion, champion: ModelVersion | None, *, fo
             f"{tags.get('compared_champion_version', champion.version)} on the same holdout "
             f"(log loss {tags.get('test_log_loss', '?')} vs "
             f"{tags.get('champion_test_log_loss', '?')}); pass force=True (--force) to promote anyway"
-        )
-    if verdict is not None and verdict != "promoted" and not force:
-        return (
-            f"version {version.version} verdict: {tags.get('verdict_text', verdict)}; "
-            "it is not promoted (pass force=True / --force to override)"
         )
     return ""
 
@@ -142,8 +157,8 @@ def promote(
 ) -> PromotionResult:
     """Make ``version`` (default: the current challenger) the champion of ``kind``.
 
-    Refuses versions that do not beat the base rate (always) and versions that
-    lost to the champion on the same holdout (unless ``force``).
+    Refuses any version whose verdict is not ``promoted`` (always) and a promoted
+    version that lost to the champion on the same holdout (unless ``force``).
     """
     name = registered_name(config, kind)
     with use_tracking_uri(resolve_tracking_uri(config, tracking_uri)) as client:

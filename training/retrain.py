@@ -80,7 +80,14 @@ from training.settings import (
     resolve_tracking_uri,
 )
 from training.tracking import get_or_create_experiment, use_tracking_uri
-from training.train import KINDS, ModelOutcome, TrainingSets, build_training_sets, train_models
+from training.train import (
+    KINDS,
+    ModelOutcome,
+    TrainingSets,
+    build_training_sets,
+    point_in_time_builder,
+    train_models,
+)
 
 log = logging.getLogger("trialcast.retrain")
 
@@ -444,7 +451,8 @@ def _retrain_locked(
 
     say("building fresh features and training sets...")
     started = time.perf_counter()
-    builder = FeatureBuilder.from_tables(tables, config)
+    # The spec is fitted before the validation cut, as ``train`` does (not on test cohorts).
+    builder = point_in_time_builder(config, tables, data_as_of)
     sets = build_training_sets(config, builder, kinds=tuple(to_train), export_time=data_as_of)
     seconds["features"] = time.perf_counter() - started
     trainable = tuple(k for k in to_train if sets.frame(k) is not None)
@@ -458,7 +466,11 @@ def _retrain_locked(
             result = train_models(
                 config,
                 TrainingSets(
-                    conversion=sets.conversion, churn=sets.churn, spec=sets.spec, refused={}
+                    conversion=sets.conversion,
+                    churn=sets.churn,
+                    spec=sets.spec,
+                    refused={},
+                    path="retrain",
                 ),
                 kinds=trainable,
                 tracking_uri=uri,

@@ -15,41 +15,28 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from features.build import FeatureBuilder, feature_columns
+from features.build import FeatureBuilder
 from features.config import CompanyConfig
-from features.personas import PersonaLevels, fit_persona_levels
+from features.personas import fit_persona_levels
 from features.snapshots import build_churn_training_set, build_trial_training_set
-from features.spec import FeatureSpec, fit_feature_spec
+from features.spec import fit_feature_spec
 from features.tables import Tables
-from training.baselines import (
-    build_base_rate_baseline,
-    build_ceiling,
-    build_persona_baseline,
-    fit_logistic_baseline,
-)
-from training.gate import judge_fitted, write_heldout_predictions
-from training.guards import (
-    LeakageReport,
-    NotEnoughDataError,
-    check_base_rate,
-    check_enough_data,
-    check_leakage,
-    check_split_classes,
-)
+from training.gate import write_heldout_predictions
+from training.guards import LeakageReport, NotEnoughDataError
 from training.metrics import evaluate_models, log_loss
-from training.model import categorical_levels, fit_model
 from training.persona_rates import (
     compute_observed_persona_rates,
     last_snapshot_rows,
     rates_to_dict,
     rates_to_metrics,
 )
+from training.recipe import RecipeOptions, fit_kind, judge_scored
 from training.registry import (
     CHAMPION,
     load_model_version,
@@ -64,8 +51,7 @@ from training.settings import (
     resolve_artifact_location,
     resolve_tracking_uri,
 )
-from training.small_data import data_size, small_data_params, spec_cutoff
-from training.split import split_training_frame
+from training.small_data import spec_cutoff
 from training.tracking import (
     RunRecord,
     data_fingerprint,
@@ -75,33 +61,23 @@ from training.tracking import (
     use_tracking_uri,
 )
 from training.train_results import FittedKind, ModelOutcome, TrainingSets, TrainResult
-from training.tune import tune_params
 
 log = logging.getLogger("trialcast.training")
 
 KINDS = ("conversion", "churn")
-#: Columns of a training set that identify or time a row; never model inputs.
-ID_COLUMNS = ("account_id", "trial_start", "as_of", "snapshot", "snapshot_day", "label")
-
 Progress = Callable[[str], None]
 
 
-def model_features(frame: pd.DataFrame, kind: str) -> list[str]:
-    """Model input columns of a training set: features only, no ids, times or label."""
-    cols = feature_columns(frame, customer=kind == "churn")
-    keep = []
-    for col in cols:
-        if col in ID_COLUMNS:
-            continue
-        dtype = frame[col].dtype
-        if (
-            pd.api.types.is_numeric_dtype(dtype)
-            or pd.api.types.is_bool_dtype(dtype)
-            or isinstance(dtype, pd.CategoricalDtype)
-            or pd.api.types.is_string_dtype(dtype)
-        ) and not pd.api.types.is_datetime64_any_dtype(dtype):
-            keep.append(col)
-    return keep
+def point_in_time_builder(
+    config: CompanyConfig, tables: Tables, export_time: pd.Timestamp | None = None
+) -> FeatureBuilder:
+    """An indexed builder whose feature spec (leak scan, exclusions, top-K types,
+    levels) was fitted only on trials that started before the time split's
+    validation cohorts (``training.small_data.spec_cutoff``): what ``train``,
+    ``retrain`` and the backtest build their training sets with."""
+    cut = spec_cutoff(tables, config, export_time)
+    spec = fit_feature_spec(tables, config, before=cut, export_time=export_time)
+    return FeatureBuilder.from_tables(tables, config, spec)
 
 
 def build_training_sets(
@@ -121,10 +97,8 @@ def build_training_sets(
         return data
     if isinstance(data, FeatureBuilder):
         builder = data
-    else:  # point in time: the spec (top-K types, levels, leak scan) sees only older trials
-        cut = spec_cutoff(data, config, export_time)
-        spec = fit_feature_spec(data, config, before=cut, export_time=export_time)
-        builder = FeatureBuilder.from_tables(data, config, spec)
+    else:
+        builder = point_in_time_builder(config, data, export_time)
     sets = TrainingSets(conversion=None, churn=None, spec=builder.spec)
     builders = {"conversion": build_trial_training_set, "churn": build_churn_training_set}
     for kind in kinds:
@@ -155,117 +129,21 @@ def fit_and_evaluate(
     tune: bool = False,
     force_features: tuple[str, ...] | list[str] = (),
     truth: pd.DataFrame | None = None,
-    show_progress: bool = False,
     progress: Progress | None = None,
 ) -> FittedKind:
-    """Split, guard, fit and evaluate one model kind (no MLflow).
+    """The recipe (``training.recipe.fit_kind``) on one machine, called from ``train``.
 
     Raises:
         NotEnoughDataError: too few rows / positives, or a split part with one class.
     """
-    started = time.perf_counter()
-    cfg = config.model
-    check_enough_data(frame, kind, min_positives=cfg.min_positives)
-    size = data_size(config, frame, kind)
-    _say(progress, size.message())
-    try:
-        # churn is split out of time: no paying account's rows run into the test period
-        split = split_training_frame(
-            frame,
-            kind,
-            valid_fraction=cfg.valid_fraction,
-            test_fraction=cfg.test_fraction,
-            horizon_days=config.trial.churn_horizon_days,
-        )
-    except ValueError as exc:
-        raise NotEnoughDataError(f"{kind} model: {exc}") from exc
-    train, valid, test = split.frames(frame)
-    for name, part in (("train", train), ("validation", valid), ("test", test)):
-        check_split_classes(part, kind, name)
-
-    features = model_features(frame, kind)
-    unknown = [f for f in force_features if f not in frame.columns]
-    if unknown:
-        log.warning("forced feature(s) %s are not in the %s training set", unknown, kind)
-    features += [f for f in force_features if f in frame.columns and f not in features]
-    leakage = check_leakage(
-        train, features, threshold=cfg.leakage_auc, force_features=tuple(force_features)
+    options = RecipeOptions(
+        path="train",
+        tune=tune,
+        force_features=tuple(force_features),
+        truth=truth,
+        progress=progress,
     )
-    leakage = add_table_leaks(leakage, train, force_features)
-    if leakage.flagged:
-        _say(progress, leakage.message())
-
-    params: dict[str, Any] = dict(cfg.lightgbm)
-    if size.small:
-        params = small_data_params(params)
-    tuning = None
-    if tune:
-        _say(progress, f"{kind}: tuning LightGBM ({cfg.tune_trials} Optuna trials)...")
-        tuning = tune_params(
-            train,
-            valid,
-            leakage.kept,
-            params,
-            categories=categorical_levels(train, leakage.kept),
-            n_trials=cfg.tune_trials,
-            num_boost_round=cfg.num_boost_round,
-            early_stopping_rounds=cfg.early_stopping_rounds,
-            seed=int(params.get("seed", 0)),
-            show_progress=show_progress,
-        )
-        params = tuning.params
-        _say(progress, f"{kind}: best validation log loss {tuning.best_log_loss:.4f}")
-
-    _say(progress, f"{kind}: fitting on {len(train):,} rows, {len(leakage.kept)} features...")
-    model = fit_model(
-        train,
-        valid,
-        leakage.kept,
-        params,
-        kind=kind,
-        spec_json=spec_json,
-        num_boost_round=cfg.num_boost_round,
-        early_stopping_rounds=cfg.early_stopping_rounds,
-    )
-    valid_ll = log_loss(valid["label"], model.predict_proba(valid))
-
-    test = test.copy()
-    prob_cols = {"model": "p_model"}
-    test["p_model"] = model.predict_proba(test)
-    logistic = fit_logistic_baseline(train, leakage.kept)
-    test["p_logistic"] = logistic.predict_proba(test)
-    prob_cols["logistic"] = "p_logistic"
-    if kind == "conversion":
-        levels = PersonaLevels.from_dict(
-            FeatureSpec.from_json(spec_json).persona_levels if spec_json else None
-        )
-        test["p_persona"] = build_persona_baseline(train, test, levels)
-        prob_cols["persona"] = "p_persona"
-    test["p_base_rate"] = build_base_rate_baseline(train, test)
-    prob_cols["base_rate"] = "p_base_rate"
-    if truth is not None:
-        test["p_ceiling"] = build_ceiling(test, truth, kind)
-        prob_cols["ceiling"] = "p_ceiling"
-    metrics = evaluate_models(test, prob_cols, min_rows=config.promotion.min_segment_rows)
-    base = check_base_rate(test["label"], test["p_model"], float(train["label"].mean()))
-    _say(progress, base.message(kind))
-    gate = judge_fitted(config, model, train, test)
-    return FittedKind(
-        kind=kind,
-        model=model,
-        split=split,
-        fingerprint_frame=frame,
-        train=train,
-        test=test,
-        prob_cols=prob_cols,
-        metrics=metrics,
-        leakage=leakage,
-        base_rate=base,
-        valid_log_loss=valid_ll,
-        tuning=tuning,
-        seconds=time.perf_counter() - started,
-        gate=gate,
-    )
+    return fit_kind(config, frame, kind, spec_json=spec_json, options=options)
 
 
 def add_table_leaks(
@@ -397,6 +275,9 @@ def train_models(
 ) -> TrainResult:
     """Train, evaluate, log and register the conversion and churn models.
 
+    Each kind goes through the one recipe (``training.recipe.fit_kind``), then
+    ``record_fitted`` logs and registers it.
+
     Args:
         config: the company config (``[model]``, ``[registry]``).
         data: tables, an indexed ``FeatureBuilder``, or prebuilt ``TrainingSets``.
@@ -419,16 +300,22 @@ def train_models(
     Raises:
         NotEnoughDataError: when every requested kind was refused.
     """
+    options = RecipeOptions(
+        path="train" if not isinstance(data, TrainingSets) else data.path,
+        tune=tune,
+        force_features=tuple(force_features),
+        truth=truth,
+        show_progress=show_progress,
+        progress=progress,
+    )
     started = time.perf_counter()
-    seconds: dict[str, float] = {}
-    project = Path(project_dir).resolve() if project_dir is not None else None
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
     if sets.spec is not None and sets.spec.table_as_of is False and sets.spec.table_columns:
         from features.feature_table import TRIAL_END_ONLY_NOTE
 
         _say(progress, f"conversion: {TRIAL_END_ONLY_NOTE}")
-    seconds["features"] = time.perf_counter() - started
+    features_seconds = time.perf_counter() - started
     persona_rates = None
     if sets.spec is not None and sets.conversion is not None:
         # Lead-type levels and observed chances from the training window's trials;
@@ -449,32 +336,73 @@ def train_models(
         if frame is None:
             continue
         try:
-            fitted[kind] = fit_and_evaluate(
-                config,
-                frame,
-                kind,
-                spec_json=spec_json,
-                tune=tune,
-                force_features=force_features,
-                truth=truth,
-                show_progress=show_progress,
-                progress=progress,
-            )
+            fitted[kind] = fit_kind(config, frame, kind, spec_json=spec_json, options=options)
         except NotEnoughDataError as exc:
             refused[kind] = str(exc)
             _say(progress, f"refused: {exc}")
-        seconds[kind] = fitted[kind].seconds if kind in fitted else 0.0
     if not fitted:
         raise NotEnoughDataError("\n".join(refused.values()) or "nothing to train")
+    target = RecordTarget(
+        tracking_uri=tracking_uri,
+        project_dir=project_dir,
+        predictions_dir=predictions_dir,
+        tuned=tune,
+        persona_rates=persona_rates,
+    )
+    result = record_fitted(config, fitted, target, progress=progress)
+    result.refused = refused
+    result.seconds = {
+        "features": features_seconds,
+        **{kind: (fitted[kind].seconds if kind in fitted else 0.0) for kind in kinds},
+        "logging": result.seconds.get("logging", 0.0),
+        "total": time.perf_counter() - started,
+    }
+    return result
 
-    uri = resolve_tracking_uri(config, tracking_uri, project_dir=project)
+
+@dataclass(frozen=True)
+class RecordTarget:
+    """Where ``record_fitted`` writes: the MLflow store, the project, the predictions.
+
+    Attributes:
+        tracking_uri: MLflow tracking URI (else env / config / default SQLite).
+        project_dir: where ``models/`` lives for the default store (default: cwd).
+        predictions_dir: held-out predictions folder (default ``<project>/models/predictions``).
+        tuned: whether the models were tuned (a tag).
+        persona_rates: observed lead-type rates (logged with the conversion model).
+        extra_tags: more tags on every run and version (e.g. the Dask engine).
+    """
+
+    tracking_uri: str | None = None
+    project_dir: str | Path | None = None
+    predictions_dir: str | Path | None = None
+    tuned: bool = False
+    persona_rates: pd.DataFrame | None = None
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+def record_fitted(
+    config: CompanyConfig,
+    fitted: dict[str, FittedKind],
+    target: RecordTarget,
+    *,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Record fitted kinds: compare with the champion, log the MLflow run, register the
+    version with its verdict, write the held-out predictions, promote a first champion.
+
+    The verdict (``training.gate``) is the only judgement recorded; ``challenger``
+    moves only to a version that is not a probable leak (``training.registry``).
+    """
+    started = time.perf_counter()
+    project = Path(target.project_dir).resolve() if target.project_dir is not None else None
+    uri = resolve_tracking_uri(config, target.tracking_uri, project_dir=project)
     predictions_root = (
-        Path(predictions_dir)
-        if predictions_dir is not None
+        Path(target.predictions_dir)
+        if target.predictions_dir is not None
         else output_root(project) / MODELS_DIR / "predictions"
     )
     outcomes: dict[str, ModelOutcome] = {}
-    log_started = time.perf_counter()
     train_id = uuid.uuid4().hex[:12]
     commit = git_commit(project)
     with use_tracking_uri(uri) as client:
@@ -489,36 +417,39 @@ def train_models(
                 client, name, fit, config.model.promote_min_logloss_gain
             )
             if "p_champion" in fit.test.columns:
-                fit.gate = judge_fitted(
-                    config, fit.model, fit.train, fit.test, fit.test["p_champion"].to_numpy()
+                fit.gate = judge_scored(
+                    config,
+                    fit.model,
+                    fit.test,
+                    fit.gate.train_rate if fit.gate is not None else fit.base_rate.base_rate,
+                    p_champion=fit.test["p_champion"].to_numpy(),
                 )
-            gate = (
-                fit.gate
-                if fit.gate is not None
-                else judge_fitted(config, fit.model, fit.train, fit.test)
-            )
+            gate = fit.gate
+            assert gate is not None  # the recipe always judges
             _say(progress, gate.message(kind))
             tags = {
                 "trialcast.kind": kind,
                 "trialcast.train_id": train_id,
+                "trialcast.engine": fit.engine,
                 "config_hash": config.config_hash(),
                 "company": config.company,
                 "git_commit": commit,
-                "beats_base_rate": str(fit.base_rate.beats).lower(),
                 "test_log_loss": f"{fit.base_rate.model_log_loss:.6f}",
                 "base_rate_log_loss": f"{fit.base_rate.base_log_loss:.6f}",
                 "leak_excluded": ",".join(fit.leakage.excluded) or "none",
-                "tuned": str(tune).lower(),
+                "tuned": str(target.tuned).lower(),
                 **champion_tags,
                 **gate.tags(),
-                "small_data": str(data_size(config, fit.fingerprint_frame, kind).small).lower(),
+                "small_data": str(fit.small_data).lower(),
+                **target.extra_tags,
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             record = _record(fit, config, tags=tags)
-            if kind == "conversion" and persona_rates is not None:
-                rates = persona_rates.astype(object).where(persona_rates.notna(), None)
+            if kind == "conversion" and target.persona_rates is not None:
+                rates = target.persona_rates
+                rates = rates.astype(object).where(rates.notna(), None)
                 record.documents["persona_rates.json"] = rates.to_dict("records")
-                record.extra_metrics.update(rates_to_metrics(persona_rates))
+                record.extra_metrics.update(rates_to_metrics(target.persona_rates))
             run = log_training_run(
                 record,
                 experiment_id=experiment_id,
@@ -557,13 +488,11 @@ def train_models(
                 gate=gate,
                 predictions_path=predictions,
             )
-    seconds["logging"] = time.perf_counter() - log_started
-    seconds["total"] = time.perf_counter() - started
     return TrainResult(
         tracking_uri=uri,
         experiment_id=experiment_id,
         models=outcomes,
-        refused=refused,
-        seconds=seconds,
-        persona_rates=persona_rates,
+        refused={},
+        seconds={"logging": time.perf_counter() - started},
+        persona_rates=target.persona_rates,
     )

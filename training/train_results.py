@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,12 +24,14 @@ from training.tune import TuneResult
 
 @dataclass
 class TrainingSets:
-    """Labelled training frames (either may be missing) and the spec they were built with."""
+    """Labelled training frames (either may be missing) and the spec they were built with;
+    ``path`` names the path that built them (``train``, ``retrain``) for the recipe."""
 
     conversion: pd.DataFrame | None
     churn: pd.DataFrame | None
     spec: FeatureSpec | None = None
     refused: dict[str, str] = field(default_factory=dict)
+    path: str = "train"
 
     def frame(self, kind: str) -> pd.DataFrame | None:
         return self.conversion if kind == "conversion" else self.churn
@@ -36,7 +39,9 @@ class TrainingSets:
 
 @dataclass
 class FittedKind:
-    """One model fitted and judged on its test part (nothing logged yet)."""
+    """One model fitted and judged on its test part (nothing logged yet): the report of
+    ``training.recipe.fit_kind``. ``train`` and ``valid`` are pandas or Dask parts
+    (``engine`` says which); ``test`` is always pandas, with ``p_model``."""
 
     kind: str
     model: TrialcastModel
@@ -52,6 +57,9 @@ class FittedKind:
     tuning: TuneResult | None
     seconds: float
     gate: GateResult | None = None
+    engine: str = "local"
+    small_data: bool = False
+    valid: Any = None
 
 
 @dataclass

@@ -5,7 +5,7 @@ of that month. At each origin the world is cut to what an export then would
 have held (``truncate_tables``): events and messages before the origin,
 conversions and churns before it. On that cut the conversion model is trained
 exactly as the training job would (training set with ``export_time = origin``,
-time split by account, ``fit_model``), the cohort's open trials are scored as of
+through the one recipe, ``training.recipe.fit_kind``), the cohort's open trials are scored as of
 the origin by the shipping function (``serving.batch.predict_open_trials``, the
 one ``score`` / ``forecast`` / the service / Dask call; running trials and trials
 deciding after their end alike), valued by the shipping estimate
@@ -38,9 +38,10 @@ from models.kinds import model_kind
 from serving.batch import predict_open_trials
 from serving.forecast.deal import estimate_deal_values, value_variance
 from serving.forecast.distribution import TOLERANCE, compute_mixture_distribution
-from training.model import TrialcastModel, fit_model
-from training.split import build_time_split
-from training.train import model_features
+from training.model import TrialcastModel
+from training.recipe import RecipeOptions, fit_kind
+from training.train import point_in_time_builder
+from training.train_results import FittedKind
 from trialcast.backtest_oracle import OracleTruth, oracle_cohort_row, summarise_oracle
 
 DAY = pd.Timedelta(days=1)
@@ -57,7 +58,8 @@ class BacktestResult:
             ``error_pct`` (forecast vs actual, % of actual), ``inside`` (actual
             within P10-P90), ``logit_sd``, ``error_bound``, ``n_train_rows``;
             with an oracle, ``oracle_forecast``, ``oracle_p10`` / ``oracle_p90``,
-            ``oracle_error_pct``, ``oracle_inside``... (the floor, from the truth).
+            ``oracle_error_pct``, ``oracle_inside``... (the floor, from the truth);
+            ``verdict``: the gate's verdict on the cohort's model.
         summary: ``mape``, ``coverage``, ``mape_500`` / ``coverage_500`` (cohorts of
             500+ trials), ``n_cohorts``, ``n_cohorts_500``; count and value errors
             apart (``count_error_pct`` over all cohorts, ``count_mape``,
@@ -69,6 +71,7 @@ class BacktestResult:
 
     cohorts: pd.DataFrame
     summary: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def truncate_tables(tables: Tables, origin: pd.Timestamp) -> Tables:
@@ -124,6 +127,34 @@ def list_cohorts(
     return out
 
 
+def fit_cohort(
+    builder: FeatureBuilder,
+    config: CompanyConfig,
+    origin: pd.Timestamp,
+    *,
+    kind: str = "conversion",
+) -> tuple[FittedKind, int]:
+    """Train and judge the ``kind`` model on what was known at ``origin``, through the
+    one recipe (``training.recipe.fit_kind``: guards, small-data mode, the kind's
+    split, calibration on the validation part, the gate's verdict on the test part).
+
+    Returns the fitted kind and the training rows.
+
+    Raises:
+        ValueError: nothing to train on at ``origin`` (``NotEnoughDataError`` included).
+    """
+    declared = model_kind(kind)
+    frame = declared.training_set(builder, export_time=origin)
+    fitted = fit_kind(
+        config,
+        frame,
+        declared,
+        spec_json=builder.spec.to_json(),
+        options=RecipeOptions(path="backtest"),
+    )
+    return fitted, len(frame)
+
+
 def fit_cohort_model(
     builder: FeatureBuilder,
     config: CompanyConfig,
@@ -131,30 +162,9 @@ def fit_cohort_model(
     *,
     kind: str = "conversion",
 ) -> tuple[TrialcastModel, pd.DataFrame, int]:
-    """Train the ``kind`` model on what was known at ``origin``.
-
-    Returns the model, the validation part (calibration data) and the training rows.
-    """
-    declared = model_kind(kind)
-    frame = declared.build_training_set(builder, export_time=origin)
-    cfg = config.model
-    split = build_time_split(
-        frame, declared.name, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
-    )
-    # No test part is needed here: the newest accounts calibrate (valid + test).
-    train = frame.iloc[split.train].reset_index(drop=True)
-    valid = frame.iloc[np.concatenate([split.valid, split.test])].reset_index(drop=True)
-    model = fit_model(
-        train,
-        valid,
-        model_features(frame, declared.name),
-        dict(cfg.lightgbm),
-        kind=declared.name,
-        spec_json=builder.spec.to_json(),
-        num_boost_round=cfg.num_boost_round,
-        early_stopping_rounds=cfg.early_stopping_rounds,
-    )
-    return model, valid, len(frame)
+    """``fit_cohort``'s model, its validation part (calibration data) and the training rows."""
+    fitted, n_rows = fit_cohort(builder, config, origin, kind=kind)
+    return fitted.model, fitted.valid, n_rows
 
 
 def compute_calibration_sd(
@@ -200,8 +210,9 @@ def evaluate_cohort(
     """
     window = config.trial.conversion_window_days
     known = truncate_tables(tables, origin)
-    builder = FeatureBuilder.from_tables(known, config)
-    model, valid, n_rows = fit_cohort_model(builder, config, origin)
+    builder = point_in_time_builder(config, known, origin)
+    fitted, n_rows = fit_cohort(builder, config, origin)
+    model, valid = fitted.model, fitted.valid
 
     acc = known.accounts
     ids = acc["account_id"].astype(str)
@@ -292,6 +303,7 @@ def evaluate_cohort(
         "logit_sd": logit_sd,
         "error_bound": dist.error_bound((0.1, 0.5, 0.9)),
         "n_train_rows": n_rows,
+        "verdict": fitted.gate.text if fitted.gate is not None else "",
         **floor,
     }
 
@@ -350,7 +362,7 @@ def run_rolling_backtest(
     """Backtest every eligible cohort (or the ``cohorts`` given, as ``YYYY-MM``).
 
     Cohorts whose origin leaves too little labelled history to train on are
-    skipped. ``num_threads`` overrides LightGBM's thread count (many small fits
+    skipped and listed in ``skipped`` with the reason. ``num_threads`` overrides LightGBM's thread count (many small fits
     run faster single-threaded, and far faster on a busy machine). ``oracle``
     (a generated company's truth) adds the oracle floor beside every cohort.
     """
@@ -366,6 +378,7 @@ def run_rolling_backtest(
         wanted = set(cohorts)
         plan = [(c, o) for c, o in plan if c in wanted]
     rows = []
+    skipped: dict[str, str] = {}
     for cohort, origin in plan:
         try:
             rows.append(
@@ -379,9 +392,12 @@ def run_rolling_backtest(
                     oracle=oracle,
                 )
             )
-        except ValueError:
-            continue  # no closed history yet at this origin
+        except ValueError as exc:  # e.g. too little closed history at this origin
+            skipped[cohort] = str(exc)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        raise ValueError("no cohort could be backtested: too little closed history")
-    return BacktestResult(cohorts=frame, summary=summarise_backtest(frame, min_trials=min_trials))
+        reasons = "; ".join(f"{c}: {r}" for c, r in skipped.items())
+        raise ValueError(f"no cohort could be backtested ({reasons or 'no eligible cohort'})")
+    return BacktestResult(
+        cohorts=frame, summary=summarise_backtest(frame, min_trials=min_trials), skipped=skipped
+    )

@@ -224,15 +224,22 @@ def promote_cmd(
         int | None, typer.Option(help="Version to promote (default: challenger).")
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Promote even if it did not beat the champion.")
+        bool,
+        typer.Option(
+            help="Promote a 'promoted' version even if it did not beat the champion "
+            "(never overrides the verdict)."
+        ),
     ] = False,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
 ) -> None:
-    """Move the ``champion`` alias to a registered version (never one that fails the base rate)."""
+    """Move the ``champion`` alias to a registered version whose verdict is ``promoted``;
+    exits non-zero when it refuses."""
     from training.registry import promote
 
     cfg = load_config_or_exit(config)
     outcome = promote(cfg, kind, version=version, tracking_uri=tracking_uri, force=force)
+    if not outcome.promoted:
+        fail(outcome.reason)
     say(outcome.reason)
 
 

@@ -147,7 +147,7 @@ def run_train_dask(
 
     from training.dask_gate import judge_dask, write_gate
     from training.distributed import evaluate_dask, fit_model_dask, time_split_dask
-    from training.train import model_features
+    from training.recipe import model_features
 
     features = Path(features_dir)
     spec_json = (features / "feature_spec.json").read_text()

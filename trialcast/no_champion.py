@@ -27,16 +27,27 @@ def missing_model_message(
     tracking_uri: str | None = None,
     alias: str | None = None,
 ) -> str | None:
-    """``None`` when ``<model>@alias`` exists, else a plain explanation with the next step."""
+    """``None`` when ``<model>@alias`` exists and its verdict is ``promoted``, else a
+    plain explanation with the next step (fail closed: whatever the alias, an
+    unjudged or refused version is never scored, forecast or served)."""
     alias = alias or os.environ.get(ENV_ALIAS) or "champion"
     uri = resolve_tracking_uri(config, tracking_uri)
     name = registered_name(config, kind)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
-        client.get_model_version_by_alias(name, alias)
-        return None
+        found = client.get_model_version_by_alias(name, alias)
     except MlflowException:
-        pass
+        found = None
+    if found is not None:
+        verdict = (found.tags or {}).get("verdict")
+        if verdict == "promoted":
+            return None
+        said = (found.tags or {}).get("verdict_text") or verdict or "none: never judged"
+        return (
+            f"{name}@{alias} is version {found.version}, whose verdict is '{said}': only a "
+            "version the promotion gate promoted is scored, forecast or served. Retrain "
+            "(`trialcast train -c CONFIG`) or point --alias at a promoted version"
+        )
     try:
         versions = list(client.search_model_versions(f"name = '{name}'"))
     except MlflowException:
@@ -57,7 +68,6 @@ def missing_model_message(
     }.get(tags.get("verdict", ""), "retrain when more trials have finished")
     return (
         f"{name} has no {alias!r} version in {uri}. The last trained version "
-        f"{last.version} was not promoted: verdict '{verdict}'. Next: {advice}; or, if you "
-        f"accept it anyway, `trialcast promote -c CONFIG --kind {kind} --version "
-        f"{last.version} --force` (a probable leak is never promoted)."
+        f"{last.version} was not promoted: verdict '{verdict}'. Next: {advice}. Only a "
+        "version with the verdict 'promoted' becomes champion (--force does not override it)."
     )

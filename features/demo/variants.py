@@ -163,6 +163,45 @@ def no_signal(demo: DemoData, *, seed: int = 0) -> DemoData:
     return _with(demo, truth=truth, accounts=acc)
 
 
+def shuffled_outcomes(demo: DemoData, *, seed: int = 0) -> DemoData:
+    """Outcomes shuffled across accounts, each with its own realistic timing.
+
+    Unlike ``no_signal`` (conversions uniform after the trial), each account takes
+    another account's whole outcome *and its lag*: a conversion that came 3 days
+    before that trial's end comes 3 days before this trial's end, one that came
+    weeks after comes weeks after. Labels carry no behaviour, but when accounts
+    convert is as real as the generator's timing law: snapshots late in the window
+    convert less, and a model can beat one pooled base rate by learning that
+    calendar alone. The truth's probabilities become the base rate.
+    """
+    rng = np.random.default_rng(seed)
+    acc = demo.tables.accounts.copy()
+    export = _export(demo)
+    truth = demo.truth.set_index("account_id").reindex(acc["account_id"]).reset_index()
+    truth.attrs = dict(demo.truth.attrs)
+    order = rng.permutation(len(acc))
+    end = pd.Series(acc["trial_end"].to_numpy())
+    start = pd.Series(acc["trial_start"].to_numpy())
+    lag = pd.Series(truth["converted_at_true"].to_numpy() - end.to_numpy()).to_numpy()[order]
+    converted = truth["converted"].to_numpy(dtype=bool)[order]
+    new_conv = (end + pd.Series(lag)).where(pd.Series(converted))
+    new_conv = new_conv.where(new_conv.isna() | (new_conv > start), start + pd.Timedelta(days=1))
+    paid_for = (truth["churned_at_true"] - truth["converted_at_true"]).to_numpy()[order]
+    new_churn = new_conv + pd.Series(paid_for)
+    known_conv = (new_conv < export).to_numpy()
+    acc["converted_at"] = new_conv.where(known_conv).to_numpy()
+    acc["churned_at"] = new_churn.where(new_churn < export).to_numpy()
+    acc["deal_value"] = acc["deal_value"].to_numpy()[order]
+    acc["mrr"] = np.where(known_conv, (acc["deal_value"] / 12.0).round(2), np.nan)
+    truth["converted"] = converted
+    truth["converted_at_true"] = new_conv.to_numpy()
+    truth["churned_at_true"] = new_churn.to_numpy()
+    rate = float(converted.mean())
+    for col in [c for c in truth.columns if c.startswith("p_convert")]:
+        truth[col] = rate
+    return _with(demo, truth=truth, accounts=acc)
+
+
 def hindsight_event(
     demo: DemoData,
     name: str = "Subscription Activated",

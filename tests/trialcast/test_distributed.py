@@ -29,8 +29,8 @@ from features.spec import feature_spec_from_counts, fit_feature_spec
 from training.distributed import early_stopping_round, fit_model_dask, score_dask
 from training.metrics import roc_auc
 from training.model import TrialcastModel, fit_model
+from training.recipe import model_features
 from training.split import build_time_split
-from training.train import model_features
 from trialcast.dask_jobs import (
     SCHEDULER_ENV,
     resolve_scheduler,
