@@ -86,7 +86,7 @@ class EventLeakStats:
 def empty_stats() -> EventLeakStats:
     """Statistics of no accounts (the identity of ``merge_stats``)."""
     zero = np.zeros(0, dtype=np.int64)
-    return EventLeakStats((), *(zero for _ in COUNT_FIELDS), labelled=0, converters=0)
+    return EventLeakStats((), **{f: zero for f in COUNT_FIELDS}, labelled=0, converters=0)
 
 
 def merge_stats(parts: Iterable[EventLeakStats]) -> EventLeakStats:
@@ -246,7 +246,7 @@ def stats_from_arrays(
     n_lab = int(lab.closed.sum())
     n_conv = int((lab.closed & lab.converted).sum())
     return EventLeakStats(
-        tuple(str(vocabulary[i]) for i in present),
+        tuple(str(v) for v in vocabulary[present]),
         events=counts[present],
         trial_converters=trial_conv[present],
         trial_others=trial_other[present],

@@ -211,12 +211,14 @@ def judge_events(stats: EventLeakStats, config: CompanyConfig) -> list[EventLeak
     n1, n0 = stats.converters, stats.others
     if n1 == 0 or n0 == 0:
         return list(leaks.values())
-    table = stats.frame().sort_index(kind="mergesort")
-    share_conv = table["trial_converters"] / n1
-    share_other = table["trial_others"] / n0
-    in_trial = (table["trial_converters"] + table["trial_others"]) > 0
-    for name in table.index[in_trial]:
-        sc, so = float(share_conv[name]), float(share_other[name])
+    order = np.argsort(np.asarray(stats.names, dtype=object), kind="mergesort")
+    names = [stats.names[i] for i in order]
+    trial_conv, trial_other = stats.trial_converters[order], stats.trial_others[order]
+    share_conv, share_other = trial_conv / n1, trial_other / n0
+    for i, name in enumerate(names):
+        sc, so = float(share_conv[i]), float(share_other[i])
+        if trial_conv[i] + trial_other[i] == 0:
+            continue
         if sc >= rules.min_share_converters and so <= rules.max_share_others:
             leaks[name] = EventLeak(
                 name,
@@ -225,34 +227,31 @@ def judge_events(stats: EventLeakStats, config: CompanyConfig) -> list[EventLeak
                 sc,
                 so,
             )
-    have = table["cluster_converters"]
-    for name in table.index[have > 0]:
-        size = int(have[name])
-        mean = table.at[name, "clustered_converters"] / size
-        so = float(share_other[name])
-        if (
-            mean >= 0.8
-            and size / n1 >= MIN_CONVERTER_COVERAGE
-            and so <= rules.max_share_others
-            and name not in leaks
-        ):
+    have, clustered = stats.cluster_converters[order], stats.clustered_converters[order]
+    for i, name in enumerate(names):
+        size = int(have[i])
+        so = float(share_other[i])
+        if size == 0 or name in leaks:
+            continue
+        mean = float(clustered[i]) / size
+        if mean >= 0.8 and size / n1 >= MIN_CONVERTER_COVERAGE and so <= rules.max_share_others:
             leaks[name] = EventLeak(
                 name,
                 f"for {mean:.0%} of the {size} converters that have it, it "
                 f"happens within {rules.cluster_days:g} day(s) of converted_at",
-                float(share_conv[name]),
+                float(share_conv[i]),
                 so,
             )
-    r1, r0 = table["reach_converters"], table["reach_others"]
-    reached = r1 + r0
-    for name in table.index[reached >= MIN_REACHED]:
-        a, b = int(r1[name]), int(r0[name])
+    r1, r0 = stats.reach_converters[order], stats.reach_others[order]
+    for i, name in enumerate(names):
+        a, b = int(r1[i]), int(r0[i])
+        if a + b < MIN_REACHED or name in leaks:
+            continue
         rate = a / (a + b)
         if (
             rate >= REACH_CONVERT_SHARE
             and a / n1 >= MIN_CONVERTER_COVERAGE
             and b / n0 <= rules.max_share_others
-            and name not in leaks
         ):
             leaks[name] = EventLeak(
                 name,
