@@ -88,49 +88,13 @@ def fit_feature_spec(
     it are looked at (the training part of a time split), so the choices never
     see the test period.
     """
-    from features.leaks import scan_leaks
+    from features.spec_stats import cut_tables, spec_from_stats, spec_stats
 
     export_time = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
     if before is not None:
-        cut = pd.Timestamp(before)
-        acc = tables.accounts[tables.accounts["trial_start"] < cut]
-        ids = acc["account_id"].astype(str)
-        ev = tables.events
-        ev = ev[
-            (ev["timestamp"] < cut).to_numpy() & ev["account_id"].astype(str).isin(ids).to_numpy()
-        ]
-        table = tables.features
-        if table is not None:  # the feature table's rows of those accounts, before the cut
-            keep = table["account_id"].astype(str).isin(ids).to_numpy()
-            if "as_of" in table.columns:
-                keep = keep & (table["as_of"] < cut).to_numpy()
-            table = table[keep]
-        tables = Tables(
-            events=ev,
-            accounts=acc.reset_index(drop=True),
-            communications=None,
-            features=table,
-            export_at=export_time,
-        )
-    scan = scan_leaks(tables, config, export_time=export_time)
-    events = tables.events
-    if scan.excluded_events:
-        events = events[~events["event"].astype(str).isin(scan.excluded_events).to_numpy()]
-    counts = events["event"].astype(str).value_counts(sort=False)
-    levels: dict[str, list[str]] = {}
-    for col in config.firmographics.categorical:
-        if col in tables.accounts.columns and col not in scan.excluded_attributes:
-            values = tables.accounts[col].dropna().astype(str)
-            levels[col] = pd.unique(values).tolist()
-    spec = feature_spec_from_counts(counts, levels, config)
-    notes = [line for line in scan.message().splitlines() if line]
-    spec = replace(
-        spec,
-        excluded_events=scan.excluded_events,
-        excluded_attributes=scan.excluded_attributes,
-        leak_notes=notes,
-        fitted_before=None if before is None else str(pd.Timestamp(before)),
-    )
+        tables = cut_tables(tables, before, export_time)
+    # The same statistics and judgement as the Dask feature job's (merged per partition).
+    spec = spec_from_stats(spec_stats(tables, config, export_time), config, before=before)
     if tables.features is None:
         return spec
     from features.feature_table import fit_table_columns

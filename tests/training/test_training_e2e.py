@@ -41,7 +41,8 @@ def test_both_models_trained_logged_and_registered(trained, tmp_path):
         if kind == "conversion":
             assert {"model.d1.roc_auc", "model.end.ece", "persona.all.roc_auc"} <= set(metrics)
         assert metrics["model.all.roc_auc"] > 0.65
-        assert tags["beats_base_rate"] == "true" and tags["config_hash"] == config.config_hash()
+        assert "beats_base_rate" not in tags  # the verdict is the only judgement
+        assert tags["verdict"] == "promoted" and tags["config_hash"] == config.config_hash()
         assert tags["git_commit"]
         assert len(params["data_sha256"]) == 64 and int(params["data_rows"]) > 0
         artifacts = {a.path for a in client.list_artifacts(outcome.run_id)}
@@ -101,13 +102,21 @@ def test_retraining_makes_a_challenger_and_promotion_moves_the_champion(trained)
     assert str(client.get_model_version_by_alias(name, CHAMPION).version) == "2"
 
 
-def test_a_model_that_loses_to_the_base_rate_is_never_promoted(trained):
+@pytest.mark.parametrize("verdict", ["no lift found", "probable leak", "flat model", None])
+def test_only_a_promoted_verdict_becomes_champion_even_with_force(trained, verdict):
+    """Fail closed: the verdict tag decides; --force never overrides it, and a version
+    without a verdict is unjudged and refused."""
     config, uri, _, _ = trained
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name = config.registry.churn_model
-    client.set_model_version_tag(name, "1", "beats_base_rate", "false")
+    if verdict is None:
+        client.delete_model_version_tag(name, "1", "verdict")
+    else:
+        client.set_model_version_tag(name, "1", "verdict", verdict)
     try:
         result = promote(config, "churn", version=1, tracking_uri=uri, force=True)
     finally:
-        client.set_model_version_tag(name, "1", "beats_base_rate", "true")
-    assert not result.promoted and "never promoted" in result.reason
+        client.set_model_version_tag(name, "1", "verdict", "promoted")
+    assert not result.promoted
+    expected = "no verdict" if verdict is None else "--force"
+    assert expected in result.reason, result.reason
