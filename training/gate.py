@@ -16,10 +16,10 @@ of the data it never saw:
   gain over the *test part's own* base rate (and over the champion, when there is
   one) is not above 0.
 - ``no lift beyond timing``: the model beats the pooled base rate but not the
-  base rate of each snapshot (day of the trial, trial end, days after): snapshots
-  differ (late in the conversion window nobody converts any more), so a model
-  can beat one pooled rate by learning only the calendar. Lift must hold over
-  the per-snapshot rates of the test part.
+  timing-only model, the base rate of each snapshot (day of the trial, trial end,
+  days after) learnt on the training part: snapshots differ (late in the
+  conversion window nobody converts any more), so a model can beat one pooled
+  rate by learning only the calendar. Lift must hold over the timing too.
 - ``promoted``: passes every check (it becomes champion when there is none or
   when it beats the champion).
 
@@ -99,8 +99,8 @@ class GateResult:
         test_rate, train_rate: base rates of the two parts (drift is reported).
         auc, model_log_loss, base_log_loss: test metrics (base = test base rate).
         gain_base: log-loss gain over the test base rate, with its interval.
-        gain_timing: log-loss gain over the test part's base rate of each snapshot
-            (None when the rows have no ``snapshot`` or only one).
+        gain_timing: log-loss gain over the timing-only model (each snapshot's base
+            rate, learnt on the training part; None without snapshots).
         spread: 95th minus 5th percentile of the model's test probabilities.
         gain_champion: log-loss gain over the champion (None without one).
         top_features: (feature, mean |SHAP|) of a probable leak, largest first.
@@ -160,7 +160,7 @@ class GateResult:
         lines.append(f"  log-loss gain over the base rate: {self.gain_base.text()}")
         if self.gain_timing is not None:
             lines.append(
-                f"  log-loss gain over each snapshot's base rate: {self.gain_timing.text()}"
+                f"  log-loss gain over the timing-only model: {self.gain_timing.text()}"
             )
         if self.gain_champion is not None:
             lines.append(f"  log-loss gain over the champion: {self.gain_champion.text()}")
@@ -222,19 +222,30 @@ def bootstrap_gain(
     return Interval(estimate, float(low), float(high), level)
 
 
-def snapshot_base_rates(test: pd.DataFrame) -> np.ndarray | None:
-    """Each row's snapshot base rate in ``test`` (the timing-only model), or None.
+#: Pseudo-rows pulling a snapshot's rate towards the pooled rate (few rows, little trust).
+TIMING_PRIOR_ROWS = 20.0
 
-    ``None`` when the rows carry no ``snapshot`` column or a single snapshot: then
-    the pooled base rate is already the timing-only model.
+
+def snapshot_base_rates(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray | None:
+    """The timing-only model: each row's snapshot base rate, learnt on ``train``.
+
+    A snapshot's rate in the training part (shrunk towards the pooled rate by
+    ``TIMING_PRIOR_ROWS`` pseudo-rows; a snapshot the training part lacks gets
+    the pooled rate), for every row of ``rows``. ``None`` when the rows carry no
+    ``snapshot`` column or the training part a single snapshot: then the pooled
+    base rate already is the timing-only model.
     """
-    if "snapshot" not in test.columns:
+    if "snapshot" not in train.columns or "snapshot" not in rows.columns:
         return None
-    snap = test["snapshot"].astype(str)
+    snap = train["snapshot"].astype(str)
     if snap.nunique() < 2:
         return None
-    rates = test["label"].astype(float).groupby(snap.to_numpy()).transform("mean")
-    return rates.to_numpy(dtype=np.float64)
+    y = train["label"].astype(float)
+    pooled = float(y.mean())
+    stats = y.groupby(snap.to_numpy()).agg(["sum", "count"])
+    rates = (stats["sum"] + TIMING_PRIOR_ROWS * pooled) / (stats["count"] + TIMING_PRIOR_ROWS)
+    out = rates.reindex(rows["snapshot"].astype(str).to_numpy()).fillna(pooled)
+    return out.to_numpy(dtype=np.float64)
 
 
 def probability_spread(p: np.ndarray) -> float:
@@ -259,9 +270,9 @@ def judge(
     train_rate: float,
     p_champion: np.ndarray | None = None,
     importance: pd.Series | Callable[[], pd.Series] | None = None,
+    p_timing: np.ndarray | None = None,
 ) -> GateResult:
-    """The verdict for a model on its test part (``label``, ``account_id`` and,
-    when present, ``snapshot`` columns).
+    """The verdict for a model on its test part (``label``, ``account_id`` columns).
 
     Args:
         config: ``[promotion]`` and ``[leakage]`` thresholds.
@@ -271,6 +282,8 @@ def judge(
         p_champion: the champion's probabilities on the same rows, if there is one.
         importance: mean |SHAP| per feature (named when the verdict is a leak), or a
             function computing it, called only then (SHAP on a sample costs seconds).
+        p_timing: the timing-only model's probabilities for those rows
+            (``snapshot_base_rates``); the model must beat it too.
     """
     promo, leak = config.promotion, config.leakage
     y = test["label"].to_numpy(dtype=np.float64)
@@ -291,8 +304,7 @@ def judge(
         )
 
     gain_base = gain_over(base)
-    timing = snapshot_base_rates(test)
-    gain_timing = gain_over(timing) if timing is not None else None
+    gain_timing = gain_over(np.asarray(p_timing)) if p_timing is not None else None
     gain_champion = gain_over(np.asarray(p_champion)) if p_champion is not None else None
     top: list[tuple[str, float]] = []
     reasons: list[str] = []
@@ -337,7 +349,8 @@ def judge(
     elif gain_timing is not None and gain_timing.low <= 0:
         reasons.append(
             "it beats the pooled base rate, but the interval of its log-loss gain over the "
-            "base rate of each snapshot (where in the trial or after it the row is) reaches "
+            "timing-only model (each snapshot's base rate: where in the trial or after it "
+            "the row is) reaches "
             "0 or below: it learned when accounts convert, not which ones"
         )
         verdict, text = Verdict.NO_LIFT_BEYOND_TIMING, Verdict.NO_LIFT_BEYOND_TIMING.value

@@ -68,6 +68,8 @@ log = logging.getLogger("trialcast.training")
 
 #: Columns of a training set that identify or time a row; never model inputs.
 ID_COLUMNS = ("account_id", "trial_start", "as_of", "snapshot", "snapshot_day", "label")
+#: Columns ``Engine.labels`` returns (``snapshot`` when present: the timing-only model).
+LABEL_COLUMNS = ("account_id", "label", "snapshot")
 #: Columns of the test part every engine brings back (plus ``p_model``).
 SCORED_COLUMNS = ("account_id", "trial_start", "as_of", "snapshot", "snapshot_day", "label")
 
@@ -138,7 +140,7 @@ class Engine(Protocol):
     name: str
 
     def labels(self, frame: Any) -> pd.DataFrame:
-        """``account_id`` and ``label`` of every row (small)."""
+        """``account_id``, ``label`` and (when present) ``snapshot`` of every row (small)."""
 
     def columns(self, frame: Any) -> pd.DataFrame:
         """An empty frame with ``frame``'s columns and dtypes."""
@@ -180,7 +182,7 @@ class LocalEngine:
     name = "local"
 
     def labels(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[["account_id", "label"]]
+        return frame[[c for c in LABEL_COLUMNS if c in frame.columns]]
 
     def columns(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.iloc[:0]
@@ -261,6 +263,7 @@ def _baselines(
     train: Any,
     kept: list[str],
     *,
+    train_labels: pd.DataFrame,
     kind: ModelKind,
     spec_json: str,
     truth: pd.DataFrame | None,
@@ -278,7 +281,7 @@ def _baselines(
             )
             test["p_persona"] = build_persona_baseline(train, test, levels)
             prob_cols["persona"] = "p_persona"
-    timing = snapshot_base_rates(test)
+    timing = snapshot_base_rates(train_labels, test)
     if timing is not None:
         test["p_snapshot_rate"] = timing
         prob_cols["snapshot_rate"] = "p_snapshot_rate"
@@ -381,9 +384,16 @@ def fit_kind(
     valid_ll = log_loss(y_valid, 1.0 / (1.0 + np.exp(-(model.a * margin + model.b))))
 
     test = engine.scored(model, parts.test)
-    train_rate = float(engine.labels(parts.train)["label"].mean())
+    train_labels = engine.labels(parts.train)
+    train_rate = float(train_labels["label"].mean())
     prob_cols = _baselines(
-        test, parts.train, leakage.kept, kind=declared, spec_json=spec_json, truth=options.truth
+        test,
+        parts.train,
+        leakage.kept,
+        train_labels=train_labels,
+        kind=declared,
+        spec_json=spec_json,
+        truth=options.truth,
     )
     test["p_base_rate"] = np.full(len(test), train_rate)
     prob_cols["base_rate"] = "p_base_rate"
@@ -430,5 +440,6 @@ def judge_scored(
         test["p_model"].to_numpy(),
         train_rate=train_rate,
         p_champion=p_champion,
+        p_timing=test["p_snapshot_rate"].to_numpy() if "p_snapshot_rate" in test else None,
         importance=lambda: model.contributions(engine.sample(source, 2000)).values.abs().mean(),
     )
