@@ -14,9 +14,13 @@ run: the ``FeatureSpec`` and the export time. So the job is:
 3. Validate each partition with the pandas validator (every check is per row or
    per account; the export-time cap agrees with the global one, see
    ``validate_partition``) and keep the validated partitions in worker memory.
-4. Gather tiny global statistics (events per type, categorical values, latest
-   timestamp) and fit the ``FeatureSpec`` once, through the same
-   ``feature_spec_from_counts`` the pandas path uses.
+4. Gather small global statistics: the latest timestamp and each account's trial
+   start and end give the export time and the spec's point-in-time cut (the
+   time split's first validation cohort); then each partition, cut there, gives
+   ``features.spec_stats.SpecStats`` (events per type, categorical values, the
+   leak scan's counts), merged and turned into the ``FeatureSpec`` by the same
+   ``spec_from_stats`` the one-machine path uses: same leak scan, same
+   exclusions (``[leakage]``, ``known_at = "current"``), same spec.
 5. Run ``FeatureBuilder`` / ``build_account_view`` / the training-set builders
    unchanged on each partition, with the global spec and export time, and write
    each partition's rows as one Parquet part into a temporary folder, renamed
@@ -48,8 +52,10 @@ from features.distributed_partition import (
     SEQ_COLUMN,
     TABLES,
     build_partition,
+    fit_merged_spec,
     merge_stats,
     partition_finished_trials,
+    partition_spec_stats,
     partition_stats,
     validate_partition,
 )
@@ -263,7 +269,14 @@ def run_distributed_features(
     parts = client.persist(parts)
     stats_fn = dask.delayed(partition_stats, pure=True)
     stats = client.gather(client.compute([stats_fn(p, config) for p in parts]))
-    spec, export_time = merge_stats(stats, config)
+    export_time, cut = merge_stats(stats, config)
+    # The spec as one machine fits it for training: leak scan, exclusions, top-K types
+    # and levels from the trials before the validation cut, statistics merged.
+    spec_fn = dask.delayed(partition_spec_stats, pure=True)
+    spec_parts = client.gather(
+        client.compute([spec_fn(p, config, cut, export_time) for p in parts])
+    )
+    spec = fit_merged_spec(spec_parts, config, cut)
     seconds["read_shuffle_validate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

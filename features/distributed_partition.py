@@ -2,8 +2,11 @@
 
 Each partition holds whole accounts (``features.distributed`` co-partitions the
 tables by account), so the pandas validator and feature builders run on it
-unchanged; only tiny statistics (events per type, categorical values, latest
-timestamp) cross partitions, to fit the one global ``FeatureSpec``.
+unchanged; only small statistics cross partitions: first the latest timestamp
+and each account's trial start and end (for the export time and the spec's
+point-in-time cut), then ``features.spec_stats.SpecStats`` of the partition cut
+at that moment (events per type, categorical values, the leak scan's counts),
+merged into the one global ``FeatureSpec`` exactly as one machine fits it.
 """
 
 from __future__ import annotations
@@ -20,8 +23,20 @@ from features.config import CompanyConfig
 from features.loaders import CATEGORY_COLUMNS
 from features.pipeline import build_account_view, build_trial_view
 from features.quarantine import InputError
-from features.snapshots import build_churn_training_set, build_trial_training_set
-from features.spec import FeatureSpec, feature_spec_from_counts
+from features.snapshots import (
+    NoLabelledRowsError,
+    build_churn_training_set,
+    build_trial_training_set,
+)
+from features.spec import FeatureSpec
+from features.spec_stats import (
+    SpecStats,
+    cut_tables,
+    merge_spec_stats,
+    spec_cutoff_from_trials,
+    spec_from_stats,
+    spec_stats,
+)
 from features.tables import Tables
 from features.validation import validate_raw_tables
 
@@ -90,10 +105,9 @@ def validate_partition(
 
 @dataclass
 class PartitionStats:
-    """What the global spec and export time need from one partition."""
+    """What the export time and the spec's cut need from one partition."""
 
-    event_counts: pd.Series
-    levels: dict[str, list[str]]
+    trials: pd.DataFrame
     latest: pd.Timestamp | None
     n_accounts: int
     n_events: int
@@ -102,21 +116,14 @@ class PartitionStats:
 
 
 def partition_stats(part: PartitionTables, config: CompanyConfig) -> PartitionStats:
-    """Event counts per type, categorical values and the latest timestamp of one partition."""
+    """Trial starts and ends and the latest timestamp of one partition."""
     tables = part.tables
-    counts = tables.events["event"].astype(str).value_counts(sort=False)
-    levels = {
-        col: pd.unique(tables.accounts[col].dropna().astype(str)).tolist()
-        for col in config.firmographics.categorical
-        if col in tables.accounts.columns
-    }
     candidates = [tables.events["timestamp"].max()]
     if tables.communications is not None and len(tables.communications):
         candidates.append(tables.communications["timestamp"].max())
     valid = [c for c in candidates if pd.notna(c)]
     return PartitionStats(
-        event_counts=counts,
-        levels=levels,
+        trials=tables.accounts[["trial_start", "trial_end"]].reset_index(drop=True),
         latest=pd.Timestamp(max(valid)) if valid else None,
         n_accounts=len(tables.accounts),
         n_events=len(tables.events),
@@ -127,21 +134,36 @@ def partition_stats(part: PartitionTables, config: CompanyConfig) -> PartitionSt
 
 def merge_stats(
     stats: list[PartitionStats], config: CompanyConfig
-) -> tuple[FeatureSpec, pd.Timestamp]:
-    """The global spec and export time from every partition's statistics.
+) -> tuple[pd.Timestamp, pd.Timestamp | None]:
+    """The export time and the spec's point-in-time cut from every partition's statistics.
 
     Raises:
         InputError: no valid event in any partition.
     """
-    counts = pd.concat([s.event_counts for s in stats]).groupby(level=0, sort=False).sum()
-    levels: dict[str, list[str]] = {}
-    for s in stats:
-        for col, values in s.levels.items():
-            levels.setdefault(col, []).extend(values)
     latest = [s.latest for s in stats if s.latest is not None]
     if not latest:
         raise InputError("events: no valid event left after validation; nothing to build")
-    return feature_spec_from_counts(counts, levels, config), max(latest)
+    export_time = max(latest)
+    trials = pd.concat([s.trials for s in stats], ignore_index=True)
+    return export_time, spec_cutoff_from_trials(trials, config, export_time)
+
+
+def partition_spec_stats(
+    part: PartitionTables,
+    config: CompanyConfig,
+    cut: pd.Timestamp | None,
+    export_time: pd.Timestamp,
+) -> SpecStats:
+    """``SpecStats`` of one partition's accounts and events before ``cut``."""
+    tables = part.tables if cut is None else cut_tables(part.tables, cut, export_time)
+    return spec_stats(tables, config, export_time)
+
+
+def fit_merged_spec(
+    parts: list[SpecStats], config: CompanyConfig, cut: pd.Timestamp | None
+) -> FeatureSpec:
+    """The global spec from every partition's ``SpecStats`` (``spec_from_stats``)."""
+    return spec_from_stats(merge_spec_stats(parts), config, before=cut)
 
 
 def _write_part(frame: pd.DataFrame, folder: Path, number: int) -> None:
@@ -176,6 +198,9 @@ def build_partition(
 ) -> dict[str, int]:
     """Build one partition's outputs with the unchanged pandas code and write them as parts.
 
+    A partition with no labelled row of a kind writes no part of that training set
+    (only that error is passed over; any other goes up and fails the job).
+
     Returns:
         Rows written per output name (0 where the partition had none).
     """
@@ -195,7 +220,7 @@ def build_partition(
         ):
             try:
                 frames[name] = fn(builder, export_time=export_time)
-            except ValueError:  # no labelled row in this partition
+            except NoLabelledRowsError:  # this partition's accounts have no labelled row
                 continue
     for name, frame in frames.items():
         _write_part(frame, Path(staging) / name, number)

@@ -26,6 +26,7 @@ from features.personas import (
     persona_playbook,
 )
 from features.snapshots import build_churn_training_set, build_trial_training_set
+from features.spec_stats import point_in_time_spec
 from features.validation import ValidationReport
 
 LIFECYCLE = ["trial", "deciding", "customer", "churned", "lost"]
@@ -134,7 +135,8 @@ def run_feature_pipeline(
     tables = loaded.tables
 
     t0 = time.perf_counter()
-    builder = FeatureBuilder.from_tables(tables, config)
+    # The spec is fitted before the validation cut, as every training path fits it.
+    builder = FeatureBuilder.from_tables(tables, config, point_in_time_spec(tables, config))
     problems = check_against_data(config, builder)
     if problems:  # before any long work: a misspelled name would silently give zeros
         raise ConfigError(

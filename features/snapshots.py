@@ -25,6 +25,11 @@ import pandas as pd
 from features.build import FeatureBuilder
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 
+
+class NoLabelledRowsError(ValueError):
+    """A training set has no labelled row yet (no closed label window / horizon)."""
+
+
 END = "end"
 
 
@@ -121,7 +126,7 @@ def build_trial_training_set(
         frame.insert(4, "label", label.astype(np.int8))
         parts.append(frame)
     if not parts:
-        raise ValueError(
+        raise NoLabelledRowsError(
             "no trial has a closed label window at export time: nothing to train on "
             "(need trials that ended more than conversion_window_days before the export)"
         )
@@ -164,7 +169,7 @@ def build_churn_training_set(
             parts.append(frame)
         k += 1
     if not parts:
-        raise ValueError(
+        raise NoLabelledRowsError(
             "no paying account has a full churn horizon before the export: nothing to train on"
         )
     return pd.concat(parts, ignore_index=True)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
@@ -274,3 +275,39 @@ def cut_tables(tables: Tables, before: pd.Timestamp, export_time: pd.Timestamp) 
         features=table,
         export_at=export_time,
     )
+
+
+#: Fewer labelled trials than this: the spec is fitted on everything (no cut).
+MIN_CUT_TRIALS = 10
+
+
+def spec_cutoff_from_trials(
+    trials: pd.DataFrame, config: CompanyConfig, now: pd.Timestamp
+) -> pd.Timestamp | None:
+    """Trial start of the first validation cohort of the conversion split (approximately):
+    the oldest ``1 - valid_fraction - test_fraction`` of trials with a closed label window.
+
+    ``trials`` needs ``trial_start`` and ``trial_end`` (one row per account; the Dask
+    job gathers just these two columns). ``None`` when fewer than ``MIN_CUT_TRIALS``
+    trials are labelled (then the spec is fitted on everything).
+    """
+    window = pd.Timedelta(days=config.trial.conversion_window_days)
+    closed = trials.loc[(trials["trial_end"] + window) < pd.Timestamp(now), "trial_start"]
+    if len(closed) < MIN_CUT_TRIALS:
+        return None
+    share = 1 - config.model.valid_fraction - config.model.test_fraction
+    return pd.Timestamp(
+        np.quantile(closed.to_numpy().astype("int64"), share).astype("datetime64[ns]")
+    )
+
+
+def point_in_time_spec(
+    tables: Tables, config: CompanyConfig, export_time: pd.Timestamp | None = None
+) -> FeatureSpec:
+    """The spec fitted only on trials that started before the validation cut
+    (``spec_cutoff_from_trials``): what every training path builds with."""
+    from features.spec import fit_feature_spec
+
+    now = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
+    cut = spec_cutoff_from_trials(tables.accounts, config, now)
+    return fit_feature_spec(tables, config, before=cut, export_time=export_time)

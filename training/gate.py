@@ -159,9 +159,7 @@ class GateResult:
         )
         lines.append(f"  log-loss gain over the base rate: {self.gain_base.text()}")
         if self.gain_timing is not None:
-            lines.append(
-                f"  log-loss gain over the timing-only model: {self.gain_timing.text()}"
-            )
+            lines.append(f"  log-loss gain over the timing-only model: {self.gain_timing.text()}")
         if self.gain_champion is not None:
             lines.append(f"  log-loss gain over the champion: {self.gain_champion.text()}")
         lines.append(f"  {self.drift_message()}")

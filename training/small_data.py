@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
@@ -73,18 +72,10 @@ def small_data_params(params: dict[str, Any]) -> dict[str, Any]:
 def spec_cutoff(
     tables: Tables, config: CompanyConfig, export_time: pd.Timestamp | None = None
 ) -> pd.Timestamp | None:
-    """Trial start of the first validation cohort of the conversion split (approximately):
-    the oldest ``1 - valid_fraction - test_fraction`` of trials with a closed label window.
-
-    ``None`` when no trial is labelled (then the spec is fitted on everything).
+    """Trial start of the first validation cohort of the conversion split (approximately);
+    ``None`` when too few trials are labelled (see ``features.spec_stats.spec_cutoff_from_trials``).
     """
-    acc = tables.accounts
+    from features.spec_stats import spec_cutoff_from_trials
+
     now = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
-    window = pd.Timedelta(days=config.trial.conversion_window_days)
-    closed = acc.loc[(acc["trial_end"] + window) < now, "trial_start"]
-    if len(closed) < 10:
-        return None
-    share = 1 - config.model.valid_fraction - config.model.test_fraction
-    return pd.Timestamp(
-        np.quantile(closed.to_numpy().astype("int64"), share).astype("datetime64[ns]")
-    )
+    return spec_cutoff_from_trials(tables.accounts, config, now)

@@ -25,7 +25,7 @@ from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.personas import fit_persona_levels
 from features.snapshots import build_churn_training_set, build_trial_training_set
-from features.spec import fit_feature_spec
+from features.spec_stats import point_in_time_spec
 from features.tables import Tables
 from training.gate import write_heldout_predictions
 from training.guards import LeakageReport, NotEnoughDataError
@@ -51,7 +51,6 @@ from training.settings import (
     resolve_artifact_location,
     resolve_tracking_uri,
 )
-from training.small_data import spec_cutoff
 from training.tracking import (
     RunRecord,
     data_fingerprint,
@@ -75,9 +74,9 @@ def point_in_time_builder(
     levels) was fitted only on trials that started before the time split's
     validation cohorts (``training.small_data.spec_cutoff``): what ``train``,
     ``retrain`` and the backtest build their training sets with."""
-    cut = spec_cutoff(tables, config, export_time)
-    spec = fit_feature_spec(tables, config, before=cut, export_time=export_time)
-    return FeatureBuilder.from_tables(tables, config, spec)
+    return FeatureBuilder.from_tables(
+        tables, config, point_in_time_spec(tables, config, export_time)
+    )
 
 
 def build_training_sets(
