@@ -199,7 +199,7 @@ def _margins(frame: pd.DataFrame, model: TrialcastModel, label: str) -> pd.DataF
     )
 
 
-def fit_model_dask(
+def fit_booster_dask(
     client: Any,
     train: Any,
     valid: Any,
@@ -208,12 +208,11 @@ def fit_model_dask(
     *,
     kind: str = "conversion",
     spec_json: str = "",
-    categories: dict[str, list[str]] | None = None,
     num_boost_round: int = 1000,
     early_stopping_rounds: int = 50,
-    label: str = "label",
 ) -> TrialcastModel:
-    """``training.model.fit_model`` on Dask: ``DaskLGBMClassifier``, early stopping, Platt.
+    """``DaskLGBMClassifier`` on ``train``, cut where early stopping on ``valid`` would
+    stop; returns the not-yet-calibrated model (``wrap_booster``: ``a = 1, b = 0``).
 
     Args:
         client: the ``distributed.Client``.
@@ -222,20 +221,14 @@ def fit_model_dask(
         params: LightGBM parameters (class weights and thread counts are dropped).
         kind: ``"conversion"`` or ``"churn"``.
         spec_json: the feature spec (travels with the model; gives firmographic levels).
-        categories: levels of the categorical features (default: see ``dask_categorical_levels``).
         num_boost_round: rounds trained; early_stopping_rounds: patience of the cut.
-
-    Returns:
-        The calibrated model, its booster cut at the early-stopping round.
     """
-    import dask
     from lightgbm.dask import DaskLGBMClassifier
 
-    if categories is None:
-        categories = dask_categorical_levels(train, features, spec_json)
+    categories = dask_categorical_levels(train, features, spec_json)
     meta = prepare_features(train._meta, features, categories)
     X = train.map_partitions(prepare_features, features, categories, meta=meta)
-    y = train[label]
+    y = train["label"]
     full = {"objective": "binary", "verbose": -1, **params}
     for key in (*DROPPED_PARAMS, "metric", "n_estimators", "num_boost_round", "num_iterations"):
         full.pop(key, None)
@@ -245,10 +238,10 @@ def fit_model_dask(
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
         clf.fit(X, y, categorical_feature=[c for c in features if c in categories])
     trained = clf.booster_
-    curve = validation_curve(trained, valid, features, categories, label=label)
+    curve = validation_curve(trained, valid, features, categories)
     best = early_stopping_round(curve, early_stopping_rounds)
     booster = lgb.Booster(model_str=trained.model_to_string(num_iteration=best))
-    model = wrap_booster(
+    return wrap_booster(
         booster,
         features=list(features),
         categories=categories,
@@ -256,9 +249,43 @@ def fit_model_dask(
         spec_json=spec_json,
         params=dict(params),
     )
+
+
+def margins_dask(model: TrialcastModel, part: Any, *, label: str = "label") -> pd.DataFrame:
+    """Raw margins and labels of every row of a Dask part (``margin``, ``y``), gathered."""
+    import dask
+
     shared = dask.delayed(model, pure=True)
     margin_meta = pd.DataFrame({"margin": np.zeros(0), "y": np.zeros(0)})
-    margins = valid.map_partitions(_margins, shared, label, meta=margin_meta).compute()
+    return part.map_partitions(_margins, shared, label, meta=margin_meta).compute()
+
+
+def fit_model_dask(
+    client: Any,
+    train: Any,
+    valid: Any,
+    features: list[str],
+    params: dict[str, Any],
+    *,
+    kind: str = "conversion",
+    spec_json: str = "",
+    num_boost_round: int = 1000,
+    early_stopping_rounds: int = 50,
+) -> TrialcastModel:
+    """``training.model.fit_model`` on Dask: ``fit_booster_dask`` then Platt scaling on
+    the validation margins gathered from the partitions (what the recipe does in steps)."""
+    model = fit_booster_dask(
+        client,
+        train,
+        valid,
+        features,
+        params,
+        kind=kind,
+        spec_json=spec_json,
+        num_boost_round=num_boost_round,
+        early_stopping_rounds=early_stopping_rounds,
+    )
+    margins = margins_dask(model, valid)
     model.a, model.b = fit_platt(margins["margin"].to_numpy(), margins["y"].to_numpy())
     return model
 

@@ -68,8 +68,9 @@ log = logging.getLogger("trialcast.training")
 
 #: Columns of a training set that identify or time a row; never model inputs.
 ID_COLUMNS = ("account_id", "trial_start", "as_of", "snapshot", "snapshot_day", "label")
-#: Columns ``Engine.labels`` returns (``snapshot`` when present: the timing-only model).
-LABEL_COLUMNS = ("account_id", "label", "snapshot")
+#: Columns ``Engine.labels`` returns when present (``snapshot``: the timing-only model;
+#: the entry times: the data fingerprint's date range).
+LABEL_COLUMNS = ("account_id", "label", "snapshot", "trial_start", "as_of")
 #: Columns of the test part every engine brings back (plus ``p_model``).
 SCORED_COLUMNS = ("account_id", "trial_start", "as_of", "snapshot", "snapshot_day", "label")
 

@@ -104,14 +104,18 @@ def run_features_dask(
 
 @dataclass
 class DaskTrainResult:
-    """Models trained on Dask and where they were saved.
+    """Models trained on Dask, where they were saved and how they were recorded.
 
     Attributes:
-        models: kind -> model folder (``TrialcastModel.save`` layout).
-        metrics: kind -> test metrics (``auc``, ``log_loss``, rows per part, rounds).
+        models: kind -> model folder (``TrialcastModel.save`` layout) of a promoted model.
+        metrics: kind -> test metrics (``test_auc``, ``test_log_loss``, rows, rounds).
         refused: kind -> reason it was not trained, or the gate's verdict and
             evidence when it refused the model (saved under ``<model_dir>/rejected``).
-        verdicts: kind -> the promotion gate's verdict (``training.dask_gate``).
+        verdicts: kind -> the promotion gate's verdict.
+        exclusions: kind -> features the single-feature guard excluded.
+        features: kind -> the model's input columns.
+        versions: kind -> registered MLflow model version (every judged model).
+        tracking_uri: the MLflow store the models were logged and registered in.
         seconds: wall time per kind.
     """
 
@@ -119,6 +123,10 @@ class DaskTrainResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     verdicts: dict[str, str] = field(default_factory=dict)
+    exclusions: dict[str, list[str]] = field(default_factory=dict)
+    features: dict[str, list[str]] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    tracking_uri: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -130,24 +138,31 @@ def run_train_dask(
     n_workers: int = 2,
     *,
     kinds: tuple[str, ...] = ("conversion", "churn"),
+    record: Any = None,
 ) -> DaskTrainResult:
-    """Train the conversion and churn models with ``lightgbm.dask`` from the Dask feature job's output.
+    """Train the conversion and churn models on Dask through the one recipe.
 
     Reads ``<features_dir>/{trial,churn}_training.parquet`` and
-    ``feature_spec.json``, splits by account in time order (as the one-machine
-    job), trains a ``DaskLGBMClassifier``, calibrates it (Platt on the
-    validation margins), scores the test part, judges it with the promotion gate
-    (``training.dask_gate``: probable leak, too little data, no lift, promoted) and
-    saves each model to ``<model_dir>/<kind>`` (written to a temporary folder, then
-    renamed) with its ``gate.json``; a model the gate refuses goes to
-    ``<model_dir>/rejected/<kind>`` instead, and every Dask scoring job refuses it.
-    No MLflow logging or baselines: those stay in ``trialcast train``.
+    ``feature_spec.json`` (the Dask feature job's output: its spec was fitted
+    like ``trialcast train``'s, leak scan and exclusions included) and calls
+    ``training.recipe.fit_kind`` with the Dask engine (``training.dask_recipe``):
+    the kind's split (churn: out of time, purged), the guards (single-feature
+    guard included), small-data mode, ``lightgbm.dask``, calibration, baselines
+    that need no training rows on the driver, and the gate's verdict. Each
+    judged model is then logged and registered in MLflow like ``trialcast train``'s
+    (``training.train.record_fitted``; ``record`` is a ``RecordTarget``, default:
+    the config's store) and saved to ``<model_dir>/<kind>`` with its ``gate.json``;
+    a model the gate refuses goes to ``<model_dir>/rejected/<kind>`` instead, and
+    every Dask scoring job refuses it.
     """
     import dask.dataframe as dd
 
-    from training.dask_gate import judge_dask, write_gate
-    from training.distributed import evaluate_dask, fit_model_dask, time_split_dask
-    from training.recipe import model_features
+    from training.dask_gate import write_gate
+    from training.dask_recipe import DaskEngine
+    from training.guards import NotEnoughDataError
+    from training.recipe import RecipeOptions, fit_kind
+    from training.train import RecordTarget, record_fitted
+    from training.train_results import FittedKind
 
     features = Path(features_dir)
     spec_json = (features / "feature_spec.json").read_text()
@@ -155,8 +170,9 @@ def run_train_dask(
     result = DaskTrainResult()
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
-    cfg = config.model
+    fitted: dict[str, FittedKind] = {}
     with dask_client(scheduler, n_workers=n_workers) as client:
+        engine = DaskEngine(client)
         for kind in kinds:
             path = features / files[kind]
             if not path.exists():
@@ -165,32 +181,34 @@ def run_train_dask(
             started = time.perf_counter()
             frame = dd.read_parquet(str(path))
             try:
-                train, valid, test = time_split_dask(
-                    frame, kind, valid_fraction=cfg.valid_fraction, test_fraction=cfg.test_fraction
+                fit = fit_kind(
+                    config,
+                    frame,
+                    kind,
+                    spec_json=spec_json,
+                    options=RecipeOptions(path="dask"),
+                    engine=engine,
                 )
-            except ValueError as exc:
-                result.refused[kind] = f"{kind} model: {exc}"
+            except NotEnoughDataError as exc:
+                result.refused[kind] = str(exc)
                 continue
-            cols = model_features(frame._meta, kind)
-            model = fit_model_dask(
-                client,
-                train,
-                valid,
-                cols,
-                dict(cfg.lightgbm),
-                kind=kind,
-                spec_json=spec_json,
-                num_boost_round=cfg.num_boost_round,
-                early_stopping_rounds=cfg.early_stopping_rounds,
-            )
-            metrics = evaluate_dask(model, test)
-            gate = judge_dask(config, model, train, test)
+            fitted[kind] = fit
+            gate = fit.gate
+            assert gate is not None  # the recipe always judges
+            metrics = {
+                "test_rows": float(gate.n_rows),
+                "test_auc": gate.auc,
+                "test_log_loss": gate.model_log_loss,
+                "rounds": float(fit.model.best_iteration),
+            }
             staging = root / f".{kind}.tmp-{uuid.uuid4().hex}"
-            model.save(staging)
+            fit.model.save(staging)
             (staging / "dask_metrics.json").write_text(json.dumps(metrics, indent=2))
             write_gate(gate, staging, kind)
             result.metrics[kind] = metrics
             result.verdicts[kind] = gate.text
+            result.exclusions[kind] = list(fit.leakage.excluded)
+            result.features[kind] = list(fit.model.features)
             result.seconds[kind] = time.perf_counter() - started
             if gate.promotable:
                 replace_dir(staging, root / kind)
@@ -199,6 +217,11 @@ def run_train_dask(
                 (root / "rejected").mkdir(exist_ok=True)
                 replace_dir(staging, root / "rejected" / kind)
                 result.refused[kind] = gate.message(kind)
+    if fitted:
+        target = record if record is not None else RecordTarget()
+        recorded = record_fitted(config, fitted, target)
+        result.tracking_uri = recorded.tracking_uri
+        result.versions = {k: o.version for k, o in recorded.models.items()}
     return result
 
 
