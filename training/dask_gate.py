@@ -1,62 +1,20 @@
-"""The promotion gate for models trained on Dask: the same verdict as ``trialcast train``.
+"""The verdict beside a Dask-trained model folder, and the check every Dask scoring job makes.
 
-A Dask-trained model is a folder, not a registry version, but it is scored and
-forecast from all the same: a leaky or useless one must be stopped just as
-surely. ``judge_dask`` scores the Dask test part per partition, brings back only
-``account_id``, ``label`` and the probability (a few MB even for millions of
-rows), and hands them to ``training.gate.judge``; when the metrics look like a
-leak, mean |SHAP| on up to 2,000 test rows names the features behind it.
-
-``write_gate`` stores the verdict beside the model (``gate.json``) and
-``require_promoted`` is what every Dask scoring job calls before using a folder.
+Dask models are judged by the one recipe (``training.recipe.fit_kind``, the same
+verdict as ``trialcast train``) and registered in MLflow; the Dask scoring jobs
+read a model *folder*, so the verdict also travels as ``gate.json`` in it.
+``write_gate`` writes it; ``require_promoted`` refuses any folder whose verdict
+is not ``promoted``, and any folder without one (never judged).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from features.config import CompanyConfig
-from training.gate import GateResult, Verdict, judge
-from training.model import TrialcastModel
+from training.gate import GateResult, Verdict
 
 GATE_FILE = "gate.json"
-
-
-def _scored(frame: pd.DataFrame, model: TrialcastModel, label: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "account_id": frame["account_id"].astype(str).to_numpy(),
-            "label": frame[label].to_numpy(dtype=np.float64),
-            "p": model.predict_proba(frame) if len(frame) else np.zeros(0),
-        }
-    )
-
-
-def judge_dask(
-    config: CompanyConfig, model: TrialcastModel, train: Any, test: Any, *, label: str = "label"
-) -> GateResult:
-    """The gate's verdict on a Dask test part (``train`` gives the drift report's rate)."""
-    import dask
-
-    meta = pd.DataFrame(
-        {"account_id": pd.Series(dtype=str), "label": np.zeros(0), "p": np.zeros(0)}
-    )
-    shared = dask.delayed(model, pure=True)
-    scored = test.map_partitions(_scored, shared, label, meta=meta).compute()
-    train_rate = float(train[label].mean().compute())
-    rows = scored[["account_id", "label"]]
-    return judge(
-        config,
-        rows,
-        scored["p"].to_numpy(),
-        train_rate=train_rate,
-        importance=lambda: model.contributions(test.head(2000, npartitions=-1)).values.abs().mean(),
-    )
 
 
 def write_gate(gate: GateResult, model_dir: str | Path, kind: str) -> Path:

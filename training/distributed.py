@@ -4,15 +4,15 @@ The result of training is an ordinary ``TrialcastModel`` (booster + Platt scalin
 + feature list + categories + spec), saved, loaded and served like one trained
 on one machine. What differs is only where the work runs:
 
-- The split is the one-machine ``build_time_split`` applied to the (small)
-  ``account_id`` / entry-time columns; rows are then selected per partition.
+- The split, guards, calibration and verdict are the one recipe's
+  (``training.recipe``, engine ``training.dask_recipe.DaskEngine``).
 - The booster is trained data-parallel by ``DaskLGBMClassifier`` for up to
   ``num_boost_round`` rounds (``lightgbm.dask`` has no early stopping). The
   validation log loss of every round is then computed exactly on the whole
   validation set (leaf outputs summed per round, partition by partition) and
   the booster is cut where LightGBM's early stopping would have stopped.
-- Platt scaling is ``training.model.fit_platt`` on the validation margins
-  gathered from the partitions.
+- Platt scaling is fitted on the validation margins gathered from the
+  partitions (``margins_dask``).
 
 Batch scoring maps ``TrialcastModel.predict_proba`` and ``contributions`` over
 the partitions and keeps each row's strongest reasons.
@@ -29,9 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from training.metrics import log_loss, roc_auc
 from training.model import TrialcastModel, fit_platt, prepare_features, wrap_booster
-from training.split import build_time_split
 
 #: Rows scored by default per model kind, by ``lifecycle`` of the account view.
 DEFAULT_LIFECYCLE: dict[str, tuple[str, ...]] = {
@@ -42,39 +40,6 @@ DEFAULT_LIFECYCLE: dict[str, tuple[str, ...]] = {
 #: unweighted margins) and thread counts (``lightgbm.dask`` uses each worker's).
 DROPPED_PARAMS = ("scale_pos_weight", "is_unbalance", "num_threads", "n_jobs", "nthread")
 UNKNOWN_CATEGORIES = "__UNKNOWN_CATEGORIES__"
-
-
-def _select_rows(frame: pd.DataFrame, part_of: pd.Series, part: int) -> pd.DataFrame:
-    keep = part_of.reindex(frame["account_id"].astype(str).to_numpy()).to_numpy() == part
-    return frame[keep]
-
-
-def time_split_dask(
-    frame: Any, kind: str, *, valid_fraction: float, test_fraction: float
-) -> tuple[Any, Any, Any]:
-    """Train / valid / test parts of a Dask training set, by account in time order.
-
-    Computes only ``account_id`` and the entry-time columns, runs the
-    one-machine ``build_time_split`` on them (so the parts are exactly the
-    pandas parts) and filters each partition by account.
-
-    Raises:
-        ValueError: too few accounts for three parts.
-    """
-    import dask
-
-    cols = ["account_id", *[c for c in ("trial_start", "as_of") if c in frame.columns]]
-    keys = frame[cols].compute().reset_index(drop=True)
-    split = build_time_split(keys, kind, valid_fraction=valid_fraction, test_fraction=test_fraction)
-    part = np.full(len(keys), -1, dtype=np.int8)
-    for k, rows in enumerate((split.train, split.valid, split.test)):
-        part[rows] = k
-    part_of = pd.Series(part, index=keys["account_id"].astype(str).to_numpy())
-    part_of = part_of[~part_of.index.duplicated()]
-    shared = dask.delayed(part_of, pure=True)
-    return tuple(  # type: ignore[return-value]
-        frame.map_partitions(_select_rows, shared, k, meta=frame._meta) for k in range(3)
-    )
 
 
 def dask_categorical_levels(
@@ -288,31 +253,6 @@ def fit_model_dask(
     margins = margins_dask(model, valid)
     model.a, model.b = fit_platt(margins["margin"].to_numpy(), margins["y"].to_numpy())
     return model
-
-
-def _probabilities(frame: pd.DataFrame, model: TrialcastModel, label: str) -> pd.DataFrame:
-    if len(frame) == 0:
-        return pd.DataFrame({"p": np.zeros(0), "y": np.zeros(0)})
-    return pd.DataFrame(
-        {"p": model.predict_proba(frame), "y": frame[label].to_numpy(dtype=np.float64)}
-    )
-
-
-def evaluate_dask(model: TrialcastModel, test: Any, *, label: str = "label") -> dict[str, float]:
-    """Test ROC AUC and log loss of ``model`` on a Dask test part (scored per partition)."""
-    import dask
-
-    meta = pd.DataFrame({"p": np.zeros(0), "y": np.zeros(0)})
-    scored = test.map_partitions(
-        _probabilities, dask.delayed(model, pure=True), label, meta=meta
-    ).compute()
-    y, p = scored["y"].to_numpy(), scored["p"].to_numpy()
-    return {
-        "test_rows": float(len(scored)),
-        "test_auc": roc_auc(y, p) if 0 < y.sum() < len(y) else float("nan"),
-        "test_log_loss": log_loss(y, p),
-        "rounds": float(model.best_iteration),
-    }
 
 
 def score_columns(top_k: int) -> list[str]:

@@ -34,14 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
 from training.metrics import log_loss, roc_auc
-from training.model import TrialcastModel
 
 __all__ = [
     "GateResult",
@@ -49,7 +47,6 @@ __all__ = [
     "Verdict",
     "bootstrap_gain",
     "judge",
-    "judge_fitted",
     "probability_spread",
     "snapshot_base_rates",
     "write_heldout_predictions",
@@ -379,28 +376,6 @@ def judge(
         gain_timing=gain_timing,
         spread=spread,
         positive_rows=int(y.sum()),
-    )
-
-
-def judge_fitted(
-    config: CompanyConfig,
-    model: TrialcastModel,
-    train: pd.DataFrame,
-    test: pd.DataFrame,
-    p_champion: Any = None,
-) -> GateResult:
-    """The promotion verdict of a fitted model on its test part (``p_model`` column).
-
-    Mean |SHAP| per feature is computed (on up to 2,000 test rows) only when the
-    metrics look like a leak, to name the features behind it.
-    """
-    return judge(
-        config,
-        test,
-        test["p_model"].to_numpy(),
-        train_rate=float(train["label"].mean()),
-        p_champion=p_champion,
-        importance=lambda: model.contributions(test.head(2000)).values.abs().mean(),
     )
 
 
