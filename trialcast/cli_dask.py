@@ -57,8 +57,11 @@ def dask_train(
     model_dir: Annotated[Path, typer.Option(help="Where to save the models.")],
     dask_scheduler: Scheduler = None,
     workers: Workers = 2,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
 ) -> None:
-    """Train calibrated models with lightgbm.dask (saved as model folders, not registered)."""
+    """Train and judge with lightgbm.dask through the recipe of `trialcast train`; each
+    judged model is logged and registered in MLflow and saved as a model folder."""
+    from training.train import RecordTarget
     from trialcast.dask_jobs import run_train_dask
 
     result = run_train_dask(
@@ -67,9 +70,12 @@ def dask_train(
         model_dir,
         scheduler=dask_scheduler,
         n_workers=workers,
+        record=RecordTarget(tracking_uri=tracking_uri),
     )
     for kind, path in result.models.items():
         say(f"{kind}: {result.verdicts.get(kind, '')} -> {path} {result.metrics.get(kind, {})}")
+    for kind, version in result.versions.items():
+        say(f"{kind}: registered as version {version} in {result.tracking_uri}")
     for kind, reason in result.refused.items():
         rejected = kind in result.verdicts
         say(f"{kind} {'refused by the promotion gate' if rejected else 'not trained'}: {reason}")

@@ -31,6 +31,7 @@ from training.metrics import roc_auc
 from training.model import TrialcastModel, fit_model
 from training.recipe import model_features
 from training.split import build_time_split
+from training.train import RecordTarget
 from trialcast.dask_jobs import (
     SCHEDULER_ENV,
     resolve_scheduler,
@@ -256,7 +257,12 @@ def test_train_and_score_jobs_on_a_running_cluster(client, company, tmp_path):
     address = client.scheduler.address
     features = run_features_dask(config, tmp_path / "features", scheduler=address, n_partitions=3)
     trained = run_train_dask(
-        config, tmp_path / "features", tmp_path / "models", scheduler=address, kinds=("conversion",)
+        config,
+        tmp_path / "features",
+        tmp_path / "models",
+        scheduler=address,
+        kinds=("conversion",),
+        record=RecordTarget(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
     )
     assert set(trained.models) == {"conversion"} and trained.refused == {}
     assert trained.verdicts == {"conversion": "promoted"}
@@ -310,7 +316,12 @@ def test_dask_training_applies_the_promotion_gate(client, tmp_path, case):
     address = client.scheduler.address
     run_features_dask(config, tmp_path / "features", scheduler=address, n_partitions=3)
     trained = run_train_dask(
-        config, tmp_path / "features", tmp_path / "models", scheduler=address, kinds=("conversion",)
+        config,
+        tmp_path / "features",
+        tmp_path / "models",
+        scheduler=address,
+        kinds=("conversion",),
+        record=RecordTarget(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
     )
     assert trained.verdicts["conversion"] == expected
     assert "conversion" not in trained.models
