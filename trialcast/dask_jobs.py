@@ -157,7 +157,6 @@ def run_train_dask(
     """
     import dask.dataframe as dd
 
-    from training.dask_gate import write_gate
     from training.dask_recipe import DaskEngine
     from training.guards import NotEnoughDataError
     from training.recipe import RecipeOptions, fit_kind
@@ -193,36 +192,45 @@ def run_train_dask(
                 result.refused[kind] = str(exc)
                 continue
             fitted[kind] = fit
-            gate = fit.gate
-            assert gate is not None  # the recipe always judges
-            metrics = {
-                "test_rows": float(gate.n_rows),
-                "test_auc": gate.auc,
-                "test_log_loss": gate.model_log_loss,
-                "rounds": float(fit.model.best_iteration),
-            }
-            staging = root / f".{kind}.tmp-{uuid.uuid4().hex}"
-            fit.model.save(staging)
-            (staging / "dask_metrics.json").write_text(json.dumps(metrics, indent=2))
-            write_gate(gate, staging, kind)
-            result.metrics[kind] = metrics
-            result.verdicts[kind] = gate.text
-            result.exclusions[kind] = list(fit.leakage.excluded)
-            result.features[kind] = list(fit.model.features)
             result.seconds[kind] = time.perf_counter() - started
-            if gate.promotable:
-                replace_dir(staging, root / kind)
-                result.models[kind] = root / kind
-            else:
-                (root / "rejected").mkdir(exist_ok=True)
-                replace_dir(staging, root / "rejected" / kind)
-                result.refused[kind] = gate.message(kind)
-    if fitted:
-        target = record if record is not None else RecordTarget()
-        recorded = record_fitted(config, fitted, target)
-        result.tracking_uri = recorded.tracking_uri
-        result.versions = {k: o.version for k, o in recorded.models.items()}
+    if not fitted:
+        return result
+    # Recorded first: against a champion the verdict is judged again on the same rows.
+    recorded = record_fitted(config, fitted, record if record is not None else RecordTarget())
+    result.tracking_uri = recorded.tracking_uri
+    result.versions = {k: o.version for k, o in recorded.models.items()}
+    for fit in fitted.values():
+        _save_dask_model(fit, root, result)
     return result
+
+
+def _save_dask_model(fit: Any, root: Path, result: DaskTrainResult) -> None:
+    """Save one judged Dask model as a folder with its ``gate.json``: under ``root/<kind>``
+    when promoted, else under ``root/rejected/<kind>``; fill in ``result``."""
+    from training.dask_gate import write_gate
+
+    kind, gate = fit.kind, fit.gate
+    metrics = {
+        "test_rows": float(gate.n_rows),
+        "test_auc": gate.auc,
+        "test_log_loss": gate.model_log_loss,
+        "rounds": float(fit.model.best_iteration),
+    }
+    staging = root / f".{kind}.tmp-{uuid.uuid4().hex}"
+    fit.model.save(staging)
+    (staging / "dask_metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_gate(gate, staging, kind)
+    result.metrics[kind] = metrics
+    result.verdicts[kind] = gate.text
+    result.exclusions[kind] = list(fit.leakage.excluded)
+    result.features[kind] = list(fit.model.features)
+    if gate.promotable:
+        replace_dir(staging, root / kind)
+        result.models[kind] = root / kind
+    else:
+        (root / "rejected").mkdir(exist_ok=True)
+        replace_dir(staging, root / "rejected" / kind)
+        result.refused[kind] = gate.message(kind)
 
 
 def run_score_dask(

@@ -52,6 +52,7 @@ def test_one_machine_and_dask_give_the_same_judgement(client, tmp_path: Path, ca
     )
     config = company.config
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    dask_uri = f"sqlite:///{tmp_path / 'mlflow_dask.db'}"  # judged fresh too: no champion
     before = dict(RECIPE_CALLS)
 
     local = train_models(
@@ -67,7 +68,7 @@ def test_one_machine_and_dask_give_the_same_judgement(client, tmp_path: Path, ca
         tmp_path / "models",
         scheduler=address,
         kinds=("conversion",),
-        record=RecordTarget(tracking_uri=uri, project_dir=tmp_path),
+        record=RecordTarget(tracking_uri=dask_uri, project_dir=tmp_path),
     )
     assert RECIPE_CALLS["train"] == before.get("train", 0) + 1
     assert RECIPE_CALLS["dask"] == before.get("dask", 0) + 1
@@ -107,7 +108,7 @@ def test_one_machine_and_dask_give_the_same_judgement(client, tmp_path: Path, ca
     )
 
     # both are logged and registered, each with its verdict
-    mlflow = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mlflow = MlflowClient(tracking_uri=dask_uri, registry_uri=dask_uri)
     version = mlflow.get_model_version(
         config.registry.conversion_model, dask.versions["conversion"]
     )
