@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -93,6 +96,24 @@ def make_champions(config: CompanyConfig, tracking_uri: str) -> None:
         version = version_by_alias(client, name, CHALLENGER)
         if version is not None:
             client.set_registered_model_alias(name, CHAMPION, str(version.version))
+
+
+def save_as_promoted(model: Any, folder: Path) -> Path:
+    """Save ``model`` as a Dask-scorable folder whose ``gate.json`` says ``promoted``.
+
+    For tests of the Dask scoring jobs' numbers, which need a folder those jobs
+    accept; whether a model deserves promotion is the gate's job (tested in
+    ``tests/training`` and ``tests/trialcast/test_dask_parity.py``), and the jobs
+    refuse any folder without a verdict.
+    """
+    import json
+
+    from training.dask_gate import GATE_FILE
+
+    model.save(folder)
+    gate = {"kind": model.kind, "verdict": "promoted", "verdict_text": "promoted (test)"}
+    (Path(folder) / GATE_FILE).write_text(json.dumps(gate))
+    return Path(folder)
 
 
 def fast_demo_config(num_boost_round: int) -> CompanyConfig:

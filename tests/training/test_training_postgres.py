@@ -46,7 +46,7 @@ def test_postgres_backed_tracking_round_trip(postgres_uri, synthetic_frame, tmp_
     client = MlflowClient(tracking_uri=postgres_uri, registry_uri=postgres_uri)
     run = client.get_run(outcome.run_id)
     assert run.data.metrics["model.all.roc_auc"] > 0.7
-    assert run.data.tags["beats_base_rate"] == "true"
+    assert run.data.tags["verdict"] == "promoted"
     champion = client.get_model_version_by_alias(outcome.registered_name, CHAMPION)
     assert str(champion.version) == outcome.version == "1"
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from company_factory import make_company
+from factories import save_as_promoted
 
 from features.build import FeatureBuilder
 from features.demo.latent import DemoConversionLags
@@ -28,7 +29,7 @@ def test_dask_open_trials_equal_the_shipping_path(tmp_path, trial_days, window_d
     )
     builder = FeatureBuilder.from_tables(company.tables, company.config)
     model, _valid, _rows = fit_cohort_model(builder, company.config, company.tables.export_time())
-    model.save(tmp_path / "model")
+    save_as_promoted(model, tmp_path / "model")
     as_of = company.tables.export_time().normalize() - pd.Timedelta(days=3)
     result = run_open_trials_dask(
         company.config, tmp_path / "model", tmp_path / "scored", n_workers=2, as_of=as_of
@@ -60,7 +61,7 @@ def test_dask_churn_scores_paying_customers_at_as_of(tmp_path, trial_days, seed)
     builder = FeatureBuilder.from_tables(company.tables, company.config)
     origin = company.tables.export_time()
     model, _valid, _rows = fit_cohort_model(builder, company.config, origin, kind="churn")
-    model.save(tmp_path / "churn")
+    save_as_promoted(model, tmp_path / "churn")
     as_of = origin.normalize() - pd.Timedelta(days=5)
     result = run_customers_dask(
         company.config, tmp_path / "churn", tmp_path / "scored", n_workers=2, as_of=as_of
