@@ -36,6 +36,12 @@ class ModelKind:
         truth_column: the demo truth column of the ceiling (``None``: per snapshot).
         registry_field: the ``[registry]`` setting holding its registered name.
         build_training_set: ``(builder, export_time=...) -> labelled snapshots``.
+        population: who its rows are, in words ("trials", "paying accounts").
+        positives: who its positives are ("converters", "churners").
+        scored: who a scoring job scores with it ("open trials", "paying customers").
+        purged_split: split out of time with purged label windows (``True``) rather
+            than by account in time order.
+        more_data: what to do when there is too little data to train it.
     """
 
     name: str
@@ -46,6 +52,11 @@ class ModelKind:
     truth_column: str | None
     registry_field: str
     build_training_set: TrainingSetBuilder
+    population: str = "trials"
+    positives: str = "converters"
+    scored: str = "open trials"
+    purged_split: bool = False
+    more_data: str = ""
 
     def registered_name(self, registry: RegistryConfig) -> str:
         """The registered model name of this kind (from ``[registry]``)."""
@@ -67,6 +78,8 @@ CONVERSION = ModelKind(
     truth_column=None,
     registry_field="conversion_model",
     build_training_set=build_trial_training_set,
+    more_data="Add more history (older trials whose conversion window has closed), lower "
+    "[model].min_positives in the config, or wait for more trials to finish.",
 )
 CHURN = ModelKind(
     name="churn",
@@ -77,6 +90,12 @@ CHURN = ModelKind(
     truth_column="p_churn_90d",
     registry_field="churn_model",
     build_training_set=build_churn_training_set,
+    population="paying accounts",
+    positives="churners",
+    scored="paying customers",
+    purged_split=True,
+    more_data="Add more paying-customer history (churn needs a full horizon after each "
+    "snapshot), lower [model].min_positives, or train the conversion model only.",
 )
 
 #: Every model kind by name, in training order.

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from models.kinds import model_kind
 from training.metrics import log_loss
 
 
@@ -39,14 +40,8 @@ def check_enough_data(
     n = len(frame)
     positives = int(frame["label"].sum()) if n else 0
     accounts = frame["account_id"].nunique() if n else 0
-    event = "converted" if kind == "conversion" else "churned"
-    advice = (
-        "Add more history (older trials whose conversion window has closed), lower "
-        "[model].min_positives in the config, or wait for more trials to finish."
-        if kind == "conversion"
-        else "Add more paying-customer history (churn needs a full horizon after each "
-        "snapshot), lower [model].min_positives, or train the conversion model only."
-    )
+    declared = model_kind(kind)
+    event, advice = declared.outcome, declared.more_data
     if n == 0 or positives == 0 or positives == n:
         raise NotEnoughDataError(
             f"{kind} model: the {part} has {n:,} labelled rows from {accounts:,} accounts "

@@ -53,6 +53,7 @@ from mlflow.exceptions import MlflowException
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.tables import Tables
+from models.kinds import model_kind
 from training.guards import NotEnoughDataError, check_base_rate
 from training.holdout import Holdout, recent_holdout
 from training.registry import (
@@ -174,7 +175,7 @@ def _judge(
         test_fraction=cfg.test_fraction,
         horizon_days=config.trial.churn_horizon_days,
     )
-    when = "trial_start" if outcome.kind == "conversion" else "as_of"
+    when = model_kind(outcome.kind).entry_column
     decision.holdout_rows = len(holdout.test)
     decision.holdout_positives = int(holdout.labels.sum())
     decision.holdout_from = str(pd.to_datetime(holdout.test[when]).min())

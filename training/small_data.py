@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.config import CompanyConfig
 from features.tables import Tables
+from models.kinds import model_kind
 
 #: LightGBM settings of small-data mode (only ever tightened, never loosened).
 SMALL_DATA_PARAMS = {"num_leaves": 7, "lambda_l2": 10.0, "min_child_samples": 20}
@@ -37,8 +38,8 @@ class DataSize:
 
     def message(self) -> str:
         """The warning (small) or a one-line size note."""
-        what = "trials" if self.kind == "conversion" else "paying accounts"
-        pos = "converters" if self.kind == "conversion" else "churners"
+        declared = model_kind(self.kind)
+        what, pos = declared.population, declared.positives
         if not self.small:
             return f"{self.kind}: {self.accounts:,} {what}, {self.positive_accounts:,} {pos}"
         return (

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.kinds import model_kind
+
 
 @dataclass(frozen=True)
 class Split:
@@ -49,7 +51,8 @@ def entry_time(frame: pd.DataFrame, kind: str) -> pd.Series:
     Conversion rows carry ``trial_start``; churn rows are ordered by the ``as_of``
     of the account's first snapshot (one churn period after conversion).
     """
-    column = "trial_start" if kind == "conversion" and "trial_start" in frame.columns else "as_of"
+    declared = model_kind(kind).entry_column
+    column = declared if declared in frame.columns else "as_of"
     return pd.to_datetime(frame[column]).groupby(frame["account_id"].astype(str)).min()
 
 
@@ -177,7 +180,7 @@ def split_training_frame(
     Churn with a label horizon: out of time (``build_churn_time_split``);
     otherwise by account in time order (``build_time_split``).
     """
-    if kind == "churn" and horizon_days is not None:
+    if model_kind(kind).purged_split and horizon_days is not None:
         return build_churn_time_split(
             frame,
             horizon_days=horizon_days,

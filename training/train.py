@@ -24,9 +24,9 @@ import pandas as pd
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.personas import fit_persona_levels
-from features.snapshots import build_churn_training_set, build_trial_training_set
 from features.spec_stats import point_in_time_spec
 from features.tables import Tables
+from models.kinds import model_kind
 from training.gate import write_heldout_predictions
 from training.guards import LeakageReport, NotEnoughDataError
 from training.metrics import evaluate_models, log_loss
@@ -99,17 +99,14 @@ def build_training_sets(
     else:
         builder = point_in_time_builder(config, data, export_time)
     sets = TrainingSets(conversion=None, churn=None, spec=builder.spec)
-    builders = {"conversion": build_trial_training_set, "churn": build_churn_training_set}
     for kind in kinds:
+        declared = model_kind(kind)
         try:
-            frame = builders[kind](builder, export_time=export_time)
+            frame = declared.training_set(builder, export_time=export_time)
         except ValueError as exc:
             sets.refused[kind] = f"{kind} model: {exc}"
             continue
-        if kind == "conversion":
-            sets.conversion = frame
-        else:
-            sets.churn = frame
+        setattr(sets, declared.name, frame)
     return sets
 
 
@@ -444,7 +441,7 @@ def record_fitted(
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             record = _record(fit, config, tags=tags)
-            if kind == "conversion" and target.persona_rates is not None:
+            if model_kind(kind).persona_baseline and target.persona_rates is not None:
                 rates = target.persona_rates
                 rates = rates.astype(object).where(rates.notna(), None)
                 record.documents["persona_rates.json"] = rates.to_dict("records")

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from features.spec import FeatureSpec
+from models.kinds import model_kind
 from training.gate import GateResult
 from training.guards import BaseRateCheck, LeakageReport
 from training.metrics import METRICS
@@ -34,7 +35,8 @@ class TrainingSets:
     path: str = "train"
 
     def frame(self, kind: str) -> pd.DataFrame | None:
-        return self.conversion if kind == "conversion" else self.churn
+        frame: pd.DataFrame | None = getattr(self, model_kind(kind).name)
+        return frame
 
 
 @dataclass

@@ -27,6 +27,7 @@ from features.distributed import (
     require_event_sources,
     run_distributed_features,
 )
+from models.kinds import model_kind
 
 #: Environment variable naming the scheduler address (``tcp://host:8786``).
 SCHEDULER_ENV = "TRIALCAST_DASK_SCHEDULER"
@@ -323,7 +324,7 @@ def _score_on_dask(
     require_promoted(model_dir)
     model = TrialcastModel.load(model_dir)
     if model.kind != kind:
-        what = "open trials" if kind == "conversion" else "paying customers"
+        what = model_kind(kind).scored
         raise ValueError(f"{model_dir}: a {model.kind} model; {what} need a {kind} model")
     tables = load_tables(config).tables
     spec = FeatureSpec.from_json(model.spec_json) if model.spec_json else None
