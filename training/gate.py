@@ -13,15 +13,15 @@ of the data it never saw:
   the same chance, so it ranks nothing; its AUC and reasons are noise and are
   not presented as meaningful.
 - ``no lift found``: the lower bound of the bootstrap interval of the log-loss
-  gain over the *test part's own* base rate (and over the champion, when there is
-  one) is not above 0.
+  gain over the *test part's own* base rate is not above 0.
 - ``no lift beyond timing``: the model beats the pooled base rate but not the
   timing-only model, the base rate of each snapshot (day of the trial, trial end,
   days after) learnt on the training part: snapshots differ (late in the
   conversion window nobody converts any more), so a model can beat one pooled
   rate by learning only the calendar. Lift must hold over the timing too.
-- ``promoted``: passes every check (it becomes champion when there is none or
-  when it beats the champion).
+- ``promoted``: passes every check: a promotable model. It becomes champion when
+  there is none; against a champion the duel on the same rows decides (its gain
+  over the champion is reported; ``beats_champion`` is the registry's tag).
 
 The interval resamples whole accounts of the test part (a trial has several
 snapshot rows), so it is honest about how little a few hundred accounts say.
@@ -349,15 +349,15 @@ def judge(
             "0 or below: it learned when accounts convert, not which ones"
         )
         verdict, text = Verdict.NO_LIFT_BEYOND_TIMING, Verdict.NO_LIFT_BEYOND_TIMING.value
-    elif gain_champion is not None and gain_champion.low <= 0:
-        reasons.append(
-            "it beats the base rate, but the interval of its gain over the champion on the "
-            "same rows reaches 0 or below: the champion stays"
-        )
-        verdict, text = Verdict.NO_LIFT, Verdict.NO_LIFT.value
     else:
         reasons.append("the whole interval of the log-loss gain is above 0")
         verdict, text = Verdict.PROMOTED, Verdict.PROMOTED.value
+        if gain_champion is not None and gain_champion.low <= 0:
+            reasons.append(
+                "the interval of its gain over the champion on the same rows reaches 0 or "
+                "below: the champion stays (tag beats_champion; `promote --force` may still "
+                "choose this promotable model)"
+            )
     return GateResult(
         verdict=verdict,
         text=text,
