@@ -103,10 +103,17 @@ def test_retraining_makes_a_challenger_and_promotion_moves_the_champion(trained)
 
 
 @pytest.mark.parametrize("verdict", ["no lift found", "probable leak", "flat model", None])
-def test_only_a_promoted_verdict_becomes_champion_even_with_force(trained, verdict):
-    """Fail closed: the verdict tag decides; --force never overrides it, and a version
-    without a verdict is unjudged and refused."""
+def test_only_a_promoted_verdict_becomes_champion_even_with_force(trained, verdict, tmp_path):
+    """Fail closed: the verdict tag decides; --force never overrides it, a version
+    without a verdict is unjudged and refused, and the refusal exits non-zero."""
+    from typer.testing import CliRunner
+
+    from features.config import demo_config_text
+    from trialcast.cli import app
+
     config, uri, _, _ = trained
+    config_file = tmp_path / "trialcast.toml"
+    config_file.write_text(demo_config_text())
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name = config.registry.churn_model
     if verdict is None:
@@ -115,8 +122,11 @@ def test_only_a_promoted_verdict_becomes_champion_even_with_force(trained, verdi
         client.set_model_version_tag(name, "1", "verdict", verdict)
     try:
         result = promote(config, "churn", version=1, tracking_uri=uri, force=True)
+        args = ["promote", "-c", str(config_file), "--kind", "churn", "--version", "1"]
+        cli = CliRunner().invoke(app, [*args, "--force", "--tracking-uri", uri])
     finally:
         client.set_model_version_tag(name, "1", "verdict", "promoted")
     assert not result.promoted
     expected = "no verdict" if verdict is None else "--force"
     assert expected in result.reason, result.reason
+    assert cli.exit_code == 2 and "version 1" in cli.output, cli.output
