@@ -31,6 +31,7 @@ from models.artifact import (
     prepare_features,
 )
 from models.kinds import model_kind
+from training.calibration import calibrate
 
 __all__ = [
     "BOOSTER_FILE",
@@ -204,5 +205,9 @@ def fit_model(
         spec_json=spec_json,
         params=params,
     )
-    model.a, model.b = fit_platt(model.margin(valid), valid[label].to_numpy())
-    return model
+    import os
+
+    if os.environ.get("TC_PHASECAL", "1") == "0":  # EXPERIMENT
+        model.a, model.b = fit_platt(model.margin(valid), valid[label].to_numpy())
+        return model
+    return calibrate(model, valid, label=label)
