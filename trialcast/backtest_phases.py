@@ -63,7 +63,8 @@ def _aggregate(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     table = rows.groupby(keys, sort=True).agg(
         trials=("p", "size"), expected=("p", "sum"), oracle=("oracle", "sum"), actual=("won", "sum")
     )
-    table["oracle"] = table["oracle"].where(rows["oracle"].notna().any())
+    if rows["oracle"].isna().all():  # no oracle: no true-expected column
+        table["oracle"] = np.nan
     table["vs_oracle_pct"] = 100.0 * (table["expected"] / table["oracle"] - 1.0)
     table["vs_actual_pct"] = 100.0 * (table["expected"] / table["actual"] - 1.0)
     return table
