@@ -172,7 +172,8 @@ def fit_model(
     early_stopping_rounds: int = 50,
     label: str = "label",
 ) -> TrialcastModel:
-    """Fit the booster on ``train`` (early stopping on ``valid``), then Platt-scale on ``valid``.
+    """Fit the booster on ``train`` (early stopping on ``valid``), then calibrate on ``valid``
+    (Platt plus an offset per trial phase: ``training.calibration``).
 
     Args:
         train, valid: training-set parts with ``label`` and the feature columns;
@@ -205,9 +206,4 @@ def fit_model(
         spec_json=spec_json,
         params=params,
     )
-    import os
-
-    if os.environ.get("TC_PHASECAL", "1") == "0":  # EXPERIMENT
-        model.a, model.b = fit_platt(model.margin(valid), valid[label].to_numpy())
-        return model
     return calibrate(model, valid, label=label)
