@@ -29,7 +29,7 @@ class FunnelConfig(StrictModel):
             rate is compared with.
         min_cohort_trials: cohorts (and baselines) with fewer trials are not tested.
         false_discovery_rate: the Benjamini-Hochberg level of the change flags,
-            over every tested cell of one motion / segment (cohorts x stages).
+            over the tested cohorts of each stage of one motion / segment.
     """
 
     motion_column: str | None = None

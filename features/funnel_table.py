@@ -10,8 +10,11 @@ A cell is *finished* (``finished``) when every trial of the cohort has had its
 whole chance at the stage by ``as_of``: its trial ended (milestones, PQL) or its
 conversion window closed (paid). Only finished cells are tested, against the
 ``baseline_cohorts`` previous finished cohorts of the same segment and stage
-pooled; the flags are Benjamini-Hochberg at ``false_discovery_rate`` over every
-tested cell of one motion / segment (all its cohorts x stages).
+pooled (two-sided two-proportion test); the flags are Benjamini-Hochberg at
+``false_discovery_rate`` over the tested cohorts of each stage of each motion /
+segment, so with no change at all a stage's column raises a false flag with
+probability at most that rate (a control chart per stage, corrected for the
+number of cohorts it shows).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from features.config_funnel import FunnelConfig
 from features.funnel_stages import FunnelStage
 from features.funnel_stats import benjamini_hochberg, two_proportion_p, wilson_interval
 
+#: One family of the change tests: the cohorts of one stage of one motion / segment.
+FLAG_FAMILY = ["dimension", "segment", "cohort"]
 #: Cohort periods ``trialcast funnel --by`` accepts, as pandas period codes.
 COHORT_PERIODS = {"week": "W-SUN", "month": "M"}
 #: The columns of the long table, in order.
@@ -130,11 +135,13 @@ def _baseline(frame: pd.DataFrame, settings: FunnelConfig) -> pd.DataFrame:
 
 def flag_changes(frame: pd.DataFrame, settings: FunnelConfig) -> pd.DataFrame:
     """``baseline_share``, ``p_value`` (two-sided, vs the pooled previous cohorts) and
-    ``flagged`` (Benjamini-Hochberg over the tested cells of each motion / segment)."""
+    ``flagged`` (Benjamini-Hochberg over the tested cohorts of each stage of each
+    motion / segment, ``FLAG_FAMILY``)."""
     frame = _baseline(frame, settings)
     p = two_proportion_p(frame["reached"], frame["trials"], frame["base_k"], frame["base_n"])
+    p = np.where(frame["stage_kind"].to_numpy() == "signup", np.nan, p)  # always 100%
     flagged = np.zeros(len(frame), dtype=bool)
-    for rows in frame.groupby(["dimension", "segment"], sort=False).indices.values():
+    for rows in frame.groupby(FLAG_FAMILY, sort=False).indices.values():
         flagged[rows] = benjamini_hochberg(p[rows], settings.false_discovery_rate)
     with np.errstate(invalid="ignore", divide="ignore"):
         baseline = frame["base_k"].to_numpy() / frame["base_n"].to_numpy()

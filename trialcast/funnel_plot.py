@@ -66,9 +66,10 @@ def _paid_panel(ax: plt.Axes, table: pd.DataFrame) -> None:
     ax.plot(x, paid["share"], color="#1f3a5f", label="paid so far")
     if "expected_share" in paid.columns and paid["expected_share"].notna().any():
         e = paid[paid["expected_share"].notna()]
-        ax.errorbar(e.index, e["expected_share"],
-                    yerr=[e["expected_share"] - e["expected_p10"], e["expected_p90"] - e["expected_share"]],
-                    fmt="o", color="#dc2626", ms=3, label="expected by the champion (P10-P90)")  # fmt: skip
+        low = (e["expected_share"] - e["expected_p10"]).clip(lower=0)
+        high = (e["expected_p90"] - e["expected_share"]).clip(lower=0)
+        ax.errorbar(e.index, e["expected_share"], yerr=[low, high], fmt="o", color="#dc2626",
+                    ms=3, label="expected by the champion (P10-P90)")  # fmt: skip
     step = max(1, len(paid) // 12)
     ax.set_xticks(x[::step], list(paid["cohort"][::step]), rotation=60, ha="right", fontsize=7)
     ax.set_ylim(0, None)
