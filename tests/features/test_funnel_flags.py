@@ -74,13 +74,13 @@ def _drop(days: pd.DataFrame, cohort_mask: np.ndarray, stage: str, rng) -> pd.Da
     """15 points fewer of the cohort's trials reach ``stage`` (they stop before it)."""
     out = days.copy()
     reached = np.flatnonzero(cohort_mask & out[stage].notna().to_numpy())
-    kill = rng.choice(reached, int(round(0.15 * cohort_mask.sum())), replace=False)
+    kill = rng.choice(reached, round(0.15 * cohort_mask.sum()), replace=False)
     out.iloc[kill, out.columns.get_loc(stage)] = np.nan
     return out
 
 
 def test_a_15_point_stage_drop_in_one_weekly_cohort_is_flagged(trials):
-    config, stages, days, _, as_of = trials
+    _, stages, days, _, as_of = trials
     cohort = cohort_labels(days["trial_start"], "week")
     sizes = cohort[days["window_end"] < as_of].value_counts().sort_index()
     big = sizes[sizes >= 150].index[len(sizes) // 2 :]  # finished, with history before them
@@ -93,7 +93,6 @@ def test_a_15_point_stage_drop_in_one_weekly_cohort_is_flagged(trials):
             row = table[(table["dimension"] == "total") & (table["cohort"] == week)
                         & (table["stage"] == stage.name)].iloc[0]  # fmt: skip
             assert row["trials"] >= 150
-            assert row["share"] == pytest.approx(row["share"])  # a number
             hits.append(bool(row["flagged"]))
     # about 3.7 standard errors at a 50% rate: flagged in most draws, not all
     assert np.mean(hits) >= 0.8, hits
