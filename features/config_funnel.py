@@ -12,6 +12,10 @@ from features.config_sources import StrictModel
 Channel = Literal["email", "chat", "call", "meeting", "ticket", "in_app"]
 
 
+def _sales_channels() -> list[Channel]:
+    return ["call", "meeting"]
+
+
 class FunnelConfig(StrictModel):
     """Funnel settings.
 
@@ -33,7 +37,7 @@ class FunnelConfig(StrictModel):
     """
 
     motion_column: str | None = None
-    sales_channels: list[Channel] = Field(default_factory=lambda: ["call", "meeting"])
+    sales_channels: list[Channel] = Field(default_factory=_sales_channels)
     segments: list[str] = Field(default_factory=list)
     baseline_cohorts: int = Field(8, ge=1)
     min_cohort_trials: int = Field(30, ge=1)

@@ -14,6 +14,7 @@ counted from trial start.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,7 @@ def trial_stage_days(
     start, end = idx.trial_start[positions], idx.trial_end[positions]
     window_end = end + int(builder.config.trial.conversion_window_days * SECONDS_PER_DAY)
     final = np.minimum(end, now)
-    out: dict[str, np.ndarray] = {
+    out: dict[str, Any] = {
         "trial_start": pd.to_datetime(start, unit="s"),
         "trial_end": pd.to_datetime(end, unit="s"),
         "window_end": pd.to_datetime(window_end, unit="s"),

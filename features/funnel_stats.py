@@ -4,6 +4,7 @@ Benjamini-Hochberg control of false alarms over many cells."""
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
 #: z of a two-sided 95% interval.
@@ -11,7 +12,7 @@ Z95 = 1.959963984540054
 
 
 def wilson_interval(
-    reached: np.ndarray, trials: np.ndarray, z: float = Z95
+    reached: ArrayLike, trials: ArrayLike, z: float = Z95
 ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of ``reached / trials`` (NaN where ``trials`` is 0).
 
@@ -29,20 +30,20 @@ def wilson_interval(
     return low, high
 
 
-def two_proportion_p(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray, n2: np.ndarray) -> np.ndarray:
+def two_proportion_p(k1: ArrayLike, n1: ArrayLike, k2: ArrayLike, n2: ArrayLike) -> np.ndarray:
     """Two-sided p-value that ``k1/n1`` and ``k2/n2`` share one rate (pooled z-test);
     1 where the pooled rate is 0 or 1 (no variation to test), NaN where a count is 0."""
-    k1, n1, k2, n2 = (np.asarray(x, dtype=np.float64) for x in (k1, n1, k2, n2))
+    a1, m1, a2, m2 = (np.asarray(x, dtype=np.float64) for x in (k1, n1, k2, n2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        pooled = (k1 + k2) / (n1 + n2)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-        z = (k1 / n1 - k2 / n2) / se
+        pooled = (a1 + a2) / (m1 + m2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / m1 + 1 / m2))
+        z = (a1 / m1 - a2 / m2) / se
         p = 2 * ndtr(-np.abs(z))
     p = np.where(se > 0, p, 1.0)
-    return np.where((n1 > 0) & (n2 > 0), p, np.nan)
+    return np.where((m1 > 0) & (m2 > 0), p, np.nan)
 
 
-def benjamini_hochberg(p_values: np.ndarray, q: float) -> np.ndarray:
+def benjamini_hochberg(p_values: ArrayLike, q: float) -> np.ndarray:
     """Which hypotheses Benjamini-Hochberg rejects at false discovery rate ``q``
     (NaN p-values are not tested and never rejected).
 

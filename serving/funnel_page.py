@@ -10,7 +10,7 @@ its P10-P90 beside the share so far). It shows what ``trialcast funnel`` wrote.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from markupsafe import Markup
@@ -132,7 +132,9 @@ def render_funnel(funnel: LatestFunnel | None, *, company: str, view: str | None
         steps = _steps(part)
         rows = []
         for cohort, cells in part.groupby("cohort", sort=True):
-            records = cells.sort_values("stage_order").to_dict("records")
+            records = cast(
+                list[dict[str, Any]], cells.sort_values("stage_order").to_dict("records")
+            )
             rows.append({"cohort": cohort, "trials": f"{int(records[0]['trials']):,}",
                          "cells": [_cell(r) for r in records]})  # fmt: skip
         context.update(

@@ -10,6 +10,8 @@ conversions (a sum of independent Bernoullis, ``serving.forecast.distribution``)
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -48,7 +50,8 @@ def add_expected_paid(
     found: dict[tuple[str, str, str], tuple[int, float, float, float]] = {}
     for dimension in segments.columns:
         keys = pd.DataFrame({"cohort": cohort[is_open], "segment": segments[dimension][is_open]})
-        for (c, s), rows in keys.groupby(["cohort", "segment"], sort=False).indices.items():
+        for key, rows in keys.groupby(["cohort", "segment"], sort=False).indices.items():
+            c, s = cast(tuple[str, str], key)
             chance = p[is_open][rows]
             dist = compute_sum_distribution(chance, np.ones(len(chance)))
             found[(dimension, str(c), str(s))] = (
@@ -60,13 +63,15 @@ def add_expected_paid(
     out = table.copy()
     for column in EXPECTED_COLUMNS:
         out[column] = np.nan
-    paid = np.flatnonzero(out["stage_kind"].to_numpy() == "paid")
-    for i in paid:
-        key = (out.at[i, "dimension"], out.at[i, "cohort"], out.at[i, "segment"])
+    trials_all = out["trials"].to_numpy(dtype=np.float64)
+    reached_all = out["reached"].to_numpy(dtype=np.float64)
+    keys_all = out[["dimension", "cohort", "segment"]].astype(str).to_numpy()
+    for i in np.flatnonzero(out["stage_kind"].to_numpy() == "paid"):
+        key = (keys_all[i, 0], keys_all[i, 1], keys_all[i, 2])
         if key not in found:
             continue
         n_open, mean, q10, q90 = found[key]
-        trials, reached = float(out.at[i, "trials"]), float(out.at[i, "reached"])
+        trials, reached = trials_all[i], reached_all[i]
         out.loc[i, EXPECTED_COLUMNS] = [
             n_open,
             (reached + mean) / trials,

@@ -87,9 +87,11 @@ def write_funnel(
         "baseline_cohorts": config.funnel.baseline_cohorts,
     }
     outputs = {"table": write_csv(result.table, folder / TABLE_FILE)}
-    outputs["meta"] = write_atomic(
-        folder / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2))
-    )
+
+    def write_meta(tmp: Path) -> None:
+        tmp.write_text(json.dumps(meta, indent=2))
+
+    outputs["meta"] = write_atomic(folder / META_FILE, write_meta)
     title = f"{config.company}: trial funnel as of {result.as_of:%Y-%m-%d}"
     outputs["picture"] = save_png(plot_funnel(result.table, title=title), folder / PICTURE_FILE)
     if out_file is not None:
