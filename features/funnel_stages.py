@@ -67,19 +67,21 @@ def pql_checkpoint_days(config: CompanyConfig) -> list[int]:
 
 
 def _pql_days(
-    builder: FeatureBuilder, positions: np.ndarray, final: np.ndarray, start: np.ndarray
+    builder: FeatureBuilder, positions: np.ndarray, final: np.ndarray, final_frame: pd.DataFrame
 ) -> np.ndarray:
-    """Days from trial start to the first checkpoint where the PQL rule holds (NaN: never)."""
+    """Days from trial start to the first checkpoint where the PQL rule holds (NaN: never);
+    ``final_frame`` holds the features at ``final`` (the last checkpoint)."""
+    start = builder.index.trial_start[positions]
     days = np.full(len(positions), np.nan)
-    checkpoints = [start + d * SECONDS_PER_DAY for d in pql_checkpoint_days(builder.config)]
-    for cut in [*checkpoints, final]:
-        todo = np.isnan(days) & (cut <= final)
-        if not todo.any():
-            continue
-        frame = builder.build(positions[todo], cut[todo])
-        flag = compute_pql(frame, builder.config).to_numpy(dtype=bool)
-        hit = np.flatnonzero(todo)[flag]
-        days[hit] = (cut[hit] - start[hit]) / SECONDS_PER_DAY
+    for d in pql_checkpoint_days(builder.config):
+        cut = start + d * SECONDS_PER_DAY
+        todo = np.isnan(days) & (cut < final)
+        if todo.any():
+            flag = compute_pql(builder.build(positions[todo], cut[todo]), builder.config)
+            hit = np.flatnonzero(todo)[flag.to_numpy(dtype=bool)]
+            days[hit] = (cut[hit] - start[hit]) / SECONDS_PER_DAY
+    last = np.isnan(days) & compute_pql(final_frame, builder.config).to_numpy(dtype=bool)
+    days[last] = (final[last] - start[last]) / SECONDS_PER_DAY
     return days
 
 
@@ -104,17 +106,17 @@ def trial_stage_days(
         "window_end": pd.to_datetime(window_end, unit="s"),
     }
     milestones = [s for s in stages if s.kind in ("setup", "activation", "aha")]
-    if milestones:
-        frame = builder.build(positions, final)
-        for stage in milestones:
-            out[stage.name] = frame[f"activation_{stage.slug}_days"].to_numpy(dtype=np.float64)
+    needs_final = milestones or any(s.kind == "pql" for s in stages)
+    frame = builder.build(positions, final) if needs_final else pd.DataFrame()
+    for stage in milestones:
+        out[stage.name] = frame[f"activation_{stage.slug}_days"].to_numpy(dtype=np.float64)
     conv = idx.converted_at[positions]
     paid = (conv != NAT_SECONDS) & (conv < now) & (conv <= window_end)
     for stage in stages:
         if stage.kind == "signup":
             out[stage.name] = np.zeros(len(positions))
         elif stage.kind == "pql":
-            out[stage.name] = _pql_days(builder, positions, final, start)
+            out[stage.name] = _pql_days(builder, positions, final, frame)
         elif stage.kind == "paid":
             out[stage.name] = np.where(paid, np.maximum(conv - start, 0) / SECONDS_PER_DAY, np.nan)
     columns = ["trial_start", "trial_end", "window_end", *(s.name for s in stages)]
