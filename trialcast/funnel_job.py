@@ -28,7 +28,6 @@ from models.loader import LoadedModel
 from serving.forecast.exports import write_atomic, write_csv, write_parquet
 from serving.forecast.plots import save_png
 from serving.funnel_data import META_FILE, PICTURE_FILE, TABLE_FILE, resolve_funnel_dir
-from trialcast.backtest import truncate_tables
 from trialcast.funnel_expected import add_expected_paid, open_trial_chances
 from trialcast.funnel_plot import plot_funnel
 
@@ -125,6 +124,8 @@ def run_funnel(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if as_of < tables.export_time():  # nothing from at or after as_of may count
+        from trialcast.backtest import truncate_tables  # (a heavy import, only when needed)
+
         tables = truncate_tables(tables, as_of)
     spec = FeatureSpec.from_json(model.model.spec_json) if model and model.model.spec_json else None
     builder = FeatureBuilder.from_tables(tables, config, spec)

@@ -106,7 +106,7 @@ def flag_behaviour(n_accounts: int, draws: int, seed: int = 0) -> list[dict[str,
                 d = days.copy()
                 reached = np.flatnonzero(mask & d[stage.name].notna().to_numpy())
                 kill = rng.choice(reached, round(0.15 * mask.sum()), replace=False)
-                d.iloc[kill, d.columns.get_loc(stage.name)] = np.nan
+                d.loc[d.index[kill], stage.name] = np.nan
                 t = table(d)
                 row = t[
                     (t["dimension"] == "total") & (t["cohort"] == week) & (t["stage"] == stage.name)
