@@ -105,6 +105,9 @@ def _cell(r: dict[str, Any]) -> dict[str, Any]:
     median = "-" if pd.isna(r["median_days"]) else f"{r['median_days']:.1f} days"
     title = (f"{int(r['reached']):,} of {int(r['trials']):,} ({_pct(r['share_low'])}-{_pct(r['share_high'])}); "
              f"median {median}")  # fmt: skip
+    if not pd.isna(r["step_rate"]):
+        title += (f"; from {r['from_stage']}: {_pct(r['step_rate'])} "
+                  f"({_pct(r['step_low'])}-{_pct(r['step_high'])})")  # fmt: skip
     if not pd.isna(r["baseline_share"]):
         title += f"; previous cohorts {_pct(r['baseline_share'])}"
     expected = r.get("expected_share")
