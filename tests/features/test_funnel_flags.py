@@ -62,6 +62,7 @@ def _table(trials, days):
     return funnel_table(days, segments, stages, as_of=as_of, by="week", settings=config.funnel)
 
 
+@pytest.mark.slow  # two 6,000-trial companies
 def test_no_change_flags_at_most_five_percent_of_cells(trials):
     table = _table(trials, trials[2])
     tested = table["p_value"].notna()
@@ -79,6 +80,7 @@ def _drop(days: pd.DataFrame, cohort_mask: np.ndarray, stage: str, rng) -> pd.Da
     return out
 
 
+@pytest.mark.slow  # two 6,000-trial companies
 def test_a_15_point_stage_drop_in_one_weekly_cohort_is_flagged(trials):
     _, stages, days, _, as_of = trials
     cohort = cohort_labels(days["trial_start"], "week")

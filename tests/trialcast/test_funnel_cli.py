@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from trialcast.cli import app
 
+pytestmark = pytest.mark.slow  # end to end through the registry check
+
 runner = CliRunner()
 
 
