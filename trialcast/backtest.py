@@ -27,6 +27,7 @@ effect because snapshots of one account are not independent).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,8 @@ def list_cohorts(
     out = []
     for cohort, close in last_close.items():
         if close <= pd.Timestamp(export_time):
-            out.append((str(cohort), cohort.end_time.normalize() + DAY))
+            end = pd.Period(cohort).end_time  # type: ignore[arg-type]
+            out.append((str(cohort), end.normalize() + DAY))
     return out
 
 
@@ -419,6 +421,6 @@ def run_rolling_backtest(
             continue  # no closed history yet at this origin
     if not rows:
         raise ValueError("no cohort could be backtested: too little closed history")
-    phases = pd.concat([r.pop("_phases") for r in rows], ignore_index=True)
+    phases = pd.concat([cast(pd.DataFrame, r.pop("_phases")) for r in rows], ignore_index=True)
     frame = pd.DataFrame(rows)
     return BacktestResult(cohorts=frame, summary=summarise_backtest(frame), phases=phases)

@@ -110,7 +110,7 @@ def vs_oracle_columns(row: dict[str, object]) -> dict[str, float]:
 def plot_pit_histogram(cohorts: pd.DataFrame) -> Figure:
     """PIT histogram of the shipping forecast (and the oracle's, when present)."""
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    edges = np.linspace(0, 1, PIT_BINS + 1)
+    edges = [k / PIT_BINS for k in range(PIT_BINS + 1)]
     series = [("shipping", "pit", "#1f77b4")]
     if "oracle_pit" in cohorts.columns:
         series.append(("oracle floor", "oracle_pit", "#999999"))

@@ -7,6 +7,7 @@ in the same run.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -14,8 +15,9 @@ from rich.table import Table
 from trialcast.backtest_phases import phase_table, phase_verdict
 
 
-def _pct(value: float) -> str:
-    return "-" if pd.isna(value) else f"{value:+.1f}%"
+def _pct(value: object) -> str:
+    number = float(value)  # type: ignore[arg-type]
+    return "-" if np.isnan(number) else f"{number:+.1f}%"
 
 
 def print_phase_table(phases: pd.DataFrame, console: Console) -> None:
