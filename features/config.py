@@ -306,9 +306,15 @@ class ForecastConfig(_Strict):
         segments: breakdowns of the forecast; default: persona, the
             firmographics ``size_column`` (banded at 10 / 50 / 200 / 1000 when
             numeric) and every categorical firmographics column.
+        default_deal_value: the annual value (in ``currency``) given to an open
+            trial that nothing else can value: no quote, and no deal with a
+            ``deal_value`` won before the scoring moment (a new company, or an
+            export without deal values). Without it such trials are scored without
+            revenue (``deal_value`` empty) and ``forecast`` refuses.
     """
 
     segments: list[SegmentSpec] | None = None
+    default_deal_value: float | None = Field(None, gt=0)
 
 
 class CompanyConfig(_Strict):
@@ -331,7 +337,7 @@ class CompanyConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)  # type: ignore[arg-type]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)  # type: ignore[arg-type]
     output_dir: str = "."
     base_dir: Path = Field(default=Path("."), exclude=True)
 

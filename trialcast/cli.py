@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from features.config import demo_config_text, starter_config_text
-from trialcast.cli_common import console, fail, load_config_or_exit, say
+from trialcast.cli_common import console, fail, load_config_or_exit, parse_moment, say, stop
 from trialcast.cli_dask import dask_app
 from trialcast.cli_forecast import backtest_command, forecast_command
 from trialcast.milestones_job import milestones_command
@@ -258,24 +258,30 @@ def score(
     ] = False,
 ) -> None:
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
-    import pandas as pd
-
+    from features.validation import InputError
+    from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     missing = missing_model_message(cfg, tracking_uri=tracking_uri, alias=alias)
     if missing:
         fail(missing)
-    with console.status("Scoring open trials with explanations..."):
-        result = run_score_job(
-            cfg,
-            out=out,
-            as_of=pd.Timestamp(as_of) if as_of else None,
-            tracking_uri=tracking_uri,
-            alias=alias,
-            allow_before_trial_end=allow_before_trial_end or None,
-        )
+    try:
+        with console.status("Scoring open trials with explanations..."):
+            result = run_score_job(
+                cfg,
+                out=out,
+                as_of=moment,
+                tracking_uri=tracking_uri,
+                alias=alias,
+                allow_before_trial_end=allow_before_trial_end or None,
+            )
+    except InputError as exc:
+        fail(str(exc))
+    except NoOpenTrialError as exc:
+        stop(str(exc), NO_OPEN_TRIAL_EXIT)
     console.print(
         f"Scored {result.n_accounts:,} open trials as of {result.as_of} with {result.models}"
     )

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import NoReturn
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +22,25 @@ def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with code 2 (bad input, not a crash)."""
     err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=2)
+
+
+def parse_moment(text: str | None, option: str = "--as-of") -> pd.Timestamp | None:
+    """``text`` as a moment (naive UTC), ``None`` when not given, or a clean exit."""
+    if not text:
+        return None
+    try:
+        moment = pd.Timestamp(text)
+    except ValueError:
+        fail(
+            f"{option}: not a date/time: {text!r}; use ISO 8601, e.g. 2026-04-30 or 2026-04-30T12:00"
+        )
+    return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo else moment
+
+
+def stop(message: str, code: int) -> NoReturn:
+    """Print ``message`` as a plain answer (not an error) and exit with ``code``."""
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code=code)
 
 
 def load_config_or_exit(path: Path) -> CompanyConfig:

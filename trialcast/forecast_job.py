@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.config import CompanyConfig
 from features.tables import Tables
+from serving.forecast.deal import DealValueError, no_value_message
 from serving.forecast.distribution import TOLERANCE
 from serving.forecast.exports import (
     DEFAULT_TABLE,
@@ -76,22 +77,43 @@ class ForecastRunResult:
 
 
 def _fill_deal_values(
-    scores: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp
+    scores: pd.DataFrame,
+    history: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    default_value: float | None = None,
 ) -> pd.DataFrame:
     """Missing deal values take the median deal of the account's plan (else overall)
-    among deals won before ``as_of`` (nothing from after the forecast moment)."""
+    among deals won before ``as_of`` (nothing from after the forecast moment), else
+    ``default_value`` (``[forecast].default_deal_value``).
+
+    Raises:
+        DealValueError: some trial still has no value (a revenue forecast needs one).
+    """
     if "deal_value" not in scores.columns:
         scores = scores.assign(deal_value=np.nan)
     missing = scores["deal_value"].isna()
-    if not missing.any() or history is None or "deal_value" not in history.columns:
+    if not missing.any():
         return scores
-    won = history[(history["converted_at"] < pd.Timestamp(as_of)).fillna(False)]
-    overall = float(won["deal_value"].median()) if len(won) else 0.0
-    fill = pd.Series(overall, index=scores.index)
-    if "plan" in scores.columns and "plan" in won.columns:
-        by_plan = won.groupby(won["plan"].astype(str))["deal_value"].median()
-        fill = scores["plan"].astype(str).map(by_plan).fillna(overall)
-    return scores.assign(deal_value=scores["deal_value"].where(~missing, fill))
+    fill = pd.Series(np.nan, index=scores.index)
+    wins = 0
+    if history is not None and "deal_value" in history.columns:
+        won = history[(history["converted_at"] < pd.Timestamp(as_of)).fillna(False)]
+        wins = len(won)
+        fill[:] = float(won["deal_value"].median()) if won["deal_value"].notna().any() else np.nan
+        if "plan" in scores.columns and "plan" in won.columns:
+            by_plan = won.groupby(won["plan"].astype(str))["deal_value"].median()
+            fill = scores["plan"].astype(str).map(by_plan).fillna(fill)
+    if default_value is not None:
+        fill = fill.fillna(float(default_value))
+    filled = scores["deal_value"].where(~missing, fill)
+    if filled.isna().any():
+        ids = pd.Index(scores.loc[filled.isna(), "account_id"].astype(str))
+        has_column = history is not None and "deal_value" in history.columns
+        raise DealValueError(
+            no_value_message(ids, pd.Timestamp(as_of), wins, has_column=has_column)
+            + "; a revenue forecast needs a value for every open trial"
+        )
+    return scores.assign(deal_value=filled)
 
 
 def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +211,7 @@ def run_forecast(
         if history is not None
         else ConversionTiming(tau=np.array([]), window_days=float(window), fitted_at=moment)
     )
-    scores = _fill_deal_values(scores, history, moment)
+    scores = _fill_deal_values(scores, history, moment, config.forecast.default_deal_value)
     trials = prepare_open_trials(
         scores, as_of=moment, default_trial_days=config.trial.default_trial_days
     )
