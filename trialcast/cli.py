@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from features.config import demo_config_text, starter_config_text
 from trialcast.cli_common import console, fail, load_config_or_exit, parse_moment, say, stop
@@ -116,7 +117,11 @@ def check_config(
     from features.config_check import pql_rule_note
 
     config = load_config_or_exit(path)
-    console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
+    console.print(
+        Text.assemble(
+            ("ok", "green"), f" {path}: company {config.company!r}, hash {config.config_hash()}"
+        )
+    )
     say(f"  milestones: {', '.join(m.name for m in config.activation.milestones) or 'none'}")
     say(f"  core events: {', '.join(config.engagement.core_events) or 'none'}")
     say(f"  {pql_rule_note(config)}")

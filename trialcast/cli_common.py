@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import pandas as pd
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from features.config import CompanyConfig, ConfigError, load_config
 from features.settings import ENV_OUTPUT_DIR
 
-console = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Markup is off: messages quote config keys in brackets (``[leakage].exclude_events``,
+#: ``[[pql.conditions]]``) and must print them as written; styles go in ``style=`` / ``Text``.
+console = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 
 def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with code 2 (bad input, not a crash)."""
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code=2)
 
 
 def parse_moment(text: str | None, option: str = "--as-of") -> pd.Timestamp | None:
     """``text`` as a moment (naive UTC), ``None`` when not given, or a clean exit."""
+    import pandas as pd  # not at import time: ``--help`` stays light
+
     if not text:
         return None
     try:

@@ -6,6 +6,8 @@ and report in words; a user's mistake ends with a clean error, never a traceback
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from features.config import CompanyConfig
 from trialcast.cli_common import console, fail
 
@@ -29,7 +31,7 @@ def check_config_data(config: CompanyConfig) -> None:
 
     builder = _builder(config)
     for note in builder.spec.leak_notes:
-        console.print(f"[bold yellow]{note}[/]")
+        console.print(note, style="bold yellow")
     if not builder.spec.leak_notes:
         console.print("  leak scan: no outcome-like event or post-purchase column found")
     problems = check_against_data(config, builder)
@@ -38,7 +40,9 @@ def check_config_data(config: CompanyConfig) -> None:
             f"{len(problems)} problem(s) against the data:\n"
             + "\n".join(f"  {p}" for p in problems)
         )
-    console.print("[green]ok[/] every event name and PQL feature exists in the data")
+    console.print(
+        Text.assemble(("ok", "green"), " every event name and PQL feature exists in the data")
+    )
 
 
 def list_feature_names(config: CompanyConfig) -> None:
@@ -47,6 +51,6 @@ def list_feature_names(config: CompanyConfig) -> None:
 
     builder = _builder(config)
     for note in builder.spec.leak_notes:
-        console.print(f"[bold yellow]{note}[/]")
+        console.print(note, style="bold yellow")
     for name in built_feature_names(builder):
         console.print(name, highlight=False)
