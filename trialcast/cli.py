@@ -28,6 +28,13 @@ app = typer.Typer(
 )
 
 DEFAULT_DEMO_DIR = Path("data/demo")
+NO_LABELS = (
+    "accounts.converted_at: no account has a conversion date (the column is missing, "
+    "unmapped or empty), so there is nothing to learn from. Add converted_at to the "
+    "accounts (or map it under [sources.accounts.columns] / list it in "
+    "[feature_table].account_columns); if the export only says whether a trial converted "
+    "(yes/no, 1/0), set [trial].conversion_flag to that column"
+)
 
 
 @app.callback()
@@ -203,6 +210,8 @@ def train(
     try:
         with console.status("Loading and validating the tables..."):
             tables = load_tables(cfg).tables
+        if tables.accounts["converted_at"].isna().all():
+            fail(NO_LABELS)
         from training.train import train_models
 
         result = train_models(
