@@ -50,6 +50,12 @@ def backtest_command(
             result = run_backtest(cfg, tables, target, cohorts=cohort, oracle=oracle)
     except (InputError, OracleTruthError) as exc:
         fail(str(exc))
+    except ValueError as exc:  # e.g. no cohort with closed history: say so, no traceback
+        fail(
+            f"backtest: {exc}. A backtest needs past monthly cohorts whose conversion window "
+            "has closed, with converted trials among them; export more history (or pick "
+            "cohorts with --cohort)"
+        )
     print_backtest_summary(result, console)
 
 

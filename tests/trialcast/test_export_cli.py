@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -28,3 +30,28 @@ def test_train_without_any_conversion_date_says_so(tmp_path, company):
     assert result.exit_code == 2, words
     assert "no account has a conversion date" in words and "[trial].conversion_flag" in words
     assert not (tmp_path / "out" / "models").exists()
+
+
+PLANDAY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "planday.toml"
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("train", "no account has a conversion date"),
+        ("backtest", "no cohort could be backtested"),
+        ("milestones", "none of the"),
+    ],
+)
+def test_real_planday_sample_commands_answer_in_words(tmp_path, monkeypatch, command, says):
+    """The real sample (events only, no labels) through the commands a new user tries."""
+    monkeypatch.delenv("TRIALCAST_OUTPUT_DIR", raising=False)
+    text = PLANDAY.read_text()  # outputs land beside the copied config, under tmp_path
+    config = tmp_path / "planday.toml"
+    config.write_text(
+        text.replace("../../tests/data/", f"{PLANDAY.parents[2] / 'tests' / 'data'}/")
+    )
+    result = CliRunner().invoke(app, [command, "-c", str(config)])
+    words = " ".join(result.output.split())
+    assert result.exit_code == 2, words
+    assert says in words and "Traceback" not in words
