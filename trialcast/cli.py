@@ -154,7 +154,6 @@ def features_cmd(
     ] = False,
 ) -> None:
     """Load and check the tables, build point-in-time features and the training sets."""
-    import pandas as pd
 
     from features.config import ConfigError
     from features.pipeline import run_feature_pipeline
@@ -162,6 +161,7 @@ def features_cmd(
     from trialcast.summary import print_feature_summary
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     if list_features:
         from trialcast.config_data import list_feature_names
 
@@ -173,7 +173,7 @@ def features_cmd(
             result = run_feature_pipeline(
                 cfg,
                 target,
-                as_of=pd.Timestamp(as_of) if as_of else None,
+                as_of=moment,
                 training_sets=not no_training_sets,
             )
     except (InputError, ConfigError) as exc:

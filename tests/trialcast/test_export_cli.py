@@ -18,8 +18,9 @@ from trialcast.cli import app
         TableCompany(n_trials=90, seed=52, trial_days=28),
     ],
 )
-def test_train_without_any_conversion_date_says_so(tmp_path, company):
+def test_train_without_any_conversion_date_says_so(tmp_path, company, monkeypatch):
     """Before: '0 of them converted: add more history' (untrue: the column was missing)."""
+    monkeypatch.setenv("TRIALCAST_OUTPUT_DIR", str(tmp_path / "out"))  # restored after
     generate_table_company(company).drop(columns="converted_at").to_csv(
         tmp_path / "trials.csv", index=False
     )
@@ -45,7 +46,7 @@ PLANDAY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "planday.t
 )
 def test_real_planday_sample_commands_answer_in_words(tmp_path, monkeypatch, command, says):
     """The real sample (events only, no labels) through the commands a new user tries."""
-    monkeypatch.delenv("TRIALCAST_OUTPUT_DIR", raising=False)
+    monkeypatch.setenv("TRIALCAST_OUTPUT_DIR", str(tmp_path))  # restored after the test
     text = PLANDAY.read_text()  # outputs land beside the copied config, under tmp_path
     config = tmp_path / "planday.toml"
     config.write_text(
@@ -55,3 +56,12 @@ def test_real_planday_sample_commands_answer_in_words(tmp_path, monkeypatch, com
     words = " ".join(result.output.split())
     assert result.exit_code == 2, words
     assert says in words and "Traceback" not in words
+
+
+@pytest.mark.parametrize("command", ["features", "score", "forecast"])
+def test_a_bad_as_of_is_named(command, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIALCAST_OUTPUT_DIR", str(tmp_path))  # restored after the test
+    result = CliRunner().invoke(app, [command, "-c", str(PLANDAY), "--as-of", "2024-13-45"])
+    words = " ".join(result.output.split())
+    assert result.exit_code == 2, words
+    assert "--as-of: not a date/time: '2024-13-45'" in words

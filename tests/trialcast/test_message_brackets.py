@@ -32,7 +32,8 @@ def test_no_module_prints_rich_markup():
     assert offenders == []
 
 
-def test_notes_and_errors_keep_their_brackets(tmp_path):
+def test_notes_and_errors_keep_their_brackets(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRIALCAST_OUTPUT_DIR", str(tmp_path / "out"))  # restored after
     company = TableCompany(n_trials=120, seed=41, trial_days=12)
     table = generate_table_company(company)
     table["paid"] = np.where(table["converted_at"].notna(), "yes", "no")

@@ -7,6 +7,7 @@ trial, no deal values) scored and forecast through ``trialcast``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -48,6 +49,8 @@ def trained(tmp_path_factory) -> Path:
 def _clean_env(monkeypatch):
     for var in ("TRIALCAST_TRACKING_URI", "TRIALCAST_SCORES_PATH", "TRIALCAST_OUTPUT_DIR"):
         monkeypatch.delenv(var, raising=False)
+    yield
+    os.environ.pop("TRIALCAST_OUTPUT_DIR", None)  # set by the CLI from the config
 
 
 @pytest.mark.parametrize(
