@@ -137,3 +137,29 @@ def test_flag_cannot_also_be_a_feature(tmp_path):
             tmp_path, COMPANIES[1], columns={**COLUMNS, "converted": {"type": "boolean"}},
             extra={"trial": {"conversion_flag": "converted"}},
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_dask_partition_reads_the_flag_like_the_loader(tmp_path, company):
+    """The Dask job validates each partition with the same flag rule (per row)."""
+    from features.distributed_partition import SEQ_COLUMN, validate_partition
+    from features.feature_table_load import no_events
+
+    table = _flagged(company, ("yes", "no"))
+    accounts = table[["account_id", "trial_start", "trial_end", "deal_value", "converted"]]
+    accounts.to_csv(tmp_path / "accounts.csv", index=False)
+    no_date = {"account_columns": ["trial_start", "trial_end", "deal_value"]}
+    config = _config(
+        tmp_path, company, table,
+        {"feature_table": no_date, "trial": {"conversion_flag": "converted"}},
+    )  # fmt: skip
+    raw = pd.read_csv(tmp_path / "accounts.csv", dtype=str)
+    raw[SEQ_COLUMN] = range(len(raw))  # the shuffle's source order
+    events = no_events().assign(**{SEQ_COLUMN: pd.Series([], dtype="int64")})
+    part = validate_partition(events, raw, None, config).tables.accounts
+    loaded = load_tables(config).tables.accounts
+    pd.testing.assert_series_equal(
+        part.set_index("account_id")["converted_at"].sort_index(),
+        loaded.set_index("account_id")["converted_at"].sort_index(),
+        check_dtype=False,
+    )
