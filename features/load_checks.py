@@ -19,8 +19,9 @@ from features.value_parsing import FALSE_WORDS, TRUE_WORDS
 FLAG_WORDS = TRUE_WORDS | FALSE_WORDS
 
 
-def _looks_like_flags(report: ValidationReport, table: str) -> list[str]:
-    """Columns of ``table`` whose unparsable timestamps are all yes/no words."""
+def _unparsable_hints(report: ValidationReport, table: str) -> list[str]:
+    """What the unparsable "dates" of ``table`` look like, when that tells the fix:
+    yes/no words (a flag mapped as a date) or big integers (Unix epoch times)."""
     frame = report.quarantine.get(table)
     if frame is None or frame.empty:
         return []
@@ -32,8 +33,19 @@ def _looks_like_flags(report: ValidationReport, table: str) -> list[str]:
         if col is None or col not in frame:
             continue
         values = frame[col].dropna().astype(str).str.strip().str.lower()
-        if len(values) and values.isin(FLAG_WORDS).all():
-            out.append(col)
+        if not len(values):
+            continue
+        if values.isin(FLAG_WORDS).all():
+            out.append(
+                f"  {table}.{col} holds yes/no values (0/1, true/false), not dates: map a date "
+                f"column to {col}, or, for a conversion flag, remove the mapping and set "
+                "[trial].conversion_flag to that column"
+            )
+        elif values.str.fullmatch(r"\d{9,13}(\.0)?").all():
+            out.append(
+                f"  {table}.{col} holds whole numbers ({values.iloc[0]}): Unix epoch times? "
+                "Export them as dates (ISO 8601, e.g. 2025-09-01T10:00:00Z)"
+            )
     return out
 
 
@@ -51,12 +63,7 @@ def stop_if_nothing_kept(report: ValidationReport, quarantine_dir: Path) -> None
     for table in empty:
         lines.append(f"{table}: all {report.rows_in[table]:,} rows were set aside (quarantined):")
         lines += [f"  - {p.message()}" for p in report.problems if p.table == table]
-        for col in _looks_like_flags(report, table):
-            lines.append(
-                f"  {table}.{col} holds yes/no values (0/1, true/false), not dates: map a date "
-                f"column to {col}, or, for a conversion flag, remove the mapping and set "
-                "[trial].conversion_flag to that column"
-            )
+        lines += _unparsable_hints(report, table)
     where = ", ".join(str(p) for p in written) or str(quarantine_dir)
     lines.append(
         f"Every set-aside row is in {where} with its reason (_reason). Fix the source or the "

@@ -163,3 +163,15 @@ def test_dask_partition_reads_the_flag_like_the_loader(tmp_path, company):
         loaded.set_index("account_id")["converted_at"].sort_index(),
         check_dtype=False,
     )
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_epoch_numbers_as_dates_stop_with_the_hint(tmp_path, company):
+    """Every row unparsable (Unix epoch milliseconds): the cause, the hint, the quarantine."""
+    table = generate_table_company(company)
+    table["trial_start"] = pd.to_datetime(table["trial_start"]).astype("int64") // 10**6
+    config = _config(tmp_path, company, table, {})
+    with pytest.raises(InputError, match="Unix epoch times") as exc:
+        load_tables(config, quarantine_dir=tmp_path / "q")
+    assert "accounts.trial_start" in str(exc.value)
+    assert len(pd.read_csv(tmp_path / "q" / "accounts.csv")) == len(table)
