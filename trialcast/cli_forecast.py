@@ -91,6 +91,7 @@ def forecast_command(
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import (
         prepare_scores_for_forecast,
+        read_scores_file,
         run_forecast,
         scores_model_version,
     )
@@ -111,11 +112,11 @@ def forecast_command(
             with console.status("Scoring open trials..."):
                 scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
             scores = scored.path
+        raw = read_scores_file(scores)
     except InputError as exc:
         fail(str(exc))
     except NoOpenTrialError as exc:
         stop(f"{exc}; no forecast written", NO_OPEN_TRIAL_EXIT)
-    raw = pd.read_parquet(scores)
     version = scores_model_version(raw)
     frame = prepare_scores_for_forecast(raw, tables.accounts)
     scored_at = pd.Timestamp(frame["as_of"].max())

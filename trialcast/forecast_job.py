@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.quarantine import InputError
 from features.tables import Tables
 from serving.forecast.deal import DealValueError, no_value_message
 from serving.forecast.distribution import TOLERANCE
@@ -114,6 +115,36 @@ def _fill_deal_values(
             + "; a revenue forecast needs a value for every open trial"
         )
     return scores.assign(deal_value=filled)
+
+
+#: Columns a scores file (``trialcast score``) must have to be forecast.
+SCORES_COLUMNS = ("account_id", "as_of", "trial_start", "trial_end", "p_convert")
+
+
+def read_scores_file(path: str | Path) -> pd.DataFrame:
+    """A scores Parquet file written by ``trialcast score``, checked.
+
+    Raises:
+        InputError: the file is missing, not Parquet, or lacks a scores column.
+    """
+    import pyarrow as pa
+
+    if not Path(path).is_file():
+        raise InputError(f"--scores {path}: file not found; run `trialcast score` first")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"--scores {path}: cannot read it as Parquet ({str(exc).splitlines()[0]}); pass "
+            "a file written by `trialcast score`, or leave --scores out to score now"
+        ) from exc
+    missing = [c for c in SCORES_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"--scores {path}: not a scores file of `trialcast score` (no column "
+            f"{', '.join(missing)}); leave --scores out to score now"
+        )
+    return frame
 
 
 def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:

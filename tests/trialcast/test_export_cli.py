@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -65,3 +66,17 @@ def test_a_bad_as_of_is_named(command, tmp_path, monkeypatch):
     words = " ".join(result.output.split())
     assert result.exit_code == 2, words
     assert "--as-of: not a date/time: '2024-13-45'" in words
+
+
+def test_a_scores_file_that_is_not_one_is_named(tmp_path):
+    from features.quarantine import InputError
+    from trialcast.forecast_job import read_scores_file
+
+    with pytest.raises(InputError, match="file not found"):
+        read_scores_file(tmp_path / "missing.parquet")
+    (tmp_path / "text.parquet").write_text("account_id,p\n")
+    with pytest.raises(InputError, match="cannot read it as Parquet"):
+        read_scores_file(tmp_path / "text.parquet")
+    pd.DataFrame({"account_id": ["a"], "p": [0.1]}).to_parquet(tmp_path / "other.parquet")
+    with pytest.raises(InputError, match="no column as_of, trial_start, trial_end, p_convert"):
+        read_scores_file(tmp_path / "other.parquet")
