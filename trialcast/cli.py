@@ -15,7 +15,15 @@ import typer
 from rich.text import Text
 
 from features.config import demo_config_text, starter_config_text
-from trialcast.cli_common import console, fail, load_config_or_exit, parse_moment, say, stop
+from trialcast.cli_common import (
+    NO_LABELS,
+    console,
+    fail,
+    load_config_or_exit,
+    parse_moment,
+    say,
+    stop,
+)
 from trialcast.cli_dask import dask_app
 from trialcast.cli_forecast import backtest_command, forecast_command
 from trialcast.milestones_job import milestones_command
@@ -28,13 +36,6 @@ app = typer.Typer(
 )
 
 DEFAULT_DEMO_DIR = Path("data/demo")
-NO_LABELS = (
-    "accounts.converted_at: no account has a conversion date (the column is missing, "
-    "unmapped or empty), so there is nothing to learn from. Add converted_at to the "
-    "accounts (or map it under [sources.accounts.columns] / list it in "
-    "[feature_table].account_columns); if the export only says whether a trial converted "
-    "(yes/no, 1/0), set [trial].conversion_flag to that column"
-)
 
 
 @app.callback()

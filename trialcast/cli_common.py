@@ -22,6 +22,16 @@ console = Console(markup=False)
 err = Console(stderr=True, markup=False)
 
 
+#: What ``train`` and ``milestones`` say when no account has a conversion date.
+NO_LABELS = (
+    "accounts.converted_at: no account has a conversion date (the column is missing, "
+    "unmapped or empty), so there is nothing to learn from. Add converted_at to the "
+    "accounts (or map it under [sources.accounts.columns] / list it in "
+    "[feature_table].account_columns); if the export only says whether a trial converted "
+    "(yes/no, 1/0), set [trial].conversion_flag to that column"
+)
+
+
 def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with code 2 (bad input, not a crash)."""
     err.print(Text.assemble(("error:", "bold red"), " ", message))

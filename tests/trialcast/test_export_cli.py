@@ -42,7 +42,7 @@ PLANDAY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "planday.t
     [
         ("train", "no account has a conversion date"),
         ("backtest", "no cohort could be backtested"),
-        ("milestones", "none of the"),
+        ("milestones", "no account has a conversion date"),
     ],
 )
 def test_real_planday_sample_commands_answer_in_words(tmp_path, monkeypatch, command, says):
