@@ -355,15 +355,25 @@ def scan_mrr(
 
 
 def scan_leaks(
-    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+    tables: Tables,
+    config: CompanyConfig,
+    *,
+    export_time: pd.Timestamp | None = None,
+    stats: EventLeakStats | None = None,
 ) -> LeakScan:
-    """Event and attribute scan plus the final exclusion list (see module docstring)."""
+    """Event and attribute scan plus the final exclusion list (see module docstring).
+
+    ``stats``: the events' statistics if already computed (``event_leak_stats``, or
+    merged from partitions); computed from ``tables`` otherwise.
+    """
     rules = config.leakage
     configured = list(rules.exclude_events)
     events: list[EventLeak] = []
     n_lab = n_conv = 0
     if rules.auto_exclude:
-        events, n_lab, n_conv = scan_events(tables, config, export_time=export_time)
+        if stats is None:
+            stats = event_leak_stats(tables, config, export_time=export_time)
+        events, n_lab, n_conv = judge_events(stats, config), stats.labelled, stats.converters
     allowed = set(rules.allow_events)
     excluded = list(
         dict.fromkeys([*configured, *(e.event for e in events if e.event not in allowed)])
@@ -392,7 +402,11 @@ def drop_events(tables: Tables, names: list[str] | tuple[str, ...]) -> Tables:
     if not names:
         return tables
     ev = tables.events
-    keep = ~ev["event"].astype(str).isin(list(names)).to_numpy()
+    col = ev["event"]
+    # A categorical column is matched on its categories, not 20M strings.
+    keep = ~(col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str)).isin(
+        [str(n) for n in names]
+    ).to_numpy()
     if keep.all():
         return tables
     kept = ev[keep].reset_index(drop=True)

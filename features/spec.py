@@ -88,6 +88,7 @@ def fit_feature_spec(
     it are looked at (the training part of a time split), so the choices never
     see the test period.
     """
+    from features.leak_stats import event_leak_stats
     from features.leaks import scan_leaks
 
     export_time = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
@@ -112,11 +113,10 @@ def fit_feature_spec(
             features=table,
             export_at=export_time,
         )
-    scan = scan_leaks(tables, config, export_time=export_time)
-    events = tables.events
-    if scan.excluded_events:
-        events = events[~events["event"].astype(str).isin(scan.excluded_events).to_numpy()]
-    counts = events["event"].astype(str).value_counts(sort=False)
+    stats = event_leak_stats(tables, config, export_time=export_time)
+    scan = scan_leaks(tables, config, export_time=export_time, stats=stats)
+    counts = pd.Series(stats.events, index=pd.Index(stats.names, dtype=object))
+    counts = counts[~counts.index.isin(scan.excluded_events)]
     levels: dict[str, list[str]] = {}
     for col in config.firmographics.categorical:
         if col in tables.accounts.columns and col not in scan.excluded_attributes:
