@@ -404,9 +404,11 @@ def drop_events(tables: Tables, names: list[str] | tuple[str, ...]) -> Tables:
     ev = tables.events
     col = ev["event"]
     # A categorical column is matched on its categories, not 20M strings.
-    keep = ~(col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str)).isin(
-        [str(n) for n in names]
-    ).to_numpy()
+    keep = (
+        ~(col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str))
+        .isin([str(n) for n in names])
+        .to_numpy()
+    )
     if keep.all():
         return tables
     kept = ev[keep].reset_index(drop=True)
