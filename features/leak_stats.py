@@ -109,21 +109,19 @@ def merge_stats(parts: Iterable[EventLeakStats]) -> EventLeakStats:
     )
 
 
-def _distinct_per_type(
-    acc: np.ndarray, event: np.ndarray, take: np.ndarray, n_vocab: int
-) -> np.ndarray:
-    """Per event type, the number of distinct accounts with an event where ``take`` holds."""
-    key = acc[take].astype(np.int64) * n_vocab + event[take]
-    if len(key) == 0:
-        return np.zeros(n_vocab, dtype=np.int64)
-    span = (int(acc.max()) + 1) * n_vocab
+def _present_pairs(key: np.ndarray, span: int) -> np.ndarray:
+    """The distinct ``key`` values (account * types + type), sorted."""
     if span <= DENSE_PAIRS:
         seen = np.zeros(span, dtype=bool)
         seen[key] = True
-        pairs = np.flatnonzero(seen)
-    else:
-        pairs = np.unique(key)
-    return np.bincount(pairs % n_vocab, minlength=n_vocab).astype(np.int64)
+        return np.flatnonzero(seen)
+    return np.unique(key)
+
+
+def _per_type(pairs: np.ndarray, of_account: np.ndarray, n_vocab: int) -> np.ndarray:
+    """How many accounts with ``of_account`` true have each type among ``pairs``."""
+    hit = of_account[pairs // n_vocab]
+    return np.bincount(pairs[hit] % n_vocab, minlength=n_vocab).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -198,8 +196,10 @@ def stats_from_arrays(
 ) -> EventLeakStats:
     """The statistics from integer event arrays (account position, type code, seconds).
 
-    Events with ``acc < 0`` (unknown account) or ``event < 0`` (missing type) count
-    only towards nothing; unknown accounts' events still name their type.
+    Events with ``acc < 0`` (unknown account) only name their type; so do events
+    of accounts whose label window is still open. Each moment is a per-account
+    cutoff (``NAT_SECONDS`` where it does not apply), so every rule is one
+    comparison per event and one scatter into an (account x type) table.
     """
     rules = config.leakage
     n_vocab = len(vocabulary)
@@ -207,41 +207,46 @@ def stats_from_arrays(
     counts = np.bincount(event[valid], minlength=n_vocab).astype(np.int64)
     present = np.flatnonzero(counts > 0)
 
-    take = valid & (acc >= 0) & (ts != NAT_SECONDS)
-    take[take] = lab.closed[acc[take]]
-    a, e, t = acc[take], event[take], ts[take]
-    conv = lab.converted[a]
-    zeros = np.zeros(n_vocab, dtype=np.int64)
-    trial = (t < lab.trial_end[a]) & (
-        (lab.converted_at[a] == NAT_SECONDS) | (t < lab.converted_at[a])
+    # One extra account slot (the last) for unknown accounts: every cutoff NaT there.
+    n_acc = len(lab.closed) + 1
+    judged = np.append(lab.closed, False)
+    convert = np.append(lab.closed & lab.converted, False)
+    other = judged & ~convert
+    never = np.int64(NAT_SECONDS)
+    conv_at = np.append(lab.converted_at, never)
+    trial_cut = np.where(
+        conv_at == never,
+        np.append(lab.trial_end, never),
+        np.minimum(np.append(lab.trial_end, never), conv_at),
     )
-    trial_conv = _distinct_per_type(a, e, trial & conv, n_vocab) if len(a) else zeros
-    trial_other = _distinct_per_type(a, e, trial & ~conv, n_vocab) if len(a) else zeros
-    reached = t < lab.decided[a]
-    reach_conv = _distinct_per_type(a, e, reached & conv, n_vocab) if len(a) else zeros
-    reach_other = _distinct_per_type(a, e, reached & ~conv, n_vocab) if len(a) else zeros
+    trial_cut = np.where(judged, trial_cut, never)
+    decided = np.where(judged, np.append(lab.decided, never), never)
+
+    a = np.where(valid & (acc >= 0) & (ts != never), acc, n_acc - 1)
+    key = a.astype(np.int64) * n_vocab + np.where(valid, event, 0)
+    span = n_acc * n_vocab
+    trial = _present_pairs(key[ts < trial_cut[a]], span)
+    reach = _present_pairs(key[ts < decided[a]], span)
 
     # Clustered at conversion: per (converter, type), the share of its events near it.
-    ca, ce = a[conv].astype(np.int64), e[conv]
-    cluster_have = clustered = zeros
-    if len(ca):
-        gap = np.abs(t[conv] - lab.converted_at[ca]) / SECONDS_PER_DAY
-        near = gap <= rules.cluster_days
-        key = ca * n_vocab + ce
-        span = (int(ca.max()) + 1) * n_vocab
-        if span <= DENSE_PAIRS:
-            total = np.bincount(key, minlength=span)
-            close = np.bincount(key, weights=near, minlength=span)
-            pairs = np.flatnonzero(total)
-            total, close = total[pairs], close[pairs]
-        else:
-            pairs, inverse = np.unique(key, return_inverse=True)
-            total = np.bincount(inverse)
-            close = np.bincount(inverse, weights=near)
-        types = pairs % n_vocab
-        cluster_have = np.bincount(types, minlength=n_vocab).astype(np.int64)
-        hit = close / total >= rules.cluster_share
-        clustered = np.bincount(types[hit], minlength=n_vocab).astype(np.int64)
+    at = conv_at[a]
+    mine = convert[a]
+    near = mine & (np.abs(ts - at) <= rules.cluster_days * SECONDS_PER_DAY)
+    if span <= DENSE_PAIRS:
+        total = np.bincount(key[mine], minlength=span)
+        close = np.bincount(key[near], minlength=span)
+        pairs = np.flatnonzero(total)
+        total, close = total[pairs], close[pairs]
+    else:
+        pairs, inverse = np.unique(key[mine], return_inverse=True)
+        total = np.bincount(inverse)
+        close = np.bincount(inverse, weights=near[mine])
+    types = pairs % n_vocab
+    cluster_have = np.bincount(types, minlength=n_vocab).astype(np.int64)
+    hit = close / np.maximum(total, 1) >= rules.cluster_share
+    clustered = np.bincount(types[hit], minlength=n_vocab).astype(np.int64)
+    trial_conv, trial_other = _per_type(trial, convert, n_vocab), _per_type(trial, other, n_vocab)
+    reach_conv, reach_other = _per_type(reach, convert, n_vocab), _per_type(reach, other, n_vocab)
 
     n_lab = int(lab.closed.sum())
     n_conv = int((lab.closed & lab.converted).sum())
