@@ -109,13 +109,57 @@ def merge_stats(parts: Iterable[EventLeakStats]) -> EventLeakStats:
     )
 
 
-def _present_pairs(key: np.ndarray, span: int) -> np.ndarray:
-    """The distinct ``key`` values (account * types + type), sorted."""
-    if span <= DENSE_PAIRS:
-        seen = np.zeros(span, dtype=bool)
-        seen[key] = True
-        return np.flatnonzero(seen)
-    return np.unique(key)
+#: Events handled per pass: bounds the temporary arrays (a few hundred MB at 20M events).
+CHUNK_EVENTS = 2_000_000
+#: Largest (account x type) table of counts held densely (int64; 40 MB).
+DENSE_COUNTS = 5_000_000
+
+
+class _PairSet:
+    """The distinct (account x type) keys seen over several chunks."""
+
+    def __init__(self, span: int) -> None:
+        self.seen = np.zeros(span, dtype=bool) if span <= DENSE_PAIRS else None
+        self.parts: list[np.ndarray] = []
+
+    def add(self, key: np.ndarray) -> None:
+        if self.seen is not None:
+            self.seen[key] = True
+        else:
+            self.parts.append(np.unique(key))
+
+    def keys(self) -> np.ndarray:
+        """The distinct keys, sorted."""
+        if self.seen is not None:
+            return np.flatnonzero(self.seen)
+        return np.unique(np.concatenate(self.parts)) if self.parts else np.zeros(0, np.int64)
+
+
+class _PairCounts:
+    """Occurrences of each (account x type) key over several chunks."""
+
+    def __init__(self, span: int) -> None:
+        self.span = span
+        self.dense = np.zeros(span, dtype=np.int64) if span <= DENSE_COUNTS else None
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, key: np.ndarray) -> None:
+        if self.dense is not None:
+            self.dense += np.bincount(key, minlength=self.span)
+        else:
+            self.parts.append(np.unique(key, return_counts=True))
+
+    def at(self, keys: np.ndarray) -> np.ndarray:
+        """The count of each of ``keys`` (sorted, distinct)."""
+        if self.dense is not None:
+            return self.dense[keys]
+        out = np.zeros(len(keys), dtype=np.int64)
+        for part, n in self.parts:
+            pos = np.searchsorted(keys, part)
+            found = pos < len(keys)
+            found[found] = keys[pos[found]] == part[found]
+            np.add.at(out, pos[found], n[found])
+        return out
 
 
 def _per_type(pairs: np.ndarray, of_account: np.ndarray, n_vocab: int) -> np.ndarray:
@@ -222,31 +266,33 @@ def stats_from_arrays(
     trial_cut = np.where(judged, trial_cut, never)
     decided = np.where(judged, np.append(lab.decided, never), never)
 
-    a = np.where(valid & (acc >= 0) & (ts != never), acc, n_acc - 1)
-    key = a.astype(np.int64) * n_vocab + np.where(valid, event, 0)
     span = n_acc * n_vocab
-    trial = _present_pairs(key[ts < trial_cut[a]], span)
-    reach = _present_pairs(key[ts < decided[a]], span)
-
-    # Clustered at conversion: per (converter, type), the share of its events near it.
-    at = conv_at[a]
-    mine = convert[a]
-    near = mine & (np.abs(ts - at) <= rules.cluster_days * SECONDS_PER_DAY)
-    if span <= DENSE_PAIRS:
-        total = np.bincount(key[mine], minlength=span)
-        close = np.bincount(key[near], minlength=span)
-        pairs = np.flatnonzero(total)
-        total, close = total[pairs], close[pairs]
-    else:
-        pairs, inverse = np.unique(key[mine], return_inverse=True)
-        total = np.bincount(inverse)
-        close = np.bincount(inverse, weights=near[mine])
+    trial, reach, clustered_pairs = _PairSet(span), _PairSet(span), _PairSet(span)
+    total, close = _PairCounts(span), _PairCounts(span)
+    window = rules.cluster_days * SECONDS_PER_DAY
+    for lo in range(0, len(event), CHUNK_EVENTS):
+        part = slice(lo, lo + CHUNK_EVENTS)
+        ok, t = valid[part], ts[part]
+        a = np.where(ok & (acc[part] >= 0) & (t != never), acc[part], n_acc - 1)
+        key = a.astype(np.int64) * n_vocab + np.where(ok, event[part], 0)
+        trial.add(key[t < trial_cut[a]])
+        reach.add(key[t < decided[a]])
+        # Clustered at conversion: per (converter, type), the share of its events near it.
+        mine = convert[a]
+        mine_key = key[mine]
+        total.add(mine_key)
+        clustered_pairs.add(mine_key)
+        close.add(mine_key[np.abs(t[mine] - conv_at[a[mine]]) <= window])
+    pairs = clustered_pairs.keys()
     types = pairs % n_vocab
     cluster_have = np.bincount(types, minlength=n_vocab).astype(np.int64)
-    hit = close / np.maximum(total, 1) >= rules.cluster_share
+    hit = close.at(pairs) / np.maximum(total.at(pairs), 1) >= rules.cluster_share
     clustered = np.bincount(types[hit], minlength=n_vocab).astype(np.int64)
-    trial_conv, trial_other = _per_type(trial, convert, n_vocab), _per_type(trial, other, n_vocab)
-    reach_conv, reach_other = _per_type(reach, convert, n_vocab), _per_type(reach, other, n_vocab)
+    trial_keys, reach_keys = trial.keys(), reach.keys()
+    trial_conv = _per_type(trial_keys, convert, n_vocab)
+    trial_other = _per_type(trial_keys, other, n_vocab)
+    reach_conv = _per_type(reach_keys, convert, n_vocab)
+    reach_other = _per_type(reach_keys, other, n_vocab)
 
     n_lab = int(lab.closed.sum())
     n_conv = int((lab.closed & lab.converted).sum())

@@ -58,3 +58,20 @@ def test_merged_partition_statistics_equal_the_whole(
     assert [e.event for e in judge_events(merged, cfg)] == [e.event for e in leaks]
     assert "Subscription Activated" in [e.event for e in leaks]
     assert (labelled, converters) == (whole.labelled, whole.converters) and converters > 20
+
+
+def test_chunked_and_sparse_counting_agree_with_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many accounts x types (a table too big to hold densely) and events in chunks:
+    the same statistics as one dense pass."""
+    import features.leak_stats as stats_module
+
+    demo = generate_demo_data(500, seed=5, trial_days=(7, 14), conversion_window_days=20)
+    company = variants.event_before_payment(variants.hindsight_event(demo, seed=5), seed=5)
+    cfg = _config(20)
+    dense = event_leak_stats(company.tables, cfg).frame()
+    monkeypatch.setattr(stats_module, "CHUNK_EVENTS", 7_777)
+    monkeypatch.setattr(stats_module, "DENSE_PAIRS", 0)
+    monkeypatch.setattr(stats_module, "DENSE_COUNTS", 0)
+    chunked = event_leak_stats(company.tables, cfg).frame()
+    pd.testing.assert_frame_equal(chunked, dense)
+    assert dense["clustered_converters"].sum() > 0 and dense["reach_others"].sum() > 0
