@@ -8,7 +8,6 @@ snapshots cheaply (the training-set builder asks for several per account).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,19 +68,15 @@ class FeatureBuilder:
         are dropped here, before any feature family sees them.
         """
         index = None
-        if spec is None:
-            # Both cores: index every event while the spec (leak scan, top-K) is fitted;
-            # the index is kept when the spec excludes no event that occurs.
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                pending = pool.submit(build_event_index, tables)
-                spec = fit_feature_spec(tables, config)
-                full = pending.result()
+        if spec is None:  # the leak scan reads the index the features will use
+            full = build_event_index(tables)
+            spec = fit_feature_spec(tables, config, index=full)
             if not full.event_codes(list(spec.excluded_events)).size:
                 index = full
         for note in spec.leak_notes:
             log.warning(note)
         tables = drop_events(tables, spec.excluded_events)
-        if index is None:
+        if index is None:  # rebuilt without the excluded events
             index = build_event_index(tables)
         comms = build_comm_index(tables.communications, index.account_ids)
         return cls(tables=tables, config=config, spec=spec, index=index, comms=comms)

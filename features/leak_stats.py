@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
-from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, codes_and_labels, to_seconds
+from features.event_index import (
+    NAT_SECONDS,
+    SECONDS_PER_DAY,
+    EventIndex,
+    codes_and_labels,
+    to_seconds,
+)
 from features.tables import Tables
 
 #: Largest (account x event type) table held as a dense array; beyond it, np.unique.
@@ -225,6 +231,21 @@ def event_leak_stats(
         event=codes,
         ts=ts,
         vocabulary=vocabulary,
+        config=config,
+    )
+
+
+def event_leak_stats_from_index(
+    index: EventIndex, tables: Tables, config: CompanyConfig, export_time: pd.Timestamp
+) -> EventLeakStats:
+    """``event_leak_stats`` on an ``EventIndex`` of ``tables`` (no second copy of the
+    events: the index's integer arrays are read as they are)."""
+    return stats_from_arrays(
+        labelled_accounts(tables.accounts, config, export_time),
+        acc=index.acc,
+        event=index.event,
+        ts=index.ts,
+        vocabulary=index.vocabulary,
         config=config,
     )
 

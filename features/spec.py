@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.event_index import EventIndex
 from features.naming import unique_slugs
 from features.tables import Tables
 
@@ -80,15 +81,17 @@ def fit_feature_spec(
     *,
     before: pd.Timestamp | None = None,
     export_time: pd.Timestamp | None = None,
+    index: EventIndex | None = None,
 ) -> FeatureSpec:
     """Scan for leaks, then choose the top-K event types and categorical levels.
 
     Fit on the training data only, then reuse the spec everywhere else. With
     ``before``, only accounts whose trial started before it and events before
     it are looked at (the training part of a time split), so the choices never
-    see the test period.
+    see the test period. ``index``: the events of ``tables`` already indexed
+    (``build_event_index``), read instead of the events table (ignored with ``before``).
     """
-    from features.leak_stats import event_leak_stats
+    from features.leak_stats import event_leak_stats, event_leak_stats_from_index
     from features.leaks import scan_leaks
 
     export_time = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
@@ -113,7 +116,10 @@ def fit_feature_spec(
             features=table,
             export_at=export_time,
         )
-    stats = event_leak_stats(tables, config, export_time=export_time)
+    if index is not None and before is None:
+        stats = event_leak_stats_from_index(index, tables, config, export_time)
+    else:
+        stats = event_leak_stats(tables, config, export_time=export_time)
     scan = scan_leaks(tables, config, export_time=export_time, stats=stats)
     counts = pd.Series(stats.events, index=pd.Index(stats.names, dtype=object))
     counts = counts[~counts.index.isin(scan.excluded_events)]
