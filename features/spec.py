@@ -100,9 +100,7 @@ def fit_feature_spec(
         acc = tables.accounts[tables.accounts["trial_start"] < cut]
         ids = acc["account_id"].astype(str)
         ev = tables.events
-        ev = ev[
-            (ev["timestamp"] < cut).to_numpy() & ev["account_id"].astype(str).isin(ids).to_numpy()
-        ]
+        ev = ev[(ev["timestamp"] < cut).to_numpy() & _text(ev["account_id"]).isin(ids).to_numpy()]
         table = tables.features
         if table is not None:  # the feature table's rows of those accounts, before the cut
             keep = table["account_id"].astype(str).isin(ids).to_numpy()
@@ -148,6 +146,11 @@ def fit_feature_spec(
         table_columns={c.feature: c.to_dict() for c in columns},
         table_as_of="as_of" in table.columns,
     )
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """Ids as text; a categorical column (20M events) is matched on its categories."""
+    return col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str)
 
 
 def feature_spec_from_counts(

@@ -75,3 +75,19 @@ def test_chunked_and_sparse_counting_agree_with_dense(monkeypatch: pytest.Monkey
     chunked = event_leak_stats(company.tables, cfg).frame()
     pd.testing.assert_frame_equal(chunked, dense)
     assert dense["clustered_converters"].sum() > 0 and dense["reach_others"].sum() > 0
+
+
+def test_spec_before_a_cut_is_the_same_for_categorical_and_text_ids() -> None:
+    """The training path's point-in-time spec matches ids on a categorical's categories."""
+    from dataclasses import replace
+
+    from features.spec import fit_feature_spec
+
+    demo = generate_demo_data(400, seed=4, trial_days=(14,), conversion_window_days=10)
+    tables, cfg = demo.tables, _config(10)
+    cut = tables.accounts["trial_start"].quantile(0.6)
+    as_category = tables.events.astype({"account_id": "category", "event": "category"})
+    as_text = tables.events.astype({"account_id": "str", "event": "str"})
+    a = fit_feature_spec(replace(tables, events=as_category), cfg, before=cut)
+    b = fit_feature_spec(replace(tables, events=as_text), cfg, before=cut)
+    assert a == b and a.top_event_types and a.fitted_before
