@@ -291,11 +291,18 @@ def stats_from_arrays(
     trial, reach, clustered_pairs = _PairSet(span), _PairSet(span), _PairSet(span)
     total, close = _PairCounts(span), _PairCounts(span)
     window = rules.cluster_days * SECONDS_PER_DAY
+    # An index's arrays are clean (known accounts, types and times): no masking then.
+    clean = bool(valid.all()) and (len(acc) == 0 or (acc.min() >= 0 and ts.min() != never))
     for lo in range(0, len(event), CHUNK_EVENTS):
         part = slice(lo, lo + CHUNK_EVENTS)
-        ok, t = valid[part], ts[part]
-        a = np.where(ok & (acc[part] >= 0) & (t != never), acc[part], n_acc - 1)
-        key = a.astype(np.int64) * n_vocab + np.where(ok, event[part], 0)
+        t = ts[part]
+        if clean:
+            a = acc[part].astype(np.int64)
+            key = a * n_vocab + event[part]
+        else:
+            ok = valid[part]
+            a = np.where(ok & (acc[part] >= 0) & (t != never), acc[part], n_acc - 1)
+            key = a.astype(np.int64) * n_vocab + np.where(ok, event[part], 0)
         trial.add(key[t < trial_cut[a]])
         reach.add(key[t < decided[a]])
         # Clustered at conversion: per (converter, type), the share of its events near it.
