@@ -101,3 +101,15 @@ def test_benchmark_serving(tmp_path: Path) -> None:
     _run([sys.executable, "-m", "trialcast.bench.serving", "--accounts", "2000", "--duration", "1",
           "--repeats", "1", "--starts", "1", "--out", str(out)], tmp_path)  # fmt: skip
     assert out.read_text().strip()
+
+
+@pytest.mark.slow
+def test_benchmark_funnel(tmp_path: Path) -> None:
+    company = tmp_path / "company"
+    _run([_trialcast(), "demo-data", "--out", str(company), "--accounts", "1200", "--seed", "4"],
+         tmp_path)  # fmt: skip
+    out = tmp_path / "funnel.md"
+    _run([sys.executable, "-m", "trialcast.bench.funnel", "-c", str(company / "trialcast.toml"),
+          "--repeats", "1", "--accounts", "2000", "--draws", "1", "--out", str(out)],
+         tmp_path)  # fmt: skip
+    assert "wall ratio to the floor" in out.read_text()
