@@ -8,7 +8,10 @@ The only safe cure is to remove such an event from the events table before any
 feature sees it. This module
 
 - flags event types that separate the conversion label almost perfectly during
-  the trial, cluster right at ``converted_at``, or are named like an outcome;
+  the trial, cluster right at ``converted_at``, are reached before their outcome
+  by almost only accounts that then convert (wherever that falls in time), or are
+  named like an outcome; the counts come from ``features.leak_stats`` (additive
+  across partitions) and ``judge_events`` is the one judgement;
 - merges them with the config's ``[leakage].exclude_events`` (minus
   ``allow_events``) into one exclusion list that the feature spec carries, so
   training, scoring, milestones and PQL rules all drop the same events;
