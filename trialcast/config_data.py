@@ -28,12 +28,27 @@ def _builder(config: CompanyConfig):
 def check_config_data(config: CompanyConfig) -> None:
     """Print leak findings, then fail with every unknown event / PQL feature (did you mean)."""
     from features.config_check import check_against_data
+    from features.table_leaks import table_leaks_in_training_set
 
     builder = _builder(config)
     for note in builder.spec.leak_notes:
         console.print(note, style="bold yellow")
-    if not builder.spec.leak_notes:
-        console.print("  leak scan: no outcome-like event or post-purchase column found")
+    with console.status("Checking the feature-table columns on the labelled trials..."):
+        table_leaks, skipped = table_leaks_in_training_set(builder)
+    for leak in table_leaks:
+        console.print(
+            f"LEAK? {leak.message()} by `trialcast train`; drop it from "
+            "[feature_table.columns] or list it in [feature_table].exclude_columns, "
+            "unless it is known before the outcome",
+            style="bold yellow",
+        )
+    if skipped:
+        console.print(f"  {skipped}")
+    if not builder.spec.leak_notes and not table_leaks:
+        console.print(
+            "  leak scan: no outcome-like event, post-purchase column or label-like "
+            "feature-table column found"
+        )
     problems = check_against_data(config, builder)
     if problems:
         fail(
