@@ -112,9 +112,10 @@ def retrain_command(
     from features.loaders import load_tables
     from features.validation import InputError
     from training.retrain import run_retrain
-    from trialcast.cli_common import load_config_or_exit
+    from trialcast.cli_common import load_config_or_exit, parse_moment
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     truth_path = truth if truth is not None else config.parent / "truth.parquet"
     truth_frame = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:
@@ -123,7 +124,7 @@ def retrain_command(
             lambda: load_tables(cfg).tables,
             tracking_uri=tracking_uri,
             lock_path=lock_file,
-            now=pd.Timestamp(as_of) if as_of else None,
+            now=moment,
             kinds=tuple(kind) if kind else ("conversion", "churn"),
             wait_seconds=wait,
             truth=truth_frame,

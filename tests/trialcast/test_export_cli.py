@@ -59,7 +59,7 @@ def test_real_planday_sample_commands_answer_in_words(tmp_path, monkeypatch, com
     assert says in words and "Traceback" not in words
 
 
-@pytest.mark.parametrize("command", ["features", "score", "forecast"])
+@pytest.mark.parametrize("command", ["features", "score", "forecast", "retrain"])
 def test_a_bad_as_of_is_named(command, tmp_path, monkeypatch):
     monkeypatch.setenv("TRIALCAST_OUTPUT_DIR", str(tmp_path))  # restored after the test
     result = CliRunner().invoke(app, [command, "-c", str(PLANDAY), "--as-of", "2024-13-45"])
