@@ -21,7 +21,13 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
-from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, codes_and_labels, to_seconds
+from features.event_index import (
+    NAT_SECONDS,
+    SECONDS_PER_DAY,
+    EventIndex,
+    codes_and_labels,
+    to_seconds,
+)
 from features.tables import Tables
 
 #: Largest (account x event type) table held as a dense array; beyond it, np.unique.
@@ -109,21 +115,63 @@ def merge_stats(parts: Iterable[EventLeakStats]) -> EventLeakStats:
     )
 
 
-def _distinct_per_type(
-    acc: np.ndarray, event: np.ndarray, take: np.ndarray, n_vocab: int
-) -> np.ndarray:
-    """Per event type, the number of distinct accounts with an event where ``take`` holds."""
-    key = acc[take].astype(np.int64) * n_vocab + event[take]
-    if len(key) == 0:
-        return np.zeros(n_vocab, dtype=np.int64)
-    span = (int(acc.max()) + 1) * n_vocab
-    if span <= DENSE_PAIRS:
-        seen = np.zeros(span, dtype=bool)
-        seen[key] = True
-        pairs = np.flatnonzero(seen)
-    else:
-        pairs = np.unique(key)
-    return np.bincount(pairs % n_vocab, minlength=n_vocab).astype(np.int64)
+#: Events handled per pass: bounds the temporary arrays (a few hundred MB at 20M events).
+CHUNK_EVENTS = 2_000_000
+#: Largest (account x type) table of counts held densely (int64; 40 MB).
+DENSE_COUNTS = 5_000_000
+
+
+class _PairSet:
+    """The distinct (account x type) keys seen over several chunks."""
+
+    def __init__(self, span: int) -> None:
+        self.seen = np.zeros(span, dtype=bool) if span <= DENSE_PAIRS else None
+        self.parts: list[np.ndarray] = []
+
+    def add(self, key: np.ndarray) -> None:
+        if self.seen is not None:
+            self.seen[key] = True
+        else:
+            self.parts.append(np.unique(key))
+
+    def keys(self) -> np.ndarray:
+        """The distinct keys, sorted."""
+        if self.seen is not None:
+            return np.flatnonzero(self.seen)
+        return np.unique(np.concatenate(self.parts)) if self.parts else np.zeros(0, np.int64)
+
+
+class _PairCounts:
+    """Occurrences of each (account x type) key over several chunks."""
+
+    def __init__(self, span: int) -> None:
+        self.span = span
+        self.dense = np.zeros(span, dtype=np.int64) if span <= DENSE_COUNTS else None
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, key: np.ndarray) -> None:
+        if self.dense is not None:
+            self.dense += np.bincount(key, minlength=self.span)
+        else:
+            self.parts.append(np.unique(key, return_counts=True))
+
+    def at(self, keys: np.ndarray) -> np.ndarray:
+        """The count of each of ``keys`` (sorted, distinct)."""
+        if self.dense is not None:
+            return self.dense[keys]
+        out = np.zeros(len(keys), dtype=np.int64)
+        for part, n in self.parts:
+            pos = np.searchsorted(keys, part)
+            found = pos < len(keys)
+            found[found] = keys[pos[found]] == part[found]
+            np.add.at(out, pos[found], n[found])
+        return out
+
+
+def _per_type(pairs: np.ndarray, of_account: np.ndarray, n_vocab: int) -> np.ndarray:
+    """How many accounts with ``of_account`` true have each type among ``pairs``."""
+    hit = of_account[pairs // n_vocab]
+    return np.bincount(pairs[hit] % n_vocab, minlength=n_vocab).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -187,6 +235,21 @@ def event_leak_stats(
     )
 
 
+def event_leak_stats_from_index(
+    index: EventIndex, tables: Tables, config: CompanyConfig, export_time: pd.Timestamp
+) -> EventLeakStats:
+    """``event_leak_stats`` on an ``EventIndex`` of ``tables`` (no second copy of the
+    events: the index's integer arrays are read as they are)."""
+    return stats_from_arrays(
+        labelled_accounts(tables.accounts, config, export_time),
+        acc=index.acc,
+        event=index.event,
+        ts=index.ts,
+        vocabulary=index.vocabulary,
+        config=config,
+    )
+
+
 def stats_from_arrays(
     lab: LabelledAccounts,
     *,
@@ -198,8 +261,10 @@ def stats_from_arrays(
 ) -> EventLeakStats:
     """The statistics from integer event arrays (account position, type code, seconds).
 
-    Events with ``acc < 0`` (unknown account) or ``event < 0`` (missing type) count
-    only towards nothing; unknown accounts' events still name their type.
+    Events with ``acc < 0`` (unknown account) only name their type; so do events
+    of accounts whose label window is still open. Each moment is a per-account
+    cutoff (``NAT_SECONDS`` where it does not apply), so every rule is one
+    comparison per event and one scatter into an (account x type) table.
     """
     rules = config.leakage
     n_vocab = len(vocabulary)
@@ -207,41 +272,55 @@ def stats_from_arrays(
     counts = np.bincount(event[valid], minlength=n_vocab).astype(np.int64)
     present = np.flatnonzero(counts > 0)
 
-    take = valid & (acc >= 0) & (ts != NAT_SECONDS)
-    take[take] = lab.closed[acc[take]]
-    a, e, t = acc[take], event[take], ts[take]
-    conv = lab.converted[a]
-    zeros = np.zeros(n_vocab, dtype=np.int64)
-    trial = (t < lab.trial_end[a]) & (
-        (lab.converted_at[a] == NAT_SECONDS) | (t < lab.converted_at[a])
+    # One extra account slot (the last) for unknown accounts: every cutoff NaT there.
+    n_acc = len(lab.closed) + 1
+    judged = np.append(lab.closed, False)
+    convert = np.append(lab.closed & lab.converted, False)
+    other = judged & ~convert
+    never = np.int64(NAT_SECONDS)
+    conv_at = np.append(lab.converted_at, never)
+    trial_cut = np.where(
+        conv_at == never,
+        np.append(lab.trial_end, never),
+        np.minimum(np.append(lab.trial_end, never), conv_at),
     )
-    trial_conv = _distinct_per_type(a, e, trial & conv, n_vocab) if len(a) else zeros
-    trial_other = _distinct_per_type(a, e, trial & ~conv, n_vocab) if len(a) else zeros
-    reached = t < lab.decided[a]
-    reach_conv = _distinct_per_type(a, e, reached & conv, n_vocab) if len(a) else zeros
-    reach_other = _distinct_per_type(a, e, reached & ~conv, n_vocab) if len(a) else zeros
+    trial_cut = np.where(judged, trial_cut, never)
+    decided = np.where(judged, np.append(lab.decided, never), never)
 
-    # Clustered at conversion: per (converter, type), the share of its events near it.
-    ca, ce = a[conv].astype(np.int64), e[conv]
-    cluster_have = clustered = zeros
-    if len(ca):
-        gap = np.abs(t[conv] - lab.converted_at[ca]) / SECONDS_PER_DAY
-        near = gap <= rules.cluster_days
-        key = ca * n_vocab + ce
-        span = (int(ca.max()) + 1) * n_vocab
-        if span <= DENSE_PAIRS:
-            total = np.bincount(key, minlength=span)
-            close = np.bincount(key, weights=near, minlength=span)
-            pairs = np.flatnonzero(total)
-            total, close = total[pairs], close[pairs]
+    span = n_acc * n_vocab
+    trial, reach, clustered_pairs = _PairSet(span), _PairSet(span), _PairSet(span)
+    total, close = _PairCounts(span), _PairCounts(span)
+    window = rules.cluster_days * SECONDS_PER_DAY
+    # An index's arrays are clean (known accounts, types and times): no masking then.
+    clean = bool(valid.all()) and (len(acc) == 0 or (acc.min() >= 0 and ts.min() != never))
+    for lo in range(0, len(event), CHUNK_EVENTS):
+        part = slice(lo, lo + CHUNK_EVENTS)
+        t = ts[part]
+        if clean:
+            a = acc[part].astype(np.int64)
+            key = a * n_vocab + event[part]
         else:
-            pairs, inverse = np.unique(key, return_inverse=True)
-            total = np.bincount(inverse)
-            close = np.bincount(inverse, weights=near)
-        types = pairs % n_vocab
-        cluster_have = np.bincount(types, minlength=n_vocab).astype(np.int64)
-        hit = close / total >= rules.cluster_share
-        clustered = np.bincount(types[hit], minlength=n_vocab).astype(np.int64)
+            ok = valid[part]
+            a = np.where(ok & (acc[part] >= 0) & (t != never), acc[part], n_acc - 1)
+            key = a.astype(np.int64) * n_vocab + np.where(ok, event[part], 0)
+        trial.add(key[t < trial_cut[a]])
+        reach.add(key[t < decided[a]])
+        # Clustered at conversion: per (converter, type), the share of its events near it.
+        mine = convert[a]
+        mine_key = key[mine]
+        total.add(mine_key)
+        clustered_pairs.add(mine_key)
+        close.add(mine_key[np.abs(t[mine] - conv_at[a[mine]]) <= window])
+    pairs = clustered_pairs.keys()
+    types = pairs % n_vocab
+    cluster_have = np.bincount(types, minlength=n_vocab).astype(np.int64)
+    hit = close.at(pairs) / np.maximum(total.at(pairs), 1) >= rules.cluster_share
+    clustered = np.bincount(types[hit], minlength=n_vocab).astype(np.int64)
+    trial_keys, reach_keys = trial.keys(), reach.keys()
+    trial_conv = _per_type(trial_keys, convert, n_vocab)
+    trial_other = _per_type(trial_keys, other, n_vocab)
+    reach_conv = _per_type(reach_keys, convert, n_vocab)
+    reach_other = _per_type(reach_keys, other, n_vocab)
 
     n_lab = int(lab.closed.sum())
     n_conv = int((lab.closed & lab.converted).sum())

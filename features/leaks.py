@@ -8,7 +8,10 @@ The only safe cure is to remove such an event from the events table before any
 feature sees it. This module
 
 - flags event types that separate the conversion label almost perfectly during
-  the trial, cluster right at ``converted_at``, or are named like an outcome;
+  the trial, cluster right at ``converted_at``, are reached before their outcome
+  by almost only accounts that then convert (wherever that falls in time), or are
+  named like an outcome; the counts come from ``features.leak_stats`` (additive
+  across partitions) and ``judge_events`` is the one judgement;
 - merges them with the config's ``[leakage].exclude_events`` (minus
   ``allow_events``) into one exclusion list that the feature spec carries, so
   training, scoring, milestones and PQL rules all drop the same events;
@@ -355,15 +358,25 @@ def scan_mrr(
 
 
 def scan_leaks(
-    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+    tables: Tables,
+    config: CompanyConfig,
+    *,
+    export_time: pd.Timestamp | None = None,
+    stats: EventLeakStats | None = None,
 ) -> LeakScan:
-    """Event and attribute scan plus the final exclusion list (see module docstring)."""
+    """Event and attribute scan plus the final exclusion list (see module docstring).
+
+    ``stats``: the events' statistics if already computed (``event_leak_stats``, or
+    merged from partitions); computed from ``tables`` otherwise.
+    """
     rules = config.leakage
     configured = list(rules.exclude_events)
     events: list[EventLeak] = []
     n_lab = n_conv = 0
     if rules.auto_exclude:
-        events, n_lab, n_conv = scan_events(tables, config, export_time=export_time)
+        if stats is None:
+            stats = event_leak_stats(tables, config, export_time=export_time)
+        events, n_lab, n_conv = judge_events(stats, config), stats.labelled, stats.converters
     allowed = set(rules.allow_events)
     excluded = list(
         dict.fromkeys([*configured, *(e.event for e in events if e.event not in allowed)])
@@ -392,7 +405,13 @@ def drop_events(tables: Tables, names: list[str] | tuple[str, ...]) -> Tables:
     if not names:
         return tables
     ev = tables.events
-    keep = ~ev["event"].astype(str).isin(list(names)).to_numpy()
+    col = ev["event"]
+    # A categorical column is matched on its categories, not 20M strings.
+    keep = (
+        ~(col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str))
+        .isin([str(n) for n in names])
+        .to_numpy()
+    )
     if keep.all():
         return tables
     kept = ev[keep].reset_index(drop=True)

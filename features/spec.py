@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.event_index import EventIndex
 from features.naming import unique_slugs
 from features.tables import Tables
 
@@ -80,21 +81,28 @@ def fit_feature_spec(
     *,
     before: pd.Timestamp | None = None,
     export_time: pd.Timestamp | None = None,
+    index: EventIndex | None = None,
 ) -> FeatureSpec:
     """Scan for leaks, then choose the top-K event types and categorical levels.
 
     Fit on the training data only, then reuse the spec everywhere else. With
     ``before``, only accounts whose trial started before it and events before
     it are looked at (the training part of a time split), so the choices never
-    see the test period.
+    see the test period. ``index``: the events of ``tables`` already indexed
+    (``build_event_index``), read instead of the events table (ignored with ``before``).
     """
+    from features.leak_stats import event_leak_stats_from_index
     from features.spec_stats import cut_tables, spec_from_stats, spec_stats
 
     export_time = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
+    events = None
     if before is not None:
         tables = cut_tables(tables, before, export_time)
+    elif index is not None:
+        events = event_leak_stats_from_index(index, tables, config, export_time)
     # The same statistics and judgement as the Dask feature job's (merged per partition).
-    spec = spec_from_stats(spec_stats(tables, config, export_time), config, before=before)
+    stats = spec_stats(tables, config, export_time, events=events)
+    spec = spec_from_stats(stats, config, before=before)
     if tables.features is None:
         return spec
     from features.feature_table import fit_table_columns
@@ -106,6 +114,11 @@ def fit_feature_spec(
         table_columns={c.feature: c.to_dict() for c in columns},
         table_as_of="as_of" in table.columns,
     )
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """Ids as text; a categorical column (20M events) is matched on its categories."""
+    return col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str)
 
 
 def feature_spec_from_counts(

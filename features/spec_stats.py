@@ -165,21 +165,29 @@ class SpecStats:
     attributes: AttributeStats
 
 
-def spec_stats(tables: Tables, config: CompanyConfig, export_time: pd.Timestamp) -> SpecStats:
-    """``SpecStats`` of one machine's tables or one partition's (already cut in time)."""
+def spec_stats(
+    tables: Tables,
+    config: CompanyConfig,
+    export_time: pd.Timestamp,
+    *,
+    events: EventLeakStats | None = None,
+) -> SpecStats:
+    """``SpecStats`` of one machine's tables or one partition's (already cut in time);
+    ``events``: the events' leak statistics if already computed (from the index)."""
     acc = tables.accounts
     levels = {
         col: pd.unique(acc[col].dropna().astype(str)).tolist()
         for col in config.firmographics.categorical
         if col in acc.columns
     }
+    if events is None:
+        events = event_leak_stats(tables, config, export_time=export_time)
     auto = config.leakage.auto_exclude
     return SpecStats(
-        event_counts=tables.events["event"].astype(str).value_counts(sort=False),
+        # events per type from the statistics (no text conversion of every event)
+        event_counts=pd.Series(events.events, index=pd.Index(events.names, dtype=object)),
         levels=levels,
-        events=event_leak_stats(tables, config, export_time=export_time)
-        if auto
-        else merge_event_stats([]),
+        events=events,
         attributes=attribute_stats(tables, config, export_time) if auto else AttributeStats(),
     )
 
@@ -226,8 +234,8 @@ def leak_scan_from_stats(stats: SpecStats, config: CompanyConfig) -> LeakScan:
         attributes=attributes,
         configured=configured,
         excluded_events=excluded,
-        labelled_accounts=stats.events.labelled,
-        converters=stats.events.converters,
+        labelled_accounts=stats.events.labelled if rules.auto_exclude else 0,
+        converters=stats.events.converters if rules.auto_exclude else 0,
     )
 
 
@@ -261,7 +269,9 @@ def cut_tables(tables: Tables, before: pd.Timestamp, export_time: pd.Timestamp) 
     acc = tables.accounts[tables.accounts["trial_start"] < cut]
     ids = acc["account_id"].astype(str)
     ev = tables.events
-    ev = ev[(ev["timestamp"] < cut).to_numpy() & ev["account_id"].astype(str).isin(ids).to_numpy()]
+    ids_of = ev["account_id"]  # a categorical column (20M events) is matched on its categories
+    ids_of = ids_of if isinstance(ids_of.dtype, pd.CategoricalDtype) else ids_of.astype(str)
+    ev = ev[(ev["timestamp"] < cut).to_numpy() & ids_of.isin(ids).to_numpy()]
     table = tables.features
     if table is not None:  # the feature table's rows of those accounts, before the cut
         keep = table["account_id"].astype(str).isin(ids).to_numpy()

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.kinds import ModelKind
+from training.calibration import phase_inputs
 from training.distributed import fit_booster_dask, margins_dask
 from training.model import TrialcastModel
 from training.recipe import LABEL_COLUMNS, SCORED_COLUMNS, FitContext, Parts
@@ -164,9 +165,13 @@ class DaskEngine:
             early_stopping_rounds=ctx.early_stopping_rounds,
         )
 
-    def margins(self, model: TrialcastModel, part: Any) -> tuple[np.ndarray, np.ndarray]:
+    def margins(
+        self, model: TrialcastModel, part: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         frame = margins_dask(model, part)
-        return frame["margin"].to_numpy(), frame["y"].to_numpy()
+        seen = phase_inputs(model, part._meta) is not None
+        phases = frame["phase"].to_numpy(dtype=np.int64) if seen else None
+        return frame["margin"].to_numpy(), frame["y"].to_numpy(), phases
 
     def scored(self, model: TrialcastModel, part: Any) -> pd.DataFrame:
         import dask

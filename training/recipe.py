@@ -10,8 +10,8 @@ machine, ``training.dask_recipe`` on a cluster). The steps, in order:
 3. the single-feature guard on the training part (and the feature-table checks),
    flagged features excluded unless forced;
 4. LightGBM parameters (small-data mode regularises), optional tuning, the fit;
-5. calibration (``calibrate``, a step of its own: Platt scaling on the
-   validation margins);
+5. calibration (``calibrate``, a step of its own: ``training.calibration``,
+   Platt plus an offset per trial phase, on the validation margins);
 6. scoring the test part, baselines, metrics and the promotion gate's verdict.
 
 The feature spec (leak scan, exclusions, top-K types) is fitted before the
@@ -37,11 +37,13 @@ import pandas as pd
 from features.build import feature_columns
 from features.spec import FeatureSpec
 from models.kinds import ModelKind, model_kind
+from models.phases import PHASE_NAMES
 from training.baselines import (
     build_ceiling,
     build_persona_baseline,
     fit_logistic_baseline,
 )
+from training.calibration import fit_calibration, phase_inputs
 from training.gate import GateResult, judge, snapshot_base_rates
 from training.guards import (
     LeakageReport,
@@ -56,7 +58,6 @@ from training.model import (
     TrialcastModel,
     categorical_levels,
     fit_booster,
-    fit_platt,
     wrap_booster,
 )
 from training.small_data import data_size, small_data_params
@@ -99,10 +100,23 @@ def model_features(frame: pd.DataFrame, kind: str | ModelKind) -> list[str]:
     return keep
 
 
-def calibrate(model: TrialcastModel, margin: np.ndarray, y: np.ndarray) -> TrialcastModel:
-    """Calibrate ``model`` on validation margins (Platt scaling); returns it."""
-    model.a, model.b = fit_platt(np.asarray(margin), np.asarray(y))
-    return model
+def calibrate(
+    model: TrialcastModel, margin: np.ndarray, y: np.ndarray, phases: np.ndarray | None
+) -> TrialcastModel:
+    """Calibrate ``model`` on validation margins (``training.calibration``: Platt plus
+    an offset per trial phase when the model sees its phase); returns it."""
+    return fit_calibration(np.asarray(margin), np.asarray(y), phases).apply(model)
+
+
+def calibrated_probability(
+    model: TrialcastModel, margin: np.ndarray, phases: np.ndarray | None
+) -> np.ndarray:
+    """The calibrated probability of rows given their margins and phases."""
+    z = model.a * np.asarray(margin, dtype=np.float64) + model.b
+    if phases is not None and model.phase_offsets:
+        offsets = np.array([model.phase_offsets.get(n, 0.0) for n in PHASE_NAMES])
+        z = z + np.where(phases >= 0, offsets[np.clip(phases, 0, None)], 0.0)
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -157,8 +171,11 @@ class Engine(Protocol):
     ) -> TrialcastModel:
         """An uncalibrated model (``wrap_booster``) fitted on train, stopped on valid."""
 
-    def margins(self, model: TrialcastModel, part: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Raw margins and labels of ``part`` (for calibration)."""
+    def margins(
+        self, model: TrialcastModel, part: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Raw margins, labels and trial phases (None: the model cannot see its phase)
+        of ``part`` (for calibration)."""
 
     def scored(self, model: TrialcastModel, part: Any) -> pd.DataFrame:
         """The part's rows (at least ``SCORED_COLUMNS`` present) with ``p_model``."""
@@ -225,8 +242,10 @@ class LocalEngine:
             params=params,
         )
 
-    def margins(self, model: TrialcastModel, part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return model.margin(part), part["label"].to_numpy()
+    def margins(
+        self, model: TrialcastModel, part: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return model.margin(part), part["label"].to_numpy(), phase_inputs(model, part)
 
     def scored(self, model: TrialcastModel, part: pd.DataFrame) -> pd.DataFrame:
         out = part.copy()
@@ -380,9 +399,9 @@ def fit_kind(
     _say(progress, f"{name}: fitting on {len(labels):,} rows, {len(leakage.kept)} features...")
     ctx = FitContext(name, spec_json, cfg.num_boost_round, cfg.early_stopping_rounds)
     model = engine.fit(parts, leakage.kept, params, ctx)
-    margin, y_valid = engine.margins(model, parts.valid)
-    model = calibrate(model, margin, y_valid)
-    valid_ll = log_loss(y_valid, 1.0 / (1.0 + np.exp(-(model.a * margin + model.b))))
+    margin, y_valid, phases = engine.margins(model, parts.valid)
+    model = calibrate(model, margin, y_valid, phases)
+    valid_ll = log_loss(y_valid, calibrated_probability(model, margin, phases))
 
     test = engine.scored(model, parts.test)
     train_labels = engine.labels(parts.train)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,9 @@ def fingerprints(root: Path) -> dict[str, str]:
             {"kept": report.rows_kept, "in": report.rows_in}, sort_keys=True
         )
         builder = FeatureBuilder.from_tables(loaded.tables, config)
-        out[f"{kind}/spec"] = hashlib.sha256(builder.spec.to_json().encode()).hexdigest()
+        # the config's hash changes with every new config section: not a feature change
+        spec = replace(builder.spec, config_hash="")
+        out[f"{kind}/spec"] = hashlib.sha256(spec.to_json().encode()).hexdigest()
         out[f"{kind}/view"] = frame_hash(
             build_account_view(builder, loaded.tables.export_time()).drop(columns=["playbook"])
         )

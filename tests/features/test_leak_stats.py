@@ -58,3 +58,36 @@ def test_merged_partition_statistics_equal_the_whole(
     assert [e.event for e in judge_events(merged, cfg)] == [e.event for e in leaks]
     assert "Subscription Activated" in [e.event for e in leaks]
     assert (labelled, converters) == (whole.labelled, whole.converters) and converters > 20
+
+
+def test_chunked_and_sparse_counting_agree_with_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many accounts x types (a table too big to hold densely) and events in chunks:
+    the same statistics as one dense pass."""
+    import features.leak_stats as stats_module
+
+    demo = generate_demo_data(500, seed=5, trial_days=(7, 14), conversion_window_days=20)
+    company = variants.event_before_payment(variants.hindsight_event(demo, seed=5), seed=5)
+    cfg = _config(20)
+    dense = event_leak_stats(company.tables, cfg).frame()
+    monkeypatch.setattr(stats_module, "CHUNK_EVENTS", 7_777)
+    monkeypatch.setattr(stats_module, "DENSE_PAIRS", 0)
+    monkeypatch.setattr(stats_module, "DENSE_COUNTS", 0)
+    chunked = event_leak_stats(company.tables, cfg).frame()
+    pd.testing.assert_frame_equal(chunked, dense)
+    assert dense["clustered_converters"].sum() > 0 and dense["reach_others"].sum() > 0
+
+
+def test_spec_before_a_cut_is_the_same_for_categorical_and_text_ids() -> None:
+    """The training path's point-in-time spec matches ids on a categorical's categories."""
+    from dataclasses import replace
+
+    from features.spec import fit_feature_spec
+
+    demo = generate_demo_data(400, seed=4, trial_days=(14,), conversion_window_days=10)
+    tables, cfg = demo.tables, _config(10)
+    cut = tables.accounts["trial_start"].quantile(0.6)
+    as_category = tables.events.astype({"account_id": "category", "event": "category"})
+    as_text = tables.events.astype({"account_id": "str", "event": "str"})
+    a = fit_feature_spec(replace(tables, events=as_category), cfg, before=cut)
+    b = fit_feature_spec(replace(tables, events=as_text), cfg, before=cut)
+    assert a == b and a.top_event_types and a.fitted_before
