@@ -9,6 +9,8 @@ from features.quarantine import RowLedger
 
 #: Below this many rows ``DataFrame.duplicated`` is used directly.
 _DUP_HASH_MIN_ROWS = 200_000
+#: Up to this many repeated hashes, rows are matched to them by direct comparison.
+_FEW_REPEATS = 8
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -51,8 +53,11 @@ def duplicate_mask(frame: pd.DataFrame, consider: np.ndarray) -> np.ndarray:
         repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
         if not len(repeated):
             return out
-        at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
-        candidates = consider & (repeated[at] == hashes)
+        if len(repeated) <= _FEW_REPEATS:  # one comparison pass per repeat (20M: ~0.1 s)
+            candidates = consider & np.isin(hashes, repeated)
+        else:  # many: a binary search per row (20M: ~2 s)
+            at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+            candidates = consider & (repeated[at] == hashes)
     if candidates.any():
         out[candidates] = frame[candidates].duplicated().to_numpy()
     return out

@@ -318,7 +318,8 @@ def test_derive_accounts_from_events() -> None:
     assert acc["converted_at"].isna().all() and acc["deal_value"].isna().all()
 
 
-def test_duplicate_detection_on_large_frames_matches_pandas() -> None:
+@pytest.mark.parametrize("extra_copies", [0, 20])  # few repeated hashes / many
+def test_duplicate_detection_on_large_frames_matches_pandas(extra_copies: int) -> None:
     n = 250_000  # above the size where rows are hashed first
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
@@ -331,7 +332,8 @@ def test_duplicate_detection_on_large_frames_matches_pandas() -> None:
             "nullable": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
         }
     )  # fmt: skip
-    frame = pd.concat([frame, frame.iloc[[5, 17, 17]]], ignore_index=True)
+    copies = [5, 17, 17, *range(100, 100 + extra_copies)]
+    frame = pd.concat([frame, frame.iloc[copies]], ignore_index=True)
     consider = np.ones(len(frame), dtype=bool)
     consider[17] = False  # a quarantined row does not make later copies duplicates
     got = duplicate_mask(frame, consider)
