@@ -239,6 +239,7 @@ class ModelInfo(BaseModel):
     version: str
     alias: str
     source: str = Field(description="registry, or cache when the registry was unreachable.")
+    detail: str | None = Field(None, description="Why the cache was used (registry error).")
 
 
 class ServiceInfo(BaseModel):

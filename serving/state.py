@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig, load_config, load_demo_config
+from serving.auth_state import FailureThrottle, SessionRevocations
 from serving.input_checks import TrainingRanges
-from serving.security import LoginThrottle, SessionSigner, read_api_token
+from serving.security import SessionSigner, read_api_token
 
 if TYPE_CHECKING:
     from serving.scoring import ScoringModels
@@ -48,6 +49,7 @@ class ServiceState:
         ranges: the feature ranges seen in training (out-of-range values get a warning).
         signer: signs sales-view sessions and login-form CSRF tokens.
         throttle: the login back-off, shared by all workers.
+        revocations: the sessions that signed out, shared by all workers.
         store: the latest batch scores (the sales view and ``/accounts``).
     """
 
@@ -56,7 +58,8 @@ class ServiceState:
     models: ScoringModels
     ranges: TrainingRanges
     signer: SessionSigner
-    throttle: LoginThrottle
+    throttle: FailureThrottle
+    revocations: SessionRevocations
     store: ScoreStore
 
     @classmethod
@@ -77,7 +80,8 @@ class ServiceState:
             models=models,
             ranges=TrainingRanges.from_models(m.model for m in models.loaded()),
             signer=SessionSigner(token),
-            throttle=LoginThrottle.for_token(token),
+            throttle=FailureThrottle.for_token(token),
+            revocations=SessionRevocations.for_token(token),
             store=ScoreStore.open(),
         )
         # Warm up (first predictions allocate; the batch dispatcher learns from them).
