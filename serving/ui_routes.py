@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.finance_view import render_finance
@@ -33,6 +35,7 @@ from serving.views import (
     APP_JS,
     PAGE_SIZE,
     render_account,
+    render_bad_request,
     render_list,
     render_login,
     render_not_found,
@@ -52,6 +55,18 @@ def page(path: str) -> Callable[[Any], Any]:
 
 
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
+
+
+@web.exception_handler(RequestValidationError)
+async def bad_address(request: Request, exc: RequestValidationError) -> Response:
+    """A sales-view address with a value it cannot take gets an HTML page naming the
+    value (400); the JSON routes keep FastAPI's JSON error (reshaped to one shape)."""
+    if not request.url.path.startswith("/ui"):
+        return await request_validation_exception_handler(request, exc)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+    message = f"{'.'.join(where) or 'request'}: {first.get('msg', 'not valid')}"
+    return HTMLResponse(render_bad_request(message), status_code=400)
 
 
 @page("/ui/forecast")
