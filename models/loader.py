@@ -77,7 +77,8 @@ def verdict_problem(name: str, version: str, tags: dict[str, str] | None) -> str
     if verdict is None:
         what = "has no verdict (unjudged: trained before the gate, or tagged by hand)"
     else:
-        what = f"has the verdict {tags.get('verdict_text') or verdict!r}"
+        text = tags.get("verdict_text") or ""
+        what = f"has the verdict {text if text.startswith(verdict) else verdict!r}"
     return (
         f"{name} version {version} {what}; only a version the training gate judged "
         f"{PROMOTED!r} is served. Retrain (`trialcast train -c CONFIG`) or point the alias "

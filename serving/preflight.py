@@ -82,6 +82,13 @@ def check_startup(
         detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         if cached:
             return StartupCheck(None, registry_down=True, detail=detail)
+        if isinstance(exc, FileNotFoundError):
+            return StartupCheck(
+                f"no model to serve: there is no model registry at {uri} (nothing trained "
+                f"for this config yet?) and no promoted copy of {name}@{alias} is cached under "
+                f"{root}. Train one first (`trialcast train -c CONFIG`), or point -c / "
+                "TRIALCAST_CONFIG and --tracking-uri at the company whose models you want."
+            )
         return StartupCheck(
             f"the model registry {uri} did not answer within {wait:.0f} s ({detail}) and no "
             f"promoted copy of {name}@{alias} is cached under {root}. Start the registry or "
