@@ -77,6 +77,14 @@ class FailureThrottle(_SharedTable):
             ).fetchone()
         return max(0.0, float(row[0]) - now) if row else 0.0
 
+    def status(self, client: str) -> tuple[int, float]:
+        """``(wrong tries counted, lock-out end as a Unix time)`` of ``client``."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT count, locked_until FROM failures WHERE client = ?", (client,)
+            ).fetchone()
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
     def failed(self, client: str, now: float | None = None) -> float:
         """Record a wrong try; returns the lock-out it starts (0 while still free)."""
         now = time.time() if now is None else now

@@ -64,6 +64,10 @@ LOGIN_PATH = "/ui/login"
 SCRIPT_PATH = "/ui/app.js"
 MIN_TOKEN_LENGTH = 16
 
+#: A right bearer token's client is looked up in the shared throttle at most this often.
+RECHECK_SECONDS = 1.0
+MAX_REMEMBERED_CLIENTS = 10_000
+
 UI_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -249,8 +253,8 @@ class SecurityMiddleware:
         self.max_bytes = read_max_request_bytes()
         self.revocations = SessionRevocations.for_token(token)
         self.bearer_throttle = FailureThrottle.for_token(token, "bearer")
-        #: Clients this worker saw give a wrong bearer token -> their lock-out end.
-        self._failing: dict[str, float] = {}
+        #: Client -> (when this worker last read its throttle state, its lock-out end).
+        self._checked: dict[str, tuple[float, float]] = {}
         self.open_paths = set(OPEN_PATHS) | {LOGIN_PATH, SCRIPT_PATH}
         if os.environ.get(ENV_PROTECT_METRICS, "") not in ("1", "true", "yes"):
             self.open_paths.add("/metrics")
@@ -270,26 +274,29 @@ class SecurityMiddleware:
     def _bearer_wait(self, client: str, authorised: bool | None) -> float:
         """Seconds ``client`` must wait before its bearer token is even looked at.
 
-        A wrong token is recorded in the shared throttle; a right one is only
-        checked against this worker's memory of failing clients (no file read on
-        the hot path), and clears the count once its lock-out is over.
+        A wrong token is recorded in the shared throttle (a lock-out refuses even the
+        right token, so guessing cannot go faster). For a right token the shared file
+        is read at most once per ``RECHECK_SECONDS`` per client and worker (not on
+        every request of the hot path); a client that had wrong tries and is no longer
+        locked out has its count cleared.
         """
+        now = time.time()
         if authorised is None:
-            wait = self.bearer_throttle.retry_after(client)
+            wait = self.bearer_throttle.retry_after(client, now)
             if wait <= 0:
-                wait = self.bearer_throttle.failed(client)
-                self._failing[client] = time.time() + wait
+                self._checked[client] = (now, now + self.bearer_throttle.failed(client, now))
                 return 0.0
-            self._failing[client] = time.time() + wait
+            self._checked[client] = (now, now + wait)
             return wait
-        until = self._failing.get(client)
-        if until is None:
-            return 0.0
-        if until > time.time():
-            return until - time.time()
-        del self._failing[client]
-        self.bearer_throttle.succeeded(client)
-        return 0.0
+        checked = self._checked.get(client)
+        if checked is None or now - checked[0] > RECHECK_SECONDS:
+            if len(self._checked) > MAX_REMEMBERED_CLIENTS:
+                self._checked.clear()
+            count, until = self.bearer_throttle.status(client)
+            if count and until <= now:
+                self.bearer_throttle.succeeded(client)
+            checked = self._checked[client] = (now, until)
+        return max(0.0, checked[1] - now)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

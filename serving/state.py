@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig, load_config, load_demo_config
+from features.settings import ENV_OUTPUT_DIR
 from serving.auth_state import FailureThrottle, SessionRevocations
 from serving.input_checks import TrainingRanges
 from serving.security import SessionSigner, read_api_token
@@ -33,9 +34,18 @@ GC_GEN0_THRESHOLD = 50_000
 
 
 def load_company_config() -> CompanyConfig:
-    """The company config named by ``TRIALCAST_CONFIG``, else the demo config."""
+    """The company config named by ``TRIALCAST_CONFIG``, else the demo config.
+
+    A named config's ``output_dir`` becomes the output root (``TRIALCAST_OUTPUT_DIR``,
+    unless set), as for the CLI: the service finds the models, cache and scores of
+    that company whatever the working directory of ``bentoml serve``.
+    """
     path = os.environ.get(ENV_CONFIG)
-    return load_config(path) if path else load_demo_config()
+    if not path:
+        return load_demo_config()
+    config = load_config(path)
+    os.environ.setdefault(ENV_OUTPUT_DIR, str(config.output_root))
+    return config
 
 
 @dataclass
