@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import requests
 from served_company import SLASH_ID, ServedCompany, serve_company
-from servers import bentoml_server
+from servers import CookieClient, bentoml_server
 
 from features.build import FeatureBuilder
 from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
@@ -79,17 +79,15 @@ def _features(company: ServedCompany, n: int = 3) -> list[dict]:
     return [{k: v for k, v in r.items() if k in known} for r in json.loads(json.dumps(raw))]
 
 
-def _login(session: requests.Session, base: str, token: str, headers: dict | None = None):
+def _login(session: CookieClient, base: str, token: str, headers: dict | None = None):
     form = session.get(f"{base}/ui/login", timeout=5)
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
     return session.post(f"{base}/ui/login", data={"token": token, "csrf": csrf, "next": "/ui"},
                         headers=headers or {}, allow_redirects=False, timeout=5)  # fmt: skip
 
 
-def _session() -> requests.Session:
-    s = requests.Session()
-    s.cookies.set_policy(requests.cookies.DefaultCookiePolicy(secure_protocols=("http", "https")))
-    return s
+def _session() -> CookieClient:
+    return CookieClient()
 
 
 # --- bodies the parser cannot take -------------------------------------------------------
@@ -124,11 +122,9 @@ def test_signing_out_ends_the_session_on_the_server(server):
     old = s.cookies.get("trialcast_session")
     assert s.get(f"{base}/ui", allow_redirects=False, timeout=5).status_code == 200
     assert s.get(f"{base}/ui/logout", allow_redirects=False, timeout=5).status_code == 303
-    replay = requests.Session()
-    replay.cookies.set("trialcast_session", old)
     for _ in range(4):  # every worker knows (two workers, new connections)
-        r = replay.get(f"{base}/ui", allow_redirects=False, timeout=5,
-                       headers={"Connection": "close"})  # fmt: skip
+        r = requests.get(f"{base}/ui", allow_redirects=False, timeout=5,
+                         cookies={"trialcast_session": old}, headers={"Connection": "close"})  # fmt: skip
         assert r.status_code == 303 and "/ui/login" in r.headers["location"]
 
 

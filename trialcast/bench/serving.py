@@ -138,6 +138,27 @@ def bare_transport_floor(repeats: int, duration: float, work: Path) -> dict[str,
         stop_server(proc)
 
 
+#: Rates tried, in order, for the highest ``/score`` rate held at p99 <= ``P99_BOUND_MS``.
+SEARCH_RATES = (300, 400, 500, 600, 800, 1000, 1200)
+P99_BOUND_MS = 50.0
+
+
+def highest_rate_held(url: str, bodies: list[bytes], duration: float) -> dict[str, Any]:
+    """The highest rate of ``SEARCH_RATES`` (after 200) that ``url`` holds: p99 <= 50 ms,
+    no errors and at least 95% of the rate achieved; stops at the first miss."""
+    best, tried = 200, []
+    for rate in SEARCH_RATES:
+        print(f"highest rate: /score at {rate} req/s ...", flush=True)
+        r = run_load(url, bodies, rate, duration)
+        held = r["p99"] <= P99_BOUND_MS and not r["errors"] and r["achieved_rate"] >= 0.95 * rate
+        tried.append({"rate": rate, "p99": r["p99"], "achieved": r["achieved_rate"],
+                      "errors": r["errors"], "held": held})  # fmt: skip
+        if not held:
+            break
+        best = rate
+    return {"rate": best, "tried": tried}
+
+
 def _over_http(results: dict[str, Any], base: str, singles: list[bytes], big_body: bytes,
                args: argparse.Namespace, work: Path) -> None:  # fmt: skip
     """Client cost, open-loop load per endpoint and rate, /livez under big requests,
@@ -160,6 +181,7 @@ def _over_http(results: dict[str, Any], base: str, singles: list[bytes], big_bod
                 print(f"load {route} at {rate} req/s, run {k + 1} ...", flush=True)
                 runs.append(run_load(base + route, singles, rate, args.duration))
             results["load"][(route, rate)] = median_run(runs)
+    results["max_rate"] = highest_rate_held(base + "/score", singles, args.duration)
     print("/livez while 1,000-account requests run ...", flush=True)
     results["livez_big"] = livez_during_big_requests(base, big_body, rounds=args.repeats)
     post(base + "/score", big_body)
