@@ -322,7 +322,10 @@ def load_serving_model(
         raise
     except Exception as exc:  # any registry failure: fall back to the last good copy
         first = str(exc).splitlines()[0] if str(exc) else ""
-        reason = f"registry {uri} failed after {waited:.0f} s ({type(exc).__name__}: {first})"
+        reason = (
+            f"registry failed: {uri} did not answer within {waited:.0f} s "
+            f"({type(exc).__name__}: {first})"
+        )
         try:
             model, version = load_from_cache(root, name, alias)
         except FileNotFoundError as missing:
