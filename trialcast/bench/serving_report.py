@@ -155,7 +155,8 @@ def _highest_rate(results: dict[str, Any]) -> list[str]:
         for t in found["tried"]
     )
     return [
-        f"Highest `/score` rate held at p99 <= 50 ms (no errors, >= 95% achieved; one "
-        f"run per rate, stopping at the first miss): **{found['rate']} req/s** ({tried}).",
+        f"Highest `/score` rate held at p99 <= 50 ms (no errors, >= 95% achieved; the "
+        f"levels above as measured, then one run per higher rate, stopping at the first "
+        f"miss): **{found['rate'] or 'none'} req/s** ({tried}).",
         "",
     ]
