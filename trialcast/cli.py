@@ -323,16 +323,29 @@ def serve(
         Path | None, typer.Option(help="Batch-scored snapshot for lookups and the sales view.")
     ] = None,
 ) -> None:
-    """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN)."""
-    from trialcast.no_champion import missing_model_message
-    from trialcast.serve_job import run_serve
+    """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN).
 
-    if config is not None:
-        missing = missing_model_message(
-            load_config_or_exit(config), tracking_uri=tracking_uri, alias=alias
-        )
-        if missing:
-            fail(missing)
+    Without ``-c`` the config named by ``TRIALCAST_CONFIG`` is used (its output
+    folder holds the models), else the demo config. Exits with code 2 and the
+    reason when there is no model to serve; when the registry is down, starts from
+    the last served (cached) model.
+    """
+    import os
+
+    from features.config import load_demo_config
+    from serving.preflight import check_startup
+    from trialcast.serve_job import ENV_CONFIG, run_serve
+
+    if config is None and os.environ.get(ENV_CONFIG):
+        config = Path(os.environ[ENV_CONFIG])
+    cfg = load_config_or_exit(config) if config is not None else load_demo_config()
+    with console.status("Checking the model registry..."):
+        check = check_startup(cfg, alias=alias, tracking_uri=tracking_uri)
+    if check.problem:
+        fail(check.problem)
+    if check.registry_down:
+        say(f"warning: the model registry is down ({check.detail}); serving the cached model")
+        os.environ["TRIALCAST_REGISTRY_WAIT"] = "0"  # the workers need not wait again
     raise typer.Exit(
         code=run_serve(
             config_path=config,

@@ -32,8 +32,15 @@ def backtest_command(
             "cohorts forecast from the true probabilities and deal values)."
         ),
     ] = None,
+    period: Annotated[
+        str,
+        typer.Option(
+            help="Cohort span: 'month' (default) or 'week' (~4x the cohorts, to judge "
+            "the P10-P90 range on 50+ forecasts)."
+        ),
+    ] = "month",
 ) -> None:
-    """Rolling-origin backtest of the revenue forecast over past monthly cohorts."""
+    """Rolling-origin backtest of the revenue forecast over past monthly (or weekly) cohorts."""
     from features.loaders import load_tables
     from features.validation import InputError
     from serving.forecast.view import resolve_forecast_dir
@@ -42,12 +49,14 @@ def backtest_command(
     from trialcast.summary import print_backtest_summary
 
     cfg = load_config_or_exit(config)
+    if period not in ("month", "week"):
+        fail(f"--period {period!r}: use 'month' or 'week'")
     try:
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
             target = out or resolve_forecast_dir() / "backtest"
             oracle = OracleTruth.read(truth) if truth is not None else None
-            result = run_backtest(cfg, tables, target, cohorts=cohort, oracle=oracle)
+            result = run_backtest(cfg, tables, target, cohorts=cohort, period=period, oracle=oracle)
     except (InputError, OracleTruthError) as exc:
         fail(str(exc))
     except ValueError as exc:  # e.g. no cohort with closed history: say so, no traceback

@@ -47,7 +47,9 @@ from serving.forecast.revenue import (
 from serving.forecast.segments import PERSONA, add_segment_columns, configured_segments
 from serving.forecast.timing import ConversionTiming, fit_conversion_timing
 from trialcast.backtest import BacktestResult, run_rolling_backtest
+from trialcast.backtest_intervals import plot_pit_histogram
 from trialcast.backtest_oracle import OracleTruth
+from trialcast.backtest_phases import phase_table
 
 
 @dataclass
@@ -342,26 +344,23 @@ def run_backtest(
     out_dir: str | Path,
     *,
     cohorts: list[str] | None = None,
-    calibration_uncertainty: bool = True,
+    period: str = "month",
     num_threads: int | None = 1,
     pictures: bool = True,
     oracle: OracleTruth | None = None,
 ) -> BacktestRunResult:
-    """Rolling-origin backtest over monthly cohorts; writes the table and the pictures.
+    """Rolling-origin backtest over monthly (or weekly) cohorts; writes tables and pictures.
 
     Writes ``backtest_cohorts.csv``, ``backtest_summary.csv``,
-    ``backtest_forecast_vs_actual.png`` and ``cohort_conversion_curves.png``.
+    ``backtest_phases.csv`` (expected conversions by trial phase and length),
+    ``backtest_forecast_vs_actual.png``, ``backtest_pit.png`` (interval honesty)
+    and ``cohort_conversion_curves.png``.
     ``num_threads`` is LightGBM's per fit (1 by default: many small fits).
     ``oracle`` (a generated company's truth) adds the oracle floor columns.
     """
     started = time.perf_counter()
     result = run_rolling_backtest(
-        tables,
-        config,
-        cohorts=cohorts,
-        calibration_uncertainty=calibration_uncertainty,
-        num_threads=num_threads,
-        oracle=oracle,
+        tables, config, cohorts=cohorts, period=period, num_threads=num_threads, oracle=oracle
     )
     window = config.trial.conversion_window_days
     curves = compute_cohort_curves(
@@ -371,11 +370,13 @@ def run_backtest(
     outputs = {
         "cohorts": write_csv(result.cohorts, out / "backtest_cohorts.csv"),
         "summary": write_csv(pd.DataFrame([result.summary]), out / "backtest_summary.csv"),
+        "phases": write_csv(phase_table(result.phases), out / "backtest_phases.csv"),
     }
     if pictures:
         outputs["forecast_vs_actual_png"] = save_png(
             plot_forecast_vs_actual(result.cohorts), out / "backtest_forecast_vs_actual.png"
         )
+        outputs["pit_png"] = save_png(plot_pit_histogram(result.cohorts), out / "backtest_pit.png")
         outputs["curves_png"] = save_png(
             plot_cohort_curves(curves), out / "cohort_conversion_curves.png"
         )

@@ -97,11 +97,15 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
 
 def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
     """Per-cohort forecast vs actual, then MAPE and P10-P90 coverage."""
-    table = Table(title="Backtest: forecast at each cohort's month end vs actual revenue")
-    for col in ("cohort", "trials", "forecast", "P10", "P90", "actual", "error", "inside"):
+    from trialcast.backtest_report import print_honesty, print_phase_table
+
+    table = Table(title="Backtest: forecast at each cohort's end vs actual revenue")
+    vs_oracle = "count_vs_oracle_pct" in run.result.cohorts.columns
+    cols = ["cohort", "trials", "forecast", "P10", "P90", "actual", "error", "inside"]
+    for col in cols + (["count vs oracle", "value vs oracle"] if vs_oracle else []):
         table.add_column(col, justify="right")
     for r in run.result.cohorts.itertuples():
-        table.add_row(
+        cells = [
             str(r.cohort),
             f"{r.n_trials:,}",
             f"{r.forecast:,.0f}",
@@ -110,8 +114,12 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
             f"{r.actual:,.0f}",
             f"{r.error_pct:+.1f}%",
             "yes" if r.inside else "no",
-        )
+        ]
+        if vs_oracle:
+            cells += [f"{r.count_vs_oracle_pct:+.1f}%", f"{r.value_vs_oracle_pct:+.1f}%"]
+        table.add_row(*cells)
     console.print(table)
+    print_phase_table(run.result.phases, console)
     s = run.result.summary
     console.print(
         f"MAPE {s.get('mape', float('nan')):.2f}%, P10-P90 coverage {s.get('coverage', float('nan')):.0f}% "
@@ -136,6 +144,7 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
             f"{s['oracle_count_mape']:.1f}%), value per conversion mean |error| "
             f"{s['oracle_value_mape']:.1f}%"
         )
+    print_honesty(s, console)
     for name, path in run.outputs.items():
         console.print(f"  {name:<24} {path}", markup=False)
 
