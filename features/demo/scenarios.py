@@ -87,11 +87,13 @@ def _affected(accounts: pd.DataFrame, moment: pd.Timestamp) -> np.ndarray:
     return (pd.to_datetime(accounts["trial_start"]) >= moment).to_numpy()
 
 
-def _drop_rows(frame: pd.DataFrame | None, mask: np.ndarray) -> pd.DataFrame | None:
+def _drop_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """``frame`` without the rows where ``mask``; categoricals keep their categories."""
-    if frame is None:
-        return None
     return frame[~mask].reset_index(drop=True)
+
+
+def _drop_optional(frame: pd.DataFrame | None, mask: np.ndarray) -> pd.DataFrame | None:
+    return None if frame is None else _drop_rows(frame, mask)
 
 
 def _pricing(demo: DemoData, moment: pd.Timestamp, log_odds: float, seed: int) -> DemoData:
@@ -140,7 +142,7 @@ def _pricing(demo: DemoData, moment: pd.Timestamp, log_odds: float, seed: int) -
         demo.tables,
         accounts=acc,
         events=_drop_rows(demo.tables.events, after_end(demo.tables.events)),
-        communications=_drop_rows(
+        communications=_drop_optional(
             demo.tables.communications, after_end(demo.tables.communications)
         ),
     )
@@ -173,16 +175,15 @@ def _onboarding(demo: DemoData, moment: pd.Timestamp, seed: int) -> DemoData:
         "scenario": {"name": "onboarding", "since": str(moment), "turned_away": int(gone.sum())},
     }
 
-    def without(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-        if frame is None:
-            return None
-        return _drop_rows(frame, frame["account_id"].astype(str).isin(gone_ids).to_numpy())
+    def gone_rows(frame: pd.DataFrame) -> np.ndarray:
+        return frame["account_id"].astype(str).isin(gone_ids).to_numpy()
 
+    comms = demo.tables.communications
     tables = replace(
         demo.tables,
         accounts=acc[~gone].reset_index(drop=True),
-        events=without(events),
-        communications=without(demo.tables.communications),
+        events=_drop_rows(events, gone_rows(events)),
+        communications=None if comms is None else _drop_rows(comms, gone_rows(comms)),
     )
     return DemoData(tables=tables, truth=truth)
 

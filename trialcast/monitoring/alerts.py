@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class AlertKind(str, Enum):
+class AlertKind(StrEnum):
     """Where the problem is: the outcomes, the inputs or the data itself."""
 
     OUTCOMES = "outcomes"

@@ -51,7 +51,9 @@ def load_champion(client: MlflowClient, config: CompanyConfig, kind: str) -> Cha
     )
     if trained_at.tzinfo is not None:
         trained_at = trained_at.tz_convert("UTC").tz_localize(None)
-    promised = {k: tags[k] for k in ("test_auc", "test_log_loss", "verdict") if k in tags}
+    promised: dict[str, str] = {
+        k: tags[k] for k in ("test_auc", "test_log_loss", "verdict") if k in tags
+    }
     return Champion(
         kind=kind,
         name=name,

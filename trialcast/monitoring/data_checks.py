@@ -61,7 +61,7 @@ def check_event_types(events: pd.DataFrame, as_of: pd.Timestamp) -> tuple[list[A
     in_recent = (times >= recent_from) & (times < as_of)
     ref_counts = names[in_ref].value_counts()
     recent_counts = names[in_recent].value_counts()
-    last_seen = times.groupby(names).max()
+    last_seen = times.groupby(names).max().to_dict()
     ref_total, recent_total = float(in_ref.sum()), float(in_recent.sum())
     alerts: list[Alert] = []
     notes: list[str] = []
@@ -96,11 +96,12 @@ def check_event_types(events: pd.DataFrame, as_of: pd.Timestamp) -> tuple[list[A
                     f"vs about {expected:,.0f} expected)",
                 )
             )
-    first_seen = times.groupby(names).min()
+    first_seen = times.groupby(names).min().to_dict()
     for name, n in recent_counts.items():
         if name not in ref_counts.index and n >= 10:
             notes.append(
-                f"{name!r} appeared on {_day(first_seen[name])} ({n:,} in the last {RECENT_DAYS} days)"
+                f"{name!r} appeared on {_day(pd.Timestamp(first_seen[name]))} "
+                f"({int(n):,} in the last {RECENT_DAYS} days)"
             )
     if ref_total and recent_total < VOLUME_RATIO * ref_total * RECENT_DAYS / REFERENCE_DAYS:
         alerts.append(
@@ -205,5 +206,3 @@ def run_data_checks(
     alerts += check_accounts(accounts, events, as_of)
     alerts += check_export(events, as_of, rows_in=rows_in, rows_quarantined=rows_quarantined)
     return alerts, notes
-
-

@@ -44,7 +44,7 @@ def cohort_performance(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for cohort, part in frame.groupby("cohort", sort=True):
         p = part["p"].to_numpy(dtype=np.float64)
-        est, low, high = estimate_auc(p, seed=int(pd.Timestamp(cohort).value // 10**9) % 2**31)
+        est, low, high = estimate_auc(p, seed=int(pd.Timestamp(str(cohort)).value // 10**9) % 2**31)
         row: dict[str, object] = {
             "cohort": cohort,
             "auc_estimated": est,

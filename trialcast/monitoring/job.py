@@ -94,7 +94,7 @@ def _clean(value: Any) -> Any:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return [{str(k): _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def kind_json(health: KindHealth) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def monitor_conversion(
         cohorts = cohorts.merge(perf, on="cohort", how="left")
     test = run_outcome_test(frame)
     ref = frame["reference"].to_numpy()
-    recent = (frame["monitored"] & (frame["scored_at"] >= as_of - pd.Timedelta(days=RECENT_DAYS)))
+    recent = frame["monitored"] & (frame["scored_at"] >= as_of - pd.Timedelta(days=RECENT_DAYS))
     recent_mask = recent.to_numpy()
     gains = champion.model.booster.feature_importance(importance_type="gain")
     importance = dict(zip(champion.model.features, (float(g) for g in gains), strict=True))
@@ -207,7 +207,9 @@ def run_monitor(
     enough = False
     for kind, champion in champions.items():
         if kind != "conversion":
-            notes.append(f"{kind} champion v{champion.version}: not monitored yet (conversion only)")
+            notes.append(
+                f"{kind} champion v{champion.version}: not monitored yet (conversion only)"
+            )
             continue
         health = monitor_conversion(known, config, champion, moment)
         kinds[kind] = health

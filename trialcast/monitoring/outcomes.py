@@ -27,8 +27,8 @@ from scipy import stats
 DELTAS = (-1.2, -0.6, 0.6, 1.2)
 #: False-alarm budget over all weekly runs of one champion.
 ALPHA = 0.05
-#: Start cohorts the budget is split over (half a year of weekly cohorts).
-MAX_STARTS = 26
+#: Start cohorts the budget is split over (the last twelve weekly cohorts).
+MAX_STARTS = 12
 #: Below this many conversions expected so far, outcomes cannot tell yet.
 MIN_EXPECTED = 8.0
 

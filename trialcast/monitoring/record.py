@@ -6,9 +6,9 @@ import mlflow
 from mlflow import MlflowClient
 
 from features.config import CompanyConfig
-from trialcast.monitoring.job import MonitorReport
 from training.settings import resolve_artifact_location
 from training.tracking import get_or_create_experiment
+from trialcast.monitoring.job import MonitorReport
 
 #: Experiment of the monitor runs: the training experiment's name plus this.
 EXPERIMENT_SUFFIX = "-monitoring"
@@ -69,9 +69,7 @@ def record_monitor_run(
     for kind, health in report.kinds.items():
         tags[f"trialcast.{kind}_version"] = health.champion.version
     query = " and ".join(
-        f"tags.`{k}` = '{v}'"
-        for k, v in tags.items()
-        if k not in ("verdict", "company")
+        f"tags.`{k}` = '{v}'" for k, v in tags.items() if k not in ("verdict", "company")
     )
     found = client.search_runs([experiment_id], filter_string=query, max_results=1)
     run_id = found[0].info.run_id if found else None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from trialcast.monitoring.alerts import Alert, AlertKind
 from trialcast.monitoring.drift import DriftReport
 from trialcast.monitoring.outcomes import OutcomeTest
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """What the monitor concludes, most serious first in ``decide_verdict``."""
 
     HEALTHY = "healthy"
@@ -39,12 +39,12 @@ def input_alerts(kind: str, drift: DriftReport, *, top: int = 3) -> list[Alert]:
     alerts = [
         Alert(
             AlertKind.INPUTS,
-            f"feature {row.feature}",
+            f"feature {row['feature']}",
             None,
-            f"{row.feature}: PSI {row.psi:.2f} vs the training window "
-            f"({100 * row.importance:.0f}% of the {kind} model's gain)",
+            f"{row['feature']}: PSI {float(row['psi']):.2f} vs the training window "
+            f"({100 * float(row['importance']):.0f}% of the {kind} model's gain)",
         )
-        for row in drift.material.head(top).itertuples()
+        for row in drift.material.head(top).to_dict("records")
     ]
     alerts.append(
         Alert(
