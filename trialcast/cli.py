@@ -220,6 +220,10 @@ def train(
     truth: Annotated[
         Path | None, typer.Option(help="Truth file (demo data) to report the ceiling.")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Train as on this date (ISO 8601): later data is invisible."),
+    ] = None,
 ) -> None:
     """Train, evaluate, log (MLflow) and register the conversion and churn models."""
     import pandas as pd
@@ -235,6 +239,11 @@ def train(
     try:
         with console.status("Loading and validating the tables..."):
             tables = load_tables(cfg).tables
+        moment = pd.Timestamp(as_of) if as_of else None
+        if moment is not None:  # replay: the export as it stood then
+            from trialcast.backtest import truncate_tables
+
+            tables = truncate_tables(tables, moment)
         from training.train import train_models
 
         result = train_models(
@@ -245,10 +254,11 @@ def train(
             tracking_uri=tracking_uri,
             truth=truth_frame,
             kinds=tuple(kind) if kind else ("conversion", "churn"),
+            export_time=moment,
             show_progress=tune,
             progress=lambda msg: say(msg, style="dim"),
         )
-    except (InputError, NotEnoughDataError) as exc:
+    except (InputError, NotEnoughDataError, ValueError) as exc:
         fail(str(exc))
     print_train_summary(result, console)
 

@@ -15,6 +15,8 @@ import typer
 from trialcast.cli_common import console, fail, load_config_or_exit, say
 
 if TYPE_CHECKING:
+    from features.config import CompanyConfig
+    from features.tables import Tables
     from trialcast.monitoring.job import MonitorReport
 
 VERDICT_STYLE = {
@@ -97,3 +99,41 @@ def monitor_command(
     print_report(report, path)
     say(f"MLflow run {run_id} ({uri})", style="dim")
     raise typer.Exit(code=report.verdict.exit_code)
+
+
+def retrain_need_gate(
+    config: CompanyConfig, *, as_of: str | None, tracking_uri: str | None, max_age_days: float
+) -> Tables:
+    """``retrain --when-needed``'s first step: the monitor's verdict decides.
+
+    Returns the loaded tables when a retrain is needed; otherwise prints why and
+    exits: 0 when the champion is kept, ``EXIT_DATA_BROKEN`` (3) on broken data.
+    """
+    import pandas as pd
+
+    from features.loaders import load_tables
+    from features.settings import output_root, resolve_tracking_uri
+    from features.validation import InputError
+    from training.tracking import use_tracking_uri
+    from trialcast.monitoring.need import EXIT_DATA_BROKEN, NeedAction, assess_need
+
+    uri = resolve_tracking_uri(config, tracking_uri)
+    try:
+        tables = load_tables(config).tables
+        with use_tracking_uri(uri) as client:
+            need, _ = assess_need(
+                client,
+                config,
+                tables,
+                as_of=pd.Timestamp(as_of) if as_of else None,
+                output_root=output_root(),
+                max_age_days=max_age_days,
+            )
+    except (InputError, ValueError) as exc:
+        fail(str(exc))
+    say(f"when needed: {need.reason}")
+    if need.action is NeedAction.REFUSE:
+        raise typer.Exit(code=EXIT_DATA_BROKEN)
+    if need.action is NeedAction.KEEP:
+        raise typer.Exit(code=0)
+    return tables
