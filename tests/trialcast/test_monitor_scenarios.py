@@ -141,3 +141,21 @@ def test_cli_writes_the_report_twice_the_same_and_exits_by_verdict(trained):
     assert len(client.search_runs([exp.experiment_id])) == 1
     bad = runner.invoke(app, [*args[:4], "--as-of", "not-a-date"], env=env)
     assert bad.exit_code == 2 and "not a date" in bad.output
+
+
+def test_retrain_when_needed_refuses_broken_data_and_keeps_a_healthy_champion(trained):
+    shape, root, uri, champion = trained
+    if shape != "short":
+        pytest.skip("the command line is exercised once, on the short company")
+    as_of = (SINCE + pd.Timedelta(weeks=1)).date().isoformat()
+    env = {"TRIALCAST_OUTPUT_DIR": str(root / "out-retrain")}
+    client = MlflowClient(uri)
+    versions = len(client.search_model_versions(f"name = '{champion.name}'"))
+    for scenario, code, word in (("tracking", 3, "refused"), ("none", 0, "kept")):
+        co = company(root, shape, scenario)
+        args = ["retrain", "-c", str(co.root / "trialcast.toml"), "--when-needed"]
+        result = runner.invoke(app, [*args, "--as-of", as_of, "--tracking-uri", uri], env=env)
+        assert result.exit_code == code, result.output
+        assert word in result.output
+    # Neither run trained anything: the registry holds the same versions.
+    assert len(client.search_model_versions(f"name = '{champion.name}'")) == versions
