@@ -52,6 +52,7 @@ class KindHealth:
     test: OutcomeTest
     drift: DriftReport
     alerts: list[Alert]
+    recalibration: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,6 +107,7 @@ def kind_json(health: KindHealth) -> dict[str, Any]:
         "version": health.champion.version,
         "trained_at": health.champion.trained_at.isoformat(),
         "promised": health.champion.promised,
+        "recalibration": health.recalibration,
         "outcome_test": {
             "log_likelihood_ratio": _clean(test.log_lr),
             "threshold": _clean(test.threshold),
@@ -172,7 +174,14 @@ def monitor_conversion(
     )
     alerts = [a for a in [outcome_alert("conversion", test)] if a is not None]
     alerts += input_alerts("conversion", drift)
-    return KindHealth(champion=champion, cohorts=cohorts, test=test, drift=drift, alerts=alerts)
+    return KindHealth(
+        champion=champion,
+        cohorts=cohorts,
+        test=test,
+        drift=drift,
+        alerts=alerts,
+        recalibration=dict(frame.attrs.get("recalibration", {})),
+    )
 
 
 def run_monitor(

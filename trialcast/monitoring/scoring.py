@@ -30,6 +30,11 @@ from serving.forecast.timing import ConversionTiming, compute_tau
 #: Trials whose scoring moment fell before this many days before the training
 #: export are the reference (training window) for drift.
 REFERENCE_DAYS = 84
+#: Trials whose window closed before the training export, started at most this
+#: many days before it, recalibrate the champion at the scoring day.
+CALIBRATION_DAYS = 182
+#: Fewer calibration trials or conversions than these: no recalibration.
+MIN_CALIBRATION_TRIALS, MIN_CALIBRATION_POSITIVES = 300, 30
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,10 @@ class ScoredTrials:
             until the window closes), ``q`` (chance to have converted by
             ``as_of``), ``y`` (converted in ``[scored_at, as_of)`` within the
             window), ``matured`` (window closed before ``as_of``), ``reference``
-            (scored inside the training window) and ``monitored`` (started at or
-            after the training export).
+            (scored inside the training window), ``monitored`` (started at or
+            after the training export), ``calibration`` (window closed before the
+            training export; they rescale ``p``, see ``recalibrate``) and
+            ``share`` (``q / p``).
         features: the feature rows behind ``p`` (indexed by ``account_id``).
     """
 
@@ -54,7 +61,7 @@ class ScoredTrials:
 def week_start(times: pd.Series) -> pd.Series:
     """Monday 00:00 of each timestamp's week (the weekly signup cohort)."""
     t = pd.to_datetime(times)
-    return (t.dt.normalize() - pd.to_timedelta(t.dt.weekday, unit="D")).rename("cohort")
+    return (t.dt.normalize() - pd.to_timedelta(t.dt.day_of_week, unit="D")).rename("cohort")
 
 
 def score_trials(
@@ -80,7 +87,9 @@ def score_trials(
     open_then = (conv == NAT_SECONDS) | (conv >= scored_at)
     reference = (scored_at < trained) & (scored_at >= trained - REFERENCE_DAYS * SECONDS_PER_DAY)
     monitored = start >= trained
-    keep = np.flatnonzero(open_then & (scored_at < now) & (reference | monitored))
+    closed_then = end + int(window * SECONDS_PER_DAY) < trained
+    calibration = closed_then & (start >= trained - CALIBRATION_DAYS * SECONDS_PER_DAY)
+    keep = np.flatnonzero(open_then & (scored_at < now) & (reference | monitored | calibration))
     features = builder.build(keep, scored_at[keep])
     p = model.predict_proba(features) if len(keep) else np.zeros(0)
     length = (end[keep] - start[keep]) / SECONDS_PER_DAY
@@ -101,10 +110,37 @@ def score_trials(
             "p": np.asarray(p, dtype=np.float64),
             "q": np.asarray(p, dtype=np.float64) * share,
             "y": y.astype(np.int8),
+            "share": share,
             "matured": matured,
             "reference": reference[keep],
             "monitored": monitored[keep],
+            "calibration": calibration[keep],
         }
     )
     frame.insert(2, "cohort", week_start(frame["trial_start"]))
-    return ScoredTrials(frame=frame, features=features)
+    return ScoredTrials(frame=recalibrate(frame), features=features)
+
+
+def recalibrate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Platt-rescale ``p`` (and ``q``) on the calibration trials' known outcomes.
+
+    The champion is calibrated over all its training snapshots pooled; at one
+    snapshot day its slope and level can be off, which a shift in the mix of
+    trials would turn into a false outcome alarm. The trials whose windows had
+    closed by the training export (outcomes known then, nothing later used)
+    fit ``p' = sigmoid(a logit(p) + b)`` at the scoring day. Too few: unchanged.
+    """
+    from training.model import fit_platt
+
+    cal = frame["calibration"].to_numpy()
+    y = frame["y"].to_numpy()
+    if cal.sum() < MIN_CALIBRATION_TRIALS or y[cal].sum() < MIN_CALIBRATION_POSITIVES:
+        return frame
+    p = np.clip(frame["p"].to_numpy(dtype=np.float64), 1e-9, 1 - 1e-9)
+    logit = np.log(p / (1 - p))
+    a, b = fit_platt(logit[cal], y[cal])
+    out = frame.copy()
+    out["p"] = 1.0 / (1.0 + np.exp(-(a * logit + b)))
+    out["q"] = out["p"] * out["share"]
+    out.attrs["recalibration"] = {"a": float(a), "b": float(b), "trials": int(cal.sum())}
+    return out
