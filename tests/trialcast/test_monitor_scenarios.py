@@ -139,7 +139,7 @@ def test_cli_writes_the_report_twice_the_same_and_exits_by_verdict(trained):
     exp = client.get_experiment_by_name(co.config.registry.experiment + "-monitoring")
     assert exp is not None
     assert len(client.search_runs([exp.experiment_id])) == 1
-    bad = runner.invoke(app, [*args[:4], "--as-of", "not-a-date"], env=env)
+    bad = runner.invoke(app, [*args[:3], "--as-of", "not-a-date"], env=env)
     assert bad.exit_code == 2 and "not a date" in bad.output
 
 
