@@ -136,7 +136,11 @@ def bench_company(shape: str, seed: int, n: int) -> dict[str, object]:
         os.environ["TRIALCAST_OUTPUT_DIR"] = str(root)
         base = build_company(root, shape, seed, "none", n)
         started = time.perf_counter()
-        champion = train_champion(base, root)
+        try:
+            champion = train_champion(base, root)
+        except RuntimeError as exc:
+            row["note"] = str(exc)
+            return row
         row["train_s"] = time.perf_counter() - started
         quiet = replay(base, champion, TRAINED_AT + WEEK, 20)
         row["none_false_alerts"] = sum(r.verdict.exit_code for r in quiet)
