@@ -26,6 +26,8 @@ class Champion:
             for older versions the registration time).
         promised: what the gate measured on its test part (``test_auc``,
             ``test_log_loss``, ``verdict``), from the version's tags.
+        holdout_from: first trial start of its held-out test part (run
+            parameter ``data_test_from``): trials from then on were never fitted.
     """
 
     kind: str
@@ -34,6 +36,7 @@ class Champion:
     model: TrialcastModel
     trained_at: pd.Timestamp
     promised: dict[str, str]
+    holdout_from: pd.Timestamp | None = None
 
 
 def load_champion(client: MlflowClient, config: CompanyConfig, kind: str) -> Champion | None:
@@ -54,7 +57,11 @@ def load_champion(client: MlflowClient, config: CompanyConfig, kind: str) -> Cha
     promised: dict[str, str] = {
         k: tags[k] for k in ("test_auc", "test_log_loss", "verdict") if k in tags
     }
+    params = client.get_run(version.run_id).data.params if version.run_id else {}
+    test_from = params.get("data_test_from")
+    holdout = pd.Timestamp(test_from) if test_from not in (None, "", "None", "NaT") else None
     return Champion(
+        holdout_from=holdout,
         kind=kind,
         name=name,
         version=str(version.version),
