@@ -43,7 +43,7 @@ def cohort_performance(frame: pd.DataFrame) -> pd.DataFrame:
     """Per cohort: estimated AUC (with interval); realised AUC, log loss, ECE once matured."""
     rows = []
     for cohort, part in frame.groupby("cohort", sort=True):
-        p = part["p"].to_numpy(dtype=np.float64)
+        p = part["p_champion" if "p_champion" in part else "p"].to_numpy(dtype=np.float64)
         est, low, high = estimate_auc(p, seed=int(pd.Timestamp(str(cohort)).value // 10**9) % 2**31)
         row: dict[str, object] = {
             "cohort": cohort,

@@ -151,7 +151,6 @@ def monitor_conversion(
         as_of=as_of,
         trained_at=champion.trained_at,
         scoring_day=float(min(days)) if days else 1.0,
-        holdout_from=champion.holdout_from,
     )
     frame = scored.frame
     monitored = frame[frame["monitored"].to_numpy()]

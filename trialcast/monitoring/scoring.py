@@ -30,6 +30,9 @@ from serving.forecast.timing import ConversionTiming, compute_tau
 #: Trials whose scoring moment fell before this many days before the training
 #: export are the reference (training window) for drift.
 REFERENCE_DAYS = 84
+#: Trials whose window closed before the training export, started at most this
+#: many days before it, recalibrate the champion at the scoring day.
+CALIBRATION_DAYS = 182
 #: Fewer calibration trials or conversions than these: no recalibration.
 MIN_CALIBRATION_TRIALS, MIN_CALIBRATION_POSITIVES = 300, 30
 
@@ -45,9 +48,9 @@ class ScoredTrials:
             ``as_of``), ``y`` (converted in ``[scored_at, as_of)`` within the
             window), ``matured`` (window closed before ``as_of``), ``reference``
             (scored inside the training window), ``monitored`` (started at or
-            after the training export), ``calibration`` (held out from fitting,
-            window closed before the training export; they rescale ``p``, see
-            ``recalibrate``) and
+            after the training export), ``calibration`` (window closed before the
+            training export; they rescale ``p``, see ``recalibrate``),
+            ``p_champion`` (the champion's own probability) and
             ``share`` (``q / p``).
         features: the feature rows behind ``p`` (indexed by ``account_id``).
     """
@@ -70,7 +73,6 @@ def score_trials(
     as_of: pd.Timestamp,
     trained_at: pd.Timestamp,
     scoring_day: float,
-    holdout_from: pd.Timestamp | None = None,
 ) -> ScoredTrials:
     """Score the reference trials and every trial started since ``trained_at``.
 
@@ -87,8 +89,7 @@ def score_trials(
     reference = (scored_at < trained) & (scored_at >= trained - REFERENCE_DAYS * SECONDS_PER_DAY)
     monitored = start >= trained
     closed_then = end + int(window * SECONDS_PER_DAY) < trained
-    held_out = start >= (timestamp_seconds(holdout_from) if holdout_from is not None else now)
-    calibration = closed_then & held_out
+    calibration = closed_then & (start >= trained - CALIBRATION_DAYS * SECONDS_PER_DAY)
     keep = np.flatnonzero(open_then & (scored_at < now) & (reference | monitored | calibration))
     features = builder.build(keep, scored_at[keep])
     p = model.predict_proba(features) if len(keep) else np.zeros(0)
@@ -118,6 +119,7 @@ def score_trials(
         }
     )
     frame.insert(2, "cohort", week_start(frame["trial_start"]))
+    frame["p_champion"] = frame["p"]
     return ScoredTrials(frame=recalibrate(frame), features=features)
 
 
@@ -126,10 +128,12 @@ def recalibrate(frame: pd.DataFrame) -> pd.DataFrame:
 
     The champion is calibrated over all its training snapshots pooled; at one
     snapshot day its slope and level can be off, which a shift in the mix of
-    trials would turn into a false outcome alarm. The held-out test trials
-    (never fitted) whose windows had closed by the training export (outcomes
-    known then, nothing later used) fit ``p' = sigmoid(a logit(p) + b)`` at the
-    scoring day. Too few: unchanged.
+    trials would turn into a false outcome alarm. The trials of the 26 weeks
+    before the training export whose windows had closed by then (outcomes known
+    then, nothing later used) fit ``p' = sigmoid(a logit(p) + b)`` at the
+    scoring day. Too few: unchanged. Most of them were training trials, where a
+    model looks sharper than it is, so the rescaled ``p`` serves the outcome
+    test only; the estimated AUC keeps the champion's own ``p_champion``.
     """
     from training.model import fit_platt
 
@@ -141,6 +145,7 @@ def recalibrate(frame: pd.DataFrame) -> pd.DataFrame:
     logit = np.log(p / (1 - p))
     a, b = fit_platt(logit[cal], y[cal])
     out = frame.copy()
+    out["p_champion"] = frame["p"]
     out["p"] = 1.0 / (1.0 + np.exp(-(a * logit + b)))
     out["q"] = out["p"] * out["share"]
     out.attrs["recalibration"] = {"a": float(a), "b": float(b), "trials": int(cal.sum())}
