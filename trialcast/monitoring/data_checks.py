@@ -18,8 +18,9 @@ REFERENCE_DAYS = 49
 RECENT_DAYS = 7
 #: Events expected during a silence before the event type counts as stopped.
 MIN_MISSED = 20.0
-#: A silence shorter than this (days) is never called a stop.
-MIN_SILENT_DAYS = 0.5
+#: A silence shorter than this (days) is never called a stop: exports often
+#: miss their newest day or two (the demo's last two days have no signups).
+MIN_SILENT_DAYS = 2.5
 #: An event type whose recent share of all events fell below this fraction of
 #: its usual share (with enough expected) has dropped.
 DROP_RATIO = 0.3
@@ -126,7 +127,8 @@ def check_accounts(
     ref_from = recent_from - REFERENCE_DAYS * DAY
     rate = float(((start >= ref_from) & (start < recent_from)).sum()) / REFERENCE_DAYS
     newest = start[start < as_of].max()
-    if pd.notna(newest) and rate * (as_of - newest) / DAY >= MIN_MISSED:
+    silent = (as_of - newest) / DAY if pd.notna(newest) else 0.0
+    if silent >= MIN_SILENT_DAYS and rate * silent >= MIN_MISSED:
         alerts.append(
             Alert(
                 AlertKind.DATA,
