@@ -62,8 +62,8 @@ def make_company(
 ) -> Company:
     """Generate, rename the vocabulary, write Parquet plus config, load as a user would.
 
-    ``transform`` (e.g. a ``features.demo.variants`` function) reshapes the generated
-    company before its events are renamed and it is written.
+    ``transform`` changes the generated company before renaming (a scenario of
+    ``features.demo.scenarios``, a variant of ``features.demo.variants``).
     """
     demo = generate_demo_data(
         n_accounts,

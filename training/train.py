@@ -254,6 +254,14 @@ def _record(
     )
 
 
+def data_as_of(data: object, export_time: pd.Timestamp | None) -> str:
+    """The data's "now" a model was trained at (ISO), read back by ``trialcast monitor``."""
+    if export_time is not None:
+        return pd.Timestamp(export_time).isoformat()
+    tables = data.tables if isinstance(data, FeatureBuilder) else data
+    return tables.export_time().isoformat() if isinstance(tables, Tables) else "unknown"
+
+
 def train_models(
     config: CompanyConfig,
     data: Tables | FeatureBuilder | TrainingSets,
@@ -344,6 +352,7 @@ def train_models(
         predictions_dir=predictions_dir,
         tuned=tune,
         persona_rates=persona_rates,
+        extra_tags={"trialcast.as_of": data_as_of(data, export_time)},
     )
     result = record_fitted(config, fitted, target, progress=progress)
     result.refused = refused
