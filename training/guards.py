@@ -175,9 +175,9 @@ class BaseRateCheck:
         return (
             f"{kind} model does NOT beat the base rate: its test log loss "
             f"{self.model_log_loss:.4f} is no better than {self.base_log_loss:.4f} from "
-            f"predicting {self.base_rate:.1%} for every account. It is tagged "
-            "beats_base_rate=false and will not be promoted; check the features and the "
-            "amount of data."
+            f"predicting {self.base_rate:.1%} for every account. The gate's verdict "
+            "decides promotion (it needs lift over the base rate); check the features "
+            "and the amount of data."
         )
 
 
