@@ -16,7 +16,8 @@ of the data it never saw:
   gain over the *test part's own* base rate is not above 0.
 - ``no lift beyond timing``: the model beats the pooled base rate but not the
   timing-only model, the base rate of each snapshot (day of the trial, trial end,
-  days after) learnt on the training part: snapshots differ (late in the
+  days after) learnt on the rows the model learnt from (training and validation
+  parts, as its per-phase calibration): snapshots differ (late in the
   conversion window nobody converts any more), so a model can beat one pooled
   rate by learning only the calendar. Lift must hold over the timing too.
 - ``promoted``: passes every check: a promotable model. It becomes champion when
@@ -98,7 +99,8 @@ class GateResult:
         auc, model_log_loss, base_log_loss: test metrics (base = test base rate).
         gain_base: log-loss gain over the test base rate, with its interval.
         gain_timing: log-loss gain over the timing-only model (each snapshot's base
-            rate, learnt on the training part; None without snapshots).
+            rate, learnt on the rows the model learnt from: training and validation
+            parts; None without snapshots).
         spread: 95th minus 5th percentile of the model's test probabilities.
         gain_champion: log-loss gain over the champion (None without one).
         top_features: (feature, mean |SHAP|) of a probable leak, largest first.

@@ -406,11 +406,14 @@ def fit_kind(
     test = engine.scored(model, parts.test)
     train_labels = engine.labels(parts.train)
     train_rate = float(train_labels["label"].mean())
+    # The timing-only model sees what the model saw, calibration included: the
+    # training and validation parts (per-phase calibration is fitted on validation).
+    seen = pd.concat([train_labels, engine.labels(parts.valid)], ignore_index=True)
     prob_cols = _baselines(
         test,
         parts.train,
         leakage.kept,
-        train_labels=train_labels,
+        train_labels=seen,
         kind=declared,
         spec_json=spec_json,
         truth=options.truth,
