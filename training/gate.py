@@ -225,9 +225,10 @@ TIMING_PRIOR_ROWS = 20.0
 
 
 def snapshot_base_rates(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray | None:
-    """The timing-only model: each row's snapshot base rate, learnt on ``train``.
+    """The timing-only model: each row's snapshot base rate, learnt on ``train`` (the
+    recipe passes the labelled rows the model learnt from: training and validation parts).
 
-    A snapshot's rate in the training part (shrunk towards the pooled rate by
+    A snapshot's rate in ``train`` (shrunk towards the pooled rate by
     ``TIMING_PRIOR_ROWS`` pseudo-rows; a snapshot the training part lacks gets
     the pooled rate), for every row of ``rows``. ``None`` when the rows carry no
     ``snapshot`` column or the training part a single snapshot: then the pooled
