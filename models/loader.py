@@ -20,15 +20,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig
-from models.kinds import model_kind
 from features.settings import MODELS_DIR, output_root, resolve_tracking_uri
 from models.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
+from models.kinds import model_kind
+from models.mlflow_env import disable_mlflow_telemetry
+
+if TYPE_CHECKING:  # MLflow itself is imported where a model is fetched
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger("trialcast.serving")
 
@@ -133,6 +135,8 @@ def download_model_files(
     Returns:
         The folder holding ``booster.txt`` / ``calibration.json`` and the version.
     """
+    import mlflow.artifacts
+
     version = client.get_model_version_by_alias(name, alias)
     saved = os.environ.get(_PROGRESS_BAR_ENV)
     os.environ[_PROGRESS_BAR_ENV] = "false"  # no download bars in service logs
@@ -220,6 +224,9 @@ def load_serving_model(
     uri = resolve_tracking_uri(config, tracking_uri)
     try:
         check_reachable(uri)
+        disable_mlflow_telemetry()
+        from mlflow import MlflowClient
+
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         model, version = fetch_registered_model(client, name, alias, tracking_uri=uri)
     except Exception as exc:  # any registry failure: fall back to the last good copy

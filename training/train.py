@@ -523,6 +523,7 @@ def train_models(
                 record,
                 experiment_id=experiment_id,
                 run_name=f"{kind}-{train_id}",
+                client=client,
             )
             version = register_version(
                 client,
