@@ -67,11 +67,17 @@ class FeatureBuilder:
         Events the spec excludes (outcome events, ``[leakage].exclude_events``)
         are dropped here, before any feature family sees them.
         """
-        spec = spec if spec is not None else fit_feature_spec(tables, config)
+        index = None
+        if spec is None:  # the leak scan reads the index the features will use
+            full = build_event_index(tables)
+            spec = fit_feature_spec(tables, config, index=full)
+            if not full.event_codes(list(spec.excluded_events)).size:
+                index = full
         for note in spec.leak_notes:
             log.warning(note)
         tables = drop_events(tables, spec.excluded_events)
-        index = build_event_index(tables)
+        if index is None:  # rebuilt without the excluded events
+            index = build_event_index(tables)
         comms = build_comm_index(tables.communications, index.account_ids)
         return cls(tables=tables, config=config, spec=spec, index=index, comms=comms)
 

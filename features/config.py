@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from features.config_funnel import FunnelConfig
 from features.config_sources import (
     CONTRACT_COLUMNS,
     FeatureTableColumn,
@@ -332,6 +333,7 @@ class CompanyConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    funnel: FunnelConfig = Field(default_factory=FunnelConfig)  # type: ignore[arg-type]
     output_dir: str = "."
     base_dir: Path = Field(default=Path("."), exclude=True)
 

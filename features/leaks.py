@@ -8,7 +8,10 @@ The only safe cure is to remove such an event from the events table before any
 feature sees it. This module
 
 - flags event types that separate the conversion label almost perfectly during
-  the trial, cluster right at ``converted_at``, or are named like an outcome;
+  the trial, cluster right at ``converted_at``, are reached before their outcome
+  by almost only accounts that then convert (wherever that falls in time), or are
+  named like an outcome; the counts come from ``features.leak_stats`` (additive
+  across partitions) and ``judge_events`` is the one judgement;
 - merges them with the config's ``[leakage].exclude_events`` (minus
   ``allow_events``) into one exclusion list that the feature spec carries, so
   training, scoring, milestones and PQL rules all drop the same events;
@@ -31,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig, FirmographicsConfig
+from features.leak_stats import EventLeakStats, event_leak_stats
 from features.tables import Tables
 
 #: Words that name an outcome rather than a product action.
@@ -168,46 +172,56 @@ def scan_events(
 ) -> tuple[list[EventLeak], int, int]:
     """Flag outcome-like event types; returns ``(leaks, labelled accounts, converters)``.
 
-    Rules (thresholds in ``[leakage]``):
+    ``event_leak_stats`` counts, ``judge_events`` decides (see there for the rules).
+    """
+    stats = event_leak_stats(tables, config, export_time=export_time)
+    return judge_events(stats, config), stats.labelled, stats.converters
 
+
+#: A converter share among the accounts reaching an event before their outcome at or
+#: above this ("nearly every account that reaches it converts") marks an outcome.
+REACH_CONVERT_SHARE = 0.95
+#: ... when it covers at least this share of converters ...
+MIN_CONVERTER_COVERAGE = 0.2
+#: ... and at least this many accounts reached it (fewer is chance).
+MIN_REACHED = 20
+
+
+def judge_events(stats: EventLeakStats, config: CompanyConfig) -> list[EventLeak]:
+    """The one leak judgement of event types, from (merged) statistics.
+
+    Rules (thresholds in ``[leakage]`` and above):
+
+    - *named like an outcome* (``is_outcome_name``);
     - *separates*: during the trial (before trial end and before conversion),
       present for at least ``min_share_converters`` of converters and at most
       ``max_share_others`` of the others;
     - *clustered at conversion*: at least ``cluster_share`` of a converter's
       events of that type lie within ``cluster_days`` of ``converted_at``, for
       most converters that have it, and it is rare before trials end for others;
-    - *named like an outcome* (``is_outcome_name``).
+    - *reached, then converted*: of the accounts that have it before their
+      outcome (before paying, or before the label window closed), at least
+      ``REACH_CONVERT_SHARE`` convert, wherever it falls in time (days before a
+      payment weeks after the trial included), for at least
+      ``MIN_CONVERTER_COVERAGE`` of converters and at most ``max_share_others``
+      of the others.
     """
     rules = config.leakage
-    lab = _labelled(tables, config, export_time)
-    n1 = int(lab["label"].sum())
-    n0 = len(lab) - n1
-    vocabulary = pd.Index(pd.unique(tables.events["event"].astype(str)))
     leaks: dict[str, EventLeak] = {}
-    for name in vocabulary:
+    for name in stats.names:
         if is_outcome_name(name):
             leaks[name] = EventLeak(name, "named like an outcome", float("nan"), float("nan"))
+    n1, n0 = stats.converters, stats.others
     if n1 == 0 or n0 == 0:
-        return list(leaks.values()), len(lab), n1
-    ev = tables.events
-    pos = pd.Index(lab["account_id"]).get_indexer(ev["account_id"].astype(str))
-    keep = pos >= 0
-    pos = pos[keep]
-    names = ev["event"].astype(str).to_numpy()[keep]
-    ts = ev["timestamp"].to_numpy()[keep]
-    end = lab["trial_end"].to_numpy()[pos]
-    conv = lab["converted_at"].to_numpy()[pos]
-    before_outcome = (ts < end) & (np.isnat(conv) | (ts < conv))
-    label = lab["label"].to_numpy()
-    trial = pd.DataFrame(
-        {"pos": pos[before_outcome], "event": names[before_outcome]}
-    ).drop_duplicates()
-    has = trial.assign(y=label[trial["pos"].to_numpy()])
-    share = has.groupby("event")["y"].agg(["sum", "count"])
-    share_conv = share["sum"] / n1
-    share_other = (share["count"] - share["sum"]) / n0
-    for name in share.index:
-        sc, so = float(share_conv[name]), float(share_other[name])
+        return list(leaks.values())
+    order = np.argsort(np.asarray(stats.names, dtype=object), kind="mergesort")
+    names = [stats.names[i] for i in order]
+    trial_conv, trial_other = stats.trial_converters[order], stats.trial_others[order]
+    share_conv, share_other = trial_conv / n1, trial_other / n0
+    for i, name in enumerate(names):
+        sc, so = float(share_conv[i]), float(share_other[i])
+        if trial_conv[i] + trial_other[i] == 0:
+            continue
         if sc >= rules.min_share_converters and so <= rules.max_share_others:
             leaks[name] = EventLeak(
                 name,
@@ -216,34 +230,41 @@ def scan_events(
                 sc,
                 so,
             )
-    # Clustered right at conversion (any time, converters only).
-    is_conv = ~np.isnat(conv) & label[pos]
-    if is_conv.any():
-        gap = np.abs((ts[is_conv] - conv[is_conv]) / np.timedelta64(1, "D"))
-        near = pd.DataFrame(
-            {"pos": pos[is_conv], "event": names[is_conv], "near": gap <= rules.cluster_days}
-        )
-        per_account = near.groupby(["event", "pos"])["near"].mean()
-        clustered = (
-            (per_account >= rules.cluster_share).groupby(level="event").agg(["mean", "size"])
-        )
-        for name, row in clustered.iterrows():
-            covered = row["size"] / n1
-            so = float(share_other.get(name, 0.0))
-            if (
-                row["mean"] >= 0.8
-                and covered >= 0.2
-                and so <= rules.max_share_others
-                and name not in leaks
-            ):
-                leaks[str(name)] = EventLeak(
-                    str(name),
-                    f"for {row['mean']:.0%} of the {int(row['size'])} converters that have it, it "
-                    f"happens within {rules.cluster_days:g} day(s) of converted_at",
-                    float(share_conv.get(name, 0.0)),
-                    so,
-                )
-    return list(leaks.values()), len(lab), n1
+    have, clustered = stats.cluster_converters[order], stats.clustered_converters[order]
+    for i, name in enumerate(names):
+        size = int(have[i])
+        so = float(share_other[i])
+        if size == 0 or name in leaks:
+            continue
+        mean = float(clustered[i]) / size
+        if mean >= 0.8 and size / n1 >= MIN_CONVERTER_COVERAGE and so <= rules.max_share_others:
+            leaks[name] = EventLeak(
+                name,
+                f"for {mean:.0%} of the {size} converters that have it, it "
+                f"happens within {rules.cluster_days:g} day(s) of converted_at",
+                float(share_conv[i]),
+                so,
+            )
+    r1, r0 = stats.reach_converters[order], stats.reach_others[order]
+    for i, name in enumerate(names):
+        a, b = int(r1[i]), int(r0[i])
+        if a + b < MIN_REACHED or name in leaks:
+            continue
+        rate = a / (a + b)
+        if (
+            rate >= REACH_CONVERT_SHARE
+            and a / n1 >= MIN_CONVERTER_COVERAGE
+            and b / n0 <= rules.max_share_others
+        ):
+            leaks[name] = EventLeak(
+                name,
+                f"{rate:.0%} of the {a + b} accounts that have it before their outcome convert "
+                f"({a} of {n1} converters, {b} of {n0} others), wherever it falls in time: "
+                "it marks the payment, not a step towards it",
+                a / n1,
+                b / n0,
+            )
+    return list(leaks.values())
 
 
 def missingness_auc(filled: np.ndarray, label: np.ndarray) -> float:
@@ -337,15 +358,25 @@ def scan_mrr(
 
 
 def scan_leaks(
-    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+    tables: Tables,
+    config: CompanyConfig,
+    *,
+    export_time: pd.Timestamp | None = None,
+    stats: EventLeakStats | None = None,
 ) -> LeakScan:
-    """Event and attribute scan plus the final exclusion list (see module docstring)."""
+    """Event and attribute scan plus the final exclusion list (see module docstring).
+
+    ``stats``: the events' statistics if already computed (``event_leak_stats``, or
+    merged from partitions); computed from ``tables`` otherwise.
+    """
     rules = config.leakage
     configured = list(rules.exclude_events)
     events: list[EventLeak] = []
     n_lab = n_conv = 0
     if rules.auto_exclude:
-        events, n_lab, n_conv = scan_events(tables, config, export_time=export_time)
+        if stats is None:
+            stats = event_leak_stats(tables, config, export_time=export_time)
+        events, n_lab, n_conv = judge_events(stats, config), stats.labelled, stats.converters
     allowed = set(rules.allow_events)
     excluded = list(
         dict.fromkeys([*configured, *(e.event for e in events if e.event not in allowed)])
@@ -374,7 +405,13 @@ def drop_events(tables: Tables, names: list[str] | tuple[str, ...]) -> Tables:
     if not names:
         return tables
     ev = tables.events
-    keep = ~ev["event"].astype(str).isin(list(names)).to_numpy()
+    col = ev["event"]
+    # A categorical column is matched on its categories, not 20M strings.
+    keep = (
+        ~(col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str))
+        .isin([str(n) for n in names])
+        .to_numpy()
+    )
     if keep.all():
         return tables
     kept = ev[keep].reset_index(drop=True)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.event_index import EventIndex
 from features.naming import unique_slugs
 from features.tables import Tables
 
@@ -80,14 +81,17 @@ def fit_feature_spec(
     *,
     before: pd.Timestamp | None = None,
     export_time: pd.Timestamp | None = None,
+    index: EventIndex | None = None,
 ) -> FeatureSpec:
     """Scan for leaks, then choose the top-K event types and categorical levels.
 
     Fit on the training data only, then reuse the spec everywhere else. With
     ``before``, only accounts whose trial started before it and events before
     it are looked at (the training part of a time split), so the choices never
-    see the test period.
+    see the test period. ``index``: the events of ``tables`` already indexed
+    (``build_event_index``), read instead of the events table (ignored with ``before``).
     """
+    from features.leak_stats import event_leak_stats, event_leak_stats_from_index
     from features.leaks import scan_leaks
 
     export_time = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
@@ -96,9 +100,7 @@ def fit_feature_spec(
         acc = tables.accounts[tables.accounts["trial_start"] < cut]
         ids = acc["account_id"].astype(str)
         ev = tables.events
-        ev = ev[
-            (ev["timestamp"] < cut).to_numpy() & ev["account_id"].astype(str).isin(ids).to_numpy()
-        ]
+        ev = ev[(ev["timestamp"] < cut).to_numpy() & _text(ev["account_id"]).isin(ids).to_numpy()]
         table = tables.features
         if table is not None:  # the feature table's rows of those accounts, before the cut
             keep = table["account_id"].astype(str).isin(ids).to_numpy()
@@ -112,11 +114,13 @@ def fit_feature_spec(
             features=table,
             export_at=export_time,
         )
-    scan = scan_leaks(tables, config, export_time=export_time)
-    events = tables.events
-    if scan.excluded_events:
-        events = events[~events["event"].astype(str).isin(scan.excluded_events).to_numpy()]
-    counts = events["event"].astype(str).value_counts(sort=False)
+    if index is not None and before is None:
+        stats = event_leak_stats_from_index(index, tables, config, export_time)
+    else:
+        stats = event_leak_stats(tables, config, export_time=export_time)
+    scan = scan_leaks(tables, config, export_time=export_time, stats=stats)
+    counts = pd.Series(stats.events, index=pd.Index(stats.names, dtype=object))
+    counts = counts[~counts.index.isin(scan.excluded_events)]
     levels: dict[str, list[str]] = {}
     for col in config.firmographics.categorical:
         if col in tables.accounts.columns and col not in scan.excluded_attributes:
@@ -142,6 +146,11 @@ def fit_feature_spec(
         table_columns={c.feature: c.to_dict() for c in columns},
         table_as_of="as_of" in table.columns,
     )
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """Ids as text; a categorical column (20M events) is matched on its categories."""
+    return col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype(str)
 
 
 def feature_spec_from_counts(

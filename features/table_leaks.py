@@ -67,6 +67,44 @@ def _auc(y: np.ndarray, x: np.ndarray) -> float:
     return max(auc, 1 - auc)
 
 
+#: A text column with at most this many levels is scored by each level's positive rate.
+MAX_TEXT_LEVELS = 20
+
+
+def _as_scores(values: pd.Series, y: np.ndarray) -> np.ndarray:
+    """Numbers as they are; a text column (``outcome`` = won / lost) as each level's
+    share of positives, so "the name reads like the outcome" is judged for both."""
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    codes, levels = pd.factorize(values.astype("str"), use_na_sentinel=True)
+    if len(levels) > MAX_TEXT_LEVELS:
+        return np.full(len(values), np.nan)
+    seen = codes >= 0
+    rate = np.bincount(codes[seen], weights=y[seen], minlength=len(levels)) / np.maximum(
+        np.bincount(codes[seen], minlength=len(levels)), 1
+    )
+    return np.where(seen, rate[np.maximum(codes, 0)], np.nan)
+
+
+def table_leaks_in_training_set(builder: object) -> tuple[list[ColumnLeak], str]:
+    """The feature-table columns ``train`` would leave out, judged on the whole labelled
+    trial training set (``check-config --data``); and a note when nothing could be judged."""
+    from features.build import FeatureBuilder
+    from features.feature_table import PREFIX
+    from features.snapshots import build_trial_training_set
+
+    assert isinstance(builder, FeatureBuilder)
+    if builder.tables.features is None:
+        return [], ""
+    try:
+        frame = build_trial_training_set(builder)
+    except ValueError as exc:
+        return [], f"feature-table columns not checked for leaks: {exc}"
+    names = {k: str(v.get("source", k)) for k, v in builder.spec.table_columns.items()}
+    columns = [c for c in frame.columns if c.startswith(PREFIX)]
+    return check_table_leaks(frame, columns, names=names), ""
+
+
 def check_table_leaks(
     frame: pd.DataFrame,
     columns: list[str],
@@ -112,8 +150,8 @@ def check_table_leaks(
             )
             continue
         name = (names or {}).get(col, col).lower()
-        if LABEL_LIKE.search(name) and pd.api.types.is_numeric_dtype(values.dtype):
-            auc = _auc(y, values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if LABEL_LIKE.search(name):
+            auc = _auc(y, _as_scores(values, y))
             if auc >= name_auc:
                 found.append(
                     ColumnLeak(

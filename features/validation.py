@@ -17,6 +17,7 @@ bug in the repair code cannot hand a broken table to the feature builders.
 from __future__ import annotations
 
 import difflib
+import sys
 
 import numpy as np
 import pandas as pd
@@ -193,6 +194,24 @@ def _schema_sample(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[rows]
 
 
+def _schema_backends_without_hypothesis() -> None:
+    """Register pandera's pandas backends without importing ``hypothesis``.
+
+    Pandera registers its backends on the first ``validate`` and then imports its
+    data-synthesis strategies, which import ``hypothesis`` (and its pytest and trio
+    plugins) whenever it is installed: 1-2 s on every load, for a feature trialcast
+    never uses. Hiding ``hypothesis`` during that one import keeps the checks and
+    drops the cost; when a process has already imported it (tests), nothing changes.
+    """
+    if "hypothesis" in sys.modules:
+        return
+    sys.modules["hypothesis"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        import pandera.backends.pandas.builtin_checks  # noqa: F401
+    finally:
+        del sys.modules["hypothesis"]
+
+
 def _finish(ledger: RowLedger, canon: pd.DataFrame) -> pd.DataFrame:
     """Kept rows in canonical form: all contract columns (missing optional ones empty),
     contract columns first, unused categories dropped, schema checked."""
@@ -217,6 +236,7 @@ def _finish(ledger: RowLedger, canon: pd.DataFrame) -> pd.DataFrame:
                 out[col] = _drop_unused_categories(out[col])
     extras = [c for c in out.columns if c not in CONTRACT_COLUMNS[table]]
     out = out[[*CONTRACT_COLUMNS[table], *extras]]
+    _schema_backends_without_hypothesis()
     try:
         CANONICAL_SCHEMAS[table].validate(_schema_sample(out), lazy=True)
     except SchemaErrors as exc:  # a bug here, not bad input: fail loudly

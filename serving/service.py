@@ -42,6 +42,7 @@ import bentoml
 from fastapi.responses import Response
 from pydantic import Field, StringConstraints
 
+import serving.funnel_routes  # registers /funnel and /ui/funnel on `web`
 import serving.ui_routes  # noqa: F401 - registers the sales view's pages on `web`
 from serving.http_errors import ErrorShapeMiddleware, install_route_metrics, quiet_client_errors
 from serving.request_parsing import install_request_parsing

@@ -43,7 +43,7 @@ form.filters{margin:.5rem 0 1rem;display:flex;gap:1rem;align-items:center}
 .deciding{background:#fef3c7;color:#92400e}
 nav.pager{margin:1rem 0;display:flex;gap:1rem}
 </style></head><body>
-<header><a href="/ui">trialcast &middot; sales view</a><span><a href="/ui/forecast">finance</a> &middot; {{ subtitle }} &middot; <a href="/ui/logout">sign out</a></span></header>
+<header><a href="/ui">trialcast &middot; sales view</a><span><a href="/ui/forecast">finance</a> &middot; <a href="/ui/funnel">funnel</a> &middot; {{ subtitle }} &middot; <a href="/ui/logout">sign out</a></span></header>
 <main>{% block body %}{% endblock %}</main><script src="/ui/app.js"></script></body></html>"""
 
 _LIST = """{% extends "base" %}{% block title %}Accounts - trialcast{% endblock %}

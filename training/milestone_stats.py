@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from features.leaks import REACH_CONVERT_SHARE
+
 
 def katz_interval(
     x1: np.ndarray, n1: np.ndarray, x0: np.ndarray, n0: np.ndarray, confidence: float
@@ -157,7 +159,8 @@ def candidate_status(
     share_of_losers = (table["reached"] - x1) / max(negatives, 1.0)
     universal = (table["reached_share"] > max_share) | (table["not_reached"] < min_support)
     absent = (table["reached_share"] < min_share) | (table["reached"] < min_support)
-    outcome = (table["rate_reached"] >= 0.95) & (share_of_losers <= 0.005)
+    # the leak scan's share (features.leaks): nearly everyone who reaches it converts
+    outcome = (table["rate_reached"] >= REACH_CONVERT_SHARE) & (share_of_losers <= 0.005)
     bound = table["informative_share"] < min_informative
     # An event (almost) every trial does is a measure of activity itself: its higher
     # counts ("Login 10+ times") rank trials by how busy they are, not by a moment.

@@ -53,6 +53,7 @@ from features.event_index import (
     cut_events,
     timestamp_seconds,
 )
+from features.spec import FeatureSpec
 from features.tables import Tables
 from training.milestone_checklist import (
     checklist_toml,
@@ -180,6 +181,16 @@ def closed_trial_positions(builder: FeatureBuilder, data_as_of: pd.Timestamp) ->
     now = timestamp_seconds(data_as_of)
     window = builder.config.trial.conversion_window_days * SECONDS_PER_DAY
     return np.flatnonzero(idx.trial_end + window <= now)
+
+
+def leak_reason(spec: FeatureSpec, event: str) -> str:
+    """Why the leak scan (``features.leaks.judge_events``) flagged ``event``, with its
+    statistics, from the spec's notes; "listed in the config" for configured ones."""
+    prefix = f"LEAK? event {event!r}: "
+    for note in spec.leak_notes:
+        if note.startswith(prefix):
+            return note[len(prefix) :].rsplit("; ", 1)[0]
+    return "listed in [leakage].exclude_events"
 
 
 def config_exclusions(config: CompanyConfig) -> list[str]:
@@ -400,7 +411,7 @@ def discover_milestones(
         checklist_rows=rows,
         left_out=[
             *(
-                f"{e}: looks like part of paying (an outcome event found by the leak scan); "
+                f"{e}: looks like part of paying (the leak scan: {leak_reason(builder.spec, e)}); "
                 "excluded from every feature, never a milestone"
                 for e in flagged
             ),

@@ -17,6 +17,7 @@ from features.config import demo_config_text, starter_config_text
 from trialcast.cli_common import console, fail, load_config_or_exit, say
 from trialcast.cli_dask import dask_app
 from trialcast.cli_forecast import backtest_command, forecast_command
+from trialcast.cli_funnel import funnel_command
 from trialcast.milestones_job import milestones_command
 from trialcast.retrain_job import retrain_command
 
@@ -328,6 +329,7 @@ app.command("backtest")(backtest_command)
 app.command("forecast")(forecast_command)
 app.command("retrain")(retrain_command)
 app.command("milestones")(milestones_command)
+app.command("funnel")(funnel_command)
 app.add_typer(dask_app, name="dask")
 
 

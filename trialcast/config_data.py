@@ -6,6 +6,8 @@ and report in words; a user's mistake ends with a clean error, never a traceback
 
 from __future__ import annotations
 
+from rich.markup import escape
+
 from features.config import CompanyConfig
 from trialcast.cli_common import console, fail
 
@@ -26,12 +28,25 @@ def _builder(config: CompanyConfig):
 def check_config_data(config: CompanyConfig) -> None:
     """Print leak findings, then fail with every unknown event / PQL feature (did you mean)."""
     from features.config_check import check_against_data
+    from features.table_leaks import table_leaks_in_training_set
 
     builder = _builder(config)
     for note in builder.spec.leak_notes:
-        console.print(f"[bold yellow]{note}[/]")
-    if not builder.spec.leak_notes:
-        console.print("  leak scan: no outcome-like event or post-purchase column found")
+        console.print(f"[bold yellow]{escape(note)}[/]")
+    with console.status("Checking the feature-table columns on the labelled trials..."):
+        table_leaks, skipped = table_leaks_in_training_set(builder)
+    for leak in table_leaks:
+        console.print(
+            f"[bold yellow]LEAK? {escape(leak.message())} by `trialcast train`; "
+            "drop it from [feature_table.columns] unless it is known before the outcome[/]"
+        )
+    if skipped:
+        console.print(f"  {escape(skipped)}")
+    if not builder.spec.leak_notes and not table_leaks:
+        console.print(
+            "  leak scan: no outcome-like event, post-purchase column or label-like "
+            "feature-table column found"
+        )
     problems = check_against_data(config, builder)
     if problems:
         fail(

@@ -18,6 +18,8 @@ What each transform is for:
 - ``hindsight_event``: an outcome event recorded with hindsight, logged from
   signup only for accounts that later paid, on several days so that it also
   inflates the aggregates (event totals, active days, distinct types);
+- ``event_before_payment``: an outcome step logged days before each payment
+  (after trial end when payment comes weeks later);
 - ``attribute_for_converters``: an account column filled mostly for converters
   (a "current" attribute such as a plan chosen at purchase);
 - ``small_company``: a random subset of accounts (a few hundred trials);
@@ -43,6 +45,7 @@ from features.tables import Tables
 __all__ = [
     "attribute_for_converters",
     "delay_conversions",
+    "event_before_payment",
     "event_mapping",
     "hindsight_event",
     "no_signal",
@@ -192,6 +195,45 @@ def hindsight_event(
     starts = acc["trial_start"].to_numpy().astype("datetime64[ns]")[chosen]
     times = np.repeat(starts, len(steps)) + np.tile(offsets, len(chosen))
     added = pd.DataFrame({"account_id": ids, "event": name, "timestamp": times})
+    return _add_events(demo, added)
+
+
+def event_before_payment(
+    demo: DemoData,
+    name: str = "Quote Accepted",
+    *,
+    days_before: float = 3.0,
+    share_converters: float = 0.97,
+    share_others: float = 0.003,
+    seed: int = 0,
+) -> DemoData:
+    """An outcome step logged ``days_before`` each payment: a quote accepted, a PO signed.
+
+    Chosen converters (``share_converters``) get one event ``name`` that many days
+    before ``converted_at`` (after trial end when they pay weeks later, inside the
+    trial when they pay early); ``share_others`` of the rest get it two days after
+    their trial ended. Almost everyone who reaches it pays, whenever it falls.
+    """
+    rng = np.random.default_rng(seed)
+    acc = demo.tables.accounts
+    conv = acc["converted_at"]
+    chosen = rng.random(len(acc)) < np.where(conv.notna(), share_converters, share_others)
+    when = (conv - pd.Timedelta(days=days_before)).where(
+        conv.notna(), acc["trial_end"] + pd.Timedelta(days=2)
+    )
+    when = when.where(when > acc["trial_start"], acc["trial_start"] + pd.Timedelta(hours=1))
+    added = pd.DataFrame(
+        {
+            "account_id": acc["account_id"].astype(str).to_numpy()[chosen],
+            "event": name,
+            "timestamp": when.to_numpy().astype("datetime64[ns]")[chosen],
+        }
+    )
+    return _add_events(demo, added)
+
+
+def _add_events(demo: DemoData, added: pd.DataFrame) -> DemoData:
+    """``demo`` with the ``added`` events (account_id, event, timestamp), time-ordered."""
     events = demo.tables.events
     if "user_id" in events.columns:
         added["user_id"] = None

@@ -197,7 +197,7 @@ def test_on_demo_data_the_aha_is_found_and_no_activity_event_is_proposed(seed, d
     login = table[table["event"] == "Login"]
     assert login["adj_lift"].max() < 1.25  # raw lift 3-5x: it tracks activity
     assert login["lift"].max() > 2.5
-    assert found.seconds < 20
+    assert found.seconds > 0  # timed by the benchmark (trialcast.bench.milestones), not here
 
 
 def test_milestone_names_read_well():

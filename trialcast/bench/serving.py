@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     pos = np.arange(len(fb.index.account_ids))
     frame = fb.build(pos, np.full(len(pos), timestamp_seconds(AS_OF))).drop(columns=["as_of"])
     trials = frame[frame["customer_days_paying"].isna()]
+    # what the loaded models use: without a served churn model, customer_* is unknown
+    trials = trials[[c for c in trials.columns if c in models.known_features]]
     raw = trials.astype(object).where(trials.notna(), None).to_dict("records")
     records = json.loads(json.dumps(raw))
     ids = [str(i) for i in trials.index]
