@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import CommunicationConfig
-from features.event_index import SECONDS_PER_DAY, codes_and_labels, to_seconds
+from features.event_index import SECONDS_PER_DAY, codes_and_labels, row_cutoffs, to_seconds
 
 NEGATIVE_TONE = -0.2
 
@@ -84,7 +84,7 @@ def compute_communication_features(
     row_of_acc[rows_acc] = np.arange(n)
     r = row_of_acc[comms.acc]
     sel = r >= 0
-    keep = sel & (comms.ts < np.where(sel, as_of[np.maximum(r, 0)], 0))
+    keep = sel & (comms.ts < row_cutoffs(r, as_of))
     row, ts, inbound = r[keep], comms.ts[keep], comms.inbound[keep]
     channel, sentiment = comms.channel[keep], comms.sentiment[keep]
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from features.config_funnel import FunnelConfig
 from features.config_sources import (
@@ -68,6 +68,14 @@ class TrialConfig(_Strict):
             90 ... kept while inside the conversion window.
         churn_horizon_days: churn label = churned within this many days of a snapshot.
         churn_snapshot_every_days: spacing of churn snapshots of paying accounts.
+        conversion_flag: for exports with no conversion date: an accounts column
+            (or feature-table column) holding yes/no (1/0, true/false) "did it
+            convert". A flag has no timing, so a converted trial's conversion is
+            placed at its trial end: the model learns from snapshots up to trial
+            end (post-trial snapshots are off unless ``post_trial_snapshot_days``
+            is set), and a trial past its end that is not flagged counts as not
+            converted yet. Never a feature; not allowed together with a
+            ``converted_at`` column.
     """
 
     default_trial_days: int = Field(14, gt=0)
@@ -77,6 +85,7 @@ class TrialConfig(_Strict):
     post_trial_snapshot_days: list[int] | None = None
     churn_horizon_days: int = Field(90, gt=0)
     churn_snapshot_every_days: int = Field(30, gt=0)
+    conversion_flag: str | None = None
 
     @field_validator("snapshot_days")
     @classmethod
@@ -102,6 +111,8 @@ class TrialConfig(_Strict):
     def post_trial_days(self) -> list[int]:
         """Days after trial end to snapshot open trials at, all inside the window."""
         days = self.post_trial_snapshot_days
+        if days is None and self.conversion_flag is not None:
+            return []  # a flag places conversions at trial end: no timing after it
         if days is None:
             days = [1, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365]
         return [d for d in days if d < self.conversion_window_days]
@@ -307,9 +318,15 @@ class ForecastConfig(_Strict):
         segments: breakdowns of the forecast; default: persona, the
             firmographics ``size_column`` (banded at 10 / 50 / 200 / 1000 when
             numeric) and every categorical firmographics column.
+        default_deal_value: the annual value (in ``currency``) given to an open
+            trial that nothing else can value: no quote, and no deal with a
+            ``deal_value`` won before the scoring moment (a new company, or an
+            export without deal values). Without it such trials are scored without
+            revenue (``deal_value`` empty) and ``forecast`` refuses.
     """
 
     segments: list[SegmentSpec] | None = None
+    default_deal_value: float | None = Field(None, gt=0)
 
 
 class CompanyConfig(_Strict):
@@ -332,10 +349,25 @@ class CompanyConfig(_Strict):
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)  # type: ignore[arg-type]
     model: ModelConfig = Field(default_factory=ModelConfig)  # type: ignore[arg-type]
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)  # type: ignore[arg-type]
     funnel: FunnelConfig = Field(default_factory=FunnelConfig)  # type: ignore[arg-type]
     output_dir: str = "."
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _flag_is_no_feature(self) -> CompanyConfig:
+        flag = self.trial.conversion_flag
+        firmo = self.firmographics
+        if flag is not None and flag in [
+            *firmo.numeric,
+            *firmo.categorical,
+            *self.feature_table.columns,
+        ]:
+            raise ValueError(
+                f"trial.conversion_flag {flag!r} is the label; it cannot also be a feature "
+                "([firmographics] or [feature_table.columns]): remove it there"
+            )
+        return self
 
     @property
     def output_root(self) -> Path:

@@ -154,11 +154,25 @@ class FeatureTableConfig(StrictModel):
         score_before_trial_end: a table without ``as_of`` gives a trial-end model
             only; scoring a trial that is still running is refused unless this is
             true (or the score command is given ``--allow-before-trial-end``).
+        exclude_columns: columns of the table that are never features (known
+            only after the outcome, ids, free text...), whether or not
+            ``columns`` is given; each must exist in the table.
     """
 
     columns: dict[str, FeatureTableColumn] = Field(default_factory=dict)
     account_columns: list[str] = Field(default_factory=list)
     score_before_trial_end: bool = False
+    exclude_columns: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _excluded_not_declared(self) -> FeatureTableConfig:
+        both = [c for c in self.exclude_columns if c in self.columns]
+        if both:
+            raise ValueError(
+                f"{', '.join(map(repr, both))} both declared in [feature_table.columns] and "
+                "listed in exclude_columns; keep one"
+            )
+        return self
 
     @field_validator("account_columns")
     @classmethod

@@ -17,6 +17,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder
 from features.config import CompanyConfig
+from features.conversion_flag import apply_conversion_flag
 from features.loaders import CATEGORY_COLUMNS
 from features.pipeline import build_account_view, build_trial_view
 from features.quarantine import InputError
@@ -77,6 +78,8 @@ def validate_partition(
     acc = _restore(accounts, "accounts")
     com = _restore(communications, "communications")
     assert ev is not None
+    if config.trial.conversion_flag is not None and acc is not None:
+        acc, _ = apply_conversion_flag(acc, config)  # per row: same as on all the data
     formats = {
         name: getattr(config.sources, name).timestamp_format
         for name in TABLES

@@ -193,6 +193,17 @@ class EventCut:
         return out.astype(np.float64)
 
 
+def row_cutoffs(row: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """Per event, the cutoff of its row (``row`` < 0: not selected, cutoff -inf).
+
+    Safe when no row is selected at all (``as_of`` empty): every cutoff is -inf.
+    """
+    cutoff = np.full(len(row), np.iinfo(np.int64).min, dtype=np.int64)
+    selected = row >= 0
+    cutoff[selected] = as_of[row[selected]]
+    return cutoff
+
+
 def cut_events(index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray) -> EventCut:
     """Select accounts (one row each) and keep only their events before ``as_of``.
 
@@ -210,8 +221,7 @@ def cut_events(index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray) -> Ev
 
     r = row_of_acc[index.acc]
     selected = r >= 0
-    cutoff = np.where(selected, as_of[np.maximum(r, 0)], np.iinfo(np.int64).min)
-    keep = selected & (index.ts < cutoff)
+    keep = selected & (index.ts < row_cutoffs(r, as_of))
     row = r[keep].astype(np.int64)
     ts = index.ts[keep]
     return EventCut(

@@ -85,6 +85,14 @@ class TableColumn:
         )
 
 
+def not_features(config: CompanyConfig) -> list[str]:
+    """Feature-table columns that never become features: the account columns, the
+    conversion flag (the label) and ``[feature_table].exclude_columns``."""
+    flag = [] if config.trial.conversion_flag is None else [config.trial.conversion_flag]
+    ft = config.feature_table
+    return list(dict.fromkeys([*ft.account_columns, *flag, *ft.exclude_columns]))
+
+
 def key_columns(table: pd.DataFrame) -> list[str]:
     """The key columns present in a validated feature table."""
     return ["account_id", *(["as_of"] if "as_of" in table.columns else [])]
@@ -98,7 +106,7 @@ def fit_table_columns(table: pd.DataFrame, config: CompanyConfig) -> list[TableC
     numeric when its values are numbers and categorical otherwise.
     """
     cfg = config.feature_table
-    skip = {*key_columns(table), *cfg.account_columns}
+    skip = {*key_columns(table), *not_features(config)}
     if cfg.columns:
         declared = [(name, c.type, c.label or name.replace("_", " "), c.unit)
                     for name, c in cfg.columns.items()]  # fmt: skip

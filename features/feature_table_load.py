@@ -26,14 +26,12 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.feature_table import not_features
 from features.quarantine import InputError, RowLedger, ValidationReport
 from features.row_duplicates import flag_duplicates
 from features.tables import Tables
 from features.validation import require_columns
-from features.value_parsing import as_text, missing_mask, parse_timestamps, to_number
-
-TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+from features.value_parsing import as_text, missing_mask, parse_timestamps, to_boolean, to_number
 
 
 def check_declared_columns(raw: pd.DataFrame, config: CompanyConfig) -> None:
@@ -49,9 +47,23 @@ def check_declared_columns(raw: pd.DataFrame, config: CompanyConfig) -> None:
             )
     for name in cfg.account_columns:
         if name not in found:
+            hint = (
+                "; if the table only says whether a trial converted (yes/no, 1/0), set "
+                "[trial].conversion_flag to that column instead"
+                if name == "converted_at"
+                else ""
+            )
             raise InputError(
                 f"features: account column {name!r} listed in [feature_table].account_columns "
-                f"is not in the feature table. Columns found: {', '.join(found)}"
+                f"is not in the feature table. Columns found: {', '.join(found)}. Map it under "
+                f"[sources.features.columns] or remove it from the list{hint}"
+            )
+    for name in cfg.exclude_columns:
+        if name not in found:
+            raise InputError(
+                f"features: column {name!r} listed in [feature_table].exclude_columns is not "
+                f"in the feature table. Columns found: {', '.join(found)}. Fix the name (as "
+                "it reads after the [sources.features.columns] mapping) or drop it from the list"
             )
 
 
@@ -73,20 +85,12 @@ def accounts_from_table(raw: pd.DataFrame, config: CompanyConfig) -> pd.DataFram
             f"{', '.join(map(repr, need))}. Add an accounts source, or list the table's "
             "trial_start, trial_end and converted_at columns there"
         )
+    require_columns("features", raw)
+    check_declared_columns(raw, config)  # a listed column missing: say so, not KeyError
     ids = raw["account_id"]
     first = ~as_text(ids).duplicated().to_numpy() & ~missing_mask(ids)
-    return raw.loc[first, ["account_id", *cols]].reset_index(drop=True)
-
-
-def _to_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    present = ~missing_mask(raw)
-    text = raw.astype("str").str.strip().str.lower()
-    yes = text.isin(TRUE_WORDS).to_numpy() & present
-    no = text.isin(FALSE_WORDS).to_numpy() & present
-    if pd.api.types.is_bool_dtype(raw.dtype):
-        yes, no = raw.fillna(False).to_numpy(dtype=bool), (~raw.fillna(True)).to_numpy(dtype=bool)
-    values = np.where(yes, 1.0, np.where(no, 0.0, np.nan))
-    return pd.Series(values, index=raw.index), present & ~yes & ~no
+    flag = [c for c in [config.trial.conversion_flag] if c is not None and c in raw.columns]
+    return raw.loc[first, ["account_id", *cols, *flag]].reset_index(drop=True)
 
 
 def validate_feature_table(
@@ -128,12 +132,12 @@ def validate_feature_table(
             canon[name], bad = to_number(raw[name])
             ledger.repaired(bad, "not_a_number", name)
         elif col.type == "boolean":
-            canon[name], bad = _to_boolean(raw[name])
+            canon[name], bad = to_boolean(raw[name])
             ledger.repaired(bad, "not_a_boolean", name)
         else:
             text = as_text(raw[name])
             canon[name] = text.where(~missing_mask(raw[name]))
-    account_cols = [c for c in config.feature_table.account_columns if c in canon.columns]
+    account_cols = [c for c in not_features(config) if c in canon.columns]
     out = canon.loc[ledger.ok].drop(columns=account_cols).reset_index(drop=True)
     return ledger, out
 

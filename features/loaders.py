@@ -24,7 +24,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from features.config import CONTRACT_COLUMNS, CompanyConfig, SourceConfig, TableName
+from features.conversion_flag import apply_conversion_flag
 from features.feature_table_load import accounts_from_table, attach_feature_table, no_events
+from features.load_checks import stop_if_nothing_kept
 from features.quarantine import InputError, ValidationReport
 from features.tables import Tables
 from features.validation import validate_raw_tables
@@ -244,7 +246,9 @@ def load_table(source: SourceConfig, table: TableName, *, base_dir: Path) -> pd.
     return _apply_mapping(frame, source, table)
 
 
-def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadResult:
+def load_tables(
+    config: CompanyConfig, *, show_progress: bool = False, quarantine_dir: Path | None = None
+) -> LoadResult:
     """Read, validate and canonicalise all of a company's tables.
 
     Without an ``accounts`` source, accounts are derived from the events (trial
@@ -253,9 +257,13 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
     Args:
         config: the company config (sources, validation rules, trial length).
         show_progress: print what is being read and how long it took to stderr.
+        quarantine_dir: where the quarantine files go when a table keeps no row
+            at all (default: ``<output root>/features/quarantine``, where
+            ``trialcast features`` writes them).
 
     Raises:
-        InputError: no events source, or a fatal problem in a source.
+        InputError: no events source, a fatal problem in a source, or a table
+            whose rows were all set aside (the message quotes why).
     """
     sources = config.sources
     if sources.events is None and sources.features is None:
@@ -287,6 +295,14 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
     if accounts is None and table is not None:
         accounts = accounts_from_table(table, config)
         formats["accounts"] = formats.get("features")
+    flag_note = ""
+    if config.trial.conversion_flag is not None:
+        if accounts is None:
+            raise InputError(
+                "accounts: [trial].conversion_flag needs an accounts table (an [sources.accounts] "
+                "source, or a feature table with account_columns); events alone carry no labels"
+            )
+        accounts, flag_note = apply_conversion_flag(accounts, config)
     tables, report = validate_raw_tables(
         events,
         accounts,
@@ -295,8 +311,13 @@ def load_tables(config: CompanyConfig, *, show_progress: bool = False) -> LoadRe
         formats,
         config.trial.default_trial_days,
     )
+    if flag_note:
+        report.notes.append(flag_note)
+    where = quarantine_dir or config.output_root / "features" / "quarantine"
+    stop_if_nothing_kept(report, where)
     if table is not None:
         tables = attach_feature_table(tables, report, table, config, formats.get("features"))
+        stop_if_nothing_kept(report, where)
     progress(f"validated: {report.n_quarantined:,} rows quarantined")
     if show_progress:
         print(report.summary(), file=sys.stderr)

@@ -129,7 +129,7 @@ def run_feature_pipeline(
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    loaded = load_tables(config, show_progress=show_progress)
+    loaded = load_tables(config, show_progress=show_progress, quarantine_dir=out / "quarantine")
     seconds["load_and_validate"] = time.perf_counter() - t0
     tables = loaded.tables
 

@@ -97,6 +97,27 @@ def parse_timestamps(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series,
     return parsed, present & parsed.isna().to_numpy()
 
 
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+
+def to_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Yes/no values (true/false, yes/no, 1/0, any case) as 1.0 / 0.0.
+
+    Returns:
+        The values (empty where missing or not a yes/no word) and a mask of the
+        present values that are not yes/no words (to report).
+    """
+    present = ~missing_mask(raw)
+    text = raw.astype("str").str.strip().str.lower()
+    yes = text.isin(TRUE_WORDS).to_numpy() & present
+    no = text.isin(FALSE_WORDS).to_numpy() & present
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        yes, no = raw.fillna(False).to_numpy(dtype=bool), (~raw.fillna(True)).to_numpy(dtype=bool)
+    values = np.where(yes, 1.0, np.where(no, 0.0, np.nan))
+    return pd.Series(values, index=raw.index), present & ~yes & ~no
+
+
 def to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Numbers as float64, and a mask of present values that are not numbers."""
     present = ~missing_mask(raw)

@@ -10,6 +10,14 @@ Why Platt on the margin (and not isotonic): ``p = sigmoid(a * margin + b)`` with
 the booster's and the booster's exact TreeSHAP contributions, scaled by ``a``, add
 up to the calibrated log-odds (``base = a * bias + b``). Sales read those
 contributions as "the reasons behind the score"; they stay exact after calibration.
+
+Phase offsets: one Platt map for every snapshot leaves trials in some phases
+(a long trial's middle, trials past their end) off by several percent. An
+optional log-odds offset per trial phase (``models.phases``: share of the trial
+elapsed, or past end) corrects each phase's level. The phase is read from the
+model's own ``trial_days_elapsed`` and ``trial_length_days`` inputs, and the
+offset is credited to ``trial_days_elapsed``'s contribution, so the reasons
+still add up exactly to the served log-odds.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+
+from models.phases import ELAPSED, LENGTH, PHASE_NAMES, phase_codes
 
 MODEL_KINDS = ("conversion", "churn")
 FORMAT_VERSION = 1
@@ -93,6 +103,8 @@ class TrialcastModel:
         kind: ``"conversion"`` or ``"churn"``.
         spec_json: the ``FeatureSpec`` (JSON) the features were built with.
         params: LightGBM parameters used.
+        phase_offsets: log-odds added per trial phase (``models.phases.PHASE_NAMES``;
+            empty: one calibration for all phases).
     """
 
     booster: lgb.Booster
@@ -103,6 +115,7 @@ class TrialcastModel:
     kind: str
     spec_json: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    phase_offsets: dict[str, float] = field(default_factory=dict)
     _codes_cache: dict[str, dict[str, float]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -116,8 +129,31 @@ class TrialcastModel:
         return np.asarray(self.booster.predict(self.prepare(X), raw_score=True), dtype=np.float64)
 
     def logit(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated log-odds ``a * margin + b``."""
-        return self.a * self.margin(X) + self.b
+        """Calibrated log-odds ``a * margin + b`` (+ the row's phase offset)."""
+        return self.a * self.margin(X) + self.b + self.phase_shift(X)
+
+    def phase_shift(self, X: pd.DataFrame) -> np.ndarray:
+        """The phase offset of each row of a feature frame (zeros without offsets)."""
+        if self._matrix_columns() is None:
+            return np.zeros(len(X))
+        elapsed = pd.to_numeric(X[ELAPSED], errors="coerce").to_numpy(dtype=np.float64)
+        length = pd.to_numeric(X[LENGTH], errors="coerce").to_numpy(dtype=np.float64)
+        return self._shift(elapsed, length)
+
+    def _shift(self, elapsed: np.ndarray, length: np.ndarray) -> np.ndarray:
+        table = np.array([self.phase_offsets.get(n, 0.0) for n in PHASE_NAMES] + [0.0])
+        return np.asarray(table[phase_codes(elapsed, length)], dtype=np.float64)
+
+    def _matrix_shift(self, M: np.ndarray) -> np.ndarray | None:
+        """Phase offsets of a model input matrix, or None when the model has none."""
+        columns = self._matrix_columns()
+        return None if columns is None else self._shift(M[:, columns[0]], M[:, columns[1]])
+
+    def _matrix_columns(self) -> tuple[int, int] | None:
+        """Positions of the phase inputs among the features (None: no phase offsets)."""
+        if not self.phase_offsets or ELAPSED not in self.features or LENGTH not in self.features:
+            return None
+        return self.features.index(ELAPSED), self.features.index(LENGTH)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive class (conversion / churn)."""
@@ -127,6 +163,8 @@ class TrialcastModel:
         """Exact per-feature contributions to the calibrated log-odds (TreeSHAP x ``a``)."""
         raw = np.asarray(self.booster.predict(self.prepare(X), pred_contrib=True))
         values = pd.DataFrame(self.a * raw[:, :-1], index=X.index, columns=self.features)
+        if self._matrix_columns() is not None:
+            values[ELAPSED] += self.phase_shift(X)
         bias = float(raw[0, -1]) if len(raw) else float(self._bias())
         return Contributions(values=values, base=self.a * bias + self.b)
 
@@ -194,7 +232,11 @@ class TrialcastModel:
             return np.zeros((0, len(self.features))), self.a * self._bias() + self.b
         kwargs: dict[str, Any] = {"num_threads": num_threads} if num_threads else {}
         raw = np.asarray(self.booster.predict(M, pred_contrib=True, **kwargs), dtype=np.float64)
-        return self.a * raw[:, :-1], self.a * float(raw[0, -1]) + self.b
+        values = self.a * raw[:, :-1]
+        shift = self._matrix_shift(M)
+        if shift is not None:
+            values[:, self.features.index(ELAPSED)] += shift
+        return values, self.a * float(raw[0, -1]) + self.b
 
     def _level_codes(self) -> dict[str, dict[str, float]]:
         cached = self._codes_cache
@@ -221,6 +263,7 @@ class TrialcastModel:
             "features": self.features,
             "categories": self.categories,
             "params": self.params,
+            "phase_offsets": self.phase_offsets,
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -257,6 +300,7 @@ class TrialcastModel:
             kind=str(meta["kind"]),
             spec_json="" if spec_json == "{}" else spec_json,
             params=dict(meta.get("params", {})),
+            phase_offsets={str(k): float(v) for k, v in meta.get("phase_offsets", {}).items()},
         )
 
 

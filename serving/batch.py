@@ -231,6 +231,8 @@ def score_and_close(
         frame.index.to_series(),
         moment,
         size_column=config.firmographics.size_column,
+        default_value=config.forecast.default_deal_value,
+        on_missing="empty",
     )
     deal = deals["deal_value"].to_numpy(dtype=np.float64)
     p = p_open
@@ -262,8 +264,12 @@ def score_and_close(
         },
         columns=SCORE_COLUMNS,
     )
-    order = np.lexsort(
-        (out["account_id"].to_numpy(), -np.nan_to_num(out["expected_value"], nan=-1))
+    order = np.lexsort(  # expected value first; trials without a value by p_convert
+        (
+            out["account_id"].to_numpy(),
+            -out["p_convert"].to_numpy(dtype=np.float64),
+            -np.nan_to_num(out["expected_value"], nan=-1),
+        )
     )
     result = out.iloc[order].reset_index(drop=True)
     result.attrs["held_back"] = held_back
@@ -275,6 +281,11 @@ def score_and_close(
         if held_back
         else []
     )
+    if "note" in deals.attrs:  # scored without revenue: ranked by p_convert
+        result.attrs["notes"].append(
+            f"{deals.attrs['note']}; those trials are scored without revenue "
+            "(expected_value empty, ranked after the valued ones by p_convert)"
+        )
     # Trials past their window: closed (p = 0), listed apart, out of the forecast.
     return result, closed_frame(builder, opened)
 

@@ -11,8 +11,9 @@ on one machine. What differs is only where the work runs:
   validation log loss of every round is then computed exactly on the whole
   validation set (leaf outputs summed per round, partition by partition) and
   the booster is cut where LightGBM's early stopping would have stopped.
-- Platt scaling is ``training.model.fit_platt`` on the validation margins
-  gathered from the partitions.
+- Calibration is ``training.calibration.fit_calibration`` (Platt plus an offset per
+  trial phase, as on one machine) on the validation margins and phases gathered
+  from the partitions.
 
 Batch scoring maps ``TrialcastModel.predict_proba`` and ``contributions`` over
 the partitions and keeps each row's strongest reasons.
@@ -29,8 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from training.calibration import fit_calibration, phase_inputs
 from training.metrics import log_loss, roc_auc
-from training.model import TrialcastModel, fit_platt, prepare_features, wrap_booster
+from training.model import TrialcastModel, prepare_features, wrap_booster
 from training.split import build_time_split
 
 #: Rows scored by default per model kind, by ``lifecycle`` of the account view.
@@ -192,10 +194,18 @@ def early_stopping_round(curve: np.ndarray, patience: int) -> int:
 
 
 def _margins(frame: pd.DataFrame, model: TrialcastModel, label: str) -> pd.DataFrame:
+    """Margin, label and trial phase (``training.calibration``: -1 when unseen) per row."""
     if len(frame) == 0:
-        return pd.DataFrame({"margin": np.zeros(0), "y": np.zeros(0)})
+        return pd.DataFrame(
+            {"margin": np.zeros(0), "y": np.zeros(0), "phase": np.zeros(0, dtype=np.int64)}
+        )
+    phases = phase_inputs(model, frame)
     return pd.DataFrame(
-        {"margin": model.margin(frame), "y": frame[label].to_numpy(dtype=np.float64)}
+        {
+            "margin": model.margin(frame),
+            "y": frame[label].to_numpy(dtype=np.float64),
+            "phase": np.full(len(frame), -1, dtype=np.int64) if phases is None else phases,
+        }
     )
 
 
@@ -257,10 +267,15 @@ def fit_model_dask(
         params=dict(params),
     )
     shared = dask.delayed(model, pure=True)
-    margin_meta = pd.DataFrame({"margin": np.zeros(0), "y": np.zeros(0)})
+    margin_meta = _margins(pd.DataFrame(), model, label)
     margins = valid.map_partitions(_margins, shared, label, meta=margin_meta).compute()
-    model.a, model.b = fit_platt(margins["margin"].to_numpy(), margins["y"].to_numpy())
-    return model
+    phases = margins["phase"].to_numpy(dtype=np.int64)
+    calibration = fit_calibration(
+        margins["margin"].to_numpy(),
+        margins["y"].to_numpy(),
+        phases if phase_inputs(model, valid._meta) is not None else None,
+    )
+    return calibration.apply(model)
 
 
 def _probabilities(frame: pd.DataFrame, model: TrialcastModel, label: str) -> pd.DataFrame:

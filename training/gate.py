@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.leak_advice import leak_advice
 from training.metrics import log_loss, roc_auc
 from training.model import TrialcastModel
 
@@ -240,8 +241,7 @@ def judge(
         reasons.append(
             f"test ROC AUC {auc:.3f} / log loss {model_ll:.4f}: no real conversion data is this "
             f"predictable, so a feature most likely encodes the outcome. Top features by mean "
-            f"|SHAP|: {names}. Exclude the event ([leakage].exclude_events) or declare the "
-            'column known_at = "current"; this model is never promoted.'
+            f"|SHAP|: {names}. {leak_advice([f for f, _ in top[:1]])}; this model is never promoted."
         )
         verdict, text = Verdict.PROBABLE_LEAK, Verdict.PROBABLE_LEAK.value
     elif n_acc < promo.min_test_accounts or positives < promo.min_test_positives:

@@ -31,6 +31,7 @@ from models.artifact import (
     prepare_features,
 )
 from models.kinds import model_kind
+from training.calibration import calibrate
 
 __all__ = [
     "BOOSTER_FILE",
@@ -171,7 +172,8 @@ def fit_model(
     early_stopping_rounds: int = 50,
     label: str = "label",
 ) -> TrialcastModel:
-    """Fit the booster on ``train`` (early stopping on ``valid``), then Platt-scale on ``valid``.
+    """Fit the booster on ``train`` (early stopping on ``valid``), then calibrate on ``valid``
+    (Platt plus an offset per trial phase: ``training.calibration``).
 
     Args:
         train, valid: training-set parts with ``label`` and the feature columns;
@@ -204,5 +206,4 @@ def fit_model(
         spec_json=spec_json,
         params=params,
     )
-    model.a, model.b = fit_platt(model.margin(valid), valid[label].to_numpy())
-    return model
+    return calibrate(model, valid, label=label)

@@ -27,6 +27,7 @@ effect because snapshots of one account are not independent).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,17 @@ from serving.forecast.distribution import TOLERANCE, compute_mixture_distributio
 from training.model import TrialcastModel, fit_model
 from training.split import build_time_split
 from training.train import model_features
+from trialcast.backtest_intervals import (
+    interval_scores,
+    summarise_intervals,
+    summarise_vs_oracle,
+    vs_oracle_columns,
+)
 from trialcast.backtest_oracle import OracleTruth, oracle_cohort_row, summarise_oracle
+from trialcast.backtest_phases import phase_rows
+
+#: Cohort periods: trials started in one calendar month (default) or one week (Mon-Sun).
+PERIODS = {"month": "M", "week": "W-SUN"}
 
 DAY = pd.Timedelta(days=1)
 
@@ -57,7 +68,8 @@ class BacktestResult:
             ``error_pct`` (forecast vs actual, % of actual), ``inside`` (actual
             within P10-P90), ``logit_sd``, ``error_bound``, ``n_train_rows``;
             with an oracle, ``oracle_forecast``, ``oracle_p10`` / ``oracle_p90``,
-            ``oracle_error_pct``, ``oracle_inside``... (the floor, from the truth).
+            ``oracle_error_pct``, ``oracle_inside``... (the floor, from the truth);
+            ``pit`` / ``z`` (``trialcast.backtest_intervals``).
         summary: ``mape``, ``coverage``, ``mape_500`` / ``coverage_500`` (cohorts of
             500+ trials), ``n_cohorts``, ``n_cohorts_500``; count and value errors
             apart (``count_error_pct`` over all cohorts, ``count_mape``,
@@ -69,6 +81,8 @@ class BacktestResult:
 
     cohorts: pd.DataFrame
     summary: dict[str, float] = field(default_factory=dict)
+    #: One row per open trial of every cohort (``trialcast.backtest_phases.phase_rows``).
+    phases: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def truncate_tables(tables: Tables, origin: pd.Timestamp) -> Tables:
@@ -110,17 +124,22 @@ def truncate_feature_table(
 
 
 def list_cohorts(
-    accounts: pd.DataFrame, *, window_days: float, export_time: pd.Timestamp
+    accounts: pd.DataFrame, *, window_days: float, export_time: pd.Timestamp, period: str = "month"
 ) -> list[tuple[str, pd.Timestamp]]:
-    """``(cohort month, origin)`` of every cohort whose trials' windows all closed by export."""
+    """``(cohort, origin)`` of every cohort whose trials' windows all closed by export.
+
+    A cohort is the trials started in one ``period`` (``month``: ``YYYY-MM``;
+    ``week``: ``YYYY-MM-DD/YYYY-MM-DD``, Monday to Sunday); its origin is the
+    period's end.
+    """
     start = pd.to_datetime(accounts["trial_start"])
     closes = pd.to_datetime(accounts["trial_end"]) + pd.Timedelta(days=window_days)
-    month = start.dt.to_period("M")
-    last_close = closes.groupby(month).max()
+    last_close = closes.groupby(start.dt.to_period(PERIODS[period])).max()
     out = []
-    for period, close in last_close.items():
+    for cohort, close in last_close.items():
         if close <= pd.Timestamp(export_time):
-            out.append((str(period), pd.Period(str(period), "M").end_time.normalize() + DAY))
+            end = pd.Period(cohort).end_time  # type: ignore[arg-type]
+            out.append((str(cohort), end.normalize() + DAY))
     return out
 
 
@@ -186,7 +205,7 @@ def evaluate_cohort(
     origin: pd.Timestamp,
     *,
     calibration_uncertainty: bool = True,
-    tolerance: float = TOLERANCE,
+    period: str = "month",
     oracle: OracleTruth | None = None,
 ) -> dict[str, object]:
     """Forecast one cohort at its origin through the shipping path; compare with what happened.
@@ -205,7 +224,7 @@ def evaluate_cohort(
 
     acc = known.accounts
     ids = acc["account_id"].astype(str)
-    in_cohort = (acc["trial_start"].dt.to_period("M").astype(str) == cohort).to_numpy()
+    in_cohort = (acc["trial_start"].dt.to_period(PERIODS[period]).astype(str) == cohort).to_numpy()
     converted = acc["converted_at"].notna().to_numpy()
     scored = predict_open_trials(builder, model, origin)
     cohort_ids = set(ids[in_cohort])
@@ -226,14 +245,14 @@ def evaluate_cohort(
         np.concatenate([np.ones(len(certain_values)), p_open]),
         np.concatenate([certain_values, open_values]),
         logit_sd,
-        tolerance=tolerance,
+        tolerance=TOLERANCE,
         value_var=np.concatenate([np.zeros(len(certain_values)), value_var]),
     )
 
     full = tables.accounts
     f_ids = full["account_id"].astype(str)
     f_start = full["trial_start"]
-    f_cohort = (f_start.dt.to_period("M").astype(str) == cohort) & (f_start < origin)
+    f_cohort = (f_start.dt.to_period(PERIODS[period]).astype(str) == cohort) & (f_start < origin)
     won = (full["converted_at"] < full["trial_end"] + pd.Timedelta(days=window)).fillna(False)
     won_later = won & ~(full["converted_at"] < origin).fillna(False)
     actual = float(full.loc[f_cohort & won, "deal_value"].astype(float).sum())
@@ -248,8 +267,8 @@ def evaluate_cohort(
     p10, p50, p90 = (dist.quantile(q) for q in (0.1, 0.5, 0.9))
     expected_value = float(p_open @ open_values)
     floor: dict[str, float | bool] = {}
+    open_acc = acc.set_index(ids).loc[open_ids[keep]]
     if oracle is not None:
-        open_acc = acc.set_index(ids).loc[open_ids[keep]]
         floor = oracle_cohort_row(
             oracle,
             open_ids[keep],
@@ -259,9 +278,21 @@ def evaluate_cohort(
             actual=actual,
             actual_conversions=actual_n,
             open_actual_value=open_actual_value,
-            tolerance=tolerance,
         )
-    return {
+    phases = phase_rows(
+        open_acc,
+        origin,
+        p_open,
+        won=pd.Series(won_later.to_numpy(), index=f_ids.to_numpy())
+        .reindex(open_ids[keep])
+        .to_numpy(dtype=float),
+        oracle_p=(
+            None
+            if oracle is None
+            else oracle.open_probability(open_ids[keep], open_acc["trial_start"], origin)
+        ),
+    )
+    row: dict[str, object] = {
         "cohort": cohort,
         "origin": pd.Timestamp(origin),
         "n_trials": int(in_cohort.sum()),
@@ -292,8 +323,11 @@ def evaluate_cohort(
         "logit_sd": logit_sd,
         "error_bound": dist.error_bound((0.1, 0.5, 0.9)),
         "n_train_rows": n_rows,
+        "expected_open_value": expected_value,
+        **interval_scores(dist, actual, p10, p90),
         **floor,
     }
+    return {**row, **vs_oracle_columns(row), "_phases": phases.assign(cohort=cohort)}
 
 
 def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[str, float]:
@@ -332,6 +366,8 @@ def summarise_backtest(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[
             }
         )
     out.update(summarise_oracle(cohorts, min_trials=min_trials))
+    out.update(summarise_intervals(cohorts))
+    out.update(summarise_vs_oracle(cohorts))
     return out
 
 
@@ -342,12 +378,14 @@ def run_rolling_backtest(
     cohorts: list[str] | None = None,
     export_time: pd.Timestamp | None = None,
     calibration_uncertainty: bool = True,
-    min_trials: int = 500,
-    tolerance: float = TOLERANCE,
+    period: str = "month",
     num_threads: int | None = None,
     oracle: OracleTruth | None = None,
 ) -> BacktestResult:
     """Backtest every eligible cohort (or the ``cohorts`` given, as ``YYYY-MM``).
+
+    ``period`` (``month`` or ``week``) sets the cohorts' span (``list_cohorts``):
+    weekly cohorts give ~4x the forecasts to judge the intervals on.
 
     Cohorts whose origin leaves too little labelled history to train on are
     skipped. ``num_threads`` overrides LightGBM's thread count (many small fits
@@ -361,7 +399,7 @@ def run_rolling_backtest(
         )
     moment = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
     window = config.trial.conversion_window_days
-    plan = list_cohorts(tables.accounts, window_days=window, export_time=moment)
+    plan = list_cohorts(tables.accounts, window_days=window, export_time=moment, period=period)
     if cohorts is not None:
         wanted = set(cohorts)
         plan = [(c, o) for c, o in plan if c in wanted]
@@ -375,13 +413,14 @@ def run_rolling_backtest(
                     cohort,
                     origin,
                     calibration_uncertainty=calibration_uncertainty,
-                    tolerance=tolerance,
+                    period=period,
                     oracle=oracle,
                 )
             )
         except ValueError:
             continue  # no closed history yet at this origin
-    frame = pd.DataFrame(rows)
-    if frame.empty:
+    if not rows:
         raise ValueError("no cohort could be backtested: too little closed history")
-    return BacktestResult(cohorts=frame, summary=summarise_backtest(frame, min_trials=min_trials))
+    phases = pd.concat([cast(pd.DataFrame, r.pop("_phases")) for r in rows], ignore_index=True)
+    frame = pd.DataFrame(rows)
+    return BacktestResult(cohorts=frame, summary=summarise_backtest(frame), phases=phases)

@@ -38,6 +38,7 @@ from serving.forecast.distribution import (
     SumDistribution,
     compute_mixture_distribution,
 )
+from trialcast.backtest_intervals import interval_scores, summarise_intervals
 
 #: Truth columns the oracle needs.
 TRUTH_COLUMNS = ("p_convert", "trial_days", "deal_value_expected", "deal_value_log_sd")
@@ -155,7 +156,11 @@ def oracle_cohort_row(
     )
     p10, p90 = dist.quantile(0.1), dist.quantile(0.9)
     expected_n = float(p.sum())
+    honesty = interval_scores(dist, actual, p10, p90)
     return {
+        "oracle_pit": honesty["pit"],
+        "oracle_z": honesty["z"],
+        "oracle_expected_open_value": float(p @ values),
         "oracle_forecast": dist.mean,
         "oracle_p10": p10,
         "oracle_p90": p90,
@@ -194,4 +199,5 @@ def summarise_oracle(cohorts: pd.DataFrame, *, min_trials: int = 500) -> dict[st
         "oracle_count_mape": float(cohorts["oracle_count_error_pct"].abs().mean()),
         "oracle_value_mape": float(cohorts["oracle_value_per_conversion_error_pct"].abs().mean()),
         "oracle_expected_mape": float(cohorts["oracle_expected_abs_error_pct"].mean()),
+        **summarise_intervals(cohorts, "oracle_"),
     }

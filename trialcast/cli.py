@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from features.config import demo_config_text, starter_config_text
-from trialcast.cli_common import console, fail, load_config_or_exit, say
+from trialcast.cli_common import (
+    NO_LABELS,
+    console,
+    fail,
+    load_config_or_exit,
+    parse_moment,
+    say,
+    stop,
+)
 from trialcast.cli_dask import dask_app
 from trialcast.cli_forecast import backtest_command, forecast_command
 from trialcast.cli_funnel import funnel_command
@@ -118,7 +127,11 @@ def check_config(
     from features.config_check import pql_rule_note
 
     config = load_config_or_exit(path)
-    console.print(f"[green]ok[/] {path}: company {config.company!r}, hash {config.config_hash()}")
+    console.print(
+        Text.assemble(
+            ("ok", "green"), f" {path}: company {config.company!r}, hash {config.config_hash()}"
+        )
+    )
     say(f"  milestones: {', '.join(m.name for m in config.activation.milestones) or 'none'}")
     say(f"  core events: {', '.join(config.engagement.core_events) or 'none'}")
     say(f"  {pql_rule_note(config)}")
@@ -144,7 +157,6 @@ def features_cmd(
     ] = False,
 ) -> None:
     """Load and check the tables, build point-in-time features and the training sets."""
-    import pandas as pd
 
     from features.config import ConfigError
     from features.pipeline import run_feature_pipeline
@@ -152,6 +164,7 @@ def features_cmd(
     from trialcast.summary import print_feature_summary
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     if list_features:
         from trialcast.config_data import list_feature_names
 
@@ -163,7 +176,7 @@ def features_cmd(
             result = run_feature_pipeline(
                 cfg,
                 target,
-                as_of=pd.Timestamp(as_of) if as_of else None,
+                as_of=moment,
                 training_sets=not no_training_sets,
             )
     except (InputError, ConfigError) as exc:
@@ -200,6 +213,8 @@ def train(
     try:
         with console.status("Loading and validating the tables..."):
             tables = load_tables(cfg).tables
+        if tables.accounts["converted_at"].isna().all():
+            fail(NO_LABELS)
         from training.train import train_models
 
         result = train_models(
@@ -260,24 +275,30 @@ def score(
     ] = False,
 ) -> None:
     """Batch-score the open trials with the champion model and its reasons (the sales snapshot)."""
-    import pandas as pd
-
+    from features.validation import InputError
+    from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from trialcast.no_champion import missing_model_message
     from trialcast.serve_job import run_score_job
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     missing = missing_model_message(cfg, tracking_uri=tracking_uri, alias=alias)
     if missing:
         fail(missing)
-    with console.status("Scoring open trials with explanations..."):
-        result = run_score_job(
-            cfg,
-            out=out,
-            as_of=pd.Timestamp(as_of) if as_of else None,
-            tracking_uri=tracking_uri,
-            alias=alias,
-            allow_before_trial_end=allow_before_trial_end or None,
-        )
+    try:
+        with console.status("Scoring open trials with explanations..."):
+            result = run_score_job(
+                cfg,
+                out=out,
+                as_of=moment,
+                tracking_uri=tracking_uri,
+                alias=alias,
+                allow_before_trial_end=allow_before_trial_end or None,
+            )
+    except InputError as exc:
+        fail(str(exc))
+    except NoOpenTrialError as exc:
+        stop(str(exc), NO_OPEN_TRIAL_EXIT)
     console.print(
         f"Scored {result.n_accounts:,} open trials as of {result.as_of} with {result.models}"
     )

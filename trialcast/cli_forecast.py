@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from trialcast.cli_common import console, fail, load_config_or_exit
+from trialcast.cli_common import console, fail, load_config_or_exit, parse_moment, stop
 
 
 def backtest_command(
@@ -32,8 +32,15 @@ def backtest_command(
             "cohorts forecast from the true probabilities and deal values)."
         ),
     ] = None,
+    period: Annotated[
+        str,
+        typer.Option(
+            help="Cohort span: 'month' (default) or 'week' (~4x the cohorts, to judge "
+            "the P10-P90 range on 50+ forecasts)."
+        ),
+    ] = "month",
 ) -> None:
-    """Rolling-origin backtest of the revenue forecast over past monthly cohorts."""
+    """Rolling-origin backtest of the revenue forecast over past monthly (or weekly) cohorts."""
     from features.loaders import load_tables
     from features.validation import InputError
     from serving.forecast.view import resolve_forecast_dir
@@ -42,14 +49,22 @@ def backtest_command(
     from trialcast.summary import print_backtest_summary
 
     cfg = load_config_or_exit(config)
+    if period not in ("month", "week"):
+        fail(f"--period {period!r}: use 'month' or 'week'")
     try:
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
             target = out or resolve_forecast_dir() / "backtest"
             oracle = OracleTruth.read(truth) if truth is not None else None
-            result = run_backtest(cfg, tables, target, cohorts=cohort, oracle=oracle)
+            result = run_backtest(cfg, tables, target, cohorts=cohort, period=period, oracle=oracle)
     except (InputError, OracleTruthError) as exc:
         fail(str(exc))
+    except ValueError as exc:  # e.g. no cohort with closed history: say so, no traceback
+        fail(
+            f"backtest: {exc}. A backtest needs past monthly cohorts whose conversion window "
+            "has closed, with converted trials among them; export more history (or pick "
+            "cohorts with --cohort)"
+        )
     print_backtest_summary(result, console)
 
 
@@ -77,11 +92,15 @@ def forecast_command(
     import pandas as pd
 
     from features.loaders import load_tables
+    from features.validation import InputError
     from serving.batch import export_now, score_customers
+    from serving.forecast.deal import DealValueError
     from serving.forecast.view import resolve_forecast_dir
+    from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import (
         prepare_scores_for_forecast,
+        read_scores_file,
         run_forecast,
         scores_model_version,
     )
@@ -90,21 +109,23 @@ def forecast_command(
     from trialcast.summary import print_forecast_summary
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     missing = missing_model_message(cfg)
     if missing:
         fail(missing)
     try:
-        moment = pd.Timestamp(as_of) if as_of else None
-    except ValueError:
-        fail(f"--as-of: not a date/time: {as_of!r}")
-    tables = load_tables(cfg).tables
-    models = load_scoring_models(cfg)
-    scores_were_made = scores is None
-    if scores is None:
-        with console.status("Scoring open trials..."):
-            scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
-        scores = scored.path
-    raw = pd.read_parquet(scores)
+        tables = load_tables(cfg).tables
+        models = load_scoring_models(cfg)
+        scores_were_made = scores is None
+        if scores is None:
+            with console.status("Scoring open trials..."):
+                scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
+            scores = scored.path
+        raw = read_scores_file(scores)
+    except InputError as exc:
+        fail(str(exc))
+    except NoOpenTrialError as exc:
+        stop(f"{exc}; no forecast written", NO_OPEN_TRIAL_EXIT)
     version = scores_model_version(raw)
     frame = prepare_scores_for_forecast(raw, tables.accounts)
     scored_at = pd.Timestamp(frame["as_of"].max())
@@ -117,19 +138,22 @@ def forecast_command(
         if customers is not None
         else "no churn model is registered under the served alias: run `trialcast train`"
     )
-    result = run_forecast(
-        cfg,
-        frame,
-        out or resolve_forecast_dir(),
-        as_of=scored_at,
-        history=tables.accounts,
-        customers=customers,
-        model_version=version,
-        logit_sd=logit_sd,
-        to_sql=to_sql,
-        recurring_reason=reason,
-        export_time=export_now(cfg, tables),
-    )
+    try:
+        result = run_forecast(
+            cfg,
+            frame,
+            out or resolve_forecast_dir(),
+            as_of=scored_at,
+            history=tables.accounts,
+            customers=customers,
+            model_version=version,
+            logit_sd=logit_sd,
+            to_sql=to_sql,
+            recurring_reason=reason,
+            export_time=export_now(cfg, tables),
+        )
+    except DealValueError as exc:
+        fail(str(exc))
     print_forecast_summary(result, console)
     for note in scored.notes if scores_were_made else ():
         console.print(f"  note: the forecast leaves out {note}", markup=False)

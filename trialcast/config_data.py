@@ -6,7 +6,7 @@ and report in words; a user's mistake ends with a clean error, never a traceback
 
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.text import Text
 
 from features.config import CompanyConfig
 from trialcast.cli_common import console, fail
@@ -32,16 +32,18 @@ def check_config_data(config: CompanyConfig) -> None:
 
     builder = _builder(config)
     for note in builder.spec.leak_notes:
-        console.print(f"[bold yellow]{escape(note)}[/]")
+        console.print(note, style="bold yellow")
     with console.status("Checking the feature-table columns on the labelled trials..."):
         table_leaks, skipped = table_leaks_in_training_set(builder)
     for leak in table_leaks:
         console.print(
-            f"[bold yellow]LEAK? {escape(leak.message())} by `trialcast train`; "
-            "drop it from [feature_table.columns] unless it is known before the outcome[/]"
+            f"LEAK? {leak.message()} by `trialcast train`; drop it from "
+            "[feature_table.columns] or list it in [feature_table].exclude_columns, "
+            "unless it is known before the outcome",
+            style="bold yellow",
         )
     if skipped:
-        console.print(f"  {escape(skipped)}")
+        console.print(f"  {skipped}")
     if not builder.spec.leak_notes and not table_leaks:
         console.print(
             "  leak scan: no outcome-like event, post-purchase column or label-like "
@@ -53,7 +55,9 @@ def check_config_data(config: CompanyConfig) -> None:
             f"{len(problems)} problem(s) against the data:\n"
             + "\n".join(f"  {p}" for p in problems)
         )
-    console.print("[green]ok[/] every event name and PQL feature exists in the data")
+    console.print(
+        Text.assemble(("ok", "green"), " every event name and PQL feature exists in the data")
+    )
 
 
 def list_feature_names(config: CompanyConfig) -> None:
@@ -62,6 +66,6 @@ def list_feature_names(config: CompanyConfig) -> None:
 
     builder = _builder(config)
     for note in builder.spec.leak_notes:
-        console.print(f"[bold yellow]{note}[/]")
+        console.print(note, style="bold yellow")
     for name in built_feature_names(builder):
         console.print(name, highlight=False)

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig
+from features.quarantine import InputError
 from features.tables import Tables
+from serving.forecast.deal import DealValueError, no_value_message
 from serving.forecast.distribution import TOLERANCE
 from serving.forecast.exports import (
     DEFAULT_TABLE,
@@ -45,7 +47,9 @@ from serving.forecast.revenue import (
 from serving.forecast.segments import PERSONA, add_segment_columns, configured_segments
 from serving.forecast.timing import ConversionTiming, fit_conversion_timing
 from trialcast.backtest import BacktestResult, run_rolling_backtest
+from trialcast.backtest_intervals import plot_pit_histogram
 from trialcast.backtest_oracle import OracleTruth
+from trialcast.backtest_phases import phase_table
 
 
 @dataclass
@@ -76,22 +80,73 @@ class ForecastRunResult:
 
 
 def _fill_deal_values(
-    scores: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp
+    scores: pd.DataFrame,
+    history: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    default_value: float | None = None,
 ) -> pd.DataFrame:
     """Missing deal values take the median deal of the account's plan (else overall)
-    among deals won before ``as_of`` (nothing from after the forecast moment)."""
+    among deals won before ``as_of`` (nothing from after the forecast moment), else
+    ``default_value`` (``[forecast].default_deal_value``).
+
+    Raises:
+        DealValueError: some trial still has no value (a revenue forecast needs one).
+    """
     if "deal_value" not in scores.columns:
         scores = scores.assign(deal_value=np.nan)
     missing = scores["deal_value"].isna()
-    if not missing.any() or history is None or "deal_value" not in history.columns:
+    if not missing.any():
         return scores
-    won = history[(history["converted_at"] < pd.Timestamp(as_of)).fillna(False)]
-    overall = float(won["deal_value"].median()) if len(won) else 0.0
-    fill = pd.Series(overall, index=scores.index)
-    if "plan" in scores.columns and "plan" in won.columns:
-        by_plan = won.groupby(won["plan"].astype(str))["deal_value"].median()
-        fill = scores["plan"].astype(str).map(by_plan).fillna(overall)
-    return scores.assign(deal_value=scores["deal_value"].where(~missing, fill))
+    fill = pd.Series(np.nan, index=scores.index)
+    wins = 0
+    if history is not None and "deal_value" in history.columns:
+        won = history[(history["converted_at"] < pd.Timestamp(as_of)).fillna(False)]
+        wins = len(won)
+        fill[:] = float(won["deal_value"].median()) if won["deal_value"].notna().any() else np.nan
+        if "plan" in scores.columns and "plan" in won.columns:
+            by_plan = won.groupby(won["plan"].astype(str))["deal_value"].median()
+            fill = scores["plan"].astype(str).map(by_plan).fillna(fill)
+    if default_value is not None:
+        fill = fill.fillna(float(default_value))
+    filled = scores["deal_value"].where(~missing, fill)
+    if filled.isna().any():
+        ids = pd.Index(scores.loc[filled.isna(), "account_id"].astype(str))
+        has_column = history is not None and "deal_value" in history.columns
+        raise DealValueError(
+            no_value_message(ids, pd.Timestamp(as_of), wins, has_column=has_column)
+            + "; a revenue forecast needs a value for every open trial"
+        )
+    return scores.assign(deal_value=filled)
+
+
+#: Columns a scores file (``trialcast score``) must have to be forecast.
+SCORES_COLUMNS = ("account_id", "as_of", "trial_start", "trial_end", "p_convert")
+
+
+def read_scores_file(path: str | Path) -> pd.DataFrame:
+    """A scores Parquet file written by ``trialcast score``, checked.
+
+    Raises:
+        InputError: the file is missing, not Parquet, or lacks a scores column.
+    """
+    import pyarrow as pa
+
+    if not Path(path).is_file():
+        raise InputError(f"--scores {path}: file not found; run `trialcast score` first")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"--scores {path}: cannot read it as Parquet ({str(exc).splitlines()[0]}); pass "
+            "a file written by `trialcast score`, or leave --scores out to score now"
+        ) from exc
+    missing = [c for c in SCORES_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"--scores {path}: not a scores file of `trialcast score` (no column "
+            f"{', '.join(missing)}); leave --scores out to score now"
+        )
+    return frame
 
 
 def prepare_scores_for_forecast(scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +244,7 @@ def run_forecast(
         if history is not None
         else ConversionTiming(tau=np.array([]), window_days=float(window), fitted_at=moment)
     )
-    scores = _fill_deal_values(scores, history, moment)
+    scores = _fill_deal_values(scores, history, moment, config.forecast.default_deal_value)
     trials = prepare_open_trials(
         scores, as_of=moment, default_trial_days=config.trial.default_trial_days
     )
@@ -289,26 +344,23 @@ def run_backtest(
     out_dir: str | Path,
     *,
     cohorts: list[str] | None = None,
-    calibration_uncertainty: bool = True,
+    period: str = "month",
     num_threads: int | None = 1,
     pictures: bool = True,
     oracle: OracleTruth | None = None,
 ) -> BacktestRunResult:
-    """Rolling-origin backtest over monthly cohorts; writes the table and the pictures.
+    """Rolling-origin backtest over monthly (or weekly) cohorts; writes tables and pictures.
 
     Writes ``backtest_cohorts.csv``, ``backtest_summary.csv``,
-    ``backtest_forecast_vs_actual.png`` and ``cohort_conversion_curves.png``.
+    ``backtest_phases.csv`` (expected conversions by trial phase and length),
+    ``backtest_forecast_vs_actual.png``, ``backtest_pit.png`` (interval honesty)
+    and ``cohort_conversion_curves.png``.
     ``num_threads`` is LightGBM's per fit (1 by default: many small fits).
     ``oracle`` (a generated company's truth) adds the oracle floor columns.
     """
     started = time.perf_counter()
     result = run_rolling_backtest(
-        tables,
-        config,
-        cohorts=cohorts,
-        calibration_uncertainty=calibration_uncertainty,
-        num_threads=num_threads,
-        oracle=oracle,
+        tables, config, cohorts=cohorts, period=period, num_threads=num_threads, oracle=oracle
     )
     window = config.trial.conversion_window_days
     curves = compute_cohort_curves(
@@ -318,11 +370,13 @@ def run_backtest(
     outputs = {
         "cohorts": write_csv(result.cohorts, out / "backtest_cohorts.csv"),
         "summary": write_csv(pd.DataFrame([result.summary]), out / "backtest_summary.csv"),
+        "phases": write_csv(phase_table(result.phases), out / "backtest_phases.csv"),
     }
     if pictures:
         outputs["forecast_vs_actual_png"] = save_png(
             plot_forecast_vs_actual(result.cohorts), out / "backtest_forecast_vs_actual.png"
         )
+        outputs["pit_png"] = save_png(plot_pit_histogram(result.cohorts), out / "backtest_pit.png")
         outputs["curves_png"] = save_png(
             plot_cohort_curves(curves), out / "cohort_conversion_curves.png"
         )

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # the heavy modules load only when the command runs
     from training.milestones import MilestoneDiscovery
 
-console = Console()
-err = Console(stderr=True)
+console = Console(markup=False)  # messages keep their [brackets] (see cli_common)
+err = Console(stderr=True, markup=False)
 
 
 def _deadline(days: float) -> str:
@@ -65,9 +66,9 @@ def print_milestone_ranking(
         )
     out.print(table)
     for row in discovery.checklist_rows.to_dict("records"):
-        out.print(f"[bold]{row['stage']}[/]: {row['event']}. {row['why']}", highlight=False)
+        out.print(Text.assemble((row["stage"], "bold"), f": {row['event']}. {row['why']}"))
     if discovery.left_out:
-        out.print("[bold]Left out[/]:")
+        out.print(Text.assemble(("Left out", "bold"), ":"))
         for line in discovery.left_out:
             out.print(f"  {line}", markup=False, highlight=False)
     if discovery.excluded:
@@ -101,12 +102,15 @@ def milestones_command(
     from features.validation import InputError
     from training.milestones import discover_milestones
     from training.pql_rule import propose_pql_for_company
-    from trialcast.cli_common import load_config_or_exit
+    from trialcast.cli_common import NO_LABELS, fail, load_config_or_exit
 
     try:
         cfg = load_config_or_exit(config)
         with console.status("Loading the tables and scoring milestone candidates..."):
-            builder = FeatureBuilder.from_tables(load_tables(cfg).tables, cfg)
+            tables = load_tables(cfg).tables
+            if tables.accounts["converted_at"].isna().all():
+                fail(NO_LABELS)
+            builder = FeatureBuilder.from_tables(tables, cfg)
             discovery = discover_milestones(
                 cfg,
                 builder,
@@ -119,7 +123,7 @@ def milestones_command(
             with console.status("No PQL rule in the config: proposing one from the data..."):
                 pql = propose_pql_for_company(builder, discovery)
     except (ConfigError, InputError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         raise typer.Exit(code=2) from exc
     print_milestone_ranking(discovery, top=top)
     snippet = discovery.toml(cfg.company)
@@ -132,4 +136,4 @@ def milestones_command(
     if out is not None:
         out.write_text(snippet)
         console.print(f"wrote {out}", markup=False)
-    console.print(f"[dim]milestone discovery took {discovery.seconds:.1f} s[/]")
+    console.print(f"milestone discovery took {discovery.seconds:.1f} s", style="dim")

@@ -52,8 +52,9 @@ def missing_model_message(
     advice = {
         "no lift found": "the model adds nothing over the base rate yet: add history or "
         "better signals and retrain",
-        "probable leak": "exclude the leaking event ([leakage].exclude_events) or column "
-        '(known_at = "current") and retrain',
+        "probable leak": "keep the leaking input out (an event: [leakage].exclude_events; a "
+        "feature-table column: [feature_table].exclude_columns; an accounts column: "
+        '[firmographics] known_at = "current") and retrain',
     }.get(tags.get("verdict", ""), "retrain when more trials have finished")
     return (
         f"{name} has no {alias!r} version in {uri}. The last trained version "

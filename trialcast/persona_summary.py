@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def print_persona_rates(rates: pd.DataFrame, console: Console, *, title: str = "") -> None:
@@ -22,6 +23,6 @@ def print_persona_rates(rates: pd.DataFrame, console: Console, *, title: str = "
             f"{int(r['trials']):,}",
             f"{r['stated']:.0%}",
             observed,
-            f"[{style}]{note}[/]" if style else note,
+            Text(note, style=style),
         )
     console.print(view)

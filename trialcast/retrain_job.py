@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # the heavy modules load only when the command runs
     from training.retrain_decision import RetrainDecision
 
-console = Console()
-err = Console(stderr=True)
+console = Console(markup=False)  # messages keep their [brackets] (see cli_common)
+err = Console(stderr=True, markup=False)
 
 STATUS_STYLE = {
     "promoted": "bold green",
@@ -38,7 +39,7 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
 def print_retrain_decision(decision: RetrainDecision, out: Console = console) -> None:
     """The decision as a short status line plus a table per model kind."""
     style = STATUS_STYLE.get(decision.status, "bold")
-    out.print(f"[{style}]{decision.status}[/]  retrain {decision.retrain_id}")
+    out.print(Text.assemble((decision.status, style), f"  retrain {decision.retrain_id}"))
     if decision.status == "busy":
         out.print(decision.message, markup=False)
         return
@@ -71,7 +72,7 @@ def print_retrain_decision(decision: RetrainDecision, out: Console = console) ->
             )
         out.print(table)
         for kd in decision.kinds.values():
-            out.print(f"[bold]{kd.kind}[/]: ", end="")
+            out.print(Text.assemble((kd.kind, "bold"), ": "), end="")
             out.print(kd.reason, markup=False, highlight=False)
     if decision.run_id:
         out.print(f"MLflow run {decision.run_id} ({decision.tracking_uri})", markup=False)
@@ -79,7 +80,7 @@ def print_retrain_decision(decision: RetrainDecision, out: Console = console) ->
         out.print(f"decision file {decision.decision_path}", markup=False)
     total = decision.seconds.get("total")
     if total is not None:
-        out.print(f"[dim]retrain took {total:.1f} s[/]")
+        out.print(f"retrain took {total:.1f} s", style="dim")
 
 
 def retrain_command(
@@ -111,9 +112,10 @@ def retrain_command(
     from features.loaders import load_tables
     from features.validation import InputError
     from training.retrain import run_retrain
-    from trialcast.cli_common import load_config_or_exit
+    from trialcast.cli_common import load_config_or_exit, parse_moment
 
     cfg = load_config_or_exit(config)
+    moment = parse_moment(as_of)
     truth_path = truth if truth is not None else config.parent / "truth.parquet"
     truth_frame = pd.read_parquet(truth_path) if truth_path.exists() else None
     try:
@@ -122,17 +124,17 @@ def retrain_command(
             lambda: load_tables(cfg).tables,
             tracking_uri=tracking_uri,
             lock_path=lock_file,
-            now=pd.Timestamp(as_of) if as_of else None,
+            now=moment,
             kinds=tuple(kind) if kind else ("conversion", "churn"),
             wait_seconds=wait,
             truth=truth_frame,
-            progress=lambda msg: console.print(f"[dim]{msg}[/]", highlight=False),
+            progress=lambda msg: console.print(msg, style="dim", highlight=False),
         )
     except InputError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(Text.assemble(("error:", "bold red"), f" {exc}"))
         raise typer.Exit(code=2) from exc
     except Exception as exc:
-        err.print(f"[bold red]retrain failed:[/] {type(exc).__name__}: {exc}")
+        err.print(Text.assemble(("retrain failed:", "bold red"), f" {type(exc).__name__}: {exc}"))
         err.print("The champion aliases were not touched by the failed step.")
         raise typer.Exit(code=2) from exc
     print_retrain_decision(decision)

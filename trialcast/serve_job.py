@@ -26,6 +26,7 @@ from features.loaders import load_tables
 from features.tables import Tables
 from models.loader import ENV_MODEL_ALIAS
 from serving.batch import score_and_close, write_scores
+from serving.open_trials import NoOpenTrialError, no_open_trial_message
 from serving.score_history import write_daily_snapshot
 from serving.scoring import ScoringModels, load_scoring_models
 from serving.security import token_problem
@@ -71,6 +72,9 @@ def run_score_job(
         tables, models: already loaded tables / models to reuse (loaded here if omitted).
         allow_before_trial_end: let a trial-end model (feature table without
             ``as_of``) score trials still running (default: the config's choice).
+
+    Raises:
+        NoOpenTrialError: no trial is open at ``as_of`` (nothing is written).
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -91,6 +95,9 @@ def run_score_job(
         top_k=top_k,
         allow_before_trial_end=allow_before_trial_end,
     )
+    if frame.empty and not frame.attrs.get("held_back"):
+        window = config.trial.conversion_window_days
+        raise NoOpenTrialError(no_open_trial_message(tables.accounts, moment, window))
     frame["checklist"] = build_checklists(config, tables, models, frame, moment)
     seconds["score"] = time.perf_counter() - t0
     path = write_scores(frame, out)

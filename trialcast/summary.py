@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from features.pipeline import FeatureRunResult
 from trialcast.persona_summary import print_persona_rates
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def print_feature_summary(result: FeatureRunResult, console: Console | None = None) -> None:
     """Print what was loaded, set aside, built and written."""
-    console = console or Console()
+    console = console or Console(markup=False)
     report = result.report
     rows = Table(title="Input rows", show_lines=False)
     for col in ("table", "rows in", "kept", "quarantined"):
@@ -27,19 +27,22 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
         rows.add_row(name, f"{n_in:,}", f"{kept:,}", f"{n_in - kept:,}")
     console.print(rows)
     for note in result.leak_notes:
-        console.print(f"[bold yellow]{note}[/]")
+        console.print(note, style="bold yellow")
     if result.pql_note:
         console.print(result.pql_note)
     if report.problems:
-        console.print("[bold yellow]Problems found in the input:[/]")
+        console.print("Problems found in the input:", style="bold yellow")
         for problem in report.problems:
-            console.print(f"  - {escape(problem.message())}")
+            console.print(f"  - {problem.message()}")
 
     accounts = result.accounts
     n = len(accounts)
     console.print(
-        f"\nFeatures as of [bold]{result.as_of}[/]: {n:,} accounts x "
-        f"{accounts.shape[1]} columns from {result.n_events:,} events"
+        Text.assemble(
+            "\nFeatures as of ",
+            (str(result.as_of), "bold"),
+            f": {n:,} accounts x {accounts.shape[1]} columns from {result.n_events:,} events",
+        )
     )
     stages = accounts["lifecycle"].value_counts(sort=False)
     console.print("Lifecycle: " + ", ".join(f"{k} {v:,}" for k, v in stages.items()))
@@ -48,9 +51,9 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
     )
     for col in ("persona", "accounts", "share", "PQL share", "mean activation", "mean active days"):
         summary.add_column(col, justify="left" if col == "persona" else "right")
-    for note in report.notes:  # the feature table's point-in-time status, said up front
-        if "feature table" in note:
-            console.print(f"[bold yellow]Note:[/] {escape(note)}")
+    for note in report.notes:  # the feature table's point-in-time status and label source
+        if "feature table" in note or "conversion_flag" in note:
+            console.print(Text.assemble(("Note:", "bold yellow"), f" {note}"))
     grouped = accounts.groupby("persona", observed=False)
     if "activation_rate_all" not in accounts.columns:
         console.print("Lead types: need an event log (a feature table alone has no activity)")
@@ -84,21 +87,25 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
                 f"accounts, positive rate {frame['label'].mean():.1%}"
             )
     for name, reason in result.skipped_training_sets.items():
-        console.print(f"[yellow]{name} training set not built:[/] {escape(reason)}")
+        console.print(Text.assemble((f"{name} training set not built:", "yellow"), f" {reason}"))
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     console.print(f"Timing: {timing}")
-    console.print("\n[bold]Outputs[/]")
+    console.print("\nOutputs", style="bold")
     for name, path in result.outputs.items():
         console.print(f"  {name:<22} {path}", markup=False)
 
 
 def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
     """Per-cohort forecast vs actual, then MAPE and P10-P90 coverage."""
-    table = Table(title="Backtest: forecast at each cohort's month end vs actual revenue")
-    for col in ("cohort", "trials", "forecast", "P10", "P90", "actual", "error", "inside"):
+    from trialcast.backtest_report import print_honesty, print_phase_table
+
+    table = Table(title="Backtest: forecast at each cohort's end vs actual revenue")
+    vs_oracle = "count_vs_oracle_pct" in run.result.cohorts.columns
+    cols = ["cohort", "trials", "forecast", "P10", "P90", "actual", "error", "inside"]
+    for col in cols + (["count vs oracle", "value vs oracle"] if vs_oracle else []):
         table.add_column(col, justify="right")
     for r in run.result.cohorts.itertuples():
-        table.add_row(
+        cells = [
             str(r.cohort),
             f"{r.n_trials:,}",
             f"{r.forecast:,.0f}",
@@ -107,8 +114,12 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
             f"{r.actual:,.0f}",
             f"{r.error_pct:+.1f}%",
             "yes" if r.inside else "no",
-        )
+        ]
+        if vs_oracle:
+            cells += [f"{r.count_vs_oracle_pct:+.1f}%", f"{r.value_vs_oracle_pct:+.1f}%"]
+        table.add_row(*cells)
     console.print(table)
+    print_phase_table(run.result.phases, console)
     s = run.result.summary
     console.print(
         f"MAPE {s.get('mape', float('nan')):.2f}%, P10-P90 coverage {s.get('coverage', float('nan')):.0f}% "
@@ -133,6 +144,7 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
             f"{s['oracle_count_mape']:.1f}%), value per conversion mean |error| "
             f"{s['oracle_value_mape']:.1f}%"
         )
+    print_honesty(s, console)
     for name, path in run.outputs.items():
         console.print(f"  {name:<24} {path}", markup=False)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from training.train_results import TrainResult, summary_table
 from trialcast.persona_summary import print_persona_rates
@@ -40,8 +40,12 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
             console.print(f"Held-out predictions: {outcome.predictions_path}", markup=False)
         promoted = outcome.promotion.reason if outcome.promotion is not None else "champion kept"
         console.print(
-            f"Registered [bold]{outcome.registered_name}[/] version {outcome.version} "
-            f"(alias challenger); {escape(promoted)}. MLflow run {outcome.run_id}"
+            Text.assemble(
+                "Registered ",
+                (outcome.registered_name, "bold"),
+                f" version {outcome.version} (alias challenger); {promoted}. "
+                f"MLflow run {outcome.run_id}",
+            )
         )
     if result.persona_rates is not None:
         snapshot = result.persona_rates.attrs.get("snapshot", "")
@@ -50,5 +54,5 @@ def print_train_summary(result: TrainResult, console: Console) -> None:
         )
         print_persona_rates(result.persona_rates, console, title=title)
     for kind, message in result.refused.items():
-        console.print(f"[yellow]{kind} model not trained:[/] {escape(message)}")
+        console.print(Text.assemble((f"{kind} model not trained:", "yellow"), f" {message}"))
     console.print("Timing: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))

@@ -25,6 +25,7 @@ variance (``value_variance``) and widens P10 / P90 with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -124,6 +125,8 @@ def estimate_deal_values(
     *,
     group_column: str | None = "plan",
     size_column: str | None = None,
+    default_value: float | None = None,
+    on_missing: Literal["raise", "empty"] = "raise",
 ) -> pd.DataFrame:
     """Expected deal value of each open trial from information known at ``as_of``.
 
@@ -136,14 +139,20 @@ def estimate_deal_values(
         size_column: numeric accounts column of company size (the config's
             ``firmographics.size_column``); its log enters the quote line. Skipped
             if absent or not numeric; missing sizes take the quoted wins' median.
+        default_value: the config's ``[forecast].default_deal_value``: the value of
+            a trial nothing else can value (source ``default``, no spread).
+        on_missing: what to do when a trial still has no value: ``raise``
+            (``DealValueError``) or ``empty`` (its value stays empty, source
+            ``none``, and ``out.attrs["note"]`` says why).
 
     Returns:
         Indexed like ``account_ids``: ``deal_value`` (expected), ``deal_value_log_sd``
         (spread of the actual around it, in log units) and ``deal_value_source``
-        (``quote``, ``group``, ``all``).
+        (``quote``, ``group``, ``all``, ``default`` or ``none``).
 
     Raises:
-        DealValueError: nothing was won before ``as_of`` and a trial has no quote.
+        DealValueError: a trial has no quote, no deal with a value was won before
+            ``as_of``, no default is configured and ``on_missing="raise"``.
     """
     moment = pd.Timestamp(as_of)
     acc = accounts.assign(account_id=accounts["account_id"].astype(str)).drop_duplicates(
@@ -211,14 +220,34 @@ def estimate_deal_values(
         out.loc[has_q, "deal_value"] = estimate
         out.loc[has_q, "deal_value_log_sd"] = sd
         out.loc[has_q, "deal_value_source"] = "quote"
-    if out["deal_value"].isna().any():
-        missing = out.index[out["deal_value"].isna()]
-        raise DealValueError(
-            f"accounts.deal_value: no deal won before {moment} to value {len(missing)} open "
-            f"trial(s) without a quote (e.g. {missing[0]!r}); add a 'quote' column or "
-            "forecast at a later as_of"
-        )
+    gap = out["deal_value"].isna().to_numpy()
+    if gap.any() and default_value is not None:
+        out.loc[gap, "deal_value"] = float(default_value)
+        out.loc[gap, "deal_value_log_sd"] = 0.0
+        out.loc[gap, "deal_value_source"] = "default"
+    elif gap.any():
+        wins = int((conv.notna() & (conv < moment)).sum()) if conv is not None else 0
+        note = no_value_message(out.index[gap], moment, wins, has_column="deal_value" in acc)
+        if on_missing == "raise":
+            raise DealValueError(note)
+        out.loc[gap, "deal_value_source"] = "none"
+        out.attrs["note"] = note
     return out
+
+
+def no_value_message(missing: pd.Index, as_of: pd.Timestamp, wins: int, *, has_column: bool) -> str:
+    """Why ``missing`` open trials have no deal value, in true words, and the fixes."""
+    if not has_column:
+        why = "the accounts table has no deal_value column"
+    elif wins:
+        why = f"{wins:,} deal(s) were won before {as_of} but none has a deal_value above 0"
+    else:
+        why = f"no deal was won before {as_of}"
+    return (
+        f"accounts.deal_value: {len(missing):,} open trial(s) have no deal value (e.g. "
+        f"{missing[0]!r}): {why}, and they have no quote. Set [forecast].default_deal_value "
+        "in the config, or add a deal_value (won deals) or quote column to the accounts"
+    )
 
 
 def _log_size(acc: pd.DataFrame, size_column: str | None, fitted: pd.Series) -> pd.Series | None:

@@ -81,5 +81,5 @@ def test_deal_estimates_use_only_deals_won_before_as_of():
 
 def test_no_won_deal_and_no_quote_is_a_clear_error():
     acc = _accounts(50, 1).drop(columns="quote")
-    with pytest.raises(DealValueError, match="no deal won before"):
+    with pytest.raises(DealValueError, match="no deal was won before"):
         estimate_deal_values(acc, acc["account_id"], pd.Timestamp("2025-01-01"))

@@ -100,6 +100,23 @@ def test_cohorts_are_listed_only_when_closed(demo_small):
     assert origin == pd.Timestamp("2026-04-01")
 
 
+def test_weekly_cohorts_end_on_mondays_and_close_like_monthly_ones(demo_small):
+    weeks = list_cohorts(
+        demo_small.tables.accounts,
+        window_days=30,
+        export_time=pd.Timestamp("2026-06-15"),
+        period="week",
+    )
+    months = list_cohorts(
+        demo_small.tables.accounts, window_days=30, export_time=pd.Timestamp("2026-06-15")
+    )
+    assert len(weeks) >= 4 * len(months) - 4
+    for label, origin in weeks:
+        first, last = (pd.Timestamp(x) for x in label.split("/"))
+        assert first.day_of_week == 0 and origin == last + pd.Timedelta(days=1)
+        assert origin.day_of_week == 0
+
+
 def test_planted_future_conversion_moves_only_the_actual(demo_small, config, baseline):
     again = run_rolling_backtest(
         _planted(demo_small.tables, conversion=True), config, cohorts=COHORTS

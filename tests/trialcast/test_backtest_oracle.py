@@ -83,3 +83,36 @@ def test_expected_abs_deviation_matches_monte_carlo(value_sd):
     sums = (hit * vals).sum(axis=1)
     mc = np.abs(sums - sums.mean()).mean()
     assert expected_abs_deviation(dist) == pytest.approx(mc, rel=0.04)
+
+
+def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
+    from rich.console import Console
+
+    from trialcast.backtest_phases import phase_table
+    from trialcast.backtest_report import print_honesty, print_phase_table
+
+    oracle = OracleTruth.read(company.root / "truth.parquet")
+    row = evaluate_cohort(company.tables, company.config, COHORT, ORIGIN, oracle=oracle)
+    phases = row.pop("_phases")
+    # Expected, true-expected and actual conversions per phase add up to the cohort's.
+    assert phases["p"].sum() == pytest.approx(row["expected_conversions"])
+    assert phases["oracle"].sum() == pytest.approx(row["oracle_expected_conversions"])
+    assert phases["won"].sum() == row["actual_conversions"]
+    assert set(phases["length"]) == {14}
+    table = phase_table(phases)
+    total = table[table["phase"] == "all"].iloc[0]
+    assert total["vs_oracle_pct"] == pytest.approx(row["count_vs_oracle_pct"])
+    # Value error against the truth's expected deal values, beside the count error.
+    assert row["oracle_expected_open_value"] > 0 and np.isfinite(row["value_vs_oracle_pct"])
+    # PIT and standardised error of both forecasts.
+    for prefix in ("", "oracle_"):
+        assert 0.0 <= row[f"{prefix}pit"] <= 1.0 and np.isfinite(row[f"{prefix}z"])
+    sd = (row["p90"] - row["p10"]) / (2 * 1.2815515655446004)
+    assert row["z"] == pytest.approx((row["actual"] - row["forecast"]) / sd)
+    summary = summarise_backtest(pd.DataFrame([row]))
+    assert summary["rms_z"] == pytest.approx(abs(row["z"]))
+    console = Console(record=True, width=160)
+    print_phase_table(phases, console)
+    print_honesty(summary, console)
+    text = console.export_text()
+    assert "past end" in text and "vs oracle" in text and "RMS of standardised errors" in text

@@ -49,6 +49,11 @@ def test_backtest_calls_the_shipping_scoring_function(demo_small, config, monkey
         float(again.p_convert[keep & again.past_end].sum())
     )
     assert row["n_past_end"] > 0 and row["expected_closed"] == 0.0
+    # The per-phase table is built from the same shipping scores.
+    phases = row["_phases"]
+    assert phases["p"].sum() == pytest.approx(row["expected_conversions"])
+    assert (phases["phase"] == "past end").sum() == row["n_past_end"]
+    assert phases["won"].sum() == row["actual_conversions"]
     # Count and value errors are reported apart.
     assert np.isfinite(row["count_error_pct"]) and np.isfinite(
         row["value_per_conversion_error_pct"]

@@ -214,6 +214,8 @@ def test_model_trained_on_dask_scores_like_the_single_machine_one(
     assert isinstance(remote, TrialcastModel)
     assert remote.categories == local.categories and remote.features == local.features
     assert remote.a > 0
+    # The same calibration on both paths: an offset for the same trial phases.
+    assert remote.phase_offsets and remote.phase_offsets.keys() == local.phase_offsets.keys()
     p_local, p_remote = local.predict_proba(test), remote.predict_proba(test)
     y = test["label"].to_numpy()
     assert abs(roc_auc(y, p_local) - roc_auc(y, p_remote)) < 0.02

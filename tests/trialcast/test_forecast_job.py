@@ -75,4 +75,9 @@ def test_run_backtest_writes_pictures(demo_small, tmp_path):
     assert out.result.cohorts["cohort"].tolist() == ["2026-04"]
     assert out.outputs["forecast_vs_actual_png"].read_bytes()[:4] == b"\x89PNG"
     assert out.outputs["curves_png"].read_bytes()[:4] == b"\x89PNG"
+    assert out.outputs["pit_png"].read_bytes()[:4] == b"\x89PNG"
+    phases = pd.read_csv(out.outputs["phases"])
+    all_row = phases[phases["phase"] == "all"].iloc[0]
+    assert all_row["expected"] == pytest.approx(out.result.cohorts["expected_conversions"].sum())
+    assert 0.0 <= out.result.cohorts["pit"].iloc[0] <= 1.0
     assert out.curves["share_converted"].between(0, 1).all()

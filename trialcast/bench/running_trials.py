@@ -3,11 +3,12 @@
 ``python -m trialcast.bench.running_trials DIR`` (a company written by
 ``trialcast demo-data``) trains the backtest's model at a few origins
 (``trialcast.backtest.fit_cohort_model``), scores every open trial through the
-shipping path (``serving.batch.predict_open_trials``) and compares the mean
-probability with the generator's true open probability
-(``OracleTruth.open_probability``), grouped by trial length and by the share of
-the trial elapsed at the origin (or "past end"). A calibrated model has ratios
-near 1 in every group: the groups are defined by what the model sees.
+shipping path (``serving.batch.predict_open_trials``) and compares expected
+conversions with the generator's true open probabilities
+(``OracleTruth.open_probability``), grouped by trial length and phase
+(``trialcast.backtest_phases``, the same table ``trialcast backtest --truth``
+prints for its cohorts; here over every open trial at a few origins, quicker).
+A calibrated model has expected / true-expected near 1 in every group.
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ import pandas as pd
 
 
 def phase_table(company_dir: str, origins: list[str]) -> pd.DataFrame:
-    """Mean shipping p, mean true p and their ratio per (trial length, phase)."""
+    """Expected (shipping), true-expected and actual conversions per (trial length, phase)."""
     from features.build import FeatureBuilder
     from features.config import load_config
     from features.loaders import load_tables
     from serving.batch import predict_open_trials
     from trialcast.backtest import fit_cohort_model, truncate_tables
     from trialcast.backtest_oracle import OracleTruth
+    from trialcast.backtest_phases import phase_rows
+    from trialcast.backtest_phases import phase_table as group
 
     config = load_config(f"{company_dir}/trialcast.toml")
     tables = load_tables(config).tables
     oracle = OracleTruth.read(f"{company_dir}/truth.parquet")
+    window = pd.Timedelta(days=config.trial.conversion_window_days)
+    full = tables.accounts.set_index(tables.accounts["account_id"].astype(str))
     parts = []
     for text in origins:
         origin = pd.Timestamp(text)
@@ -38,26 +43,18 @@ def phase_table(company_dir: str, origins: list[str]) -> pd.DataFrame:
         model, _, _ = fit_cohort_model(builder, config, origin)
         scored = predict_open_trials(builder, model, origin)
         ids = scored.features.index.astype(str)
-        acc = known.accounts.set_index(known.accounts["account_id"].astype(str)).loc[ids]
-        start, end = acc["trial_start"], acc["trial_end"]
-        elapsed = (origin - start).dt.total_seconds().to_numpy() / 86_400
-        length = ((end - start).dt.total_seconds() / 86_400).to_numpy()
-        share = pd.cut(elapsed / length, [0, 0.25, 0.5, 0.75, 1.0]).astype(str)
+        acc = full.loc[ids]
+        won = (acc["converted_at"] >= origin) & (acc["converted_at"] < acc["trial_end"] + window)
         parts.append(
-            pd.DataFrame(
-                {
-                    "p": scored.p_convert,
-                    "oracle": oracle.open_probability(pd.Index(ids), start, origin),
-                    "length": length.round(),
-                    "phase": np.where(scored.past_end, "past end", share),
-                }
+            phase_rows(
+                acc,
+                origin,
+                scored.p_convert,
+                won=won.to_numpy(dtype=float),
+                oracle_p=oracle.open_probability(pd.Index(ids), acc["trial_start"], origin),
             )
         )
-    rows = pd.concat(parts, ignore_index=True)
-    table = rows.groupby(["length", "phase"]).agg(
-        trials=("p", "size"), p=("p", "mean"), oracle=("oracle", "mean")
-    )
-    return table.assign(ratio=table["p"] / table["oracle"])
+    return group(pd.concat(parts, ignore_index=True))
 
 
 def main() -> None:  # pragma: no cover - command line
@@ -65,7 +62,9 @@ def main() -> None:  # pragma: no cover - command line
     parser.add_argument("company_dir")
     parser.add_argument("--origins", default="2026-02-01,2026-05-01,2026-08-01")
     args = parser.parse_args()
-    print(phase_table(args.company_dir, args.origins.split(",")).round(3).to_string())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table = phase_table(args.company_dir, args.origins.split(","))
+    print(table.round(3).to_string())
 
 
 if __name__ == "__main__":  # pragma: no cover

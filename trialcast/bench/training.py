@@ -32,7 +32,7 @@ def run_training_benchmark(
             demo = generate_demo_data(n, seed=seed)
 
         def say(msg: str, n: int = n) -> None:
-            console.print(f"[dim]{n:,}: {msg}[/]")
+            console.print(f"{n:,}: {msg}", style="dim")
 
         with tempfile.TemporaryDirectory() as store:
             t0 = time.perf_counter()
