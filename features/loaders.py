@@ -229,7 +229,10 @@ def load_table(source: SourceConfig, table: TableName, *, base_dir: Path) -> pd.
                 arrow = _read_parquet(path, dict_cols)
             else:
                 arrow = _read_duckdb(path, source, table, dict_cols)
-            frame = arrow.to_pandas()
+            # The Arrow buffers are freed column by column as pandas takes them
+            # over: the table and the frame are not both held whole (peak memory).
+            frame = arrow.to_pandas(self_destruct=True, split_blocks=True)
+            del arrow
             if fmt == "csv":
                 frame = _numbers_in_extra_columns(frame, source, table)
     except InputError:

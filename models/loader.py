@@ -8,6 +8,16 @@ successful load also writes the model files to
 root), so that a restart while the registry is down (database unreachable, file
 moved) still serves the last good model instead of failing; the result says
 which source it came from.
+
+Fail closed: only a version whose ``verdict`` tag is ``promoted`` (the training
+gate's ``Verdict.PROMOTED``) is served or scored, whatever the alias points at. A
+version without a verdict is unjudged and refused like any other verdict
+(``NotServableError``, which never falls back to the cache: the registry said what
+to serve, and it may not be served). The cached copy carries the verdict too.
+
+A registry that does not answer is waited for ``TRIALCAST_REGISTRY_WAIT`` seconds
+(default 10; probes that never create a database file), then the cached copy is
+served and ``LoadedModel.detail`` says why.
 """
 
 from __future__ import annotations
@@ -40,12 +50,51 @@ DEFAULT_ALIAS = "champion"
 CACHE_DIR = "serving_cache"
 META_FILE = "registry.json"
 _PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-#: How long the registry probe waits before the cached model is used.
+#: How long one registry probe may take.
 PROBE_TIMEOUT_SECONDS = 5.0
+ENV_REGISTRY_WAIT = "TRIALCAST_REGISTRY_WAIT"
+#: How long a down registry is waited for before the cached model is used.
+DEFAULT_REGISTRY_WAIT_SECONDS = 10.0
+#: The registry tag holding the training gate's verdict, and the one verdict that is
+#: served (``training.gate.Verdict.PROMOTED``; ``models`` sits below ``training``).
+VERDICT_TAG = "verdict"
+PROMOTED = "promoted"
 
 
 class ModelUnavailableError(RuntimeError):
     """Neither the registry nor the local cache could provide the model."""
+
+
+class NotServableError(ModelUnavailableError):
+    """The version the alias points at (or the cached copy) is not judged ``promoted``."""
+
+
+def verdict_problem(name: str, version: str, tags: dict[str, str] | None) -> str | None:
+    """Why ``name`` version ``version`` may not be served (``None`` when its verdict is
+    ``promoted``)."""
+    tags = tags or {}
+    verdict = tags.get(VERDICT_TAG)
+    if verdict == PROMOTED:
+        return None
+    if verdict is None:
+        what = "has no verdict (unjudged: trained before the gate, or tagged by hand)"
+    else:
+        text = tags.get("verdict_text") or ""
+        what = f"has the verdict {text if text.startswith(verdict) else verdict!r}"
+    return (
+        f"{name} version {version} {what}; only a version the training gate judged "
+        f"{PROMOTED!r} is served. Retrain (`trialcast train -c CONFIG`) or point the alias "
+        "at a promoted version"
+    )
+
+
+def registry_wait_seconds() -> float:
+    """How long to wait for a down registry (``TRIALCAST_REGISTRY_WAIT``, default 10 s)."""
+    raw = os.environ.get(ENV_REGISTRY_WAIT, "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else DEFAULT_REGISTRY_WAIT_SECONDS
+    except ValueError:
+        return DEFAULT_REGISTRY_WAIT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -124,7 +173,26 @@ def check_reachable(uri: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> None
     elif uri.startswith(("http://", "https://")):
         import requests
 
-        requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout).raise_for_status()
+
+
+def wait_until_reachable(uri: str, wait: float) -> None:
+    """``check_reachable`` again every second until it passes or ``wait`` seconds are over.
+
+    Raises:
+        the last probe's error when the registry did not answer in time.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            check_reachable(uri, timeout=max(1.0, min(PROBE_TIMEOUT_SECONDS, left)))
+            return
+        except Exception:
+            if time.monotonic() + 1.0 > deadline:
+                raise
+            log.warning("model registry %s not answering; retrying for %.0f s more", uri, left)
+            time.sleep(1.0)
 
 
 def download_model_files(
@@ -138,6 +206,9 @@ def download_model_files(
     import mlflow.artifacts
 
     version = client.get_model_version_by_alias(name, alias)
+    problem = verdict_problem(name, str(version.version), version.tags)
+    if problem:
+        raise NotServableError(f"{name}@{alias}: {problem}")
     saved = os.environ.get(_PROGRESS_BAR_ENV)
     os.environ[_PROGRESS_BAR_ENV] = "false"  # no download bars in service logs
     try:
@@ -179,7 +250,13 @@ def save_to_cache(model: TrialcastModel, root: Path, name: str, alias: str, vers
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
     model.save(staging)
-    meta = {"name": name, "alias": alias, "version": version, "saved_at": time.time()}
+    meta = {
+        "name": name,
+        "alias": alias,
+        "version": version,
+        VERDICT_TAG: PROMOTED,  # only promoted versions are loaded, hence cached
+        "saved_at": time.time(),
+    }
     (staging / META_FILE).write_text(json.dumps(meta, indent=2))
     old = target.with_name(f".{alias}-old-{os.getpid()}")
     if target.exists():
@@ -195,7 +272,22 @@ def load_from_cache(root: Path, name: str, alias: str) -> tuple[TrialcastModel, 
     if not all((folder / f).exists() for f in MODEL_FILES):
         raise FileNotFoundError(f"no cached copy of {name}@{alias} under {folder}")
     meta = json.loads((folder / META_FILE).read_text())
-    return TrialcastModel.load(folder), str(meta.get("version", "?"))
+    version = str(meta.get("version", "?"))
+    problem = verdict_problem(name, version, meta)
+    if problem:
+        raise NotServableError(f"cached copy under {folder}: {problem}")
+    return TrialcastModel.load(folder), version
+
+
+def has_cached_copy(root: Path, name: str, alias: str) -> bool:
+    """True when a servable (promoted) copy of ``name@alias`` is cached under ``root``."""
+    folder = _cache_folder(root, name, alias)
+    try:
+        meta = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    files = all((folder / f).exists() for f in MODEL_FILES)
+    return files and verdict_problem(name, str(meta.get("version", "?")), meta) is None
 
 
 def load_serving_model(
@@ -205,6 +297,7 @@ def load_serving_model(
     alias: str | None = None,
     tracking_uri: str | None = None,
     cache_root: str | Path | None = None,
+    wait: float | None = None,
 ) -> LoadedModel:
     """``<registered name of kind>@alias`` from the registry, or else the local cache.
 
@@ -214,30 +307,39 @@ def load_serving_model(
         alias: alias to load (default: ``resolve_alias()``).
         tracking_uri: explicit URI (default: ``features.settings.resolve_tracking_uri``).
         cache_root: where the last good copies live (default: ``resolve_cache_root()``).
+        wait: seconds to wait for a down registry (default: ``registry_wait_seconds()``).
 
     Raises:
+        NotServableError: the alias points at a version not judged ``promoted``.
         ModelUnavailableError: the registry failed and no cached copy exists.
     """
     name = registered_name(config, kind)
     alias = resolve_alias(alias)
     root = resolve_cache_root(cache_root)
     uri = resolve_tracking_uri(config, tracking_uri)
+    waited = registry_wait_seconds() if wait is None else wait
     try:
-        check_reachable(uri)
+        wait_until_reachable(uri, waited)
         disable_mlflow_telemetry()
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         model, version = fetch_registered_model(client, name, alias, tracking_uri=uri)
+    except NotServableError:
+        raise
     except Exception as exc:  # any registry failure: fall back to the last good copy
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        reason = (
+            f"registry failed: {uri} did not answer within {waited:.0f} s "
+            f"({type(exc).__name__}: {first})"
+        )
         try:
             model, version = load_from_cache(root, name, alias)
         except FileNotFoundError as missing:
             raise ModelUnavailableError(
-                f"cannot load {name}@{alias}: registry failed ({reason}) and {missing}"
+                f"cannot load {name}@{alias}: {reason} and {missing}"
             ) from exc
-        log.warning("registry failed (%s); serving cached %s@%s v%s", reason, name, alias, version)
+        log.warning("%s; serving the cached copy of %s@%s v%s", reason, name, alias, version)
         return LoadedModel(model, kind, name, version, alias, "cache", reason)
     try:
         save_to_cache(model, root, name, alias, version)

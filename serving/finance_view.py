@@ -5,7 +5,8 @@ new revenue from open trials with P10 / P50 / P90, by month (with a line for
 whatever falls outside the months shown, so the months add up to the total), by
 segment, the churn-adjusted MRR of paying accounts (``forecast_recurring.csv``),
 and forecast history against actuals once outcomes land (``forecast_history.csv``
-when present, else the backtest picture). Money carries the company's currency
+when present, with human headers and "not yet known" where a run's outcome window
+is still open; else the backtest picture). Money carries the company's currency
 and thousands separators; optional files and columns may be missing.
 """
 
@@ -55,8 +56,9 @@ _FINANCE = """{% extends "base" %}{% block title %}Revenue forecast - trialcast{
 {% else %}<div class="card" id="mrr"><h2>Churn-adjusted MRR of paying accounts</h2>
 <p class="muted">Not in this forecast run (it needs a churn model and paying accounts).</p></div>{% endif %}
 <div class="card" id="history"><h2>Forecast history vs actual</h2>
-{% if history is not none %}<table id="history-table"><thead><tr>{% for c in history.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
-{% for r in history.itertuples(index=False) %}<tr>{% for v in r %}<td class="num">{{ cell(v) }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+{% if history is not none %}<table id="history-table"><thead><tr>{% for c in history.headers %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+{% for r in history.rows %}<tr{% if not r.complete %} class="open-window"{% endif %}>{% for v in r.cells %}<td class="num">{{ v }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+<p class="muted">A run's outcome is known once every trial it counted has passed its conversion window; until then "Actual" is what has landed so far.</p>
 {% elif backtest %}{{ backtest }}
 {% else %}<p class="muted">No outcomes yet: history appears once forecast months have closed (or after <code>trialcast backtest</code>).</p>{% endif %}
 </div>{% endif %}
@@ -70,6 +72,59 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
         return pd.read_csv(path) if path.exists() else None
     except (OSError, ValueError, pd.errors.ParserError):
         return None
+
+
+#: Column of ``forecast_history.csv`` -> its header on the page (unknown columns keep their name).
+HISTORY_HEADERS = {
+    "as_of": "Forecast made",
+    "model_version": "Models",
+    "n_open": "Open trials",
+    "expected_count": "Expected deals",
+    "actual_count": "Deals won",
+    "forecast": "Forecast",
+    "p10": "P10",
+    "p50": "P50",
+    "p90": "P90",
+    "actual": "Actual",
+    "error_pct": "Error",
+    "inside": "Inside P10-P90",
+    "complete": "Outcome",
+}
+#: Cells that need the closed outcome window to mean anything.
+_NEEDS_OUTCOME = ("error_pct", "inside")
+NOT_YET_KNOWN = "not yet known"
+
+
+def history_table(history: pd.DataFrame | None, money: Any) -> dict[str, Any] | None:
+    """``forecast_history.csv`` as page rows: human headers, money as money, and "not yet
+    known" for the error and the inside-the-range check of a run whose window is still open."""
+    if history is None or history.empty:
+        return None
+    columns = list(history.columns)
+    rows = []
+    for record in history.to_dict("records"):
+        complete = str(record.get("complete", True)).lower() in ("true", "1", "1.0")
+        cells = []
+        for column in columns:
+            value = record[column]
+            if column in _NEEDS_OUTCOME and not complete:
+                cells.append(NOT_YET_KNOWN)
+            elif column == "complete":
+                cells.append("known" if complete else "window still open")
+            elif column in ("forecast", "p10", "p50", "p90", "actual"):
+                cells.append(money(value) + ("" if complete or column != "actual" else " so far"))
+            elif column == "error_pct":
+                cells.append("-" if pd.isna(value) else f"{float(value):+.0f}%")
+            elif column == "inside":
+                cells.append("yes" if str(value).lower() in ("true", "1") else "no")
+            elif column == "expected_count":
+                cells.append("-" if pd.isna(value) else f"{float(value):,.1f}")
+            elif column in ("n_open", "actual_count"):
+                cells.append("-" if pd.isna(value) else f"{int(value):,}")
+            else:
+                cells.append(str(value))
+        rows.append({"complete": complete, "cells": cells})
+    return {"headers": [HISTORY_HEADERS.get(c, c) for c in columns], "rows": rows}
 
 
 def _mrr_rows(recurring: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -141,13 +196,8 @@ def render_finance(
     def count(value: Any) -> str:
         return "-" if value is None or pd.isna(value) else f"{int(value):,}"
 
-    def cell(value: Any) -> str:
-        if isinstance(value, float | int) and not isinstance(value, bool):
-            return "-" if pd.isna(value) else f"{float(value):,.0f}"
-        return str(value)
-
     context: dict[str, Any] = {"f": forecast, "currency": currency, "subtitle": company,
-                               "money": money, "count": count, "cell": cell}  # fmt: skip
+                               "money": money, "count": count}  # fmt: skip
     if forecast is not None:
         rows: list[dict[str, Any]] = forecast.breakdown.to_dict("records")  # type: ignore[assignment]
         total = next((r for r in rows if r["dimension"] == "total"), None)
@@ -161,7 +211,7 @@ def render_finance(
             remainder=remainder if abs(remainder) >= 0.5 else 0.0,
             segments=[r for r in rows if r["dimension"] not in ("total", "month")],
             mrr=_mrr_rows(_read_csv(root / "forecast_recurring.csv")),
-            history=_read_csv(root / "forecast_history.csv"),
+            history=history_table(_read_csv(root / "forecast_history.csv"), money),
             chart=Markup(_month_chart(months, currency)),
             backtest=Markup(
                 '<img alt="backtest: forecast vs actual" src="data:image/png;base64,'

@@ -29,7 +29,9 @@ def funnel(dimension: Text = None, segment: Text = None) -> dict[str, Any]:
     return funnel_payload(latest, dimension=dimension, segment=segment)
 
 
-@web.get("/ui/funnel", response_class=HTMLResponse, include_in_schema=False)
+@web.api_route(
+    "/ui/funnel", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+)
 def ui_funnel(state: State, view: Text = None) -> HTMLResponse:
     """The Funnel page: heat table of cohorts x stages, funnel chart, motion toggle."""
     return HTMLResponse(

@@ -84,8 +84,15 @@ def _cut(text: Any) -> str | None:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
 
 
+#: The names pydantic gives the members of a union in an error's location
+#: (``features.x.float``, ``features.x.constrained-str``): not part of the field.
+_UNION_MEMBER = re.compile(r"float|int|str|bool|none|constrained-\w+|function-\w+\[.*\]|list\[.*\]")
+
+
 def _field(loc: Any) -> str | None:
     parts = [str(p) for p in (loc or []) if p not in ("body", "query", "path")]
+    while len(parts) > 1 and _UNION_MEMBER.fullmatch(parts[-1]):
+        parts.pop()
     return ".".join(parts) or None
 
 

@@ -2,8 +2,9 @@
 
 Two kinds of problem, two answers:
 
-- **impossible** values (a negative count, a rate outside [0, 1], a tone outside
-  [-1, 1], anything beyond ``MAX_ABS_VALUE``) cannot come from real data: the
+- **impossible** values (a negative count, negative elapsed days, recency or
+  activation days, a rate outside [0, 1], a tone outside [-1, 1], anything beyond
+  ``MAX_ABS_VALUE``) cannot come from real data: the
   request is refused with a 400 naming the feature (``range_problem``);
 - **unfamiliar** values are possible but the model has not seen them: a category
   level absent from training (scored as missing) or a number outside the range
@@ -27,6 +28,12 @@ MAX_ABS_VALUE = 1e9
 MAX_MONEY = 1e9
 
 _KINDS: tuple[tuple[str, float, float, str], ...] = (
+    (
+        r"trial_days_elapsed|engagement_recency_days|activation_.+_days",
+        0.0,
+        MAX_ABS_VALUE,
+        "a number of days since an earlier moment (never negative)",
+    ),
     (r"activation_rate_all|activation_.+_done|comm_reply_rate_all", 0.0, 1.0, "a rate"),
     (r".*_share_.*|.*_share|engagement_stickiness_.+|comm_negative_share.*", 0.0, 1.0, "a rate"),
     (r"comm_sentiment_.+", -1.0, 1.0, "a tone"),

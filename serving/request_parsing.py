@@ -1,5 +1,6 @@
-"""How the BentoML endpoints read their JSON bodies: unknown fields refused, and large
-bodies validated off the event loop, one account at a time.
+"""How the BentoML endpoints read their JSON bodies: unknown fields refused, large
+bodies validated off the event loop, one account at a time, and any body the
+parser cannot take (nested too deeply, malformed multipart) a 400, never a 500.
 
 pydantic validates a whole body in one Rust call that holds the GIL; for a
 1,000-account body that starves the event loop for ~0.1-0.3 s, so ``/livez`` would
@@ -35,9 +36,34 @@ def parse_body(cls: Any, serde: Any, payload: Any, body: bytes) -> Any:
             if isinstance(items, list) and 0 < len(items) <= MAX_BATCH_ACCOUNTS:
                 accounts = [FeatureAccount.model_validate(item) for item in items]
                 return cls.model_validate({**data, "accounts": accounts})
-        except (ValueError, TypeError, KeyError):
-            pass
-    return serde.deserialize_model(payload, cls)
+        except (ValueError, TypeError, KeyError, RecursionError):
+            pass  # pydantic's own parser names the problem (it has no recursion limit issue)
+    try:
+        return serde.deserialize_model(payload, cls)
+    except RecursionError:
+        raise unreadable_body("JSON nested too deeply") from None
+
+
+def unreadable_body(why: str) -> Exception:
+    """A 400 for a body the parser cannot take (never a 500 with a traceback)."""
+    from bentoml.exceptions import BadInput
+
+    return BadInput(f"the request body could not be read: {why}")
+
+
+async def read_other_media(original: Any, request: Request, serde: Any) -> Any:
+    """Parse a non-JSON body (multipart, ...) with BentoML's own reader, turning its
+    crashes on malformed input into a 400."""
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
+
+    try:
+        return await original(request, serde)
+    except (BentoMLException, ValidationError):
+        raise
+    except Exception as exc:  # a malformed body must never be a 500
+        media = request.headers.get("content-type", "?").split(";")[0]
+        raise unreadable_body(f"malformed {media} body ({type(exc).__name__})") from None
 
 
 def install_request_parsing(service: Any) -> None:
@@ -56,7 +82,7 @@ def install_request_parsing(service: Any) -> None:
             cls: Any, request: Request, serde: Any, _original: Any = original
         ) -> Any:
             if not isinstance(serde, JSONSerde) or type(serde) is not JSONSerde:
-                return await _original(request, serde)
+                return await read_other_media(_original, request, serde)
             body = await request.body()
             payload = Payload((body,), metadata=request.headers)
             if len(body) <= INLINE_BODY_BYTES:

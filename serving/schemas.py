@@ -96,7 +96,15 @@ def check_accounts(accounts: list[FeatureAccount], where: str = "accounts") -> N
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
-FeatureValue = Number | Annotated[str, StringConstraints(max_length=500)] | None
+#: A feature value: a number, text (categorical) or null. Strict: ``true`` / ``false``
+#: are refused instead of being scored as 1 / 0 without a word.
+FeatureValue = (
+    Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    | Annotated[str, StringConstraints(max_length=500)]
+    | None
+)
+#: An account attribute (firmographics) of ``/score_events``: a yes/no column is fine.
+AttributeValue = Number | Annotated[str, StringConstraints(max_length=500)] | None
 Money = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_MONEY)]
 
 
@@ -133,7 +141,7 @@ class AccountRow(_Strict):
     deal_value: Money | None = None
     mrr: Money | None = None
     churned_at: Moment | None = None
-    attributes: dict[Annotated[str, StringConstraints(max_length=200)], FeatureValue] = Field(
+    attributes: dict[Annotated[str, StringConstraints(max_length=200)], AttributeValue] = Field(
         default_factory=dict,
         max_length=100,
         description="Other account columns, e.g. the configured firmographics (company_size).",
@@ -239,6 +247,7 @@ class ModelInfo(BaseModel):
     version: str
     alias: str
     source: str = Field(description="registry, or cache when the registry was unreachable.")
+    detail: str | None = Field(None, description="Why the cache was used (registry error).")
 
 
 class ServiceInfo(BaseModel):

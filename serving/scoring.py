@@ -11,6 +11,7 @@ is summed into ``other`` so the listed numbers still add up.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from features.spec import FeatureSpec
 from models.artifact import sigmoid
 from models.loader import LoadedModel, load_serving_model
 from serving.reasons import ReasonContext, build_reason_context, describe_feature
+
+log = logging.getLogger("trialcast.serving")
 
 PAYING_COLUMN = "customer_days_paying"
 #: Rows up to this many are predicted on one thread (OpenMP start-up costs more).
@@ -117,15 +120,27 @@ def load_scoring_models(
     tracking_uri: str | None = None,
     cache_root: str | None = None,
 ) -> ScoringModels:
-    """The conversion model (required) and the churn model (if registered) for ``alias``."""
+    """The conversion model (required) and the churn model (if registered and promoted).
+
+    When the conversion model came from the cache (registry down), the churn model
+    is taken from the cache at once too, without waiting for the registry again.
+    A churn model that cannot be served is left out with a warning: trials are
+    still scored.
+    """
     conversion = load_serving_model(
         config, "conversion", alias=alias, tracking_uri=tracking_uri, cache_root=cache_root
     )
     try:
         churn: LoadedModel | None = load_serving_model(
-            config, "churn", alias=alias, tracking_uri=tracking_uri, cache_root=cache_root
+            config,
+            "churn",
+            alias=alias,
+            tracking_uri=tracking_uri,
+            cache_root=cache_root,
+            wait=0.0 if conversion.source == "cache" else None,
         )
-    except Exception:  # no churn model yet: trials are still scored
+    except Exception as exc:  # no churn model (or not servable): trials are still scored
+        log.warning("no churn model served: %s", str(exc).splitlines()[0] if str(exc) else exc)
         churn = None
     return ScoringModels(config=config, conversion=conversion, churn=churn)
 

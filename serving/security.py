@@ -10,8 +10,16 @@ and the sales view's script. A browser signs in once on ``/ui/login`` and gets a
 ``/ui`` pages only, so it can read pages but cannot call the scoring API. The
 cookie is ``Secure`` (browsers accept that on ``http://localhost`` too),
 ``HttpOnly`` and ``SameSite=Strict``; the login form carries a signed CSRF token
-that must match a cookie (double submit). Wrong tokens are throttled per client
-address with an exponential back-off (``LoginThrottle``) shared by all workers.
+that must match a cookie (double submit). Signing out ends the session on the
+server too (``serving.auth_state.SessionRevocations``): the old cookie no longer
+opens a page. Wrong tokens, on the login form and as bearer tokens on the API, are
+throttled per client address with an exponential back-off shared by all workers
+(``serving.auth_state.FailureThrottle``; 429 with ``Retry-After``).
+
+The client address is the connection's peer. ``X-Forwarded-For`` is honoured only
+from the proxies listed in ``TRIALCAST_TRUSTED_PROXIES`` (addresses or networks,
+comma-separated; none by default), so a client cannot pick its own address by
+sending the header (``apply_trusted_proxies``).
 
 Bodies larger than ``TRIALCAST_MAX_REQUEST_BYTES`` (default 8 MiB) get a 413
 before any parsing: by ``Content-Length`` when given, else while reading. Every
@@ -26,22 +34,24 @@ import hmac
 import json
 import os
 import secrets
-import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from serving.auth_state import FailureThrottle, SessionRevocations
+
+#: The login form's throttle (the name other modules and tests know it by).
+LoginThrottle = FailureThrottle
+
 ENV_API_TOKEN = "TRIALCAST_API_TOKEN"
 ENV_MAX_REQUEST_BYTES = "TRIALCAST_MAX_REQUEST_BYTES"
 ENV_PROTECT_METRICS = "TRIALCAST_PROTECT_METRICS"
-ENV_STATE_DIR = "TRIALCAST_STATE_DIR"
+ENV_TRUSTED_PROXIES = "TRIALCAST_TRUSTED_PROXIES"
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 COOKIE_NAME = "trialcast_session"
 CSRF_COOKIE = "trialcast_csrf"
@@ -53,10 +63,10 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 LOGIN_PATH = "/ui/login"
 SCRIPT_PATH = "/ui/app.js"
 MIN_TOKEN_LENGTH = 16
-#: Wrong logins allowed per client address before the back-off starts.
-FREE_LOGIN_FAILURES = 5
-#: Longest lock-out after repeated wrong logins (the back-off doubles up to this).
-MAX_LOCKOUT_SECONDS = 15 * 60
+
+#: A right bearer token's client is looked up in the shared throttle at most this often.
+RECHECK_SECONDS = 1.0
+MAX_REMEMBERED_CLIENTS = 10_000
 
 UI_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -129,11 +139,17 @@ class SessionSigner:
 
     def valid_session(self, value: str) -> bool:
         """True for an unexpired session this service signed."""
+        return self.session_id(value) is not None
+
+    def session_id(self, value: str) -> str | None:
+        """The id of an unexpired session this service signed (``None`` if it is not one)."""
         try:
             data = self._session.loads(value, max_age=SESSION_SECONDS)
         except (BadSignature, ValueError, TypeError):
-            return False
-        return isinstance(data, dict) and data.get("scope") == "read"
+            return None
+        if not isinstance(data, dict) or data.get("scope") != "read":
+            return None
+        return str(data.get("id", ""))
 
     def issue_csrf(self) -> tuple[str, str]:
         """A ``(cookie value, form value)`` pair for one login form."""
@@ -149,62 +165,22 @@ class SessionSigner:
         return isinstance(nonce, str) and hmac.compare_digest(nonce.encode(), cookie.encode())
 
 
-class LoginThrottle:
-    """Counts wrong logins per client address in a small SQLite file all workers share.
+def apply_trusted_proxies() -> None:
+    """Let uvicorn take the client address from ``X-Forwarded-For`` only when the
+    connection comes from a proxy in ``TRIALCAST_TRUSTED_PROXIES`` (none by default).
 
-    After ``FREE_LOGIN_FAILURES`` wrong tries the address is locked out for 1 s,
-    then 2 s, 4 s, ... up to ``MAX_LOCKOUT_SECONDS``; during a lock-out even the
-    right token is refused (429 with ``Retry-After``), so guessing cannot speed up.
-    A right token outside a lock-out clears the count.
+    uvicorn trusts the header from 127.0.0.1 unless told otherwise
+    (``FORWARDED_ALLOW_IPS``), so any local client could choose its address and
+    dodge the throttles. Called when the service module is imported, in every
+    worker, before uvicorn reads its settings.
     """
+    os.environ["FORWARDED_ALLOW_IPS"] = os.environ.get(ENV_TRUSTED_PROXIES, "").strip()
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS failures "
-                "(client TEXT PRIMARY KEY, count INTEGER, locked_until REAL)"
-            )
 
-    @classmethod
-    def for_token(cls, token: str) -> LoginThrottle:
-        """The throttle of this service (``TRIALCAST_STATE_DIR``, else the temp folder)."""
-        root = Path(os.environ.get(ENV_STATE_DIR) or tempfile.gettempdir())
-        digest = hashlib.sha256(token.encode()).hexdigest()[:12]
-        return cls(root / f"trialcast-logins-{digest}.sqlite")
-
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5, isolation_level=None)
-
-    def retry_after(self, client: str, now: float | None = None) -> float:
-        """Seconds until ``client`` may try again (0 when it may now)."""
-        now = time.time() if now is None else now
-        with self._db() as db:
-            row = db.execute(
-                "SELECT locked_until FROM failures WHERE client = ?", (client,)
-            ).fetchone()
-        return max(0.0, float(row[0]) - now) if row else 0.0
-
-    def failed(self, client: str, now: float | None = None) -> float:
-        """Record a wrong try; returns the lock-out it starts (0 while still free)."""
-        now = time.time() if now is None else now
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT count FROM failures WHERE client = ?", (client,)).fetchone()
-            count = (row[0] if row else 0) + 1
-            over = count - FREE_LOGIN_FAILURES
-            lock = 0.0 if over <= 0 else float(min(2 ** (over - 1), MAX_LOCKOUT_SECONDS))
-            db.execute(
-                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?)", (client, count, now + lock)
-            )
-            db.execute("COMMIT")
-        return lock
-
-    def succeeded(self, client: str) -> None:
-        """Forget ``client``'s wrong tries."""
-        with self._db() as db:
-            db.execute("DELETE FROM failures WHERE client = ?", (client,))
+def client_address(scope: Scope) -> str:
+    """The request's client address (the peer, or as a trusted proxy reported it)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def safe_next(target: str | None) -> str:
@@ -275,19 +251,52 @@ class SecurityMiddleware:
         self.token = token.encode()
         self.signer = SessionSigner(token)
         self.max_bytes = read_max_request_bytes()
+        self.revocations = SessionRevocations.for_token(token)
+        self.bearer_throttle = FailureThrottle.for_token(token, "bearer")
+        #: Client -> (when this worker last read its throttle state, its lock-out end).
+        self._checked: dict[str, tuple[float, float]] = {}
         self.open_paths = set(OPEN_PATHS) | {LOGIN_PATH, SCRIPT_PATH}
         if os.environ.get(ENV_PROTECT_METRICS, "") not in ("1", "true", "yes"):
             self.open_paths.add("/metrics")
 
-    def _authorised(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    def _authorised(self, scope: Scope, headers: dict[bytes, bytes]) -> bool | None:
+        """True: the right token or a live session; None: a wrong bearer token; False: none."""
         auth = headers.get(b"authorization", b"")
-        if auth[:7].lower() == b"bearer " and hmac.compare_digest(auth[7:].strip(), self.token):
-            return True
+        if auth[:7].lower() == b"bearer ":
+            return True if hmac.compare_digest(auth[7:].strip(), self.token) else None
         path = scope.get("path", "")
         if scope.get("method") in ("GET", "HEAD") and (path == "/ui" or path.startswith("/ui/")):
             session = _cookie(headers, COOKIE_NAME)
-            return session is not None and self.signer.valid_session(session)
+            sid = None if session is None else self.signer.session_id(session)
+            return sid is not None and not self.revocations.is_revoked(sid)
         return False
+
+    def _bearer_wait(self, client: str, authorised: bool | None) -> float:
+        """Seconds ``client`` must wait before its bearer token is even looked at.
+
+        A wrong token is recorded in the shared throttle (a lock-out refuses even the
+        right token, so guessing cannot go faster). For a right token the shared file
+        is read at most once per ``RECHECK_SECONDS`` per client and worker (not on
+        every request of the hot path); a client that had wrong tries and is no longer
+        locked out has its count cleared.
+        """
+        now = time.time()
+        if authorised is None:
+            wait = self.bearer_throttle.retry_after(client, now)
+            if wait <= 0:
+                self._checked[client] = (now, now + self.bearer_throttle.failed(client, now))
+                return 0.0
+            self._checked[client] = (now, now + wait)
+            return wait
+        checked = self._checked.get(client)
+        if checked is None or now - checked[0] > RECHECK_SECONDS:
+            if len(self._checked) > MAX_REMEMBERED_CLIENTS:
+                self._checked.clear()
+            count, until = self.bearer_throttle.status(client)
+            if count and until <= now:
+                self.bearer_throttle.succeeded(client)
+            checked = self._checked[client] = (now, until)
+        return max(0.0, checked[1] - now)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -308,7 +317,21 @@ class SecurityMiddleware:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         headers = dict(scope.get("headers") or [])
-        if path not in self.open_paths and not self._authorised(scope, headers):
+        authorised = True if path in self.open_paths else self._authorised(scope, headers)
+        if authorised is not False and path not in self.open_paths:
+            wait = self._bearer_wait(client_address(scope), authorised)
+            if wait > 0:
+                await _send_json(
+                    send,
+                    429,
+                    _error(
+                        f"too many wrong tokens from this address; wait {wait:.0f} s",
+                        "Authorization",
+                    ),
+                    [(b"retry-after", str(max(1, round(wait + 0.5))).encode())],
+                )
+                return
+        if not authorised:
             if scope.get("method") in ("GET", "HEAD") and path.startswith("/ui"):
                 query = scope.get("query_string", b"").decode("latin-1")
                 target = path + (f"?{query}" if query else "")

@@ -11,6 +11,10 @@ job in ``trialcast.serve_job``). Settings come from the environment:
   is kept under ``models/serving_cache`` for when the registry is down.
 - ``TRIALCAST_SCORES_PATH``: the batch scores the sales view and
   ``/accounts/{account_id}`` read (default ``models/scores/latest.parquet``).
+- ``TRIALCAST_REGISTRY_WAIT``: seconds to wait for a down registry before serving
+  the cached copy (default 10; ``serving.preflight``).
+- ``TRIALCAST_TRUSTED_PROXIES``: proxies whose ``X-Forwarded-For`` names the client
+  (none by default; ``serving.security``).
 - ``TRIALCAST_WORKERS``: worker processes (default: one per CPU core, at least two).
 - ``TRIALCAST_TRACING=1``: let BentoML's OpenTelemetry middleware trace requests
   (off by default: BentoML samples no traces unless configured to, yet building
@@ -30,9 +34,14 @@ worker (``ServiceState.load``, ``serving.scoring_api``), not here.
 # ruff: noqa: E402 - the token check runs before the other imports, to fail fast
 from __future__ import annotations
 
-from serving.security import exit_without_token
+from serving.security import apply_trusted_proxies, exit_without_token
 
 exit_without_token()  # in the `bentoml serve` process, before any worker starts
+apply_trusted_proxies()  # X-Forwarded-For only from TRIALCAST_TRUSTED_PROXIES
+
+from serving.preflight import exit_without_model
+
+exit_without_model()  # no model anywhere: one clear exit, not workers restarting forever
 
 import os
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,6 +52,7 @@ from fastapi.responses import Response
 from pydantic import Field, StringConstraints
 
 import serving.funnel_routes  # registers /funnel and /ui/funnel on `web`
+import serving.health_routes  # registers the Model health page and gauges on `web`
 import serving.ui_routes  # noqa: F401 - registers the sales view's pages on `web`
 from serving.http_errors import ErrorShapeMiddleware, install_route_metrics, quiet_client_errors
 from serving.request_parsing import install_request_parsing
@@ -119,9 +129,20 @@ class TrialcastService:
     """Scores trials (conversion) and paying accounts (churn) with exact, plain-English reasons."""
 
     def __init__(self) -> None:
+        from models.loader import ModelUnavailableError
         from serving.state import ServiceState
 
-        self.state: ServiceState = ServiceState.load()
+        try:
+            self.state: ServiceState = ServiceState.load()
+        except ModelUnavailableError as exc:
+            # The supervisor's check passed, but the model went away since: stop the
+            # whole service with the reason instead of restarting this worker forever.
+            import logging
+            import signal
+
+            logging.getLogger("trialcast.serving").error("cannot serve: %s; stopping", exc)
+            os.kill(os.getppid(), signal.SIGTERM)
+            raise
         self._offload: anyio.CapacityLimiter | None = None
 
     def __is_ready__(self) -> bool:

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig, load_config, load_demo_config
+from features.settings import ENV_OUTPUT_DIR
+from serving.auth_state import FailureThrottle, SessionRevocations
 from serving.input_checks import TrainingRanges
-from serving.security import LoginThrottle, SessionSigner, read_api_token
+from serving.security import SessionSigner, read_api_token
 
 if TYPE_CHECKING:
     from serving.scoring import ScoringModels
@@ -32,9 +34,18 @@ GC_GEN0_THRESHOLD = 50_000
 
 
 def load_company_config() -> CompanyConfig:
-    """The company config named by ``TRIALCAST_CONFIG``, else the demo config."""
+    """The company config named by ``TRIALCAST_CONFIG``, else the demo config.
+
+    A named config's ``output_dir`` becomes the output root (``TRIALCAST_OUTPUT_DIR``,
+    unless set), as for the CLI: the service finds the models, cache and scores of
+    that company whatever the working directory of ``bentoml serve``.
+    """
     path = os.environ.get(ENV_CONFIG)
-    return load_config(path) if path else load_demo_config()
+    if not path:
+        return load_demo_config()
+    config = load_config(path)
+    os.environ.setdefault(ENV_OUTPUT_DIR, str(config.output_root))
+    return config
 
 
 @dataclass
@@ -48,6 +59,7 @@ class ServiceState:
         ranges: the feature ranges seen in training (out-of-range values get a warning).
         signer: signs sales-view sessions and login-form CSRF tokens.
         throttle: the login back-off, shared by all workers.
+        revocations: the sessions that signed out, shared by all workers.
         store: the latest batch scores (the sales view and ``/accounts``).
     """
 
@@ -56,7 +68,8 @@ class ServiceState:
     models: ScoringModels
     ranges: TrainingRanges
     signer: SessionSigner
-    throttle: LoginThrottle
+    throttle: FailureThrottle
+    revocations: SessionRevocations
     store: ScoreStore
 
     @classmethod
@@ -77,7 +90,8 @@ class ServiceState:
             models=models,
             ranges=TrainingRanges.from_models(m.model for m in models.loaded()),
             signer=SessionSigner(token),
-            throttle=LoginThrottle.for_token(token),
+            throttle=FailureThrottle.for_token(token),
+            revocations=SessionRevocations.for_token(token),
             store=ScoreStore.open(),
         )
         # Warm up (first predictions allocate; the batch dispatcher learns from them).

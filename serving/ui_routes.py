@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import Query, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.finance_view import render_finance
@@ -22,6 +26,7 @@ from serving.security import (
     COOKIE_NAME,
     CSRF_COOKIE,
     SESSION_SECONDS,
+    client_address,
     read_cookie,
     safe_next,
 )
@@ -30,6 +35,7 @@ from serving.views import (
     APP_JS,
     PAGE_SIZE,
     render_account,
+    render_bad_request,
     render_list,
     render_login,
     render_not_found,
@@ -39,10 +45,31 @@ from serving.web import AccountId, State, web
 log = logging.getLogger("trialcast.serving")
 
 Search = Annotated[str | None, Query(max_length=200)]
+
+
+def page(path: str) -> Callable[[Any], Any]:
+    """Register an HTML page of the sales view for GET and HEAD (link checkers, monitors)."""
+    return web.api_route(
+        path, methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
+
+
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 
 
-@web.get("/ui/forecast", response_class=HTMLResponse, include_in_schema=False)
+@web.exception_handler(RequestValidationError)
+async def bad_address(request: Request, exc: RequestValidationError) -> Response:
+    """A sales-view address with a value it cannot take gets an HTML page naming the
+    value (400); the JSON routes keep FastAPI's JSON error (reshaped to one shape)."""
+    if not request.url.path.startswith("/ui"):
+        return await request_validation_exception_handler(request, exc)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+    message = f"{'.'.join(where) or 'request'}: {first.get('msg', 'not valid')}"
+    return HTMLResponse(render_bad_request(message), status_code=400)
+
+
+@page("/ui/forecast")
 def ui_forecast(state: State) -> HTMLResponse:
     """The finance page: the latest forecast with its range and picture."""
     return HTMLResponse(
@@ -52,7 +79,7 @@ def ui_forecast(state: State) -> HTMLResponse:
     )
 
 
-@web.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+@page("/ui")
 def ui_list(
     state: State,
     persona: Annotated[str | None, Query(max_length=100)] = None,
@@ -87,13 +114,13 @@ def ui_list(
     )
 
 
-@web.get("/ui/app.js", include_in_schema=False)
+@web.api_route("/ui/app.js", methods=["GET", "HEAD"], include_in_schema=False)
 def ui_script() -> Response:
     """The sales view's only script (filters submit on change); CSP allows no inline code."""
     return Response(APP_JS, media_type="text/javascript")
 
 
-@web.get("/ui/accounts/{account_id:path}", response_class=HTMLResponse, include_in_schema=False)
+@page("/ui/accounts/{account_id:path}")
 def ui_account(state: State, account_id: AccountId) -> HTMLResponse:
     """One account's page: dates, score trend, waterfall and reasons (HTML)."""
     found = state.store.account(account_id)
@@ -132,7 +159,7 @@ def _login_page(
     return response
 
 
-@web.get("/ui/login", response_class=HTMLResponse, include_in_schema=False)
+@page("/ui/login")
 def ui_login_form(
     state: State, next: Annotated[str | None, Query(max_length=2000)] = None
 ) -> Response:
@@ -157,7 +184,7 @@ async def ui_login(request: Request) -> Response:
             failed="The form expired; please sign in again.",
             status=403,
         )
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request.scope)
     wait = state.throttle.retry_after(client)
     if wait > 0:
         response = _login_page(
@@ -190,8 +217,13 @@ async def ui_login(request: Request) -> Response:
 
 
 @web.get("/ui/logout", include_in_schema=False)
-def ui_logout() -> Response:
-    """Forget the session cookie."""
+def ui_logout(request: Request) -> Response:
+    """End the session on the server (its cookie no longer opens a page) and forget it."""
+    state = current_state()
+    session = read_cookie(request.scope, COOKIE_NAME)
+    sid = None if session is None else state.signer.session_id(session)
+    if sid is not None:
+        state.revocations.revoke(sid, until=time.time() + SESSION_SECONDS)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE_NAME, path="/ui", secure=True, httponly=True, samesite="strict")
     return response

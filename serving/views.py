@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pandas as pd
 from jinja2 import DictLoader, Environment, select_autoescape
@@ -72,7 +72,7 @@ _LIST = """{% extends "base" %}{% block title %}Accounts - trialcast{% endblock 
 <th>Trial</th></tr></thead><tbody>
 {% for r in rows %}<tr data-persona="{{ r.persona }}" data-pql="{{ 'yes' if r.pql else 'no' }}" data-state="{{ state(r) }}">
 <td>{{ first_rank + loop.index0 }}</td>
-<td><a class="account-link" href="/ui/accounts/{{ r.account_id|urlencode }}">{{ r.account_id }}</a></td>
+<td><a class="account-link" href="/ui/accounts/{{ r.account_id|path_segment }}">{{ r.account_id }}</a></td>
 <td class="num">{{ '%.0f%%'|format(r.p_convert * 100) }}</td>
 <td class="num">{{ money(r.deal_value) }}</td><td class="num">{{ money(r.expected_value) }}</td>
 <td>{{ r.persona }}{% if rates.get(r.persona) %} <span class="muted">seen {{ '%.0f%%'|format(rates[r.persona].observed * 100) }}</span>{% endif %}</td>
@@ -135,6 +135,10 @@ _LOGIN = """{% extends "base" %}{% block title %}Sign in - trialcast{% endblock 
 <button type="submit" id="sign-in">Sign in</button></form>
 <p class="muted">Signing in starts a read-only session for these pages (not API access).</p>{% endblock %}"""
 
+_BAD_REQUEST = """{% extends "base" %}{% block body %}<h1>That address is not valid</h1>
+<p class="neg" id="bad-request">{{ message }}</p><p><a href="/ui">All accounts</a></p>
+{% endblock %}"""
+
 _NOT_FOUND = """{% extends "base" %}{% block body %}<h1>Not found</h1>
 <p>No scored account {{ account_id }} in the latest batch scores.</p><p><a href="/ui">All accounts</a></p>
 {% endblock %}"""
@@ -162,11 +166,15 @@ _ENV = Environment(
             "account": _ACCOUNT,
             "login": _LOGIN,
             "not_found": _NOT_FOUND,
+            "bad_request": _BAD_REQUEST,
         }
     ),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 _ENV.globals["money"] = _money
+# An id as one path segment: "/" encoded too (Jinja's urlencode keeps it, which made
+# "acme/eu-1" a link to a deeper path).
+_ENV.filters["path_segment"] = lambda value: quote(str(value), safe="")
 
 
 def _days_left(value: Any) -> str:
@@ -320,3 +328,8 @@ def render_login(
 def render_not_found(account_id: str, *, company: str = "") -> str:
     """The page for an account that is not in the latest scores."""
     return _ENV.get_template("not_found").render(account_id=account_id, subtitle=company)
+
+
+def render_bad_request(message: str, *, company: str = "") -> str:
+    """The page for a sales-view address with a value it cannot take (e.g. ``?page=x``)."""
+    return _ENV.get_template("bad_request").render(message=message, subtitle=company)

@@ -36,7 +36,14 @@ def info(state: State) -> ServiceInfo:
     return ServiceInfo(
         company=state.config.company,
         models=[
-            ModelInfo(kind=m.kind, name=m.name, version=m.version, alias=m.alias, source=m.source)
+            ModelInfo(
+                kind=m.kind,
+                name=m.name,
+                version=m.version,
+                alias=m.alias,
+                source=m.source,
+                detail=m.detail or None,
+            )
             for m in state.models.loaded()
         ],
         scores_as_of=as_of.to_pydatetime() if as_of is not None else None,

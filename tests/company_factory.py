@@ -6,6 +6,7 @@ event type (so nothing can lean on the demo's words) and writes a matching confi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +58,13 @@ def make_company(
     lags: DemoConversionLags,
     start: str = "2025-09-01",
     export_time: str = "2026-05-01",
+    transform: Callable[[DemoData], DemoData] | None = None,
 ) -> Company:
-    """Generate, rename the vocabulary, write Parquet plus config, load as a user would."""
+    """Generate, rename the vocabulary, write Parquet plus config, load as a user would.
+
+    ``transform`` changes the generated company before renaming (a scenario of
+    ``features.demo.scenarios``, a variant of ``features.demo.variants``).
+    """
     demo = generate_demo_data(
         n_accounts,
         seed=seed,
@@ -68,6 +74,8 @@ def make_company(
         start=start,
         export_time=export_time,
     )
+    if transform is not None:
+        demo = transform(demo)
     events = demo.tables.events.copy()
     events["event"] = events["event"].astype(str).map(renamed)
     tables = Tables(

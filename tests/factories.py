@@ -75,12 +75,13 @@ def make_tables(
 
 
 def make_champions(config: CompanyConfig, tracking_uri: str) -> None:
-    """Point ``champion`` at each kind's latest challenger, whatever its verdict.
+    """Point ``champion`` at each kind's latest challenger and mark it judged ``promoted``.
 
     For tests of the service, which need both models served; whether a model
     deserves promotion is the gate's job and is tested in ``tests/training``
-    (``test_gate_companies.py``). This sets the registry alias directly, as an
-    operator could in the MLflow UI.
+    (``test_gate_companies.py``). The service serves only a ``promoted`` verdict
+    (fail closed), so this sets the alias and the ``verdict`` tag directly, as an
+    operator could in the MLflow UI (``verdict_text`` says the test did it).
     """
     from mlflow import MlflowClient
 
@@ -93,6 +94,10 @@ def make_champions(config: CompanyConfig, tracking_uri: str) -> None:
         version = version_by_alias(client, name, CHALLENGER)
         if version is not None:
             client.set_registered_model_alias(name, CHAMPION, str(version.version))
+            client.set_model_version_tag(name, str(version.version), "verdict", "promoted")
+            client.set_model_version_tag(
+                name, str(version.version), "verdict_text", "promoted (set by the test)"
+            )
 
 
 def fast_demo_config(num_boost_round: int) -> CompanyConfig:

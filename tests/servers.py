@@ -69,3 +69,24 @@ def bentoml_server_process(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+class CookieClient:
+    """A cookie-keeping client that, like a browser on localhost, sends ``Secure`` cookies
+    over plain http (``requests.Session`` drops them there)."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        r = requests.request(method, url, cookies=dict(self.cookies), **kwargs)
+        for response in [*r.history, r]:
+            self.cookies.update(dict(response.cookies))
+        return r
+
+    def get(self, url: str, **kwargs) -> requests.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> requests.Response:
+        return self.request("POST", url, **kwargs)

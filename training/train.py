@@ -380,6 +380,14 @@ def _record(
     )
 
 
+def data_as_of(data: object, export_time: pd.Timestamp | None) -> str:
+    """The data's "now" a model was trained at (ISO), read back by ``trialcast monitor``."""
+    if export_time is not None:
+        return pd.Timestamp(export_time).isoformat()
+    tables = data.tables if isinstance(data, FeatureBuilder) else data
+    return tables.export_time().isoformat() if isinstance(tables, Tables) else "unknown"
+
+
 def train_models(
     config: CompanyConfig,
     data: Tables | FeatureBuilder | TrainingSets,
@@ -501,6 +509,7 @@ def train_models(
             tags = {
                 "trialcast.kind": kind,
                 "trialcast.train_id": train_id,
+                "trialcast.as_of": data_as_of(data, export_time),
                 "config_hash": config.config_hash(),
                 "company": config.company,
                 "git_commit": commit,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -28,6 +28,7 @@ from trialcast.cli_dask import dask_app
 from trialcast.cli_forecast import backtest_command, forecast_command
 from trialcast.cli_funnel import funnel_command
 from trialcast.milestones_job import milestones_command
+from trialcast.monitor_job import monitor_command
 from trialcast.retrain_job import retrain_command
 
 app = typer.Typer(
@@ -35,6 +36,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+if TYPE_CHECKING:
+    from features.demo.generator import DemoData
 
 DEFAULT_DEMO_DIR = Path("data/demo")
 
@@ -69,6 +73,22 @@ def demo_data(
     after_trial_beta: Annotated[
         str, typer.Option(help="Beta(a,b) of post-trial lags over the window, 'a,b'.")
     ] = "1.0,3.5",
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="What changes from --scenario-date: none, pricing (conversion log-odds -0.8), "
+            "onboarding (behaviour mix shifts, outcome law unchanged), tracking (an event type "
+            "stops being logged). See docs/monitoring.md."
+        ),
+    ] = "none",
+    scenario_date: Annotated[
+        str | None,
+        typer.Option(help="When the scenario starts (ISO date; default 8 weeks before export)."),
+    ] = None,
+    scenario_event: Annotated[
+        str | None,
+        typer.Option(help="The event type a tracking break silences (default: the aha event)."),
+    ] = None,
 ) -> None:
     """Generate the demo company's tables (events, accounts, communications) and its truth file."""
     from features.demo.generator import generate_demo_data, write_demo_data
@@ -84,6 +104,7 @@ def demo_data(
         demo = generate_demo_data(
             accounts, seed=seed, trial_days=lengths, conversion_lags=lags, show_progress=False
         )
+        demo = _with_scenario(demo, scenario, scenario_date, scenario_event)
         paths = write_demo_data(demo, out)
     config_path = out / "trialcast.toml"
     config_path.write_text(demo_config_text())
@@ -93,6 +114,22 @@ def demo_data(
     )
     for name, path in {**paths, "config": config_path}.items():
         console.print(f"  {name:<16} {path}")
+
+
+def _with_scenario(demo: DemoData, scenario: str, date: str | None, event: str | None) -> DemoData:
+    """``demo`` with a model-health scenario applied, or a clean exit on a bad option."""
+    import pandas as pd
+
+    from features.demo.scenarios import SCENARIOS, apply_scenario
+
+    if scenario not in SCENARIOS:
+        fail(f"--scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}")
+    export = pd.Timestamp(demo.truth.attrs["export_time"])
+    try:
+        since = pd.Timestamp(date) if date else export - pd.Timedelta(weeks=8)
+        return apply_scenario(demo, scenario, since=since, event=event)
+    except ValueError as exc:
+        fail(f"--scenario {scenario}: {exc}")
 
 
 @app.command("init-config")
@@ -198,6 +235,10 @@ def train(
     truth: Annotated[
         Path | None, typer.Option(help="Truth file (demo data) to report the ceiling.")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Train as on this date (ISO 8601): later data is invisible."),
+    ] = None,
 ) -> None:
     """Train, evaluate, log (MLflow) and register the conversion and churn models."""
     import pandas as pd
@@ -215,6 +256,11 @@ def train(
             tables = load_tables(cfg).tables
         if tables.accounts["converted_at"].isna().all():
             fail(NO_LABELS)
+        moment = pd.Timestamp(as_of) if as_of else None
+        if moment is not None:  # replay: the export as it stood then
+            from trialcast.backtest import truncate_tables
+
+            tables = truncate_tables(tables, moment)
         from training.train import train_models
 
         result = train_models(
@@ -225,10 +271,11 @@ def train(
             tracking_uri=tracking_uri,
             truth=truth_frame,
             kinds=tuple(kind) if kind else ("conversion", "churn"),
+            export_time=moment,
             show_progress=tune,
             progress=lambda msg: say(msg, style="dim"),
         )
-    except (InputError, NotEnoughDataError) as exc:
+    except (InputError, NotEnoughDataError, ValueError) as exc:
         fail(str(exc))
     print_train_summary(result, console)
 
@@ -324,16 +371,29 @@ def serve(
         Path | None, typer.Option(help="Batch-scored snapshot for lookups and the sales view.")
     ] = None,
 ) -> None:
-    """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN)."""
-    from trialcast.no_champion import missing_model_message
-    from trialcast.serve_job import run_serve
+    """Start the BentoML scoring service and sales view (needs TRIALCAST_API_TOKEN).
 
-    if config is not None:
-        missing = missing_model_message(
-            load_config_or_exit(config), tracking_uri=tracking_uri, alias=alias
-        )
-        if missing:
-            fail(missing)
+    Without ``-c`` the config named by ``TRIALCAST_CONFIG`` is used (its output
+    folder holds the models), else the demo config. Exits with code 2 and the
+    reason when there is no model to serve; when the registry is down, starts from
+    the last served (cached) model.
+    """
+    import os
+
+    from features.config import load_demo_config
+    from serving.preflight import check_startup
+    from trialcast.serve_job import ENV_CONFIG, run_serve
+
+    if config is None and os.environ.get(ENV_CONFIG):
+        config = Path(os.environ[ENV_CONFIG])
+    cfg = load_config_or_exit(config) if config is not None else load_demo_config()
+    with console.status("Checking the model registry..."):
+        check = check_startup(cfg, alias=alias, tracking_uri=tracking_uri)
+    if check.problem:
+        fail(check.problem)
+    if check.registry_down:
+        say(f"warning: the model registry is down ({check.detail}); serving the cached model")
+        os.environ["TRIALCAST_REGISTRY_WAIT"] = "0"  # the workers need not wait again
     raise typer.Exit(
         code=run_serve(
             config_path=config,
@@ -350,6 +410,7 @@ app.command("backtest")(backtest_command)
 app.command("forecast")(forecast_command)
 app.command("retrain")(retrain_command)
 app.command("milestones")(milestones_command)
+app.command("monitor")(monitor_command)
 app.command("funnel")(funnel_command)
 app.add_typer(dask_app, name="dask")
 

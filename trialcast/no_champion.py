@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from features.config import CompanyConfig
 from features.settings import resolve_tracking_uri
-from models.loader import registered_name
+from models.loader import check_reachable, registered_name
 
 ENV_ALIAS = "TRIALCAST_MODEL_ALIAS"
 
@@ -31,6 +31,14 @@ def missing_model_message(
     alias = alias or os.environ.get(ENV_ALIAS) or "champion"
     uri = resolve_tracking_uri(config, tracking_uri)
     name = registered_name(config, kind)
+    try:
+        check_reachable(uri)  # MLflow would create an empty database where none is
+    except Exception as exc:
+        return (
+            f"the model registry {uri} is not reachable ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}): train first with "
+            "`trialcast train -c CONFIG`, or point --tracking-uri at the right store"
+        )
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         client.get_model_version_by_alias(name, alias)

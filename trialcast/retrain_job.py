@@ -2,8 +2,10 @@
 
 Wire it with ``app.command("retrain")(retrain_command)``. Exit codes: 0 when the job
 ran to a decision (promoted, kept, unchanged) or found another retrain running
-(busy: nothing done, the running job decides); 1 when every kind was refused for
-too little data; 2 on bad config / input or an error (the champions are untouched).
+(busy: nothing done, the running job decides), or, with ``--when-needed``, kept a
+healthy champion; 1 when every kind was refused for too little data; 2 on bad
+config / input or an error (the champions are untouched); 3 when ``--when-needed``
+refused because the monitor found the data broken.
 """
 
 from __future__ import annotations
@@ -105,6 +107,17 @@ def retrain_command(
     truth: Annotated[
         Path | None, typer.Option(help="Truth file (demo data) to report the ceiling.")
     ] = None,
+    when_needed: Annotated[
+        bool,
+        typer.Option(
+            "--when-needed",
+            help="Run the monitor first: retrain on shifted outcomes or inputs or an old "
+            "champion, keep a healthy one, refuse on broken data (exit 3).",
+        ),
+    ] = False,
+    max_age_days: Annotated[
+        float, typer.Option(min=0, help="With --when-needed: retrain a champion older than this.")
+    ] = 90.0,
 ) -> None:
     """Retrain on fresh data; promote the challenger only if it beats the champion."""
     import pandas as pd
@@ -118,10 +131,18 @@ def retrain_command(
     moment = parse_moment(as_of)
     truth_path = truth if truth is not None else config.parent / "truth.parquet"
     truth_frame = pd.read_parquet(truth_path) if truth_path.exists() else None
+    loader = lambda: load_tables(cfg).tables  # noqa: E731
+    if when_needed:
+        from trialcast.monitor_job import retrain_need_gate
+
+        needed = retrain_need_gate(
+            cfg, as_of=as_of, tracking_uri=tracking_uri, max_age_days=max_age_days
+        )
+        loader = lambda: needed  # noqa: E731
     try:
         decision = run_retrain(
             cfg,
-            lambda: load_tables(cfg).tables,
+            loader,
             tracking_uri=tracking_uri,
             lock_path=lock_file,
             now=moment,

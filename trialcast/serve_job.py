@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from serving.scoring import ScoringModels, load_scoring_models
 from serving.security import token_problem
 
 SERVICE = "serving.service:TrialcastService"
+ENV_CONFIG = "TRIALCAST_CONFIG"
 
 
 @dataclass
@@ -165,18 +167,34 @@ def serve_command(*, host: str = "127.0.0.1", port: int = 3000) -> list[str]:
     return [bentoml_executable(), "serve", SERVICE, "--host", host, "--port", str(port)]
 
 
+def instance_home(host: str, port: int) -> Path:
+    """BentoML's home folder for the instance on ``host:port``.
+
+    BentoML keeps Prometheus' multi-process files in ``<home>/prometheus_multiproc_dir``
+    and empties that folder when a service starts: with one shared home, starting a
+    second instance wiped the first one's counters. One home per address (no two
+    running instances share one) keeps each instance's ``/metrics`` its own.
+    """
+    root = Path(os.environ.get("TRIALCAST_STATE_DIR") or tempfile.gettempdir())
+    safe = "".join(c if c.isalnum() else "_" for c in host)
+    return root / f"trialcast-bentoml-{os.getuid()}" / f"{safe}-{port}"
+
+
 def serve_environment(
     *,
     config_path: str | Path | None = None,
     tracking_uri: str | None = None,
     alias: str | None = None,
     scores_path: str | Path | None = None,
+    address: tuple[str, int] = ("127.0.0.1", 3000),
 ) -> dict[str, str]:
-    """The environment of the service process: ours plus the given settings."""
+    """The environment of the service process: ours plus the given settings, and a
+    BentoML home of its own for the instance at ``address`` (``instance_home``)."""
     env = dict(os.environ)
+    env["BENTOML_HOME"] = str(instance_home(*address))
     if config_path is not None:
         load_config(config_path)  # fail here, with the config's own message
-        env["TRIALCAST_CONFIG"] = str(Path(config_path).resolve())
+        env[ENV_CONFIG] = str(Path(config_path).resolve())
     if tracking_uri:
         env["TRIALCAST_TRACKING_URI"] = tracking_uri
     if alias:
@@ -207,7 +225,11 @@ def run_serve(
         print(f"trialcast serve: {problem}", file=sys.stderr)
         return 2
     env = serve_environment(
-        config_path=config_path, tracking_uri=tracking_uri, alias=alias, scores_path=scores_path
+        config_path=config_path,
+        tracking_uri=tracking_uri,
+        alias=alias,
+        scores_path=scores_path,
+        address=(host, port),
     )
     command = serve_command(host=host, port=port)
     sys.stdout.flush()

@@ -17,6 +17,7 @@ from features.row_duplicates import duplicate_mask
 from features.validation import (
     CANONICAL_SCHEMAS,
     InputError,
+    _kept_rows,
     derive_accounts_from_events,
     validate_tables,
 )
@@ -317,7 +318,8 @@ def test_derive_accounts_from_events() -> None:
     assert acc["converted_at"].isna().all() and acc["deal_value"].isna().all()
 
 
-def test_duplicate_detection_on_large_frames_matches_pandas() -> None:
+@pytest.mark.parametrize("extra_copies", [0, 20])  # few repeated hashes / many
+def test_duplicate_detection_on_large_frames_matches_pandas(extra_copies: int) -> None:
     n = 250_000  # above the size where rows are hashed first
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
@@ -326,15 +328,37 @@ def test_duplicate_detection_on_large_frames_matches_pandas() -> None:
             "event": pd.Categorical.from_codes(rng.integers(0, 5, n), categories=list("vwxyz")),
             "timestamp": np.datetime64("2024-01-01", "ns") + rng.integers(0, 10**6, n).astype("timedelta64[s]"),
             "props": rng.choice(["p", "q", None], n),
+            "count": rng.integers(0, 3, n).astype(np.int8),
+            "nullable": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
         }
     )  # fmt: skip
-    frame = pd.concat([frame, frame.iloc[[5, 17, 17]]], ignore_index=True)
+    copies = [5, 17, 17, *range(100, 100 + extra_copies)]
+    frame = pd.concat([frame, frame.iloc[copies]], ignore_index=True)
     consider = np.ones(len(frame), dtype=bool)
     consider[17] = False  # a quarantined row does not make later copies duplicates
     got = duplicate_mask(frame, consider)
     expected = frame[consider].duplicated().reindex(frame.index, fill_value=False).to_numpy()
-    assert got.sum() >= 3
+    assert got.sum() >= 2  # the planted copies (row 17 itself is not considered)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_kept_rows_equal_a_boolean_mask_on_every_dtype() -> None:
+    rng = np.random.default_rng(2)
+    n = 500
+    frame = pd.DataFrame(
+        {
+            "account_id": pd.Categorical(rng.choice(["a", "b", None], n)),
+            "timestamp": pd.to_datetime(rng.integers(0, 10**12, n)),
+            "text": pd.Series(rng.choice(["p", None], n), dtype="str"),
+            "count": rng.integers(0, 5, n),
+            "nullable": pd.array(rng.choice([1, None], n), dtype="Int64"),
+            "mixed": pd.Series([None, 1, "x", 2.5] * (n // 4), dtype=object),
+        },
+        index=pd.RangeIndex(7, 7 + n),
+    )
+    for ok in (rng.random(n) > 0.2, np.arange(n) != 3, np.zeros(n, dtype=bool)):
+        got = _kept_rows(frame, ok).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, frame[ok].reset_index(drop=True), check_exact=True)
 
 
 def test_report_refuses_to_lose_rows() -> None:

@@ -27,6 +27,7 @@ import psutil
 import pytest
 import requests
 from factories import make_champions
+from servers import CookieClient as _Client
 
 from features.build import FeatureBuilder
 from features.config import load_demo_config
@@ -272,27 +273,6 @@ def test_metrics_have_bounded_series_and_no_account_ids(server, company):
     assert "/accounts/{account_id}" in endpoints and "other" in endpoints
     assert not any("junk" in e or account in e for e in endpoints), endpoints
     assert len(endpoints) < 25 and len(text) < 200_000
-
-
-class _Client:
-    """A cookie-keeping client that, like a browser on localhost, sends ``Secure`` cookies
-    over plain http (``requests.Session`` drops them there)."""
-
-    def __init__(self) -> None:
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, url: str, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 10)
-        r = requests.request(method, url, cookies=dict(self.cookies), **kwargs)
-        for response in [*r.history, r]:
-            self.cookies.update(dict(response.cookies))
-        return r
-
-    def get(self, url: str, **kwargs) -> requests.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs) -> requests.Response:
-        return self.request("POST", url, **kwargs)
 
 
 def _session() -> _Client:
