@@ -30,15 +30,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig
 from features.settings import MODELS_DIR, output_root, resolve_tracking_uri
 from models.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
 from models.kinds import model_kind
+from models.mlflow_env import disable_mlflow_telemetry
+
+if TYPE_CHECKING:  # MLflow itself is imported where a model is fetched
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger("trialcast.serving")
 
@@ -201,6 +203,8 @@ def download_model_files(
     Returns:
         The folder holding ``booster.txt`` / ``calibration.json`` and the version.
     """
+    import mlflow.artifacts
+
     version = client.get_model_version_by_alias(name, alias)
     problem = verdict_problem(name, str(version.version), version.tags)
     if problem:
@@ -316,6 +320,9 @@ def load_serving_model(
     waited = registry_wait_seconds() if wait is None else wait
     try:
         wait_until_reachable(uri, waited)
+        disable_mlflow_telemetry()
+        from mlflow import MlflowClient
+
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         model, version = fetch_registered_model(client, name, alias, tracking_uri=uri)
     except NotServableError:

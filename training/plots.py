@@ -24,6 +24,20 @@ def _usable(frame: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
     return part["label"].to_numpy(dtype=float), part[col].to_numpy(dtype=float)
 
 
+#: Points drawn per curve: a figure a few hundred pixels wide shows no more, and
+#: drawing every one of ten thousand steps is most of a plot's cost.
+MAX_CURVE_POINTS = 500
+
+
+def _thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, ...]:
+    """Every array at the same evenly spaced positions (first and last kept)."""
+    n = len(arrays[0])
+    if n <= max_points:
+        return arrays
+    keep = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+    return tuple(a[keep] for a in arrays)
+
+
 def build_reliability_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) -> Figure:
     """Observed rate vs mean prediction per equal-mass bin, one line per model."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -47,9 +61,9 @@ def build_roc_pr_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str
         if len(np.unique(y)) < 2:
             continue
         fpr, tpr, _ = roc_curve(y, p)
-        roc_ax.plot(fpr, tpr, label=name)
+        roc_ax.plot(*_thin(fpr, tpr), label=name)
         precision, recall, _ = precision_recall_curve(y, p)
-        pr_ax.plot(recall, precision, label=name)
+        pr_ax.plot(*_thin(recall, precision), label=name)
     roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{title}: ROC")
     pr_ax.set(xlabel="recall", ylabel="precision", title=f"{title}: precision-recall")
     roc_ax.legend(fontsize=8)
@@ -71,7 +85,7 @@ def build_lift_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) 
         order = np.lexsort((rng.random(len(p)), -p))
         gains = np.concatenate([[0.0], np.cumsum(y[order]) / y.sum()])
         share = np.linspace(0, 1, len(gains))
-        ax.plot(share, gains, label=name)
+        ax.plot(*_thin(share, gains), label=name)
     ax.axvline(0.3, color="grey", linewidth=0.5)
     ax.set(xlabel="share of rows worked (by score)", ylabel="share of positives", title=title)
     ax.legend(loc="lower right", fontsize=8)
@@ -80,24 +94,93 @@ def build_lift_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) 
 
 
 def build_shap_summary_plot(
-    model: TrialcastModel, frame: pd.DataFrame, *, sample: int = 2000, seed: int = 0
+    model: TrialcastModel,
+    frame: pd.DataFrame,
+    *,
+    sample: int = 1000,
+    seed: int = 0,
+    max_display: int = 20,
 ) -> Figure:
-    """SHAP summary (``shap.TreeExplainer`` on a sample), in calibrated log-odds.
+    """SHAP summary (beeswarm) of a sample, in calibrated log-odds.
 
-    Values are the booster's TreeSHAP values times the Platt slope ``a``, the same
-    contributions the model reports.
+    One dot per row and feature: across, the row's contribution (the booster's
+    exact TreeSHAP values times the Platt slope ``a``, the same contributions the
+    model reports); colour, the feature's value (low to high within the
+    feature, grey when missing); features sorted by mean absolute
+    contribution. Drawn as one vectorised scatter from ``model.contributions``,
+    so no ``shap`` import or per-point layout loop.
     """
-    import shap
-
     part = frame.sample(n=min(sample, len(frame)), random_state=seed) if len(frame) else frame
-    X = model.prepare(part)
-    values = model.a * np.asarray(shap.TreeExplainer(model.booster).shap_values(X))
-    shown = X.copy()
-    for col in model.categories:
-        shown[col] = X[col].cat.codes.astype(float).where(X[col].notna())
-    plt.figure(figsize=(8, 7))
-    shap.summary_plot(values, shown, show=False, max_display=20)
-    fig = plt.gcf()
-    fig.suptitle(f"{model.kind}: feature contributions (calibrated log-odds)", fontsize=10)
+    values = model.contributions(part).values.to_numpy() if len(part) else np.zeros((0, 0))
+    fig, ax = plt.subplots(figsize=(8, 7))
+    if values.size == 0:
+        ax.text(0.5, 0.5, "no rows to explain", ha="center", va="center")
+        return fig
+    X = model.matrix_from_frame(part)
+    order = np.argsort(-np.abs(values).mean(axis=0), kind="stable")[:max_display]
+    xs, ys, colours = [], [], []
+    for rank, j in enumerate(order):
+        x = values[:, j]
+        xs.append(x)
+        ys.append(len(order) - 1 - rank + _beeswarm_offsets(x))
+        colours.append(_value_shades(X[:, j]))
+    x_all, y_all, c_all = np.concatenate(xs), np.concatenate(ys), np.concatenate(colours)
+    missing = np.isnan(c_all)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.scatter(x_all[missing], y_all[missing], s=6, color="#999999", alpha=0.6, linewidths=0)
+    dots = ax.scatter(
+        x_all[~missing],
+        y_all[~missing],
+        s=6,
+        c=c_all[~missing],
+        cmap="coolwarm",
+        vmin=0.0,
+        vmax=1.0,
+        linewidths=0,
+    )
+    bar = fig.colorbar(dots, ax=ax, ticks=[0, 1], aspect=40, pad=0.02)
+    bar.ax.set_yticklabels(["low", "high"])
+    bar.set_label("feature value")
+    ax.set_yticks(range(len(order)))
+    ax.set_yticklabels([model.features[j] for j in order[::-1]], fontsize=8)
+    ax.set_ylim(-0.7, len(order) - 0.3)
+    ax.set_xlabel("contribution to the calibrated log-odds")
+    ax.set_title(f"{model.kind}: feature contributions (calibrated log-odds)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _beeswarm_offsets(x: np.ndarray, *, bins: int = 100, width: float = 0.4) -> np.ndarray:
+    """Vertical offsets that spread dots with similar ``x`` apart (a beeswarm).
+
+    Dots in the same of ``bins`` bins along ``x`` are stacked alternately above
+    and below the line, so a crowded value shows as a wide band.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0)
+    low, high = float(np.min(x)), float(np.max(x))
+    span = high - low if high > low else 1.0
+    bin_of = np.minimum(((x - low) / span * bins).astype(np.int64), bins - 1)
+    order = np.argsort(bin_of, kind="stable")
+    sorted_bins = bin_of[order]
+    starts = np.searchsorted(sorted_bins, sorted_bins, side="left")
+    rank = np.arange(n) - starts  # position of each dot within its bin
+    step = ((rank + 1) // 2) * np.where(rank % 2 == 1, 1.0, -1.0)
+    crowd = max(int(np.bincount(bin_of).max()), 1)
+    offsets = np.empty(n)
+    offsets[order] = step * (width / max(crowd // 2, 1))
+    return offsets
+
+
+def _value_shades(column: np.ndarray) -> np.ndarray:
+    """A feature's values scaled to [0, 1] between its 5th and 95th percentiles (NaN kept)."""
+    known = column[~np.isnan(column)]
+    if len(known) == 0:
+        return np.full(len(column), np.nan)
+    low, high = np.percentile(known, [5, 95])
+    if high <= low:
+        low, high = float(known.min()), float(known.max())
+    if high <= low:
+        return np.where(np.isnan(column), np.nan, 0.5)
+    return np.clip((column - low) / (high - low), 0.0, 1.0)

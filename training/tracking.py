@@ -5,6 +5,15 @@ the data (row counts, date range, a SHA-256 of the account ids, snapshots and
 labels), the config hash, the git commit, the feature list, the leakage report,
 metrics of the model and every baseline (overall and per snapshot), diagnostic
 plots and the model itself (pyfunc, with signature and input example).
+
+A run costs what its work costs: one ``MlflowClient`` per run (no fluent calls,
+each of which builds its own client), parameters, metrics and tags in one
+``log_batch``, every artifact written to a local folder and uploaded in one
+``log_artifacts``, and the pyfunc model saved with ``mlflow.pyfunc.save_model``
+into that folder rather than ``log_model`` (which, in MLflow 3, also creates a
+logged-model entity and reads back the history of every metric of the run to
+link it: most of the logging time). The registry version points at the run's
+``model`` folder, so ``models:/<name>@<alias>`` loads as before.
 """
 
 from __future__ import annotations
@@ -15,25 +24,23 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
-import matplotlib.pyplot as plt
-import mlflow
-import numpy as np
 import pandas as pd
-import scipy
-import sklearn
-from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
 from models.kinds import model_kind
+from models.mlflow_env import disable_mlflow_telemetry
 from training.model import TrialcastModel
 from training.pyfunc import ARTIFACT_KEY, ENTRY_FILE, signature_frame
 from training.split import Split
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 ENV_GIT_COMMIT = "TRIALCAST_GIT_COMMIT"
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -44,9 +51,16 @@ _MLFLOW_URI_ENVS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 def use_tracking_uri(uri: str) -> Iterator[MlflowClient]:
     """Point MLflow (tracking and registry) at ``uri`` for the block, then restore.
 
-    MLflow keeps the URIs as process globals (and mirrors them into environment
-    variables); both are put back afterwards so callers are not surprised.
+    Yields the one ``MlflowClient`` the block should use for everything it
+    records. MLflow keeps the URIs as process globals (and mirrors them into
+    environment variables); both are put back afterwards so callers are not
+    surprised. MLflow's usage telemetry is switched off first (see
+    ``models.mlflow_env``).
     """
+    disable_mlflow_telemetry()
+    import mlflow
+    from mlflow import MlflowClient
+
     saved_env = {k: os.environ.get(k) for k in (*_MLFLOW_URI_ENVS, PROGRESS_BAR_ENV)}
     previous_tracking = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     previous_registry = mlflow.get_registry_uri() if previous_tracking else None
@@ -155,16 +169,23 @@ def metrics_to_mlflow(table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+#: The pyfunc model's runtime packages (pinned to the installed versions).
+MODEL_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scipy", "scikit-learn")
+
+
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the pyfunc model (given explicitly: inference is slow)."""
-    return [
-        f"mlflow=={mlflow.__version__}",
-        f"lightgbm=={lgb.__version__}",
-        f"pandas=={pd.__version__}",
-        f"numpy=={np.__version__}",
-        f"scipy=={scipy.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-    ]
+    """Pinned requirements of the pyfunc model (given explicitly: inference is slow).
+
+    Versions come from the installed distributions' metadata, so none of the
+    libraries is imported just to read its ``__version__``.
+    """
+    pins = []
+    for package in MODEL_PACKAGES:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
 
 
 @dataclass
@@ -183,6 +204,9 @@ class RunRecord:
         prob_cols: model name -> probability column in ``test_predictions``.
         example: a few feature rows (input example and signature).
         documents: JSON documents to log (name -> data).
+        shap_sample: test rows drawn in the SHAP summary plot (TreeSHAP costs
+            about 0.5 ms a row on the demo's conversion model; 1,000 dots per
+            feature show its spread as well as more would).
     """
 
     kind: str
@@ -196,7 +220,7 @@ class RunRecord:
     prob_cols: dict[str, str]
     example: pd.DataFrame
     documents: dict[str, Any] = field(default_factory=dict)
-    shap_sample: int = 2000
+    shap_sample: int = 1000
 
 
 @dataclass(frozen=True)
@@ -208,17 +232,104 @@ class LoggedRun:
     experiment_id: str
 
 
-def _log_figure(fig: Any, path: str) -> None:
-    mlflow.log_figure(fig, path)
-    plt.close(fig)
+def log_training_run(
+    record: RunRecord,
+    *,
+    experiment_id: str,
+    run_name: str,
+    client: MlflowClient | None = None,
+) -> LoggedRun:
+    """Log one model's run through ``client`` (default: one for the active tracking URI).
 
-
-def log_training_run(record: RunRecord, *, experiment_id: str, run_name: str) -> LoggedRun:
-    """Log one model's run to the active tracking URI (see ``use_tracking_uri``).
+    Parameters, metrics and tags go in one batch; documents, plots and the pyfunc
+    model are written to a local folder and uploaded in one call (see the module
+    docstring). Register the returned ``model_uri`` with ``training.registry``.
 
     Returns:
-        The run id and the logged model's URI (register it with ``training.registry``).
+        The run id and the logged model's URI (the run's ``model`` artifact folder).
     """
+    if client is None:
+        disable_mlflow_telemetry()
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+    from mlflow.entities import RunStatus
+
+    tags = {**_context_tags(), **record.tags}
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    run_id = run.info.run_id
+    try:
+        _log_values(client, run_id, record)
+        with tempfile.TemporaryDirectory(prefix="trialcast-run-") as tmp:
+            folder = Path(tmp)
+            write_run_files(record, folder)
+            client.log_artifacts(run_id, str(folder))
+    except BaseException:
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id)
+    model_uri = f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+    return LoggedRun(run_id=run_id, model_uri=model_uri, experiment_id=experiment_id)
+
+
+#: The run's artifact folder holding the pyfunc model (registered by its URI).
+MODEL_ARTIFACT = "model"
+
+
+def _context_tags() -> dict[str, str]:
+    """Who ran what: the tags ``mlflow.start_run`` would add (without probing git)."""
+    import getpass
+    import sys
+
+    from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return {MLFLOW_USER: user, MLFLOW_SOURCE_NAME: sys.argv[0], MLFLOW_SOURCE_TYPE: "LOCAL"}
+
+
+def _log_values(client: MlflowClient, run_id: str, record: RunRecord) -> None:
+    """Parameters (the run's and the data fingerprint's) and metrics, in one batch."""
+    from mlflow.entities import Metric, Param
+
+    params = {k: str(v)[:6000] for k, v in record.params.items()}
+    params.update({f"data_{k}": str(v)[:6000] for k, v in record.fingerprint.items()})
+    now = int(time.time() * 1000)
+    values = {**metrics_to_mlflow(record.metrics), **record.extra_metrics}
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in values.items()],
+        params=[Param(k, v) for k, v in params.items()],
+    )
+
+
+def write_run_files(record: RunRecord, folder: Path) -> None:
+    """Write every artifact of a run under ``folder``: documents, plots and the model.
+
+    ``data_fingerprint.json``, ``features.json``, the record's documents,
+    ``metrics.csv``, ``feature_spec.json``, ``plots/*.png`` and ``model/`` (the
+    pyfunc model with signature and input example).
+    """
+    documents = {
+        "data_fingerprint.json": record.fingerprint,
+        "features.json": {"features": record.model.features},
+        **record.documents,
+    }
+    for name, data in documents.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(data, indent=2, default=_plain))
+    (folder / "metrics.csv").write_text(record.metrics.to_csv(index=False))
+    (folder / "feature_spec.json").write_text(record.model.spec_json or "{}")
+    write_plots(record, folder / "plots")
+    save_pyfunc_model(record.model, record.example, folder / MODEL_ARTIFACT)
+
+
+def write_plots(record: RunRecord, folder: Path) -> None:
+    """The four diagnostic plots of a run as PNG files in ``folder``."""
+    import matplotlib.pyplot as plt
+
     from training.plots import (
         build_lift_plot,
         build_reliability_plot,
@@ -226,45 +337,54 @@ def log_training_run(record: RunRecord, *, experiment_id: str, run_name: str) ->
         build_shap_summary_plot,
     )
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        mlflow.set_tags(record.tags)
-        mlflow.log_params({k: str(v)[:6000] for k, v in record.params.items()})
-        mlflow.log_params({f"data_{k}": v for k, v in record.fingerprint.items()})
-        mlflow.log_metrics({**metrics_to_mlflow(record.metrics), **record.extra_metrics})
-        mlflow.log_dict(record.fingerprint, "data_fingerprint.json")
-        mlflow.log_dict({"features": record.model.features}, "features.json")
-        for name, data in record.documents.items():
-            mlflow.log_dict(data, name)
-        mlflow.log_text(record.metrics.to_csv(index=False), "metrics.csv")
-        mlflow.log_text(record.model.spec_json or "{}", "feature_spec.json")
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{record.kind} (test)"
+    frame, cols = record.test_predictions, record.prob_cols
+    figures = {
+        "reliability.png": lambda: build_reliability_plot(frame, cols, title),
+        "roc_pr.png": lambda: build_roc_pr_plot(frame, cols, title),
+        "lift.png": lambda: build_lift_plot(frame, cols, title),
+        "shap_summary.png": lambda: build_shap_summary_plot(
+            record.model, frame, sample=record.shap_sample
+        ),
+    }
+    for name, build in figures.items():
+        fig = build()
+        try:
+            fig.savefig(folder / name)
+        finally:
+            plt.close(fig)
 
-        title = f"{record.kind} (test)"
-        frame, cols = record.test_predictions, record.prob_cols
-        _log_figure(build_reliability_plot(frame, cols, title), "plots/reliability.png")
-        _log_figure(build_roc_pr_plot(frame, cols, title), "plots/roc_pr.png")
-        _log_figure(build_lift_plot(frame, cols, title), "plots/lift.png")
-        _log_figure(
-            build_shap_summary_plot(record.model, frame, sample=record.shap_sample),
-            "plots/shap_summary.png",
-        )
 
-        example = signature_frame(record.model, record.example)
-        signature = infer_signature(example, record.model.predict_proba(record.example))
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = record.model.save(Path(tmp) / ARTIFACT_KEY)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(ENTRY_FILE),
-                artifacts={ARTIFACT_KEY: str(model_dir)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=pip_requirements(),
-            )
-        return LoggedRun(
-            run_id=run.info.run_id, model_uri=info.model_uri, experiment_id=experiment_id
+def save_pyfunc_model(model: TrialcastModel, example_rows: pd.DataFrame, path: Path) -> Path:
+    """Save ``model`` as an MLflow pyfunc model folder at ``path`` (models-from-code).
+
+    The folder holds the ``MLmodel`` file, the signature and input example, the
+    pinned requirements and the model files under ``artifacts/trialcast_model``.
+    """
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    example = signature_frame(model, example_rows)
+    signature = infer_signature(example, model.predict_proba(example_rows))
+    with tempfile.TemporaryDirectory(prefix="trialcast-model-") as tmp:
+        model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(ENTRY_FILE),
+            artifacts={ARTIFACT_KEY: str(model_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
         )
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON fallback: numpy scalars as Python numbers, anything else as text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def dump_json(data: Any) -> str:
     """JSON text with numpy scalars made plain."""
-    return json.dumps(data, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    return json.dumps(data, default=_plain)

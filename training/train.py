@@ -459,6 +459,7 @@ def record_fitted(
                 record,
                 experiment_id=experiment_id,
                 run_name=f"{kind}-{train_id}",
+                client=client,
             )
             version = register_version(
                 client,

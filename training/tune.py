@@ -11,15 +11,17 @@ all trials; the sampler is seeded, so the same data gives the same search.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
-import optuna
 import pandas as pd
 
 from training.metrics import log_loss
 from training.model import prepare_features
+
+if TYPE_CHECKING:  # Optuna is imported only when a search runs (``--tune``)
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ def tune_params(
     show_progress: bool = False,
 ) -> TuneResult:
     """Search LightGBM parameters; returns ``base_params`` updated with the best trial's."""
+    import optuna
+
     X_train = prepare_features(train, features, categories)
     X_valid = prepare_features(valid, features, categories)
     y_valid = valid["label"].to_numpy()

@@ -50,8 +50,9 @@ def _startup(
     ] = False,
 ) -> None:
     """trialcast: which trials convert, which customers churn, why, and what it means for revenue."""
-    from trialcast.runtime import quiet_libraries, tune_allocator
+    from trialcast.runtime import disable_telemetry, quiet_libraries, tune_allocator
 
+    disable_telemetry()
     quiet_libraries(verbose)
     tune_allocator()
 

@@ -33,6 +33,26 @@ def tune_allocator() -> bool:
     return bool(ok)
 
 
+#: BentoML's own switch for its usage statistics (``bentoml serve`` reads it).
+BENTOML_TRACKING_ENV = "BENTOML_DO_NOT_TRACK"
+
+
+def disable_telemetry() -> None:
+    """No usage telemetry from MLflow or BentoML in this process and the ones it starts.
+
+    Both libraries report anonymous usage over the internet by default; a
+    trialcast job needs no internet and should not wait on it. Set as
+    environment variables (a value the user set is kept) before either library
+    is imported, so ``trialcast serve``'s ``bentoml serve`` inherits them.
+    """
+    import os
+
+    from models.mlflow_env import disable_mlflow_telemetry
+
+    disable_mlflow_telemetry()
+    os.environ.setdefault(BENTOML_TRACKING_ENV, "true")
+
+
 #: Libraries whose INFO lines and warnings are noise in a command's output.
 NOISY_LIBRARIES = (
     "mlflow",
