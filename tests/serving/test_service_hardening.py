@@ -169,6 +169,8 @@ def _features(company, n: int = 20) -> list[dict]:
     pos = np.linspace(0, len(builder.index.account_ids) - 1, n).astype(int)
     frame = builder.build(pos, np.full(n, int(AS_OF.value // 10**9))).drop(columns=["as_of"])
     frame = frame[frame["customer_days_paying"].isna()]
+    # a trial that has not started at AS_OF has negative elapsed days: never scored (400)
+    frame = frame[~(frame["trial_days_elapsed"] < 0)]
     raw = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return json.loads(json.dumps(raw))
 
