@@ -90,6 +90,8 @@ def _feature_records(store, n: int = 300) -> tuple[pd.DataFrame, list[dict]]:
     pos = np.linspace(0, len(builder.index.account_ids) - 1, n).astype(int)
     moment = int(AS_OF.value // 1_000_000_000)
     frame = builder.build(pos, np.full(n, moment)).drop(columns=["as_of"])
+    # a trial that has not started at AS_OF has negative elapsed days: never scored (400)
+    frame = frame[~(frame["trial_days_elapsed"] < 0)]
     raw = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return frame, json.loads(json.dumps(raw))
 
