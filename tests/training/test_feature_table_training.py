@@ -8,6 +8,7 @@ import tomllib
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_champions
 from table_companies import COLUMNS, SMALL_MODEL, write_company
 from table_companies import LEAKS as LEAK_COLUMNS
 
@@ -27,10 +28,12 @@ def _train(tmp_path, config):
     tables = load_tables(config).tables
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = train_models(config, tables, tracking_uri=uri, kinds=("conversion",))
-    # the version just trained (alias challenger): these tests are about the table
-    # path, and small tables rarely pass the promotion gate (tests/training/test_gate_*)
+    # the version just trained: these tests are about the table path, and small tables
+    # rarely pass the promotion gate (tests/training/test_gate_*); only a promoted
+    # version is served (fail closed), so the test marks it so, as an operator could
+    make_champions(config, uri)
     models = load_scoring_models(
-        config, alias="challenger", tracking_uri=uri, cache_root=str(tmp_path / "cache")
+        config, alias="champion", tracking_uri=uri, cache_root=str(tmp_path / "cache")
     )
     return tables, result, models
 
