@@ -53,11 +53,14 @@ class StartupCheck:
         problem: why the service cannot start (``None`` when it can).
         registry_down: the registry did not answer; the cached copy will be served.
         detail: the registry's error when it is down.
+        no_alias: the registry answered but has no version under the alias (the
+            caller may say why, e.g. the last version's verdict).
     """
 
     problem: str | None
     registry_down: bool = False
     detail: str = ""
+    no_alias: bool = False
 
 
 def check_startup(
@@ -107,7 +110,8 @@ def check_startup(
         return StartupCheck(
             f"no model to serve: {name} has no {alias!r} version in {uri} and nothing is "
             f"cached under {root}. Train one first (`trialcast train -c CONFIG`), or point "
-            "-c / TRIALCAST_CONFIG and --tracking-uri at the company whose models you want."
+            "-c / TRIALCAST_CONFIG and --tracking-uri at the company whose models you want.",
+            no_alias=True,
         )
     return StartupCheck(verdict_problem(name, str(version.version), version.tags))
 

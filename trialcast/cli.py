@@ -397,6 +397,12 @@ def serve(
     with console.status("Checking the model registry..."):
         check = check_startup(cfg, alias=alias, tracking_uri=tracking_uri)
     if check.problem:
+        if check.no_alias:  # say why nothing is champion: the last version's verdict
+            from trialcast.no_champion import missing_model_message
+
+            fail(
+                missing_model_message(cfg, tracking_uri=tracking_uri, alias=alias) or check.problem
+            )
         fail(check.problem)
     if check.registry_down:
         say(f"warning: the model registry is down ({check.detail}); serving the cached model")
