@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from trialcast.cli_common import console, fail, load_config_or_exit, say
 
@@ -31,7 +32,7 @@ VERDICT_STYLE = {
 def print_report(report: MonitorReport, path: Path) -> None:
     """The verdict, its alerts and the cohorts in a few lines."""
     style = VERDICT_STYLE.get(report.verdict.value, "bold")
-    console.print(f"[{style}]{report.verdict.value}[/]  as of {report.as_of}")
+    console.print(Text.assemble((report.verdict.value, style), f"  as of {report.as_of}"))
     for alert in report.alerts:
         say(f"  [{alert.kind.value}] {alert.subject}: {alert.evidence}")
     for note in report.notes:
