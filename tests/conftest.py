@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
+
+from features.settings import ENV_OUTPUT_DIR
+
+
+@pytest.fixture(autouse=True)
+def _output_dir_stays_per_test():
+    """The CLI sets ``TRIALCAST_OUTPUT_DIR`` for the process (so a job and the service it
+    starts agree); CliRunner runs commands in this process, so one test's folder must not
+    become the next test's output root."""
+    before = os.environ.get(ENV_OUTPUT_DIR)
+    yield
+    if before is None:
+        os.environ.pop(ENV_OUTPUT_DIR, None)
+    else:
+        os.environ[ENV_OUTPUT_DIR] = before
 
 
 def raw_events() -> pd.DataFrame:

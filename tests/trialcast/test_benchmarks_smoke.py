@@ -92,7 +92,7 @@ def test_benchmark_running_trials(tmp_path: Path) -> None:
          "--origins", "2026-04-01"],
         tmp_path,
     )  # fmt: skip
-    assert "ratio" in out
+    assert "vs_oracle_pct" in out  # the per-phase table, shipping vs oracle
 
 
 @pytest.mark.slow
