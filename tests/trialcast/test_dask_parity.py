@@ -36,8 +36,9 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def client():
+    # one worker: partition placement (and so the Dask booster) is the same on every run
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
     )
     c = distributed.Client(cluster)
     yield c
@@ -45,7 +46,21 @@ def client():
     cluster.close()
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize(
+    "case",
+    [
+        "leaking",
+        pytest.param(
+            "no-signal",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known bug (issue 19, open): on Dask the no-signal company's model is "
+                "promoted where the one-machine gate says 'no lift beyond timing'; strict, so "
+                "the fix shows as XPASS and this mark must go",
+            ),
+        ),
+    ],
+)
 def test_one_machine_and_dask_give_the_same_judgement(client, tmp_path: Path, case: str) -> None:
     company = make_company(
         tmp_path / "data", n_accounts=1800, seed=21, transform=CASES[case], **SHAPES["long"]
