@@ -112,7 +112,15 @@ def test_probes_are_open_and_everything_else_needs_the_token(server):
         "conversion": "registry",
         "churn": "registry",
     }
-    assert "bentoml_service_request_total" in requests.get(server + "/metrics", timeout=5).text
+    # the request counter appears once an authorised API call has completed; the worker
+    # writes it to the multiprocess folder, so give the scrape a few tries
+    requests.post(server + "/score", json={"accounts": []}, headers=AUTH, timeout=5)
+    for _ in range(20):
+        metrics = requests.get(server + "/metrics", timeout=5).text
+        if "bentoml_service_request_total" in metrics:
+            break
+        time.sleep(0.25)
+    assert "bentoml_service_request_total" in metrics
 
 
 def test_scores_and_reasons_are_exact_and_match_the_models(server, store):
