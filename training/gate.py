@@ -202,10 +202,15 @@ def bootstrap_gain(
     seed: int = 0,
 ) -> Interval:
     """Mean log-loss gain of ``p_model`` over ``p_reference`` (positive = better),
-    with a percentile interval from resampling whole ``groups`` (accounts)."""
+    with a percentile interval from resampling whole ``groups`` (accounts).
+
+    The resamples are drawn per account in sorted account order, so the interval
+    does not depend on the order the rows arrive in (one machine and Dask bring
+    the same test rows back in different orders, and must reach the same verdict).
+    """
     yy = np.asarray(y, dtype=np.float64)
     diff = _row_losses(yy, p_reference) - _row_losses(yy, p_model)
-    codes, _ = pd.factorize(pd.Series(groups).astype(str), sort=False)
+    codes, _ = pd.factorize(pd.Series(groups).astype(str), sort=True)
     k = int(codes.max()) + 1 if len(codes) else 0
     sums = np.bincount(codes, weights=diff, minlength=k)
     counts = np.bincount(codes, minlength=k).astype(np.float64)

@@ -115,3 +115,25 @@ def test_timing_baseline_is_each_snapshots_training_rate(tmp_path, shape):
     got = p[(test["snapshot"] == big).to_numpy()]
     assert len(got) and np.allclose(got, got[0]) and abs(got[0] - rate) < 0.02
     assert snapshot_base_rates(train.assign(snapshot="x"), test) is None
+
+
+def test_gain_interval_does_not_depend_on_row_order() -> None:
+    """One machine and Dask bring the same test rows back in different orders: the
+    bootstrap must resample the same accounts, so the interval (and the verdict) is
+    the same for the same model."""
+    from training.gate import bootstrap_gain
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    groups = np.array([f"acc_{i:05d}" for i in rng.integers(0, 400, n)])
+    y = rng.binomial(1, 0.25, n).astype(float)
+    p_model = np.clip(0.25 + rng.normal(0, 0.05, n), 0.01, 0.99)
+    p_ref = np.full(n, 0.25)
+    first = bootstrap_gain(y, p_model, p_ref, groups, resamples=500, level=0.9)
+    order = rng.permutation(n)
+    shuffled = bootstrap_gain(
+        y[order], p_model[order], p_ref[order], groups[order], resamples=500, level=0.9
+    )
+    assert shuffled.estimate == pytest.approx(first.estimate, abs=1e-12)
+    assert shuffled.low == pytest.approx(first.low, abs=1e-12)
+    assert shuffled.high == pytest.approx(first.high, abs=1e-12)

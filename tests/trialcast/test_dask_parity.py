@@ -30,7 +30,13 @@ pytestmark = pytest.mark.slow  # a LocalCluster, two companies, four LightGBM fi
 LEAK = "Plan Activated"
 CASES = {
     "leaking": lambda demo: variants.hindsight_event(demo, LEAK, seed=3),
-    "no-signal": lambda demo: variants.no_signal(demo, seed=2),
+    # Outcome permutation 3: its verdict is decided by the data, not by LightGBM's bagging
+    # seed ("no lift found" under seeds 0-3 on one machine). Permutation 2 is a chance
+    # draw whose labels happen to track company size (within-snapshot AUC 0.56): on one
+    # machine its verdict flips with the bagging seed (no lift beyond timing, promoted,
+    # no lift found), and a Dask booster (other row order, so other bags) is one more
+    # draw, so no path can promise another path's verdict on it (docs/benchmarks.md).
+    "no-signal": lambda demo: variants.no_signal(demo, seed=3),
 }
 
 
@@ -46,21 +52,7 @@ def client():
     cluster.close()
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "leaking",
-        pytest.param(
-            "no-signal",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known bug (issue 19, open): on Dask the no-signal company's model is "
-                "promoted where the one-machine gate says 'no lift beyond timing'; strict, so "
-                "the fix shows as XPASS and this mark must go",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("case", ["leaking", "no-signal"])
 def test_one_machine_and_dask_give_the_same_judgement(client, tmp_path: Path, case: str) -> None:
     company = make_company(
         tmp_path / "data", n_accounts=1800, seed=21, transform=CASES[case], **SHAPES["long"]
