@@ -57,6 +57,7 @@ from training.tracking import (
     get_or_create_experiment,
     git_commit,
     log_training_run,
+    open_store_early,
     use_tracking_uri,
 )
 from training.train_results import FittedKind, ModelOutcome, TrainingSets, TrainResult
@@ -313,6 +314,13 @@ def train_models(
         progress=progress,
     )
     started = time.perf_counter()
+    open_store_early(  # overlaps the store's start-up with the fit (logging pays less)
+        resolve_tracking_uri(
+            config,
+            tracking_uri,
+            project_dir=Path(project_dir).resolve() if project_dir is not None else None,
+        )
+    )
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
     if sets.spec is not None and sets.spec.table_as_of is False and sets.spec.table_columns:
