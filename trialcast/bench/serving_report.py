@@ -108,7 +108,8 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "## Exact SHAP",
         "",
-        f"LightGBM `pred_contrib` scaled by the Platt slope vs `shap.TreeExplainer` on the same "
+        f"LightGBM `pred_contrib` scaled by the Platt slope (the phase offset credited to "
+        f"`trial_days_elapsed` taken out) vs `shap.TreeExplainer` on the same "
         f"booster, {results['shap']['rows']:,} rows: max |difference| = "
         f"{results['shap']['max_abs_diff']:.2e} (log-odds); time {results['shap']['ours_s'] * 1000:.0f} ms "
         f"vs {results['shap']['shap_s'] * 1000:.0f} ms (TreeExplainer, including its set-up).",
