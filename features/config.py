@@ -28,21 +28,12 @@ from features.config_sources import (
     TableName,
 )
 from features.config_sources import StrictModel as _Strict
-from features.config_training import (
-    DEFAULT_LIGHTGBM_PARAMS,
-    ModelConfig,
-    PromotionConfig,
-    RegistryConfig,
-)
+from models.config_sections import ModelConfig, PromotionConfig, RegistryConfig
 
 __all__ = [
     "CONTRACT_COLUMNS",
-    "DEFAULT_LIGHTGBM_PARAMS",
     "FeatureTableColumn",
     "FeatureTableConfig",
-    "ModelConfig",
-    "PromotionConfig",
-    "RegistryConfig",
     "SourceConfig",
     "SourcesConfig",
     "TableName",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.build import FeatureBuilder
-from features.config import RegistryConfig
+from models.config_sections import RegistryConfig
 from features.snapshots import build_churn_training_set, build_trial_training_set
 
 TrainingSetBuilder = Callable[..., pd.DataFrame]

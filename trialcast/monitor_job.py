@@ -58,8 +58,8 @@ def monitor_command(
 
     from features.config import ConfigError
     from features.loaders import load_tables
-    from features.settings import output_root, resolve_tracking_uri
     from features.validation import InputError
+    from models.settings import output_root, resolve_tracking_uri
     from training.tracking import use_tracking_uri
     from trialcast.monitoring.champion import load_champion
     from trialcast.monitoring.job import run_monitor, write_report
@@ -113,8 +113,8 @@ def retrain_need_gate(
     import pandas as pd
 
     from features.loaders import load_tables
-    from features.settings import output_root, resolve_tracking_uri
     from features.validation import InputError
+    from models.settings import output_root, resolve_tracking_uri
     from training.tracking import use_tracking_uri
     from trialcast.monitoring.need import EXIT_DATA_BROKEN, NeedAction, assess_need
 
