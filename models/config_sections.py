@@ -93,7 +93,8 @@ class RegistryConfig(StrictModel):
     """Where models are tracked and registered (env vars override, see models.settings).
 
     Attributes:
-        tracking_uri: MLflow tracking URI; default a SQLite store under ``models/``.
+        tracking_uri: MLflow tracking URI; default a SQLite store under the output
+            root's ``models/`` folder.
         experiment: MLflow experiment name.
         conversion_model: registered model name of the trial-to-paid model.
         churn_model: registered model name of the churn model.

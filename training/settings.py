@@ -2,12 +2,12 @@
 
 Precedence (first wins): an explicit argument, the ``TRIALCAST_TRACKING_URI``
 environment variable, ``[registry].tracking_uri`` in the company config, and the
-default SQLite store ``sqlite:///<project>/models/mlflow.db`` (the rule lives in
+default SQLite store ``sqlite:///<output root>/models/mlflow.db`` (the rule lives in
 ``models.settings`` so serving shares it without importing training).
 
 Artifacts (plots, model files) go to ``TRIALCAST_ARTIFACT_ROOT`` if set; for a
 SQLite store, next to the database file (``<db folder>/artifacts``); otherwise
-under ``<project>/models/artifacts``. This only applies to experiments trialcast
+under ``<output root>/models/artifacts``. This only applies to experiments trialcast
 creates: an existing experiment keeps its artifact location.
 """
 
