@@ -26,6 +26,7 @@ from features.config import CompanyConfig
 from features.personas import fit_persona_levels
 from features.spec_stats import point_in_time_spec
 from features.tables import Tables
+from models.kinds import KINDS as MODEL_KINDS
 from models.kinds import model_kind
 from training.gate import write_heldout_predictions
 from training.guards import LeakageReport, NotEnoughDataError
@@ -63,7 +64,7 @@ from training.train_results import FittedKind, ModelOutcome, TrainingSets, Train
 
 log = logging.getLogger("trialcast.training")
 
-KINDS = ("conversion", "churn")
+KINDS = tuple(MODEL_KINDS)
 Progress = Callable[[str], None]
 
 

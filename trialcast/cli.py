@@ -261,7 +261,7 @@ def train(
             from trialcast.backtest import truncate_tables
 
             tables = truncate_tables(tables, moment)
-        from training.train import train_models
+        from training.train import KINDS, train_models
 
         result = train_models(
             cfg,
@@ -270,7 +270,7 @@ def train(
             force_features=tuple(force_feature or ()),
             tracking_uri=tracking_uri,
             truth=truth_frame,
-            kinds=tuple(kind) if kind else ("conversion", "churn"),
+            kinds=tuple(kind) if kind else tuple(KINDS),
             export_time=moment,
             show_progress=tune,
             progress=lambda msg: say(msg, style="dim"),

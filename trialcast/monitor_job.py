@@ -59,6 +59,7 @@ def monitor_command(
     from features.config import ConfigError
     from features.loaders import load_tables
     from features.validation import InputError
+    from models.kinds import KINDS
     from models.settings import output_root, resolve_tracking_uri
     from training.tracking import use_tracking_uri
     from trialcast.monitoring.champion import load_champion
@@ -79,7 +80,7 @@ def monitor_command(
         with use_tracking_uri(uri) as client:
             champions = {
                 kind: champ
-                for kind in ("conversion", "churn")
+                for kind in KINDS
                 if (champ := load_champion(client, cfg, kind)) is not None
             }
             with console.status("Scoring cohorts, testing outcomes, drift and data..."):
