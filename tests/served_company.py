@@ -18,7 +18,7 @@ from servers import REPO, free_port
 
 from features.build import FeatureBuilder
 from serving.scoring import ScoringModels, load_scoring_models
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.bench.serving_load import stop_server
 from trialcast.serve_job import run_score_job
 
@@ -61,7 +61,9 @@ def serve_company(
     models_dir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{models_dir / 'mlflow.db'}"
     train_models(
-        company.config, FeatureBuilder.from_tables(tables, company.config), tracking_uri=uri
+        company.config,
+        FeatureBuilder.from_tables(tables, company.config),
+        target=RecordTarget(tracking_uri=uri),
     )
     make_champions(company.config, uri)
     cache = models_dir / "serving_cache"

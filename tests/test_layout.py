@@ -13,6 +13,23 @@ PACKAGES = ("features", "training", "serving", "trialcast", "models")
 #: the most parameters a public function may take (self / cls not counted)
 MAX_PARAMETERS = 8
 KIND_NAMES = frozenset(KINDS)
+#: Public functions still over the limit, each with why; the list may only shrink
+#: (a test fails when an entry is fixed, renamed or gone, so it is kept exact).
+LONG_FOR_NOW = {
+    # the model-fitting family: training/recipe.py and training/dask_recipe.py call
+    # them, and those files are being changed for the Dask fix; grouping the boosting
+    # options (rounds, early stopping) waits until that lands
+    "training/model.py:fit_model": "boosting options with fit_booster",
+    "training/distributed.py:fit_booster_dask": "called by training/dask_recipe.py",
+    "training/distributed.py:fit_model_dask": "mirrors fit_booster_dask",
+    "training/tune.py:tune_params": "called by training/recipe.py",
+    # not yet grouped
+    "features/demo/generator.py:generate_demo_data": "demo knobs: a DemoShape slice",
+    "features/demo/communications.py:generate_communications": "demo knobs",
+    "serving/views.py:render_list": "page, filters and paging: a ListPage slice",
+    "trialcast/backtest_oracle.py:oracle_cohort_row": "cohort actuals: a slice",
+    "trialcast/serve_job.py:run_score_job": "preloaded tables and models: a slice",
+}
 
 
 def _trees() -> Iterator[tuple[Path, ast.Module]]:
@@ -53,8 +70,21 @@ def _parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> int
     return len(names)
 
 
+def _is_cli_command(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A Typer command: every parameter is ``Annotated[..., typer.Option/Argument(...)]``
+    (its parameters are the command's options, which Typer cannot read from a dataclass)."""
+    args = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
+    return bool(args) and all(
+        a.annotation is not None
+        and "Annotated[" in ast.unparse(a.annotation)
+        and "typer." in ast.unparse(a.annotation)
+        for a in args
+    )
+
+
 def long_signatures() -> list[str]:
-    """Public functions and methods with more than ``MAX_PARAMETERS`` parameters."""
+    """Public functions and methods (not Typer commands) over ``MAX_PARAMETERS`` parameters,
+    as ``path:name: ...``."""
     found = []
     for path, tree in _trees():
         methods = {
@@ -67,17 +97,26 @@ def long_signatures() -> list[str]:
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
-            if fn.name.startswith("_"):
+            if fn.name.startswith("_") or _is_cli_command(fn):
                 continue
             n = _parameters(fn, id(fn) in methods)
             if n > MAX_PARAMETERS:
-                found.append(f"{path}:{fn.lineno}: {fn.name} takes {n} parameters")
+                found.append(f"{path}:{fn.name}: line {fn.lineno}, {n} parameters")
     return found
 
 
 def test_no_branch_on_a_model_kind_name() -> None:
     """What differs between kinds is a ``ModelKind`` attribute, never an ``if`` on its name."""
     assert not kind_name_branches(), "\n".join(kind_name_branches())
+
+
+def test_no_public_function_takes_more_than_eight_parameters() -> None:
+    """Long option lists are grouped into small frozen dataclasses (config slices)."""
+    found = long_signatures()
+    new = [f for f in found if f.split(": ")[0] not in LONG_FOR_NOW]
+    assert not new, "group these options into a frozen dataclass:\n" + "\n".join(new)
+    stale = sorted(set(LONG_FOR_NOW) - {f.split(": ")[0] for f in found})
+    assert not stale, f"no longer long (remove from LONG_FOR_NOW): {stale}"
 
 
 def test_the_rules_see_what_they_forbid() -> None:
@@ -87,3 +126,8 @@ def test_the_rules_see_what_they_forbid() -> None:
     fn = ast.parse("def f(self, a, b, c, d, e, f, g, h, *, i): pass").body[0]
     assert isinstance(fn, ast.FunctionDef)
     assert _parameters(fn, method=True) == 9
+    command = ast.parse(
+        "def c(a: Annotated[int, typer.Option()] = 1, b: Annotated[str, typer.Option()] = ''): pass"
+    ).body[0]
+    assert isinstance(command, ast.FunctionDef) and _is_cli_command(command)
+    assert not _is_cli_command(fn)

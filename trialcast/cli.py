@@ -261,19 +261,22 @@ def train(
             from trialcast.backtest import truncate_tables
 
             tables = truncate_tables(tables, moment)
-        from training.train import KINDS, train_models
+        from training.recipe import RecipeOptions
+        from training.train import KINDS, RecordTarget, train_models
 
         result = train_models(
             cfg,
             tables,
-            tune=tune,
-            force_features=tuple(force_feature or ()),
-            tracking_uri=tracking_uri,
-            truth=truth_frame,
             kinds=tuple(kind) if kind else tuple(KINDS),
             export_time=moment,
-            show_progress=tune,
-            progress=lambda msg: say(msg, style="dim"),
+            options=RecipeOptions(
+                tune=tune,
+                force_features=tuple(force_feature or ()),
+                truth=truth_frame,
+                show_progress=tune,
+                progress=lambda msg: say(msg, style="dim"),
+            ),
+            target=RecordTarget(tracking_uri=tracking_uri),
         )
     except (InputError, NotEnoughDataError, ValueError) as exc:
         fail(str(exc))

@@ -99,6 +99,8 @@ def forecast_command(
     from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import (
+        ForecastInputs,
+        ForecastOptions,
         prepare_scores_for_forecast,
         read_scores_file,
         run_forecast,
@@ -144,13 +146,13 @@ def forecast_command(
             frame,
             out or resolve_forecast_dir(),
             as_of=scored_at,
-            history=tables.accounts,
-            customers=customers,
-            model_version=version,
-            logit_sd=logit_sd,
-            to_sql=to_sql,
-            recurring_reason=reason,
-            export_time=export_now(cfg, tables),
+            inputs=ForecastInputs(
+                history=tables.accounts,
+                customers=customers,
+                recurring_reason=reason,
+                export_time=export_now(cfg, tables),
+            ),
+            options=ForecastOptions(model_version=version, logit_sd=logit_sd, to_sql=to_sql),
         )
     except DealValueError as exc:
         fail(str(exc))

@@ -21,7 +21,12 @@ from served_company import SLASH_ID, ServedCompany, serve_company
 from servers import CookieClient, bentoml_server
 
 from features.build import FeatureBuilder
-from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
+from trialcast.forecast_job import (
+    ForecastInputs,
+    ForecastOptions,
+    prepare_scores_for_forecast,
+    run_forecast,
+)
 from trialcast.serve_job import run_score_job
 
 pytestmark = pytest.mark.slow
@@ -46,9 +51,7 @@ def _forecast(served: ServedCompany, out) -> None:
         frame["p_convert"] = frame["p_convert"] * scale
         if scale != 1.0:
             frame["deal_value"] = np.nan
-        run_forecast(config, prepare_scores_for_forecast(frame, tables.accounts), out / "forecast",
-                     history=tables.accounts, model_version="abuse test", export_time=export,
-                     pictures=False)  # fmt: skip
+        run_forecast(config, prepare_scores_for_forecast(frame, tables.accounts), out / "forecast", inputs=ForecastInputs(history=tables.accounts, export_time=export), options=ForecastOptions(model_version="abuse test", pictures=False))  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=sorted(COMPANIES))
