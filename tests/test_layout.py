@@ -28,7 +28,6 @@ LONG_FOR_NOW = {
     "features/demo/communications.py:generate_communications": "demo knobs",
     "serving/views.py:render_list": "page, filters and paging: a ListPage slice",
     "trialcast/backtest_oracle.py:oracle_cohort_row": "cohort actuals: a slice",
-    "trialcast/serve_job.py:run_score_job": "preloaded tables and models: a slice",
 }
 
 

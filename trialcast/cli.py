@@ -335,7 +335,7 @@ def score(
     from features.validation import InputError
     from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from trialcast.no_champion import missing_model_message
-    from trialcast.serve_job import run_score_job
+    from trialcast.serve_job import ModelSource, run_score_job
 
     cfg = load_config_or_exit(config)
     moment = parse_moment(as_of)
@@ -348,9 +348,8 @@ def score(
                 cfg,
                 out=out,
                 as_of=moment,
-                tracking_uri=tracking_uri,
-                alias=alias,
                 allow_before_trial_end=allow_before_trial_end or None,
+                source=ModelSource(tracking_uri=tracking_uri, alias=alias),
             )
     except InputError as exc:
         fail(str(exc))

@@ -107,7 +107,7 @@ def forecast_command(
         scores_model_version,
     )
     from trialcast.no_champion import missing_model_message
-    from trialcast.serve_job import run_score_job
+    from trialcast.serve_job import ModelSource, run_score_job
     from trialcast.summary import print_forecast_summary
 
     cfg = load_config_or_exit(config)
@@ -121,7 +121,9 @@ def forecast_command(
         scores_were_made = scores is None
         if scores is None:
             with console.status("Scoring open trials..."):
-                scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
+                scored = run_score_job(
+                    cfg, tables=tables, as_of=moment, source=ModelSource(models=models)
+                )
             scores = scored.path
         raw = read_scores_file(scores)
     except InputError as exc:

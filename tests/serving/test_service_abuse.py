@@ -27,7 +27,7 @@ from trialcast.forecast_job import (
     prepare_scores_for_forecast,
     run_forecast,
 )
-from trialcast.serve_job import run_score_job
+from trialcast.serve_job import ModelSource, run_score_job
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,7 @@ def _forecast(served: ServedCompany, out) -> None:
     export = tables.export_time()
     window = config.trial.conversion_window_days + config.trial.default_trial_days
     for as_of, scale in ((export - pd.Timedelta(days=window + 30), 1.0), (export, TINY)):
-        scores = run_score_job(config, out=out / f"scores-{as_of:%Y%m%d}.parquet", as_of=as_of,
-                               tables=tables, models=served.models)  # fmt: skip
+        scores = run_score_job(config, out=out / f"scores-{as_of:%Y%m%d}.parquet", as_of=as_of, tables=tables, source=ModelSource(models=served.models))  # fmt: skip
         frame = pd.read_parquet(scores.path)
         frame["p_convert"] = frame["p_convert"] * scale
         if scale != 1.0:

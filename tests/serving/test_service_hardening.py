@@ -42,7 +42,7 @@ from trialcast.forecast_job import (
     prepare_scores_for_forecast,
     run_forecast,
 )
-from trialcast.serve_job import run_score_job
+from trialcast.serve_job import ModelSource, run_score_job
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def company(tmp_path_factory):
             out=scores,
             as_of=AS_OF - pd.Timedelta(days=days_before),
             tables=tables,
-            models=models,
+            source=ModelSource(models=models),
         )
     scores_frame = pd.read_parquet(result.path)
     run_forecast(
