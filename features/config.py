@@ -28,21 +28,12 @@ from features.config_sources import (
     TableName,
 )
 from features.config_sources import StrictModel as _Strict
-from features.config_training import (
-    DEFAULT_LIGHTGBM_PARAMS,
-    ModelConfig,
-    PromotionConfig,
-    RegistryConfig,
-)
+from models.config_sections import ModelConfig, PromotionConfig, RegistryConfig
 
 __all__ = [
     "CONTRACT_COLUMNS",
-    "DEFAULT_LIGHTGBM_PARAMS",
     "FeatureTableColumn",
     "FeatureTableConfig",
-    "ModelConfig",
-    "PromotionConfig",
-    "RegistryConfig",
     "SourceConfig",
     "SourcesConfig",
     "TableName",
@@ -329,6 +320,21 @@ class ForecastConfig(_Strict):
     default_deal_value: float | None = Field(None, gt=0)
 
 
+#: The output folder under the working directory when nothing names one, and under a
+#: chosen folder whose output subfolders would be Python packages (a source checkout).
+DEFAULT_OUTPUT_FOLDER = "trialcast_output"
+#: Output subfolders (``<root>/features``, ``<root>/models``) that may clash with packages.
+OUTPUT_SUBFOLDERS = ("features", "models")
+
+
+def outside_packages(root: Path) -> Path:
+    """``root``, or ``root/trialcast_output`` when an output subfolder of ``root``
+    (``features/``, ``models/``) is a Python package: outputs never land in code."""
+    if any((root / sub / "__init__.py").is_file() for sub in OUTPUT_SUBFOLDERS):
+        return root / DEFAULT_OUTPUT_FOLDER
+    return root
+
+
 class CompanyConfig(_Strict):
     """Everything trialcast knows about one company."""
 
@@ -372,8 +378,10 @@ class CompanyConfig(_Strict):
     @property
     def output_root(self) -> Path:
         """Where every output goes (features, models, scores, forecasts, reports):
-        ``output_dir`` resolved against the config file's folder."""
-        return self.resolve_path(self.output_dir)
+        ``output_dir`` resolved against the config file's folder (its
+        ``trialcast_output/`` subfolder when that folder holds the ``models`` or
+        ``features`` package, see ``outside_packages``)."""
+        return outside_packages(self.resolve_path(self.output_dir))
 
     def config_hash(self) -> str:
         """A short stable hash of the settings (not of where the file lives)."""

@@ -175,6 +175,14 @@ def build_churn_training_set(
     return pd.concat(parts, ignore_index=True)
 
 
+#: Each model kind's labelled-snapshot builder, by kind name (``models.kinds``
+#: declares the same builder on each ``ModelKind``).
+TRAINING_SET_BUILDERS = {
+    "conversion": build_trial_training_set,
+    "churn": build_churn_training_set,
+}
+
+
 def select_open_trials(builder: FeatureBuilder, as_of: pd.Timestamp) -> np.ndarray:
     """Positions of accounts whose trial had started by ``as_of``, not yet converted,
     and that can still convert within their window (the trials a forecast covers)."""

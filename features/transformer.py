@@ -23,7 +23,7 @@ import pandas as pd
 
 from features.build import FeatureBuilder, as_of_seconds, feature_columns
 from features.config import CompanyConfig
-from features.snapshots import build_churn_training_set, build_trial_training_set
+from features.snapshots import TRAINING_SET_BUILDERS
 from features.spec import FeatureSpec, fit_feature_spec
 from features.tables import Tables
 
@@ -82,12 +82,11 @@ class PointInTimeFeatures:
         """Labelled snapshots (``label`` column): trial days for ``conversion``,
         monthly paying snapshots for ``churn``; rows whose label window is still
         open at ``export_time`` are left out."""
-        if kind not in ("conversion", "churn"):
-            raise ValueError(f"kind must be 'conversion' or 'churn', not {kind!r}")
-        builder = self._builder(tables)
-        if kind == "churn":
-            return build_churn_training_set(builder, export_time=export_time)
-        return build_trial_training_set(builder, export_time=export_time)
+        build = TRAINING_SET_BUILDERS.get(kind)
+        if build is None:
+            known = " or ".join(repr(k) for k in TRAINING_SET_BUILDERS)
+            raise ValueError(f"kind must be {known}, not {kind!r}")
+        return build(self._builder(tables), export_time=export_time)
 
     def _builder(self, tables: Tables) -> FeatureBuilder:
         if not hasattr(self, "spec_"):

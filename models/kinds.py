@@ -1,6 +1,6 @@
 """The two models trialcast trains, declared once: what differs between them.
 
-Everything that used to be an ``if kind == "conversion"`` branch is a field
+Everything that used to be a branch on the kind's name is a field
 here: when a training row enters (for the time split), which outcome it
 predicts, whether customer-only columns are inputs, which baselines apply,
 which registered name it gets, and how its training set is built. Code asks
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.build import FeatureBuilder
-from features.config import RegistryConfig
-from features.snapshots import build_churn_training_set, build_trial_training_set
+from models.config_sections import RegistryConfig
+from features.snapshots import TRAINING_SET_BUILDERS
 
 TrainingSetBuilder = Callable[..., pd.DataFrame]
 
@@ -42,6 +42,14 @@ class ModelKind:
         purged_split: split out of time with purged label windows (``True``) rather
             than by account in time order.
         more_data: what to do when there is too little data to train it.
+        phase_calibrated: calibration adds an offset per trial phase (the model
+            sees the trial day and length); a churn snapshot has no trial phase.
+        monitored: ``trialcast monitor`` judges its champion (cohorts, drift).
+        scored_lifecycles: the ``lifecycle`` values of the account view a
+            scoring job scores with it by default.
+        scores_customers: a scoring job scores paying customers (the customer
+            view) rather than the open trials.
+        training_file: the labelled-snapshot file a feature job writes for it.
     """
 
     name: str
@@ -57,6 +65,11 @@ class ModelKind:
     scored: str = "open trials"
     purged_split: bool = False
     more_data: str = ""
+    phase_calibrated: bool = True
+    monitored: bool = True
+    scored_lifecycles: tuple[str, ...] = ("trial", "deciding")
+    scores_customers: bool = False
+    training_file: str = "trial_training.parquet"
 
     def registered_name(self, registry: RegistryConfig) -> str:
         """The registered model name of this kind (from ``[registry]``)."""
@@ -77,7 +90,7 @@ CONVERSION = ModelKind(
     persona_baseline=True,
     truth_column=None,
     registry_field="conversion_model",
-    build_training_set=build_trial_training_set,
+    build_training_set=TRAINING_SET_BUILDERS["conversion"],
     more_data="Add more history (older trials whose conversion window has closed), lower "
     "[model].min_positives in the config, or wait for more trials to finish.",
 )
@@ -89,13 +102,18 @@ CHURN = ModelKind(
     persona_baseline=False,
     truth_column="p_churn_90d",
     registry_field="churn_model",
-    build_training_set=build_churn_training_set,
+    build_training_set=TRAINING_SET_BUILDERS["churn"],
     population="paying accounts",
     positives="churners",
     scored="paying customers",
     purged_split=True,
     more_data="Add more paying-customer history (churn needs a full horizon after each "
     "snapshot), lower [model].min_positives, or train the conversion model only.",
+    phase_calibrated=False,
+    monitored=False,
+    scored_lifecycles=("customer",),
+    scores_customers=True,
+    training_file="churn_training.parquet",
 )
 
 #: Every model kind by name, in training order.

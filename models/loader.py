@@ -2,7 +2,7 @@
 
 The service and the batch scoring job load ``<registered name>@<alias>``
 (``champion`` unless ``TRIALCAST_MODEL_ALIAS`` says otherwise) from the MLflow
-registry at the tracking URI that training used (``features.settings``). Every
+registry at the tracking URI that training used (``models.settings``). Every
 successful load also writes the model files to
 ``models/serving_cache/<name>/<alias>/`` (``TRIALCAST_SERVING_CACHE`` moves the
 root), so that a restart while the registry is down (database unreachable, file
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig
-from features.settings import MODELS_DIR, output_root, resolve_tracking_uri
+from models.settings import MODELS_DIR, output_root, resolve_tracking_uri
 from models.artifact import ARTIFACT_KEY, CALIBRATION_FILE, MODEL_FILES, TrialcastModel
 from models.kinds import model_kind
 from models.mlflow_env import disable_mlflow_telemetry
@@ -305,7 +305,7 @@ def load_serving_model(
         config: the company config (registered names, configured tracking URI).
         kind: ``"conversion"`` or ``"churn"``.
         alias: alias to load (default: ``resolve_alias()``).
-        tracking_uri: explicit URI (default: ``features.settings.resolve_tracking_uri``).
+        tracking_uri: explicit URI (default: ``models.settings.resolve_tracking_uri``).
         cache_root: where the last good copies live (default: ``resolve_cache_root()``).
         wait: seconds to wait for a down registry (default: ``registry_wait_seconds()``).
 

@@ -27,10 +27,10 @@ from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from features.feature_table import TRIAL_END_ONLY_NOTE, trial_end_only
-from features.settings import MODELS_DIR, output_root
 from features.snapshots import select_open_trials
 from features.tables import Tables
 from models.artifact import TrialcastModel
+from models.settings import MODELS_DIR, output_root
 from serving.forecast.deal import estimate_deal_values
 from serving.scoring import ScoringModels, score_feature_records
 

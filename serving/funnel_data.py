@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.settings import output_root
+from models.settings import output_root
 
 ENV_FUNNEL_DIR = "TRIALCAST_FUNNEL_DIR"
 DEFAULT_FUNNEL_DIR = Path("models") / "funnel"

@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from features.settings import output_root
+from models.settings import output_root
 from serving.views import _ENV
 
 ENV_MONITORING_DIR = "TRIALCAST_MONITORING_DIR"

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from features.config import CompanyConfig
-from features.settings import resolve_tracking_uri
 from models.loader import (
     ENV_REGISTRY_WAIT,
     has_cached_copy,
@@ -37,6 +36,7 @@ from models.loader import (
     verdict_problem,
     wait_until_reachable,
 )
+from models.settings import resolve_tracking_uri
 
 log = logging.getLogger("trialcast.serving")
 

@@ -86,7 +86,7 @@ class ScoringModels:
 
         Parsed once per model (it is read on every online request).
         """
-        loaded = self.conversion if kind == "conversion" else self.churn
+        loaded = next((m for m in self.loaded() if m.kind == kind), None)
         if loaded is None or not loaded.model.spec_json:
             return None
         key = (kind, loaded.model.spec_json)

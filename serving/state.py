@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import CompanyConfig, load_config, load_demo_config
-from features.settings import ENV_OUTPUT_DIR
+from models.settings import ENV_OUTPUT_DIR
 from serving.auth_state import FailureThrottle, SessionRevocations
 from serving.input_checks import TrainingRanges
 from serving.security import SessionSigner, read_api_token

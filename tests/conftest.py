@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import pytest
 
-from features.settings import ENV_OUTPUT_DIR
+from models.settings import ENV_OUTPUT_DIR
 
 
 @pytest.fixture(autouse=True)

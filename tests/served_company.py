@@ -18,9 +18,9 @@ from servers import REPO, free_port
 
 from features.build import FeatureBuilder
 from serving.scoring import ScoringModels, load_scoring_models
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.bench.serving_load import stop_server
-from trialcast.serve_job import run_score_job
+from trialcast.serve_job import ModelSource, run_score_job
 
 #: An open trial's id is renamed to this (links must encode the "/").
 SLASH_ID = "north/eu-7"
@@ -61,13 +61,14 @@ def serve_company(
     models_dir.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{models_dir / 'mlflow.db'}"
     train_models(
-        company.config, FeatureBuilder.from_tables(tables, company.config), tracking_uri=uri
+        company.config,
+        FeatureBuilder.from_tables(tables, company.config),
+        target=RecordTarget(tracking_uri=uri),
     )
     make_champions(company.config, uri)
     cache = models_dir / "serving_cache"
     models = load_scoring_models(company.config, tracking_uri=uri, cache_root=str(cache))
-    scores = run_score_job(company.config, out=root / "scores" / "latest.parquet", tables=tables,
-                           models=models).path  # fmt: skip
+    scores = run_score_job(company.config, out=root / "scores" / "latest.parquet", tables=tables, source=ModelSource(models=models)).path  # fmt: skip
     env = {
         "TRIALCAST_API_TOKEN": token,
         "TRIALCAST_CONFIG": str(company.root / "trialcast.toml"),

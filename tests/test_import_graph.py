@@ -1,4 +1,10 @@
-"""The layout's dependency rule, checked on the source: features <- models <- training, serving."""
+"""The layout's dependency rule, checked on the source: features <- models <- training, serving.
+
+One exception: ``features.config`` holds the company config, whose training
+sections (``[model]``, ``[promotion]``, ``[registry]``) are declared in the leaf
+``models.config_sections`` so that ``features`` does not own them; that leaf may
+import nothing first-party but the config base class.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +26,25 @@ ALLOWED = {
 }
 
 
-def _imports(path: Path) -> set[str]:
+#: modules any package may import: leaves below every layer
+SHARED_LEAVES = {"models.config_sections"}
+#: what a shared leaf may import (first-party)
+LEAF_IMPORTS = {"features.config_sources"}
+
+
+def _modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
-    return found & set(PACKAGES)
+            found.add(node.module)
+    return {m for m in found if m.split(".")[0] in PACKAGES}
+
+
+def _imports(path: Path) -> set[str]:
+    return {m.split(".")[0] for m in _modules(path) - SHARED_LEAVES}
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -39,6 +55,26 @@ def test_imports_run_one_way(package: str) -> None:
         for other in _imports(path) - ALLOWED[package]
     }
     assert not wrong, sorted(wrong)
+
+
+@pytest.mark.parametrize("leaf", sorted(SHARED_LEAVES))
+def test_shared_leaves_import_only_the_config_base(leaf: str) -> None:
+    path = ROOT / (leaf.replace(".", "/") + ".py")
+    assert _modules(path) <= LEAF_IMPORTS, sorted(_modules(path) - LEAF_IMPORTS)
+
+
+def test_features_owns_no_training_settings() -> None:
+    """The training, gate and registry sections and the tracking URI live outside features."""
+    assert not (ROOT / "features" / "config_training.py").exists()
+    assert not (ROOT / "features" / "settings.py").exists()
+    owned = {
+        node.name
+        for path in (ROOT / "features").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef | ast.FunctionDef)
+    }
+    moved = {"ModelConfig", "PromotionConfig", "RegistryConfig", "resolve_tracking_uri"}
+    assert not owned & moved, sorted(owned & moved)
 
 
 #: The brief's folder beside the repo, which a user's clone does not have.

@@ -24,6 +24,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from models.artifact import TrialcastModel
+from models.kinds import model_kind
 from models.phases import ELAPSED, LENGTH, PHASE_NAMES, phase_codes
 
 #: Fewest validation rows, and of each class, for a phase to get its own offset.
@@ -52,7 +53,9 @@ class Calibration:
 
 def phase_inputs(model: TrialcastModel, frame: pd.DataFrame) -> np.ndarray | None:
     """Phase codes of ``frame``'s rows, or None when the model cannot see its phase."""
-    if model.kind != "conversion" or ELAPSED not in model.features or LENGTH not in model.features:
+    if not model_kind(model.kind).phase_calibrated:
+        return None
+    if ELAPSED not in model.features or LENGTH not in model.features:
         return None
     elapsed = pd.to_numeric(frame[ELAPSED], errors="coerce").to_numpy(dtype=np.float64)
     length = pd.to_numeric(frame[LENGTH], errors="coerce").to_numpy(dtype=np.float64)

@@ -33,11 +33,6 @@ from scipy.special import expit
 from training.calibration import fit_calibration, phase_inputs
 from training.model import TrialcastModel, prepare_features, wrap_booster
 
-#: Rows scored by default per model kind, by ``lifecycle`` of the account view.
-DEFAULT_LIFECYCLE: dict[str, tuple[str, ...]] = {
-    "conversion": ("trial", "deciding"),
-    "churn": ("customer",),
-}
 #: Parameters dropped before training: class weights (calibration relies on
 #: unweighted margins) and thread counts (``lightgbm.dask`` uses each worker's).
 DROPPED_PARAMS = ("scale_pos_weight", "is_unbalance", "num_threads", "n_jobs", "nthread")

@@ -23,8 +23,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from features.config import DEFAULT_LIGHTGBM_PARAMS
 from models.artifact import TrialcastModel
+from models.config_sections import DEFAULT_LIGHTGBM_PARAMS
 from training.model import fit_model
 
 #: LightGBM defaults of the library estimator: the CLI's (``[model].lightgbm``), one thread.

@@ -201,36 +201,15 @@ def config_exclusions(config: CompanyConfig) -> list[str]:
     return out
 
 
-def discover_milestones(
-    config: CompanyConfig,
-    data: Tables | FeatureBuilder,
-    *,
-    now: pd.Timestamp | str | None = None,
-    min_counts: tuple[int, ...] = MIN_COUNTS,
-    deadlines: tuple[float | None, ...] = DEADLINES,
-    max_event_types: int = 60,
-    exclude_events: tuple[str, ...] | list[str] = (),
-    min_support: int = 30,
-    min_share: float = 0.02,
-    max_share: float = 0.95,
-    min_informative: float = 0.6,
-    max_steps: int = 7,
-    min_adjusted_lift: float = 1.25,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> MilestoneDiscovery:
-    """Rank milestone candidates on closed trials and propose a checklist.
+@dataclass(frozen=True)
+class MilestoneRules:
+    """What milestone discovery tries and what a candidate must show.
 
-    Args:
-        config: the company config (trial and conversion windows, leak exclusions).
-        data: the tables, or an indexed ``FeatureBuilder``.
-        now: the data's "now" (default: the latest timestamp in the data).
+    Attributes:
         min_counts: the minimum event counts tried.
         deadlines: days from trial start by which the count must be reached
             (``None``: by trial end).
         max_event_types: only the event types done by most closed trials are tried.
-        exclude_events: event types never to score, on top of the config's leak
-            exclusions (outcome events such as "Invoice Paid").
         min_support: a candidate needs at least this many trials on each side ...
         min_share: ... and at least this share of trials reaching it (else
             near-absent) ...
@@ -245,11 +224,52 @@ def discover_milestones(
             by at least this much among equally active trials (and its interval
             must lie above 1).
         confidence: level of the intervals.
+    """
+
+    min_counts: tuple[int, ...] = MIN_COUNTS
+    deadlines: tuple[float | None, ...] = DEADLINES
+    max_event_types: int = 60
+    min_support: int = 30
+    min_share: float = 0.02
+    max_share: float = 0.95
+    min_informative: float = 0.6
+    max_steps: int = 7
+    min_adjusted_lift: float = 1.25
+    confidence: float = 0.95
+
+
+def discover_milestones(
+    config: CompanyConfig,
+    data: Tables | FeatureBuilder,
+    *,
+    now: pd.Timestamp | str | None = None,
+    exclude_events: tuple[str, ...] | list[str] = (),
+    rules: MilestoneRules | None = None,
+    seed: int = 0,
+) -> MilestoneDiscovery:
+    """Rank milestone candidates on closed trials and propose a checklist.
+
+    Args:
+        config: the company config (trial and conversion windows, leak exclusions).
+        data: the tables, or an indexed ``FeatureBuilder``.
+        now: the data's "now" (default: the latest timestamp in the data).
+        exclude_events: event types never to score, on top of the config's leak
+            exclusions (outcome events such as "Invoice Paid").
+        rules: what is tried and what a candidate must show (``MilestoneRules``).
         seed: LightGBM seed.
 
     Raises:
         ValueError: no closed trial, or no converter among them.
     """
+    rules = rules or MilestoneRules()
+    min_counts, deadlines, max_event_types = (
+        rules.min_counts,
+        rules.deadlines,
+        rules.max_event_types,
+    )
+    min_support, min_share, max_share = rules.min_support, rules.min_share, rules.max_share
+    min_informative, max_steps = rules.min_informative, rules.max_steps
+    min_adjusted_lift, confidence = rules.min_adjusted_lift, rules.confidence
     started = time.perf_counter()
     builder = data if isinstance(data, FeatureBuilder) else FeatureBuilder.from_tables(data, config)
     idx = builder.index

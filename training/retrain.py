@@ -41,6 +41,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -56,6 +57,7 @@ from features.tables import Tables
 from models.kinds import model_kind
 from training.guards import NotEnoughDataError, check_base_rate
 from training.holdout import Holdout, recent_holdout
+from training.recipe import RecipeOptions
 from training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -84,6 +86,7 @@ from training.tracking import get_or_create_experiment, use_tracking_uri
 from training.train import (
     KINDS,
     ModelOutcome,
+    RecordTarget,
     TrainingSets,
     build_training_sets,
     point_in_time_builder,
@@ -283,20 +286,41 @@ def _lock_owner(lock_path: Path) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class RetrainOptions:
+    """Where a retrain writes and how it runs (not what it decides).
+
+    Attributes:
+        tracking_uri: MLflow store (else ``TRIALCAST_TRACKING_URI`` / config / default).
+        lock_path: the lock file (default ``<output root>/models/retrain-<registry>.lock``).
+        project_dir: the output root ``models/`` lives under (default: ``output_root()``).
+        decisions_dir: where decision files go (default
+            ``<output root>/models/retrain_decisions``).
+        wait_seconds: how long to wait for a running retrain to finish (0: do not
+            wait, return ``busy``).
+        truth: demo truth table (adds the ceiling to the training run's metrics).
+        progress: called with one-line status messages.
+        on_stage: called with each name in ``STAGES`` as the job passes it (hooks for
+            monitoring and for the crash tests).
+    """
+
+    tracking_uri: str | None = None
+    lock_path: str | Path | None = None
+    project_dir: str | Path | None = None
+    decisions_dir: str | Path | None = None
+    wait_seconds: float = 0.0
+    truth: pd.DataFrame | None = None
+    progress: Progress | None = None
+    on_stage: Callable[[str], None] | None = None
+
+
 def run_retrain(
     config: CompanyConfig,
     tables: Tables | Callable[[], Tables],
     *,
-    tracking_uri: str | None = None,
-    lock_path: str | Path | None = None,
     now: pd.Timestamp | str | None = None,
     kinds: tuple[str, ...] = KINDS,
-    wait_seconds: float = 0.0,
-    project_dir: str | Path | None = None,
-    decisions_dir: str | Path | None = None,
-    truth: pd.DataFrame | None = None,
-    progress: Progress | None = None,
-    on_stage: Callable[[str], None] | None = None,
+    options: RetrainOptions | None = None,
 ) -> RetrainDecision:
     """Retrain, judge the challenger against the champion, promote only if it is better.
 
@@ -304,23 +328,23 @@ def run_retrain(
         config: the company config (``[model]`` rule, ``[registry]`` names).
         tables: the fresh tables, or a function loading them (called only once the
             lock is held, so a ``busy`` job does not load anything).
-        tracking_uri: MLflow store (else ``TRIALCAST_TRACKING_URI`` / config / default).
-        lock_path: the lock file (default ``<project>/models/retrain-<registry>.lock``).
         now: the data's "now" for labels (default: the latest timestamp in the data).
         kinds: which models to retrain.
-        wait_seconds: how long to wait for a running retrain to finish (0: do not
-            wait, return ``busy``).
-        project_dir: where ``models/`` lives (default: the working directory).
-        decisions_dir: where decision files go (default ``<project>/models/retrain_decisions``).
-        truth: demo truth table (adds the ceiling to the training run's metrics).
-        progress: called with one-line status messages.
-        on_stage: called with each name in ``STAGES`` as the job passes it (hooks for
-            monitoring and for the crash tests).
+        options: the store, lock, folders, wait and hooks (``RetrainOptions``).
 
     Returns:
         The decision (also written as JSON and, when something was trained, logged
         as a ``retrain`` MLflow run).
     """
+    opts = options or RetrainOptions()
+    tracking_uri, lock_path, decisions_dir = opts.tracking_uri, opts.lock_path, opts.decisions_dir
+    wait_seconds, truth, progress, on_stage = (
+        opts.wait_seconds,
+        opts.truth,
+        opts.progress,
+        opts.on_stage,
+    )
+    project_dir = opts.project_dir
     started = _now_utc()
     t0 = time.perf_counter()
     project = output_root(project_dir)
@@ -474,11 +498,9 @@ def _retrain_locked(
                     path="retrain",
                 ),
                 kinds=trainable,
-                tracking_uri=uri,
-                truth=truth,
                 export_time=data_as_of,
-                project_dir=project,
-                progress=say,
+                options=RecipeOptions(truth=truth, progress=say),
+                target=RecordTarget(tracking_uri=uri, project_dir=project),
             )
         except NotEnoughDataError as exc:
             for kind in trainable:

@@ -2,12 +2,12 @@
 
 Precedence (first wins): an explicit argument, the ``TRIALCAST_TRACKING_URI``
 environment variable, ``[registry].tracking_uri`` in the company config, and the
-default SQLite store ``sqlite:///<project>/models/mlflow.db`` (the rule lives in
-``features.settings`` so serving shares it without importing training).
+default SQLite store ``sqlite:///<output root>/models/mlflow.db`` (the rule lives in
+``models.settings`` so serving shares it without importing training).
 
 Artifacts (plots, model files) go to ``TRIALCAST_ARTIFACT_ROOT`` if set; for a
 SQLite store, next to the database file (``<db folder>/artifacts``); otherwise
-under ``<project>/models/artifacts``. This only applies to experiments trialcast
+under ``<output root>/models/artifacts``. This only applies to experiments trialcast
 creates: an existing experiment keeps its artifact location.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from features.settings import (
+from models.settings import (
     ENV_TRACKING_URI,
     MODELS_DIR,
     default_tracking_uri,

@@ -26,6 +26,7 @@ from features.config import CompanyConfig
 from features.personas import fit_persona_levels
 from features.spec_stats import point_in_time_spec
 from features.tables import Tables
+from models.kinds import KINDS as MODEL_KINDS
 from models.kinds import model_kind
 from training.gate import write_heldout_predictions
 from training.guards import LeakageReport, NotEnoughDataError
@@ -64,7 +65,7 @@ from training.train_results import FittedKind, ModelOutcome, TrainingSets, Train
 
 log = logging.getLogger("trialcast.training")
 
-KINDS = ("conversion", "churn")
+KINDS = tuple(MODEL_KINDS)
 Progress = Callable[[str], None]
 
 
@@ -267,16 +268,10 @@ def train_models(
     config: CompanyConfig,
     data: Tables | FeatureBuilder | TrainingSets,
     *,
-    tune: bool = False,
-    force_features: tuple[str, ...] | list[str] = (),
-    tracking_uri: str | None = None,
-    truth: pd.DataFrame | None = None,
     kinds: tuple[str, ...] = KINDS,
     export_time: pd.Timestamp | None = None,
-    project_dir: str | Path | None = None,
-    show_progress: bool = False,
-    progress: Progress | None = None,
-    predictions_dir: str | Path | None = None,
+    options: RecipeOptions | None = None,
+    target: RecordTarget | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register the conversion and churn models.
 
@@ -286,17 +281,19 @@ def train_models(
     Args:
         config: the company config (``[model]``, ``[registry]``).
         data: tables, an indexed ``FeatureBuilder``, or prebuilt ``TrainingSets``.
-        tune: run the Optuna search (``[model].tune_trials``) before the final fit.
-        force_features: flagged-as-leaky features to keep anyway.
-        tracking_uri: MLflow tracking URI (else env / config / default SQLite).
-        truth: the demo truth table; adds the "ceiling" rows to the metrics.
         kinds: which models to train.
         export_time: "now" of the data (default: the latest event).
-        project_dir: where ``models/`` lives for the default store (default: cwd).
-        show_progress: progress bars (Optuna).
-        progress: called with one-line status messages.
-        predictions_dir: where the held-out predictions Parquet files go
-            (default ``<project>/models/predictions``).
+        options: how the recipe runs: ``tune`` (the Optuna search,
+            ``[model].tune_trials``, before the final fit), ``force_features``
+            (flagged-as-leaky features to keep anyway), ``truth`` (the demo truth
+            table: the "ceiling" rows of the metrics), ``show_progress`` (Optuna
+            progress bars) and ``progress`` (called with one-line status
+            messages). Its ``path`` is set here: ``train``, or the path of
+            prebuilt ``TrainingSets``.
+        target: where the models are recorded: ``tracking_uri`` (else env /
+            config / default SQLite), ``project_dir`` (the output root of the
+            default store) and ``predictions_dir`` (held-out predictions, default
+            ``<output root>/models/predictions``); its other fields are set here.
 
     Returns:
         Per kind, the model, its metrics, registry version and promotion outcome;
@@ -305,14 +302,11 @@ def train_models(
     Raises:
         NotEnoughDataError: when every requested kind was refused.
     """
-    options = RecipeOptions(
+    options = replace(
+        options or RecipeOptions(),
         path="train" if not isinstance(data, TrainingSets) else data.path,
-        tune=tune,
-        force_features=tuple(force_features),
-        truth=truth,
-        show_progress=show_progress,
-        progress=progress,
     )
+    progress = options.progress
     started = time.perf_counter()
     open_store_early(  # overlaps the store's start-up with the fit (logging pays less)
         resolve_tracking_uri(
@@ -354,13 +348,12 @@ def train_models(
             _say(progress, f"refused: {exc}")
     if not fitted:
         raise NotEnoughDataError("\n".join(refused.values()) or "nothing to train")
-    target = RecordTarget(
-        tracking_uri=tracking_uri,
-        project_dir=project_dir,
-        predictions_dir=predictions_dir,
-        tuned=tune,
+    target = target or RecordTarget()
+    target = replace(
+        target,
+        tuned=options.tune,
         persona_rates=persona_rates,
-        extra_tags={"trialcast.as_of": data_as_of(data, export_time)},
+        extra_tags={**target.extra_tags, "trialcast.as_of": data_as_of(data, export_time)},
     )
     result = record_fitted(config, fitted, target, progress=progress)
     result.refused = refused

@@ -261,19 +261,22 @@ def train(
             from trialcast.backtest import truncate_tables
 
             tables = truncate_tables(tables, moment)
-        from training.train import train_models
+        from training.recipe import RecipeOptions
+        from training.train import KINDS, RecordTarget, train_models
 
         result = train_models(
             cfg,
             tables,
-            tune=tune,
-            force_features=tuple(force_feature or ()),
-            tracking_uri=tracking_uri,
-            truth=truth_frame,
-            kinds=tuple(kind) if kind else ("conversion", "churn"),
+            kinds=tuple(kind) if kind else tuple(KINDS),
             export_time=moment,
-            show_progress=tune,
-            progress=lambda msg: say(msg, style="dim"),
+            options=RecipeOptions(
+                tune=tune,
+                force_features=tuple(force_feature or ()),
+                truth=truth_frame,
+                show_progress=tune,
+                progress=lambda msg: say(msg, style="dim"),
+            ),
+            target=RecordTarget(tracking_uri=tracking_uri),
         )
     except (InputError, NotEnoughDataError, ValueError) as exc:
         fail(str(exc))
@@ -332,7 +335,7 @@ def score(
     from features.validation import InputError
     from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from trialcast.no_champion import missing_model_message
-    from trialcast.serve_job import run_score_job
+    from trialcast.serve_job import ModelSource, run_score_job
 
     cfg = load_config_or_exit(config)
     moment = parse_moment(as_of)
@@ -345,9 +348,8 @@ def score(
                 cfg,
                 out=out,
                 as_of=moment,
-                tracking_uri=tracking_uri,
-                alias=alias,
                 allow_before_trial_end=allow_before_trial_end or None,
+                source=ModelSource(tracking_uri=tracking_uri, alias=alias),
             )
     except InputError as exc:
         fail(str(exc))

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from features.config import CompanyConfig, ConfigError, load_config
-from features.settings import ENV_OUTPUT_DIR
+from models.settings import ENV_OUTPUT_DIR
 
 if TYPE_CHECKING:
     import pandas as pd

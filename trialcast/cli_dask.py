@@ -115,14 +115,14 @@ def dask_score(
             moment = pd.Timestamp(as_of) if as_of else None
         except ValueError:
             fail(f"--as-of: not a date/time: {as_of!r}")
-        from models.kinds import CHURN, model_kind
+        from models.kinds import model_kind
         from training.model import TrialcastModel
 
         try:
             kind = model_kind(TrialcastModel.load(model_dir).kind)
         except (OSError, ValueError, KeyError) as exc:
             fail(f"{model_dir}: not a saved model folder ({exc})")
-        job = run_customers_dask if kind is CHURN else run_open_trials_dask
+        job = run_customers_dask if kind.scores_customers else run_open_trials_dask
         try:
             done = job(
                 load_config_or_exit(config),
@@ -136,7 +136,7 @@ def dask_score(
             fail(str(exc))
         what = (
             "paying customers for churn"
-            if kind is CHURN
+            if kind.scores_customers
             else f"open trials ({done['closed']:,} more past their window: closed, p = 0)"
         )
         say(f"Scored {done['rows']:,} {what} as of {done['as_of']} -> {done['path']}")

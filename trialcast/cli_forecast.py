@@ -99,13 +99,15 @@ def forecast_command(
     from serving.open_trials import NO_OPEN_TRIAL_EXIT, NoOpenTrialError
     from serving.scoring import load_scoring_models
     from trialcast.forecast_job import (
+        ForecastInputs,
+        ForecastOptions,
         prepare_scores_for_forecast,
         read_scores_file,
         run_forecast,
         scores_model_version,
     )
     from trialcast.no_champion import missing_model_message
-    from trialcast.serve_job import run_score_job
+    from trialcast.serve_job import ModelSource, run_score_job
     from trialcast.summary import print_forecast_summary
 
     cfg = load_config_or_exit(config)
@@ -119,7 +121,9 @@ def forecast_command(
         scores_were_made = scores is None
         if scores is None:
             with console.status("Scoring open trials..."):
-                scored = run_score_job(cfg, tables=tables, models=models, as_of=moment)
+                scored = run_score_job(
+                    cfg, tables=tables, as_of=moment, source=ModelSource(models=models)
+                )
             scores = scored.path
         raw = read_scores_file(scores)
     except InputError as exc:
@@ -144,13 +148,13 @@ def forecast_command(
             frame,
             out or resolve_forecast_dir(),
             as_of=scored_at,
-            history=tables.accounts,
-            customers=customers,
-            model_version=version,
-            logit_sd=logit_sd,
-            to_sql=to_sql,
-            recurring_reason=reason,
-            export_time=export_now(cfg, tables),
+            inputs=ForecastInputs(
+                history=tables.accounts,
+                customers=customers,
+                recurring_reason=reason,
+                export_time=export_now(cfg, tables),
+            ),
+            options=ForecastOptions(model_version=version, logit_sd=logit_sd, to_sql=to_sql),
         )
     except DealValueError as exc:
         fail(str(exc))

@@ -166,7 +166,6 @@ def run_train_dask(
 
     features = Path(features_dir)
     spec_json = (features / "feature_spec.json").read_text()
-    files = {"conversion": "trial_training.parquet", "churn": "churn_training.parquet"}
     result = DaskTrainResult()
     root = Path(model_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -174,7 +173,7 @@ def run_train_dask(
     with dask_client(scheduler, n_workers=n_workers) as client:
         engine = DaskEngine(client)
         for kind in kinds:
-            path = features / files[kind]
+            path = features / model_kind(kind).training_file
             if not path.exists():
                 result.refused[kind] = f"{kind} model: {path} not found (no labelled rows)"
                 continue
@@ -261,7 +260,7 @@ def run_score_dask(
     import dask.dataframe as dd
 
     from training.dask_gate import require_promoted
-    from training.distributed import DEFAULT_LIFECYCLE, score_dask
+    from training.distributed import score_dask
     from training.model import TrialcastModel
 
     require_promoted(model_dir)
@@ -272,7 +271,7 @@ def run_score_dask(
     started = time.perf_counter()
     with dask_client(scheduler, n_workers=n_workers):
         frame = dd.read_parquet(str(features_path))
-        keep = lifecycle if lifecycle is not None else DEFAULT_LIFECYCLE[model.kind]
+        keep = lifecycle if lifecycle is not None else model_kind(model.kind).scored_lifecycles
         if keep and "lifecycle" in frame.columns:
             frame = frame[frame["lifecycle"].astype(str).isin(list(keep))]
         scored = score_dask(frame, model, top_k=top_k)

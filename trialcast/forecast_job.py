@@ -187,23 +187,57 @@ def write_forecast_meta(
     return path
 
 
+@dataclass(frozen=True)
+class ForecastInputs:
+    """What a forecast knows besides the scored open trials.
+
+    Attributes:
+        history: accounts table (``trial_start``, ``trial_end``, ``converted_at``,
+            ``deal_value``, ``plan``) to learn timing and fill missing deal values.
+        customers: paying accounts with ``mrr`` and ``p_churn`` (optional).
+        recurring_reason: why ``customers`` is missing (kept in the meta file and
+            the result; a reason is required when it is missing).
+        export_time: "now" of ``history`` (decides which past runs are complete in
+            ``forecast_history.csv``; default ``as_of``).
+    """
+
+    history: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None
+    recurring_reason: str | None = None
+    export_time: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class ForecastOptions:
+    """How a forecast is computed and where it is also written.
+
+    Attributes:
+        horizon_days: recurring-revenue horizon (default: ``churn_horizon_days``).
+        model_version: stamped on every exported row.
+        logit_sd: calibration uncertainty (shared log-odds sd) widening the ranges.
+        tolerance: accuracy of the ranges (fraction of each group's sd).
+        to_sql: SQLAlchemy URL to also write the account rows to (``sql_table``).
+        sql_table: the table ``to_sql`` writes.
+        pictures: write the PNG of expected revenue by month.
+    """
+
+    horizon_days: float | None = None
+    model_version: str = "unregistered"
+    logit_sd: float = 0.0
+    tolerance: float = TOLERANCE
+    to_sql: str | None = None
+    sql_table: str = DEFAULT_TABLE
+    pictures: bool = True
+
+
 def run_forecast(
     config: CompanyConfig,
     scores: pd.DataFrame,
     out_dir: str | Path,
     *,
     as_of: pd.Timestamp | None = None,
-    history: pd.DataFrame | None = None,
-    customers: pd.DataFrame | None = None,
-    horizon_days: float | None = None,
-    model_version: str = "unregistered",
-    logit_sd: float = 0.0,
-    tolerance: float = TOLERANCE,
-    to_sql: str | None = None,
-    sql_table: str = DEFAULT_TABLE,
-    pictures: bool = True,
-    recurring_reason: str | None = None,
-    export_time: pd.Timestamp | None = None,
+    inputs: ForecastInputs | None = None,
+    options: ForecastOptions | None = None,
 ) -> ForecastRunResult:
     """Forecast new revenue from scored open trials (and churn-adjusted MRR); write it.
 
@@ -213,20 +247,17 @@ def run_forecast(
         out_dir: folder for ``forecast_breakdown.csv``, ``forecast_accounts.csv`` /
             ``.parquet``, ``forecast_recurring.csv`` and the PNGs.
         as_of: moment of the scores (default: max ``as_of`` column, else now).
-        history: accounts table (``trial_start``, ``trial_end``, ``converted_at``,
-            ``deal_value``, ``plan``) to learn timing and fill missing deal values.
-        customers: paying accounts with ``mrr`` and ``p_churn`` (optional).
-        horizon_days: recurring-revenue horizon (default: ``churn_horizon_days``).
-        model_version: stamped on every exported row.
-        logit_sd: calibration uncertainty (shared log-odds sd) widening the ranges.
-        tolerance: accuracy of the ranges (fraction of each group's sd).
-        to_sql: SQLAlchemy URL to also write the account rows to (``sql_table``).
-        pictures: write the PNG of expected revenue by month.
-        export_time: "now" of ``history`` (decides which past runs are complete in
-            ``forecast_history.csv``; default ``as_of``).
-        recurring_reason: why ``customers`` is missing (kept in the meta file and
-            the result; a reason is required when it is missing).
+        inputs: history, customers and the data's "now" (``ForecastInputs``).
+        options: horizon, version stamp, range settings, SQL export and pictures
+            (``ForecastOptions``).
     """
+    inputs = inputs or ForecastInputs()
+    options = options or ForecastOptions()
+    history, customers = inputs.history, inputs.customers
+    recurring_reason, export_time = inputs.recurring_reason, inputs.export_time
+    horizon_days, model_version = options.horizon_days, options.model_version
+    logit_sd, tolerance, pictures = options.logit_sd, options.tolerance, options.pictures
+    to_sql, sql_table = options.to_sql, options.sql_table
     if customers is None and not recurring_reason:
         recurring_reason = "no churn scores were given"
     seconds: dict[str, float] = {}

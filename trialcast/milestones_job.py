@@ -100,7 +100,7 @@ def milestones_command(
     from features.config import ConfigError
     from features.loaders import load_tables
     from features.validation import InputError
-    from training.milestones import discover_milestones
+    from training.milestones import MilestoneRules, discover_milestones
     from training.pql_rule import propose_pql_for_company
     from trialcast.cli_common import NO_LABELS, fail, load_config_or_exit
 
@@ -116,7 +116,7 @@ def milestones_command(
                 builder,
                 now=pd.Timestamp(as_of) if as_of else None,
                 exclude_events=tuple(exclude or ()),
-                max_steps=max_steps,
+                rules=MilestoneRules(max_steps=max_steps),
             )
         pql = None
         if not cfg.pql.conditions:  # no rule means no PQLs: propose one from the data

@@ -58,8 +58,9 @@ def monitor_command(
 
     from features.config import ConfigError
     from features.loaders import load_tables
-    from features.settings import output_root, resolve_tracking_uri
     from features.validation import InputError
+    from models.kinds import KINDS
+    from models.settings import output_root, resolve_tracking_uri
     from training.tracking import use_tracking_uri
     from trialcast.monitoring.champion import load_champion
     from trialcast.monitoring.job import run_monitor, write_report
@@ -79,7 +80,7 @@ def monitor_command(
         with use_tracking_uri(uri) as client:
             champions = {
                 kind: champ
-                for kind in ("conversion", "churn")
+                for kind in KINDS
                 if (champ := load_champion(client, cfg, kind)) is not None
             }
             with console.status("Scoring cohorts, testing outcomes, drift and data..."):
@@ -113,8 +114,8 @@ def retrain_need_gate(
     import pandas as pd
 
     from features.loaders import load_tables
-    from features.settings import output_root, resolve_tracking_uri
     from features.validation import InputError
+    from models.settings import output_root, resolve_tracking_uri
     from training.tracking import use_tracking_uri
     from trialcast.monitoring.need import EXIT_DATA_BROKEN, NeedAction, assess_need
 

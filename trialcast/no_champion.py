@@ -14,8 +14,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.config import CompanyConfig
-from features.settings import resolve_tracking_uri
 from models.loader import check_reachable, registered_name
+from models.settings import resolve_tracking_uri
 
 ENV_ALIAS = "TRIALCAST_MODEL_ALIAS"
 

@@ -124,7 +124,7 @@ def retrain_command(
 
     from features.loaders import load_tables
     from features.validation import InputError
-    from training.retrain import run_retrain
+    from training.retrain import RetrainOptions, run_retrain
     from trialcast.cli_common import load_config_or_exit, parse_moment
 
     cfg = load_config_or_exit(config)
@@ -143,13 +143,15 @@ def retrain_command(
         decision = run_retrain(
             cfg,
             loader,
-            tracking_uri=tracking_uri,
-            lock_path=lock_file,
             now=moment,
             kinds=tuple(kind) if kind else ("conversion", "churn"),
-            wait_seconds=wait,
-            truth=truth_frame,
-            progress=lambda msg: console.print(msg, style="dim", highlight=False),
+            options=RetrainOptions(
+                tracking_uri=tracking_uri,
+                lock_path=lock_file,
+                wait_seconds=wait,
+                truth=truth_frame,
+                progress=lambda msg: console.print(msg, style="dim", highlight=False),
+            ),
         )
     except InputError as exc:
         err.print(Text.assemble(("error:", "bold red"), f" {exc}"))

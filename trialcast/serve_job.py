@@ -50,16 +50,29 @@ class ScoreJobResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a scoring job's models come from: already loaded, or the registry.
+
+    Attributes:
+        models: loaded models to reuse (then the registry is not asked).
+        tracking_uri, alias: which registry and alias to load from (defaults as
+            the service).
+    """
+
+    models: ScoringModels | None = None
+    tracking_uri: str | None = None
+    alias: str | None = None
+
+
 def run_score_job(
     config: CompanyConfig,
     *,
     out: str | Path | None = None,
     as_of: pd.Timestamp | None = None,
-    tracking_uri: str | None = None,
-    alias: str | None = None,
     top_k: int = 5,
     tables: Tables | None = None,
-    models: ScoringModels | None = None,
+    source: ModelSource | None = None,
     allow_before_trial_end: bool | None = None,
 ) -> ScoreJobResult:
     """Score the open trials at ``as_of`` (default: the export time) and write them.
@@ -69,9 +82,10 @@ def run_score_job(
         out: output Parquet path (default ``TRIALCAST_SCORES_PATH`` or
             ``models/scores/latest.parquet``).
         as_of: the scoring moment.
-        tracking_uri, alias: which registry and alias to load (defaults as the service).
         top_k: factors of each sign kept per account.
-        tables, models: already loaded tables / models to reuse (loaded here if omitted).
+        tables: already loaded tables to reuse (loaded here if omitted).
+        source: loaded models to reuse, or the registry and alias to load them
+            from (``ModelSource``; default: the service's registry and alias).
         allow_before_trial_end: let a trial-end model (feature table without
             ``as_of``) score trials still running (default: the config's choice).
 
@@ -84,8 +98,10 @@ def run_score_job(
         tables = load_tables(config).tables
     seconds["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    source = source or ModelSource()
+    models = source.models
     if models is None:
-        models = load_scoring_models(config, alias=alias, tracking_uri=tracking_uri)
+        models = load_scoring_models(config, alias=source.alias, tracking_uri=source.tracking_uri)
     seconds["models"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     moment = pd.Timestamp(as_of) if as_of is not None else tables.export_time()

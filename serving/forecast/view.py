@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.settings import output_root
+from models.settings import output_root
 
 ENV_FORECAST_DIR = "TRIALCAST_FORECAST_DIR"
 DEFAULT_FORECAST_DIR = Path("models") / "forecast"

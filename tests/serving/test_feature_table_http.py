@@ -17,7 +17,7 @@ from features.demo.table_company import write_example
 from features.loaders import load_tables
 from serving.batch import score_accounts
 from serving.scoring import load_scoring_models
-from training.train import train_models
+from training.train import RecordTarget, train_models
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,9 @@ def trained(tmp_path_factory):
     config = load_config(toml)
     tables = load_tables(config).tables
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    result = train_models(config, tables, tracking_uri=uri, kinds=("conversion",))
+    result = train_models(
+        config, tables, kinds=("conversion",), target=RecordTarget(tracking_uri=uri)
+    )
     models = load_scoring_models(config, tracking_uri=uri, cache_root=str(root / "cache"))
     return {"root": root, "toml": toml, "config": config, "tables": tables, "uri": uri,
             "result": result, "models": models}  # fmt: skip

@@ -16,7 +16,7 @@ from servers import bentoml_server
 
 from features.build import FeatureBuilder
 from models.loader import load_serving_model
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.funnel_job import run_funnel
 
 pytestmark = pytest.mark.slow
@@ -35,8 +35,7 @@ def served(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"funnel-http-{request.param}")
     company = make_company(root / "data", **COMPANIES[request.param])
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    train_models(company.config, FeatureBuilder.from_tables(company.tables, company.config),
-                 tracking_uri=uri)  # fmt: skip
+    train_models(company.config, FeatureBuilder.from_tables(company.tables, company.config), target=RecordTarget(tracking_uri=uri))  # fmt: skip
     make_champions(company.config, uri)
     model = load_serving_model(company.config, "conversion", tracking_uri=uri,
                                cache_root=root / "cache")  # fmt: skip

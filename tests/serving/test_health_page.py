@@ -14,7 +14,7 @@ from servers import bentoml_server
 from features.config import load_demo_config
 from features.demo.generator import generate_demo_data
 from training.tracking import use_tracking_uri
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.backtest import truncate_tables
 from trialcast.monitoring.champion import load_champion
 from trialcast.monitoring.job import run_monitor, write_report
@@ -35,8 +35,7 @@ def report(tmp_path_factory):
         config,
         truncate_tables(demo.tables, TRAINED_AT),
         export_time=TRAINED_AT,
-        tracking_uri=uri,
-        project_dir=root,
+        target=RecordTarget(tracking_uri=uri, project_dir=root),
     )
     make_champions(config, uri)
     with use_tracking_uri(uri) as client:

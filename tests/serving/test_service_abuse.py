@@ -21,8 +21,13 @@ from served_company import SLASH_ID, ServedCompany, serve_company
 from servers import CookieClient, bentoml_server
 
 from features.build import FeatureBuilder
-from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
-from trialcast.serve_job import run_score_job
+from trialcast.forecast_job import (
+    ForecastInputs,
+    ForecastOptions,
+    prepare_scores_for_forecast,
+    run_forecast,
+)
+from trialcast.serve_job import ModelSource, run_score_job
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +45,12 @@ def _forecast(served: ServedCompany, out) -> None:
     export = tables.export_time()
     window = config.trial.conversion_window_days + config.trial.default_trial_days
     for as_of, scale in ((export - pd.Timedelta(days=window + 30), 1.0), (export, TINY)):
-        scores = run_score_job(config, out=out / f"scores-{as_of:%Y%m%d}.parquet", as_of=as_of,
-                               tables=tables, models=served.models)  # fmt: skip
+        scores = run_score_job(config, out=out / f"scores-{as_of:%Y%m%d}.parquet", as_of=as_of, tables=tables, source=ModelSource(models=served.models))  # fmt: skip
         frame = pd.read_parquet(scores.path)
         frame["p_convert"] = frame["p_convert"] * scale
         if scale != 1.0:
             frame["deal_value"] = np.nan
-        run_forecast(config, prepare_scores_for_forecast(frame, tables.accounts), out / "forecast",
-                     history=tables.accounts, model_version="abuse test", export_time=export,
-                     pictures=False)  # fmt: skip
+        run_forecast(config, prepare_scores_for_forecast(frame, tables.accounts), out / "forecast", inputs=ForecastInputs(history=tables.accounts, export_time=export), options=ForecastOptions(model_version="abuse test", pictures=False))  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=sorted(COMPANIES))

@@ -34,10 +34,15 @@ from features.config import load_demo_config
 from features.demo.generator import generate_demo_data
 from serving.batch import score_customers
 from serving.scoring import load_scoring_models
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.bench.serving_load import stop_server
-from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
-from trialcast.serve_job import run_score_job
+from trialcast.forecast_job import (
+    ForecastInputs,
+    ForecastOptions,
+    prepare_scores_for_forecast,
+    run_forecast,
+)
+from trialcast.serve_job import ModelSource, run_score_job
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +81,7 @@ def company(tmp_path_factory):
             frame["account_id"] = ids.where(ids != first, SLASH_ID)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     builder = FeatureBuilder.from_tables(tables, config)
-    train_models(config, builder, tracking_uri=uri)
+    train_models(config, builder, target=RecordTarget(tracking_uri=uri))
     make_champions(config, uri)  # both models served (the gate is tested elsewhere)
     models = load_scoring_models(config, tracking_uri=uri, cache_root=str(root / "cache"))
     scores = root / "scores" / "latest.parquet"
@@ -86,16 +91,17 @@ def company(tmp_path_factory):
             out=scores,
             as_of=AS_OF - pd.Timedelta(days=days_before),
             tables=tables,
-            models=models,
+            source=ModelSource(models=models),
         )
     scores_frame = pd.read_parquet(result.path)
     run_forecast(
         config,
         prepare_scores_for_forecast(scores_frame, tables.accounts),
         root / "forecast",
-        history=tables.accounts,
-        customers=score_customers(config, tables, models, as_of=AS_OF),
-        model_version="hardening models",
+        inputs=ForecastInputs(
+            history=tables.accounts, customers=score_customers(config, tables, models, as_of=AS_OF)
+        ),
+        options=ForecastOptions(model_version="hardening models"),
     )
     return {
         "root": root,

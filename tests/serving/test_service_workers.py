@@ -24,7 +24,7 @@ from servers import bentoml_server_process
 
 from features.build import FeatureBuilder
 from serving.scoring import load_scoring_models, score_feature_records
-from training.train import train_models
+from training.train import RecordTarget, train_models
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def company(request, tmp_path_factory):
     company = make_company(root / "data", **COMPANIES[request.param])
     uri = f"sqlite:///{root / 'mlflow.db'}"
     builder = FeatureBuilder.from_tables(company.tables, company.config)
-    train_models(company.config, builder, tracking_uri=uri)
+    train_models(company.config, builder, target=RecordTarget(tracking_uri=uri))
     make_champions(company.config, uri)
     models = load_scoring_models(company.config, tracking_uri=uri, cache_root=str(root / "c"))
     as_of = company.tables.export_time().normalize()

@@ -24,8 +24,13 @@ from models.loader import ModelUnavailableError, load_serving_model
 from serving.batch import score_accounts, score_customers, write_scores
 from serving.forecast.revenue import forecast_recurring_revenue
 from serving.scoring import load_scoring_models
-from training.train import train_models
-from trialcast.forecast_job import prepare_scores_for_forecast, run_forecast
+from training.train import RecordTarget, train_models
+from trialcast.forecast_job import (
+    ForecastInputs,
+    ForecastOptions,
+    prepare_scores_for_forecast,
+    run_forecast,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +48,7 @@ def store(tmp_path_factory):
     config = load_demo_config()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     builder = FeatureBuilder.from_tables(demo.tables, config)
-    train_models(config, builder, tracking_uri=uri)
+    train_models(config, builder, target=RecordTarget(tracking_uri=uri))
     make_champions(config, uri)  # both models served (the gate is tested elsewhere)
     models = load_scoring_models(config, tracking_uri=uri, cache_root=str(root / "cache"))
     scores_path = write_scores(
@@ -54,8 +59,8 @@ def store(tmp_path_factory):
         config,
         prepare_scores_for_forecast(scores, demo.tables.accounts),
         root / "forecast",
-        history=demo.tables.accounts,
-        model_version="test models",
+        inputs=ForecastInputs(history=demo.tables.accounts),
+        options=ForecastOptions(model_version="test models"),
     )
     return {
         "root": root,

@@ -19,7 +19,7 @@ from features.demo.table_company import TableCompany
 from features.loaders import load_tables
 from serving.batch import score_accounts
 from serving.scoring import FeatureInputError, load_scoring_models, score_feature_records
-from training.train import train_models
+from training.train import RecordTarget, train_models
 
 LEAKS = {"table_first_invoice_amount", "table_days_to_convert"}
 
@@ -27,7 +27,9 @@ LEAKS = {"table_first_invoice_amount", "table_days_to_convert"}
 def _train(tmp_path, config):
     tables = load_tables(config).tables
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    result = train_models(config, tables, tracking_uri=uri, kinds=("conversion",))
+    result = train_models(
+        config, tables, kinds=("conversion",), target=RecordTarget(tracking_uri=uri)
+    )
     # the version just trained: these tests are about the table path, and small tables
     # rarely pass the promotion gate (tests/training/test_gate_*); only a promoted
     # version is served (fail closed), so the test marks it so, as an operator could

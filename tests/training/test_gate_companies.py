@@ -19,8 +19,9 @@ from features.config import CompanyConfig, demo_config_text, load_demo_config, p
 from features.demo import variants
 from features.demo.generator import DemoData, generate_demo_data
 from training.gate import Verdict
+from training.recipe import RecipeOptions
 from training.registry import CHAMPION, promote, version_by_alias
-from training.train import TrainResult, train_models
+from training.train import RecordTarget, TrainResult, train_models
 from trialcast.cli import app
 
 pytestmark = pytest.mark.slow  # real LightGBM fits logged to MLflow, ~30 s each
@@ -53,11 +54,10 @@ def _train(
     result = train_models(
         config,
         FeatureBuilder.from_tables(demo.tables, config),
-        tracking_uri=uri,
-        truth=demo.truth,
         kinds=("conversion",),
-        project_dir=tmp_path,
-        **kw,  # type: ignore[arg-type]
+        **kw,
+        options=RecipeOptions(truth=demo.truth),
+        target=RecordTarget(tracking_uri=uri, project_dir=tmp_path),
     )
     return result, uri
 

@@ -13,7 +13,7 @@ import pytest
 from features.config import load_demo_config, parse_config
 from features.demo.driver_company import CLINIC, FREIGHT, generate_driver_company
 from features.tables import Tables
-from training.milestones import discover_milestones, milestone_name
+from training.milestones import MilestoneRules, discover_milestones, milestone_name
 
 START = pd.Timestamp("2025-01-01")
 
@@ -69,7 +69,7 @@ def planted_tables(n: int = 1500, seed: int = 0) -> Tables:
 @pytest.fixture(scope="module")
 def planted():
     config = parse_config({"company": "planted", "trial": {"conversion_window_days": 30}})
-    return config, discover_milestones(config, planted_tables(), max_steps=4)
+    return config, discover_milestones(config, planted_tables(), rules=MilestoneRules(max_steps=4))
 
 
 def test_planted_driver_ranks_first(planted):

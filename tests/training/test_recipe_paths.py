@@ -11,8 +11,8 @@ import pytest
 from company_factory import SHAPES, make_company
 
 from training.recipe import RECIPE_CALLS
-from training.retrain import run_retrain
-from training.train import train_models
+from training.retrain import RetrainOptions, run_retrain
+from training.train import RecordTarget, train_models
 from trialcast.backtest import list_cohorts, run_rolling_backtest
 
 pytestmark = pytest.mark.slow  # real LightGBM fits and an MLflow store per path
@@ -34,9 +34,8 @@ def test_train_and_retrain_call_the_recipe(company, tmp_path) -> None:
     result = train_models(
         company.config,
         company.tables,
-        tracking_uri=uri,
         kinds=("conversion",),
-        project_dir=tmp_path,
+        target=RecordTarget(tracking_uri=uri, project_dir=tmp_path),
     )
     assert _calls("train") == before + 1
     assert result.models["conversion"].gate is not None
@@ -45,9 +44,8 @@ def test_train_and_retrain_call_the_recipe(company, tmp_path) -> None:
     decision = run_retrain(
         company.config,
         company.tables,
-        tracking_uri=uri,
-        project_dir=tmp_path,
         kinds=("conversion",),
+        options=RetrainOptions(tracking_uri=uri, project_dir=tmp_path),
     )
     assert _calls("retrain") == before + 1, decision.message
 

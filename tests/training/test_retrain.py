@@ -24,8 +24,8 @@ from features.demo.generator import generate_demo_data, write_demo_data
 from features.loaders import load_tables
 from features.tables import Tables
 from training.registry import CHALLENGER, CHAMPION
-from training.retrain import DECISION_TAG, FINGERPRINT_TAG, run_retrain
-from training.train import TrainingSets, build_training_sets, train_models
+from training.retrain import DECISION_TAG, FINGERPRINT_TAG, RetrainOptions, run_retrain
+from training.train import RecordTarget, TrainingSets, build_training_sets, train_models
 
 pytestmark = pytest.mark.slow
 KINDS = ("conversion",)
@@ -70,14 +70,18 @@ def weak_champion(config: CompanyConfig, tables: Tables, uri: str, project: Path
         config,
         TrainingSets(conversion=frame, churn=None, spec=sets.spec),
         kinds=KINDS,
-        tracking_uri=uri,
-        project_dir=project,
+        target=RecordTarget(tracking_uri=uri, project_dir=project),
     )
     assert result.models["conversion"].promotion.promoted  # beats the base rate, barely
 
 
-def retrain(config, tables, uri, project, **kw):
-    return run_retrain(config, tables, tracking_uri=uri, project_dir=project, kinds=KINDS, **kw)
+def retrain(config, tables, uri, project):
+    return run_retrain(
+        config,
+        tables,
+        kinds=KINDS,
+        options=RetrainOptions(tracking_uri=uri, project_dir=project),
+    )
 
 
 def test_first_run_promotes_then_the_same_data_is_left_alone(loaded, tmp_path):
@@ -155,7 +159,7 @@ WORKER = textwrap.dedent(
     from pathlib import Path
     from features.config import load_config
     from features.loaders import load_tables
-    from training.retrain import run_retrain
+    from training.retrain import RetrainOptions, run_retrain
 
     data_dir, uri, project, mode = sys.argv[1:5]
     project = Path(project)
@@ -170,9 +174,12 @@ WORKER = textwrap.dedent(
         if mode == "kill" and stage == "promoting":
             os.kill(os.getpid(), signal.SIGKILL)
 
+    options = RetrainOptions(
+        tracking_uri=uri, project_dir=project,
+        wait_seconds=120 if mode == "wait" else 0, on_stage=on_stage,
+    )
     decision = run_retrain(
-        config, lambda: load_tables(config).tables, tracking_uri=uri, project_dir=project,
-        kinds=("conversion",), wait_seconds=120 if mode == "wait" else 0, on_stage=on_stage,
+        config, lambda: load_tables(config).tables, kinds=("conversion",), options=options,
     )
     print("DECISION " + json.dumps(decision.to_dict(), default=str))
     """

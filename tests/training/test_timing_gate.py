@@ -22,7 +22,7 @@ from features.demo import variants
 from training.gate import Verdict, judge, snapshot_base_rates
 from training.registry import CHAMPION, version_by_alias
 from training.split import split_training_frame
-from training.train import build_training_sets, train_models
+from training.train import RecordTarget, build_training_sets, train_models
 
 NOT_PROMOTED = {Verdict.NO_LIFT, Verdict.NO_LIFT_BEYOND_TIMING}
 
@@ -32,9 +32,8 @@ def _train(company, tmp_path: Path):
     result = train_models(
         company.config,
         company.tables,
-        tracking_uri=uri,
         kinds=("conversion",),
-        project_dir=tmp_path,
+        target=RecordTarget(tracking_uri=uri, project_dir=tmp_path),
     )
     outcome = result.models["conversion"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

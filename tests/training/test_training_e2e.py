@@ -11,8 +11,9 @@ from mlflow import MlflowClient
 from features.build import FeatureBuilder
 from features.config import load_demo_config
 from features.snapshots import build_trial_training_set
+from training.recipe import RecipeOptions
 from training.registry import CHALLENGER, CHAMPION, load_registered_model, promote
-from training.train import train_models
+from training.train import RecordTarget, train_models
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,12 @@ def trained(demo_small, tmp_path_factory):
     config = load_demo_config()
     uri = f"sqlite:///{root / 'mlflow.db'}"
     builder = FeatureBuilder.from_tables(demo_small.tables, config)
-    result = train_models(config, builder, tracking_uri=uri, truth=demo_small.truth)
+    result = train_models(
+        config,
+        builder,
+        options=RecipeOptions(truth=demo_small.truth),
+        target=RecordTarget(tracking_uri=uri),
+    )
     return config, uri, builder, result
 
 
@@ -85,7 +91,9 @@ def test_pyfunc_returns_the_models_probabilities(trained):
 
 def test_retraining_makes_a_challenger_and_promotion_moves_the_champion(trained):
     config, uri, builder, _ = trained
-    again = train_models(config, builder, tracking_uri=uri, kinds=("conversion",))
+    again = train_models(
+        config, builder, kinds=("conversion",), target=RecordTarget(tracking_uri=uri)
+    )
     outcome = again.models["conversion"]
     name = outcome.registered_name
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

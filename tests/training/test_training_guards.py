@@ -12,7 +12,7 @@ from training.guards import (
     check_leakage,
     single_feature_auc,
 )
-from training.train import TrainingSets, fit_and_evaluate, train_models
+from training.train import RecordTarget, TrainingSets, fit_and_evaluate, train_models
 
 
 @pytest.fixture
@@ -78,7 +78,11 @@ def test_too_little_data_is_refused_with_a_clear_message(synthetic_frame, config
         check_enough_data(frame.assign(label=0), "churn", min_positives=1)
     # the whole job refuses too, before touching MLflow
     with pytest.raises(NotEnoughDataError, match="only 30 converted"):
-        train_models(config, TrainingSets(conversion=frame, churn=None), tracking_uri="sqlite://")
+        train_models(
+            config,
+            TrainingSets(conversion=frame, churn=None),
+            target=RecordTarget(tracking_uri="sqlite://"),
+        )
 
 
 def test_base_rate_check():

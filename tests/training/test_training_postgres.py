@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from features.config import load_demo_config
 from training.registry import CHAMPION, load_registered_model, promote
-from training.train import TrainingSets, train_models
+from training.train import RecordTarget, TrainingSets, train_models
 
 pytestmark = pytest.mark.postgres
 
@@ -35,9 +35,8 @@ def test_postgres_backed_tracking_round_trip(postgres_uri, synthetic_frame, tmp_
     result = train_models(
         config,
         TrainingSets(conversion=frame, churn=None),
-        tracking_uri=postgres_uri,
         kinds=("conversion",),
-        project_dir=tmp_path,
+        target=RecordTarget(tracking_uri=postgres_uri, project_dir=tmp_path),
     )
     outcome = result.models["conversion"]
     assert result.tracking_uri == postgres_uri

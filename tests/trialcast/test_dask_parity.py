@@ -63,7 +63,10 @@ def test_one_machine_and_dask_give_the_same_judgement(client, tmp_path: Path, ca
     before = dict(RECIPE_CALLS)
 
     local = train_models(
-        config, company.tables, tracking_uri=uri, kinds=("conversion",), project_dir=tmp_path
+        config,
+        company.tables,
+        kinds=("conversion",),
+        target=RecordTarget(tracking_uri=uri, project_dir=tmp_path),
     ).models["conversion"]
     sets = build_training_sets(config, company.tables, kinds=("conversion",))
 

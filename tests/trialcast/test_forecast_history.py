@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import load_demo_config
-from trialcast.forecast_job import run_forecast
+from trialcast.forecast_job import ForecastInputs, ForecastOptions, run_forecast
 
 
 def _scores(acc: pd.DataFrame, as_of: pd.Timestamp, seed: int) -> pd.DataFrame:
@@ -42,10 +42,8 @@ def test_runs_are_kept_by_as_of_and_compared_with_what_happened(demo_small, tmp_
             _scores(acc, as_of, i),
             tmp_path,
             as_of=as_of,
-            history=acc,
-            model_version=f"m{i}",
-            export_time=export,
-            pictures=i == 3,
+            inputs=ForecastInputs(history=acc, export_time=export),
+            options=ForecastOptions(model_version=f"m{i}", pictures=i == 3),
         )
     assert result.recurring is None and result.recurring_reason
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())

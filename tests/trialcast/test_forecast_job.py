@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.config import load_demo_config
-from trialcast.forecast_job import run_backtest, run_forecast
+from trialcast.forecast_job import ForecastInputs, ForecastOptions, run_backtest, run_forecast
 
 
 def test_run_forecast_writes_outputs(demo_small, tmp_path):
@@ -47,9 +47,8 @@ def test_run_forecast_writes_outputs(demo_small, tmp_path):
         scores,
         tmp_path,
         as_of=as_of,
-        history=history,
-        customers=customers,
-        model_version="t1",
+        inputs=ForecastInputs(history=history, customers=customers),
+        options=ForecastOptions(model_version="t1"),
     )
     assert result.timing.n_converters > 100
     for path in result.outputs.values():

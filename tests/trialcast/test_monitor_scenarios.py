@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from features.demo.scenarios import apply_scenario
 from training.tracking import use_tracking_uri
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.backtest import truncate_tables
 from trialcast.cli import app
 from trialcast.monitoring.champion import Champion, load_champion
@@ -57,9 +57,8 @@ def trained(request, tmp_path_factory) -> tuple[str, Path, str, Champion]:
         base.config,
         truncate_tables(base.tables, TRAINED_AT),
         export_time=TRAINED_AT,
-        tracking_uri=uri,
-        project_dir=root,
         kinds=("conversion",),
+        target=RecordTarget(tracking_uri=uri, project_dir=root),
     )
     with use_tracking_uri(uri) as client:
         champion = load_champion(client, base.config, "conversion")

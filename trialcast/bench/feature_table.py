@@ -28,7 +28,7 @@ def run_feature_table_benchmark(n_trials: int, n_columns: int, *, seed: int = 0)
     from features.snapshots import build_trial_training_set
     from serving.batch import score_accounts
     from serving.scoring import load_scoring_models
-    from training.train import TrainingSets, train_models
+    from training.train import RecordTarget, TrainingSets, train_models
 
     company = TableCompany(
         n_trials=n_trials, seed=seed, leaks=False, extra_columns=max(n_columns - 5, 0),
@@ -69,8 +69,8 @@ def run_feature_table_benchmark(n_trials: int, n_columns: int, *, seed: int = 0)
         trained = train_models(
             config,
             TrainingSets(conversion=train_set, churn=None, spec=builder.spec),
-            tracking_uri=uri,
             kinds=("conversion",),
+            target=RecordTarget(tracking_uri=uri),
         )
         seconds["train_and_register"] = time.perf_counter() - t0
         seconds["  of which fit+evaluate"] = trained.seconds.get("conversion", float("nan"))

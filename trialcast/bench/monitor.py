@@ -41,7 +41,7 @@ from features.demo.variants import event_mapping, rename_config_events, rename_e
 from features.loaders import load_tables
 from features.tables import Tables
 from training.tracking import use_tracking_uri
-from training.train import train_models
+from training.train import RecordTarget, train_models
 from trialcast.backtest import truncate_tables
 from trialcast.monitoring.champion import Champion, load_champion
 from trialcast.monitoring.job import MonitorReport, run_monitor
@@ -106,9 +106,8 @@ def train_champion(company: Company, root: Path) -> Champion:
         company.config,
         truncate_tables(company.tables, TRAINED_AT),
         export_time=TRAINED_AT,
-        tracking_uri=uri,
-        project_dir=root,
         kinds=("conversion",),
+        target=RecordTarget(tracking_uri=uri, project_dir=root),
     )
     with use_tracking_uri(uri) as client:
         champion = load_champion(client, company.config, "conversion")
@@ -202,9 +201,8 @@ def bench_demo(n: int) -> dict[str, object]:
             config,
             truncate_tables(tables, trained),
             export_time=trained,
-            tracking_uri=uri,
-            project_dir=root,
             kinds=("conversion",),
+            target=RecordTarget(tracking_uri=uri, project_dir=root),
         )
         with use_tracking_uri(uri) as client:
             champion = load_champion(client, config, "conversion")

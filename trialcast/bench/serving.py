@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     from features.demo.generator import generate_demo_data
     from features.event_index import timestamp_seconds
     from serving.scoring import load_scoring_models
-    from training.train import train_models
+    from training.train import RecordTarget, train_models
 
     results: dict[str, Any] = {"load_avg_start": os.getloadavg()}
     work = Path(tempfile.mkdtemp(prefix="trialcast-bench-"))
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = generate_demo_data(args.accounts, seed=7)
     config = load_demo_config()
     builder = FeatureBuilder.from_tables(demo.tables, config)
-    train_models(config, builder, tracking_uri=uri)
+    train_models(config, builder, target=RecordTarget(tracking_uri=uri))
     models = load_scoring_models(config, tracking_uri=uri, cache_root=str(work / "cache"))
     conv = models.conversion.model
     results.update(trees=conv.best_iteration, features=len(conv.features))

@@ -24,7 +24,8 @@ def run_training_benchmark(
     """Generate, train and compare with baselines and the ceiling for each size."""
     from features.config import load_demo_config
     from features.demo.generator import generate_demo_data
-    from training.train import train_models
+    from training.recipe import RecipeOptions
+    from training.train import RecordTarget, train_models
 
     results = []
     for n in sizes:
@@ -39,9 +40,8 @@ def run_training_benchmark(
             result = train_models(
                 load_demo_config(),
                 demo.tables,
-                truth=demo.truth,
-                tracking_uri=f"sqlite:///{store}/mlflow.db",
-                progress=say,
+                options=RecipeOptions(truth=demo.truth, progress=say),
+                target=RecordTarget(tracking_uri=f"sqlite:///{store}/mlflow.db"),
             )
             wall = time.perf_counter() - t0
         for kind, outcome in result.models.items():

@@ -25,6 +25,7 @@ from features.build import FeatureBuilder
 from features.config import CompanyConfig
 from features.spec import FeatureSpec
 from features.tables import Tables
+from models.kinds import KINDS, model_kind
 from serving.forecast.timing import fit_conversion_timing
 from trialcast.backtest import truncate_tables
 from trialcast.monitoring.alerts import Alert
@@ -215,9 +216,10 @@ def run_monitor(
     kinds: dict[str, KindHealth] = {}
     enough = False
     for kind, champion in champions.items():
-        if kind != "conversion":
+        if not model_kind(kind).monitored:
+            monitored = ", ".join(k.name for k in KINDS.values() if k.monitored)
             notes.append(
-                f"{kind} champion v{champion.version}: not monitored yet (conversion only)"
+                f"{kind} champion v{champion.version}: not monitored yet ({monitored} only)"
             )
             continue
         health = monitor_conversion(known, config, champion, moment)

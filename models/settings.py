@@ -3,7 +3,7 @@
 Precedence for the MLflow tracking URI (first wins): an explicit argument, the
 ``TRIALCAST_TRACKING_URI`` environment variable, ``[registry].tracking_uri`` in
 the company config, and the default SQLite store
-``sqlite:///<project>/models/mlflow.db``. Any MLflow tracking URI works (SQLite,
+``sqlite:///<output root>/models/mlflow.db``. Any MLflow tracking URI works (SQLite,
 PostgreSQL, an MLflow server). It lives here, below both ``training`` and
 ``serving``, so the two cannot disagree about where the models are.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from features.config import CompanyConfig
+from features.config import DEFAULT_OUTPUT_FOLDER, CompanyConfig, outside_packages
 
 ENV_TRACKING_URI = "TRIALCAST_TRACKING_URI"
 ENV_OUTPUT_DIR = "TRIALCAST_OUTPUT_DIR"
@@ -25,12 +25,16 @@ def output_root(project_dir: str | Path | None = None) -> Path:
 
     ``project_dir`` when given, else ``TRIALCAST_OUTPUT_DIR`` (the CLI sets it to
     the config's ``output_dir`` once the config is loaded, so a job and the
-    service it starts agree), else the working directory.
+    service it starts agree), else ``trialcast_output/`` under the working
+    directory. Never a folder whose ``models/`` or ``features/`` is a Python
+    package (a source checkout): its ``trialcast_output/`` subfolder is used then.
     """
     if project_dir is not None:
-        return Path(project_dir).resolve()
+        return outside_packages(Path(project_dir).resolve())
     env = os.environ.get(ENV_OUTPUT_DIR)
-    return Path(env).resolve() if env else Path.cwd().resolve()
+    if env:
+        return outside_packages(Path(env).resolve())
+    return Path.cwd().resolve() / DEFAULT_OUTPUT_FOLDER
 
 
 def default_tracking_uri(project_dir: str | Path | None = None) -> str:

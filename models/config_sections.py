@@ -1,6 +1,11 @@
 """Config sections for training: LightGBM settings, the promotion gate, the registry.
 
-Split from ``features.config`` (which re-exports every name here).
+The ``[model]``, ``[promotion]`` and ``[registry]`` sections of the company config
+are read by training (fit, gate, registry) and serving (registered names, tracking
+URI), never by the feature code. They live here, a leaf that imports only the
+config base class, so ``features.config.CompanyConfig`` can hold them without the
+feature package owning them (``tests/test_import_graph.py`` allows exactly this
+one import from ``features`` into ``models``).
 """
 
 from __future__ import annotations
@@ -85,10 +90,11 @@ class ModelConfig(StrictModel):
 
 
 class RegistryConfig(StrictModel):
-    """Where models are tracked and registered (env vars override, see training.settings).
+    """Where models are tracked and registered (env vars override, see models.settings).
 
     Attributes:
-        tracking_uri: MLflow tracking URI; default a SQLite store under ``models/``.
+        tracking_uri: MLflow tracking URI; default a SQLite store under the output
+            root's ``models/`` folder.
         experiment: MLflow experiment name.
         conversion_model: registered model name of the trial-to-paid model.
         churn_model: registered model name of the churn model.
