@@ -264,6 +264,12 @@ def data_as_of(data: object, export_time: pd.Timestamp | None) -> str:
     return tables.export_time().isoformat() if isinstance(tables, Tables) else "unknown"
 
 
+def _record_uri(config: CompanyConfig, target: RecordTarget) -> str:
+    """The tracking URI a ``RecordTarget`` records into."""
+    project = Path(target.project_dir).resolve() if target.project_dir is not None else None
+    return resolve_tracking_uri(config, target.tracking_uri, project_dir=project)
+
+
 def train_models(
     config: CompanyConfig,
     data: Tables | FeatureBuilder | TrainingSets,
@@ -308,13 +314,9 @@ def train_models(
     )
     progress = options.progress
     started = time.perf_counter()
-    open_store_early(  # overlaps the store's start-up with the fit (logging pays less)
-        resolve_tracking_uri(
-            config,
-            tracking_uri,
-            project_dir=Path(project_dir).resolve() if project_dir is not None else None,
-        )
-    )
+    target = target or RecordTarget()
+    # the store's start-up overlaps with the fit (the logging step pays less)
+    open_store_early(_record_uri(config, target))
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
     if sets.spec is not None and sets.spec.table_as_of is False and sets.spec.table_columns:
@@ -348,7 +350,6 @@ def train_models(
             _say(progress, f"refused: {exc}")
     if not fitted:
         raise NotEnoughDataError("\n".join(refused.values()) or "nothing to train")
-    target = target or RecordTarget()
     target = replace(
         target,
         tuned=options.tune,
@@ -402,7 +403,7 @@ def record_fitted(
     """
     started = time.perf_counter()
     project = Path(target.project_dir).resolve() if target.project_dir is not None else None
-    uri = resolve_tracking_uri(config, target.tracking_uri, project_dir=project)
+    uri = _record_uri(config, target)
     predictions_root = (
         Path(target.predictions_dir)
         if target.predictions_dir is not None
