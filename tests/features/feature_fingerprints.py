@@ -3,8 +3,10 @@
 ``fingerprints`` writes two generated companies unlike the demo to Parquet (one
 with an outcome event logged days before payment, one with a few rows that
 validation must set aside), loads them as a user would, and hashes the spec, the
-kept and quarantined row counts, the account view and both training sets. The
-hashes of the code before the reading / leak-scan rewrite are stored in
+kept and quarantined row counts, the account view and both training sets (float
+columns as sums compared within a relative 1e-9: the last bit of a float moves
+between CPUs). The fingerprints of the code before the reading / leak-scan rewrite
+(regenerated in this format at a00082b, whose features equal ae7c08f's) are stored in
 ``tests/data/feature_fingerprints.json``; ``python tests/features/feature_fingerprints.py OUT``
 regenerates them (only when a change of features is intended).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,15 +27,51 @@ from features.config import demo_config_text, load_config
 from features.demo import variants
 from features.demo.generator import generate_demo_data, write_demo_data
 
+#: Float columns are compared to this relative tolerance, not bit for bit: numpy's
+#: exp, log and sums take other SIMD paths on other CPUs (AVX-512 or not), which
+#: moves the last bit of a float (seen: the same code, two machines, other hashes).
+FLOAT_RTOL = 1e-9
 
-def frame_hash(frame: pd.DataFrame) -> str:
-    """SHA-256 of a frame's columns, dtypes, index and values (row order matters)."""
+
+def frame_hash(frame: pd.DataFrame) -> dict[str, object]:
+    """Fingerprint of a frame: SHA-256 of its columns, dtypes, index, non-float values
+    and float missing-value masks (exact), plus per float column its sum and a
+    row-position-weighted sum (compared within ``FLOAT_RTOL``; row order matters)."""
+    frame = frame.reset_index()
+    floats = [c for c in frame.columns if pd.api.types.is_float_dtype(frame[c].dtype)]
     digest = hashlib.sha256()
     digest.update(json.dumps([str(c) for c in frame.columns]).encode())
     digest.update(json.dumps([str(t) for t in frame.dtypes]).encode())
-    rows = pd.util.hash_pandas_object(frame.reset_index(), index=False).to_numpy()
+    others = frame.drop(columns=floats)
+    rows = pd.util.hash_pandas_object(others, index=False).to_numpy()
     digest.update(np.ascontiguousarray(rows).tobytes())
-    return digest.hexdigest()
+    weight = (np.arange(len(frame)) % 97 + 1).astype(np.float64)
+    sums: dict[str, list[float]] = {}
+    for col in floats:
+        x = frame[col].to_numpy(dtype=np.float64)
+        missing = np.isnan(x)
+        digest.update(np.packbits(missing).tobytes())
+        x = np.where(missing, 0.0, x)
+        sums[str(col)] = [math.fsum(x), math.fsum(x * weight)]
+    return {"exact": digest.hexdigest(), "floats": sums}
+
+
+def same_fingerprints(got: dict, want: dict) -> list[str]:
+    """Names whose fingerprints differ (exact parts exactly, floats within FLOAT_RTOL)."""
+    bad = sorted(set(got) ^ set(want))
+    for name in sorted(set(got) & set(want)):
+        a, b = got[name], want[name]
+        if isinstance(a, str) or isinstance(b, str):
+            if a != b:
+                bad.append(name)
+            continue
+        if a["exact"] != b["exact"] or set(a["floats"]) != set(b["floats"]):
+            bad.append(name)
+            continue
+        for col, values in a["floats"].items():
+            if not np.allclose(values, b["floats"][col], rtol=FLOAT_RTOL, atol=1e-9):
+                bad.append(f"{name}:{col}")
+    return bad
 
 
 def _company(root: Path, kind: str) -> Path:
@@ -59,14 +98,14 @@ def _company(root: Path, kind: str) -> Path:
     return root
 
 
-def fingerprints(root: Path) -> dict[str, str]:
+def fingerprints(root: Path) -> dict[str, object]:
     """Hashes of spec, row counts, account view and training sets of both companies."""
     from features.build import FeatureBuilder
     from features.loaders import load_tables
     from features.pipeline import build_account_view
     from features.snapshots import build_churn_training_set, build_trial_training_set
 
-    out: dict[str, str] = {}
+    out: dict[str, object] = {}
     for kind in ("leaking", "dirty"):
         folder = _company(root / kind, kind)
         config = load_config(folder / "trialcast.toml")
