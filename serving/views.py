@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -203,28 +204,45 @@ def conversion_window_end(row: Mapping[str, Any], *, window_days: int) -> pd.Tim
     )
 
 
+@dataclass(frozen=True)
+class ListPage:
+    """Which page of the ranked account list is shown: its filters and its place.
+
+    Attributes:
+        persona: only this lead type (``None``: all).
+        pql: only product-qualified leads (``True``), only the others (``False``), or all.
+        search: the account-id search text.
+        number: this page's number (from 1) ...
+        pages: ... of this many.
+        first_rank: the rank of the page's first row.
+        matched: accounts matching the filters (``None``: the rows shown).
+    """
+
+    persona: str | None = None
+    pql: bool | None = None
+    search: str = ""
+    number: int = 1
+    pages: int = 1
+    first_rank: int = 1
+    matched: int | None = None
+
+
 def render_list(
     rows: list[dict[Any, Any]],
     *,
     total: int,
-    persona: str | None,
-    pql: bool | None,
     as_of: Any,
     company: str,
-    matched: int | None = None,
-    page: int = 1,
-    pages: int = 1,
-    first_rank: int = 1,
-    search: str = "",
+    page: ListPage = ListPage(),
     window_days: int = 30,
     persona_rates: Mapping[str, Mapping[str, float]] | None = None,
 ) -> str:
     """The ranked account list page (one page of it), with search, filters and paging,
     and each lead type's observed chance beside the seed's stated one."""
     query = {
-        "persona": persona or "",
-        "pql": "" if pql is None else ("yes" if pql else "no"),
-        "q": search,
+        "persona": page.persona or "",
+        "pql": "" if page.pql is None else ("yes" if page.pql else "no"),
+        "q": page.search,
     }
 
     def page_url(number: int) -> str:
@@ -234,13 +252,13 @@ def render_list(
     return _ENV.get_template("list").render(
         rows=rows,
         total=total,
-        matched=len(rows) if matched is None else matched,
-        page=page,
-        pages=pages,
-        first_rank=first_rank,
-        persona=persona,
-        pql=pql,
-        search=search,
+        matched=len(rows) if page.matched is None else page.matched,
+        page=page.number,
+        pages=page.pages,
+        first_rank=page.first_rank,
+        persona=page.persona,
+        pql=page.pql,
+        search=page.search,
         as_of=as_of,
         scored=as_of is not None,
         personas=list(PERSONAS),

@@ -26,8 +26,8 @@ import pandas as pd
 from models.kinds import ModelKind
 from training.calibration import phase_inputs
 from training.distributed import fit_booster_dask, margins_dask
-from training.model import TrialcastModel
-from training.recipe import LABEL_COLUMNS, SCORED_COLUMNS, FitContext, Parts
+from training.model import FitContext, TrialcastModel
+from training.recipe import LABEL_COLUMNS, SCORED_COLUMNS, Parts
 from training.split import split_training_frame
 
 MISSING = "__missing__"
@@ -153,17 +153,7 @@ class DaskEngine:
     def fit(
         self, parts: Parts, features: list[str], params: dict[str, Any], ctx: FitContext
     ) -> TrialcastModel:
-        return fit_booster_dask(
-            self.client,
-            parts.train,
-            parts.valid,
-            features,
-            params,
-            kind=ctx.kind,
-            spec_json=ctx.spec_json,
-            num_boost_round=ctx.num_boost_round,
-            early_stopping_rounds=ctx.early_stopping_rounds,
-        )
+        return fit_booster_dask(self.client, parts.train, parts.valid, features, params, ctx=ctx)
 
     def margins(
         self, model: TrialcastModel, part: Any

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.special import expit
 
 from training.calibration import fit_calibration, phase_inputs
-from training.model import TrialcastModel, prepare_features, wrap_booster
+from training.model import FitContext, TrialcastModel, prepare_features, wrap_booster
 
 #: Parameters dropped before training: class weights (calibration relies on
 #: unweighted margins) and thread counts (``lightgbm.dask`` uses each worker's).
@@ -176,10 +176,7 @@ def fit_booster_dask(
     features: list[str],
     params: dict[str, Any],
     *,
-    kind: str = "conversion",
-    spec_json: str = "",
-    num_boost_round: int = 1000,
-    early_stopping_rounds: int = 50,
+    ctx: FitContext | None = None,
 ) -> TrialcastModel:
     """``DaskLGBMClassifier`` on ``train``, cut where early stopping on ``valid`` would
     stop; returns the not-yet-calibrated model (``wrap_booster``: ``a = 1, b = 0``).
@@ -189,34 +186,35 @@ def fit_booster_dask(
         train, valid: Dask training-set parts with ``label`` and the feature columns.
         features: the model's input columns.
         params: LightGBM parameters (class weights and thread counts are dropped).
-        kind: ``"conversion"`` or ``"churn"``.
-        spec_json: the feature spec (travels with the model; gives firmographic levels).
-        num_boost_round: rounds trained; early_stopping_rounds: patience of the cut.
+        ctx: the model kind, the feature spec (travels with the model; gives the
+            firmographic levels) and the rounds (``num_boost_round`` trained,
+            ``early_stopping_rounds`` the patience of the cut); default ``FitContext()``.
     """
     from lightgbm.dask import DaskLGBMClassifier
 
-    categories = dask_categorical_levels(train, features, spec_json)
+    ctx = ctx or FitContext()
+    categories = dask_categorical_levels(train, features, ctx.spec_json)
     meta = prepare_features(train._meta, features, categories)
     X = train.map_partitions(prepare_features, features, categories, meta=meta)
     y = train["label"]
     full = {"objective": "binary", "verbose": -1, **params}
     for key in (*DROPPED_PARAMS, "metric", "n_estimators", "num_boost_round", "num_iterations"):
         full.pop(key, None)
-    clf = DaskLGBMClassifier(client=client, n_estimators=num_boost_round, **full)
+    clf = DaskLGBMClassifier(client=client, n_estimators=ctx.rounds.num_boost_round, **full)
     with warnings.catch_warnings():
         # lightgbm.dask sets each worker's thread count itself and says so.
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
         clf.fit(X, y, categorical_feature=[c for c in features if c in categories])
     trained = clf.booster_
     curve = validation_curve(trained, valid, features, categories)
-    best = early_stopping_round(curve, early_stopping_rounds)
+    best = early_stopping_round(curve, ctx.rounds.early_stopping_rounds)
     booster = lgb.Booster(model_str=trained.model_to_string(num_iteration=best))
     return wrap_booster(
         booster,
         features=list(features),
         categories=categories,
-        kind=kind,
-        spec_json=spec_json,
+        kind=ctx.kind,
+        spec_json=ctx.spec_json,
         params=dict(params),
     )
 
@@ -237,25 +235,12 @@ def fit_model_dask(
     features: list[str],
     params: dict[str, Any],
     *,
-    kind: str = "conversion",
-    spec_json: str = "",
-    num_boost_round: int = 1000,
-    early_stopping_rounds: int = 50,
+    ctx: FitContext | None = None,
 ) -> TrialcastModel:
     """``training.model.fit_model`` on Dask: ``fit_booster_dask`` then the calibration
     (``training.calibration``) on the validation margins and phases gathered from the
     partitions (what the recipe does in steps)."""
-    model = fit_booster_dask(
-        client,
-        train,
-        valid,
-        features,
-        params,
-        kind=kind,
-        spec_json=spec_json,
-        num_boost_round=num_boost_round,
-        early_stopping_rounds=early_stopping_rounds,
-    )
+    model = fit_booster_dask(client, train, valid, features, params, ctx=ctx)
     margins = margins_dask(model, valid)
     phases = margins["phase"].to_numpy(dtype=np.int64)
     calibration = fit_calibration(

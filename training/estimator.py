@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.artifact import TrialcastModel
 from models.config_sections import DEFAULT_LIGHTGBM_PARAMS
-from training.model import fit_model
+from training.model import FitContext, Rounds, fit_model
 
 #: LightGBM defaults of the library estimator: the CLI's (``[model].lightgbm``), one thread.
 DEFAULT_PARAMS: dict[str, Any] = {**DEFAULT_LIGHTGBM_PARAMS, "num_threads": 1}
@@ -100,9 +100,9 @@ class TrialcastClassifier(ClassifierMixin, BaseEstimator):
             valid,
             features,
             {**DEFAULT_PARAMS, **(self.params or {})},
-            kind=self.kind,
-            num_boost_round=self.num_boost_round,
-            early_stopping_rounds=self.early_stopping_rounds,
+            ctx=FitContext(
+                kind=self.kind, rounds=Rounds(self.num_boost_round, self.early_stopping_rounds)
+            ),
         )
         self.a_, self.b_ = self.model_.a, self.model_.b
         self.classes_ = np.array([0, 1])

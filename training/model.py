@@ -12,6 +12,7 @@ true log-odds and would have to be undone; calibration then has less to fix.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -41,6 +42,8 @@ __all__ = [
     "MODEL_KINDS",
     "SPEC_FILE",
     "Contributions",
+    "FitContext",
+    "Rounds",
     "TrialcastModel",
     "categorical_levels",
     "fit_booster",
@@ -51,6 +54,40 @@ __all__ = [
 
 #: Smallest slope Platt scaling may take (keeps the map strictly increasing).
 MIN_SLOPE = 1e-6
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """How long the booster trains (``[model]``'s two settings).
+
+    Attributes:
+        num_boost_round: the most boosting rounds.
+        early_stopping_rounds: stop (keeping the best round) after this many rounds
+            without a better validation log loss.
+    """
+
+    num_boost_round: int = 1000
+    early_stopping_rounds: int = 50
+
+    @classmethod
+    def of(cls, model_config: Any) -> Rounds:
+        """The rounds a ``[model]`` section sets."""
+        return cls(model_config.num_boost_round, model_config.early_stopping_rounds)
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit needs besides the parts, the features and the LightGBM parameters.
+
+    Attributes:
+        kind: the model kind's name (``"conversion"``, ``"churn"``, ...).
+        spec_json: the feature spec the columns were built with (travels with the model).
+        rounds: how long the booster trains.
+    """
+
+    kind: str = "conversion"
+    spec_json: str = ""
+    rounds: Rounds = Rounds()
 
 
 def categorical_levels(frame: pd.DataFrame, features: list[str]) -> dict[str, list[str]]:
@@ -104,11 +141,11 @@ def fit_booster(
     params: dict[str, Any],
     *,
     categories: dict[str, list[str]],
-    num_boost_round: int = 1000,
-    early_stopping_rounds: int = 50,
+    rounds: Rounds = Rounds(),
     label: str = "label",
 ) -> lgb.Booster:
-    """LightGBM trained on ``train`` with early stopping on ``valid`` log loss.
+    """LightGBM trained on ``train`` for up to ``rounds.num_boost_round`` rounds, with
+    early stopping on ``valid`` log loss.
 
     Returns a booster holding only the best iteration's trees (re-read from its
     text form, exactly what is saved and served).
@@ -128,10 +165,10 @@ def fit_booster(
     booster = lgb.train(
         full,
         train_set,
-        num_boost_round=num_boost_round,
+        num_boost_round=rounds.num_boost_round,
         valid_sets=[valid_set],
         valid_names=["valid"],
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        callbacks=[lgb.early_stopping(rounds.early_stopping_rounds, verbose=False)],
     )
     best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
@@ -166,10 +203,7 @@ def fit_model(
     features: list[str],
     params: dict[str, Any],
     *,
-    kind: str = "conversion",
-    spec_json: str = "",
-    num_boost_round: int = 1000,
-    early_stopping_rounds: int = 50,
+    ctx: FitContext = FitContext(),
     label: str = "label",
 ) -> TrialcastModel:
     """Fit the booster on ``train`` (early stopping on ``valid``), then calibrate on ``valid``
@@ -180,30 +214,23 @@ def fit_model(
             categorical features must have ``category`` (or string) dtype.
         features: the model's input columns.
         params: LightGBM parameters (class weights are dropped on purpose).
-        kind: ``"conversion"`` or ``"churn"``.
-        spec_json: the feature spec the columns were built with (travels with the model).
+        ctx: the model kind, the feature spec (travels with the model) and the rounds.
+        label: the label column.
 
     Returns:
         The calibrated model.
     """
-    kind = model_kind(kind).name  # unknown kinds fail here, naming the known ones
+    kind = model_kind(ctx.kind).name  # unknown kinds fail here, naming the known ones
     categories = categorical_levels(train, features)
     booster = fit_booster(
-        train,
-        valid,
-        features,
-        params,
-        categories=categories,
-        num_boost_round=num_boost_round,
-        early_stopping_rounds=early_stopping_rounds,
-        label=label,
+        train, valid, features, params, categories=categories, rounds=ctx.rounds, label=label
     )
     model = wrap_booster(
         booster,
         features=features,
         categories=categories,
         kind=kind,
-        spec_json=spec_json,
+        spec_json=ctx.spec_json,
         params=params,
     )
     return calibrate(model, valid, label=label)

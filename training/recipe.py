@@ -55,6 +55,8 @@ from training.guards import (
 )
 from training.metrics import evaluate_models, log_loss
 from training.model import (
+    FitContext,
+    Rounds,
     TrialcastModel,
     categorical_levels,
     fit_booster,
@@ -63,7 +65,7 @@ from training.model import (
 from training.small_data import data_size, small_data_params
 from training.split import Split, split_training_frame
 from training.train_results import FittedKind
-from training.tune import TuneResult, tune_params
+from training.tune import TuneOptions, TuneResult, tune_params
 
 log = logging.getLogger("trialcast.training")
 
@@ -184,16 +186,6 @@ class Engine(Protocol):
         """Up to ``n`` rows of ``part`` as pandas (SHAP on a probable leak)."""
 
 
-@dataclass(frozen=True)
-class FitContext:
-    """What the fit needs besides the parts: the kind, the spec and the config's rounds."""
-
-    kind: str
-    spec_json: str
-    num_boost_round: int
-    early_stopping_rounds: int
-
-
 class LocalEngine:
     """The recipe's steps on pandas frames, on this machine."""
 
@@ -230,8 +222,7 @@ class LocalEngine:
             features,
             params,
             categories=categories,
-            num_boost_round=ctx.num_boost_round,
-            early_stopping_rounds=ctx.early_stopping_rounds,
+            rounds=ctx.rounds,
         )
         return wrap_booster(
             booster,
@@ -387,17 +378,18 @@ def fit_kind(
             leakage.kept,
             params,
             categories=categorical_levels(parts.train, leakage.kept),
-            n_trials=cfg.tune_trials,
-            num_boost_round=cfg.num_boost_round,
-            early_stopping_rounds=cfg.early_stopping_rounds,
-            seed=int(params.get("seed", 0)),
-            show_progress=options.show_progress,
+            search=TuneOptions(
+                n_trials=cfg.tune_trials,
+                seed=int(params.get("seed", 0)),
+                show_progress=options.show_progress,
+            ),
+            rounds=Rounds.of(cfg),
         )
         params = tuning.params
         _say(progress, f"{name}: best validation log loss {tuning.best_log_loss:.4f}")
 
     _say(progress, f"{name}: fitting on {len(labels):,} rows, {len(leakage.kept)} features...")
-    ctx = FitContext(name, spec_json, cfg.num_boost_round, cfg.early_stopping_rounds)
+    ctx = FitContext(name, spec_json, Rounds.of(cfg))
     model = engine.fit(parts, leakage.kept, params, ctx)
     margin, y_valid, phases = engine.margins(model, parts.valid)
     model = calibrate(model, margin, y_valid, phases)

@@ -18,10 +18,25 @@ import numpy as np
 import pandas as pd
 
 from training.metrics import log_loss
-from training.model import prepare_features
+from training.model import Rounds, prepare_features
 
 if TYPE_CHECKING:  # Optuna is imported only when a search runs (``--tune``)
     import optuna
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How the search runs.
+
+    Attributes:
+        n_trials: Optuna trials (the first is the configured parameters).
+        seed: the sampler's seed (the same data and seed give the same search).
+        show_progress: Optuna's progress bar.
+    """
+
+    n_trials: int
+    seed: int = 0
+    show_progress: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,15 +55,16 @@ def tune_params(
     base_params: dict[str, Any],
     *,
     categories: dict[str, list[str]],
-    n_trials: int,
-    num_boost_round: int = 1000,
-    early_stopping_rounds: int = 50,
-    seed: int = 0,
-    show_progress: bool = False,
+    search: TuneOptions,
+    rounds: Rounds | None = None,
 ) -> TuneResult:
-    """Search LightGBM parameters; returns ``base_params`` updated with the best trial's."""
+    """Search LightGBM parameters; returns ``base_params`` updated with the best trial's.
+
+    Each trial trains for up to ``rounds.num_boost_round`` rounds with early stopping
+    on ``valid`` (``rounds.early_stopping_rounds``; default ``Rounds()``)."""
     import optuna
 
+    rounds = rounds or Rounds()
     X_train = prepare_features(train, features, categories)
     X_valid = prepare_features(valid, features, categories)
     y_valid = valid["label"].to_numpy()
@@ -88,10 +104,10 @@ def tune_params(
         booster = lgb.train(
             params,
             train_set,
-            num_boost_round=num_boost_round,
+            num_boost_round=rounds.num_boost_round,
             valid_sets=[valid_set],
             valid_names=["valid"],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+            callbacks=[lgb.early_stopping(rounds.early_stopping_rounds, verbose=False)],
         )
         trial.set_user_attr("rounds", booster.best_iteration)
         return log_loss(
@@ -99,7 +115,9 @@ def tune_params(
         )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        direction="minimize", sampler=optuna.samplers.TPESampler(seed=search.seed)
+    )
     study.enqueue_trial(
         {
             k: base_params[k]
@@ -113,7 +131,7 @@ def tune_params(
             if k in base_params
         }
     )
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=show_progress)
+    study.optimize(objective, n_trials=search.n_trials, show_progress_bar=search.show_progress)
     return TuneResult(
         params={**base_params, **study.best_params},
         best_log_loss=float(study.best_value),

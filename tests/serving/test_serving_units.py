@@ -24,7 +24,7 @@ from serving.charts import render_waterfall
 from serving.reasons import ReasonContext, build_reason_context, describe_feature
 from serving.scoring import ScoringModels, score_feature_records
 from serving.security import SecurityMiddleware
-from training.model import fit_model
+from training.model import FitContext, Rounds, fit_model
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def fitted(synthetic_frame) -> TrialcastModel:
     features = ["x1", "x2", "x3", "x4", "x5", "firmo_plan"]
     train, valid = frame.iloc[:2000], frame.iloc[2000:]
     params = {"num_leaves": 15, "learning_rate": 0.1, "verbose": -1, "seed": 0}
-    return fit_model(train, valid, features, params, num_boost_round=60)
+    return fit_model(train, valid, features, params, ctx=FitContext(rounds=Rounds(60)))
 
 
 def test_matrix_path_matches_the_pandas_path(fitted, synthetic_frame):

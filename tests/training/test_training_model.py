@@ -6,7 +6,7 @@ import shap
 from scipy.special import logit
 
 from training.metrics import expected_calibration_error
-from training.model import TrialcastModel, fit_model, fit_platt
+from training.model import FitContext, TrialcastModel, fit_model, fit_platt
 from training.split import build_time_split
 
 FEATURES = ["trial_days_elapsed", "x1", "x2", "x3", "x4", "x5", "firmo_plan"]
@@ -19,7 +19,7 @@ def fitted(synthetic_frame):
     frame, _ = synthetic_frame(6000, seed=1, snapshots=("d1", "end"))
     split = build_time_split(frame, "conversion", valid_fraction=0.2, test_fraction=0.2)
     train, valid, test = split.frames(frame)
-    model = fit_model(train, valid, FEATURES, PARAMS, kind="conversion", spec_json='{"v": 1}')
+    model = fit_model(train, valid, FEATURES, PARAMS, ctx=FitContext("conversion", '{"v": 1}'))
     return model, test
 
 
@@ -50,7 +50,7 @@ def test_calibrated_on_a_known_logistic_model(synthetic_frame):
     frame, p_true = synthetic_frame(40_000, seed=3)
     split = build_time_split(frame, "conversion", valid_fraction=0.25, test_fraction=0.5)
     train, valid, test = split.frames(frame)
-    model = fit_model(train, valid, FEATURES, PARAMS, kind="conversion")
+    model = fit_model(train, valid, FEATURES, PARAMS, ctx=FitContext("conversion"))
     p = model.predict_proba(test)
     assert len(test) >= 19_000
     assert expected_calibration_error(test["label"], p) < 0.02

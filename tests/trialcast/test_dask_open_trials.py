@@ -63,7 +63,7 @@ def test_dask_churn_scores_paying_customers_at_as_of(tmp_path, trial_days, seed)
     origin = company.tables.export_time()
     # A scoring-parity test: any churn model will do. This small company has too few
     # churners for the recipe's guards and purged split, so the model is fitted directly.
-    from training.model import fit_model
+    from training.model import FitContext, Rounds, fit_model
     from training.recipe import model_features
     from training.split import build_time_split
 
@@ -76,9 +76,7 @@ def test_dask_churn_scores_paying_customers_at_as_of(tmp_path, trial_days, seed)
         valid,
         model_features(frame, "churn"),
         dict(company.config.model.lightgbm),
-        kind="churn",
-        spec_json=builder.spec.to_json(),
-        num_boost_round=100,
+        ctx=FitContext("churn", builder.spec.to_json(), Rounds(num_boost_round=100)),
     )
     save_as_promoted(model, tmp_path / "churn")
     as_of = origin.normalize() - pd.Timedelta(days=5)

@@ -28,7 +28,7 @@ from features.pipeline import run_feature_pipeline
 from features.spec import feature_spec_from_counts, fit_feature_spec
 from training.distributed import early_stopping_round, fit_model_dask, score_dask
 from training.metrics import roc_auc
-from training.model import TrialcastModel, fit_model
+from training.model import FitContext, Rounds, TrialcastModel, fit_model
 from training.recipe import model_features
 from training.split import build_time_split
 from training.train import RecordTarget
@@ -203,14 +203,14 @@ def test_model_trained_on_dask_scores_like_the_single_machine_one(
     (train, valid, test), features = conversion_parts
     params = dict(config.model.lightgbm)
     spec_json = fit_feature_spec_json(company)
-    local = fit_model(train, valid, features, params, spec_json=spec_json)
+    local = fit_model(train, valid, features, params, ctx=FitContext(spec_json=spec_json))
     remote = fit_model_dask(
         client,
         dd.from_pandas(train, npartitions=4),
         dd.from_pandas(valid, npartitions=2),
         features,
         params,
-        spec_json=spec_json,
+        ctx=FitContext(spec_json=spec_json),
     )
     assert isinstance(remote, TrialcastModel)
     assert remote.categories == local.categories and remote.features == local.features
@@ -238,7 +238,9 @@ def fit_feature_spec_json(company) -> str:
 def test_batch_scoring_with_reasons_matches_the_model(client, company, conversion_parts):
     config, reference, _ = company
     (train, valid, _), features = conversion_parts
-    model = fit_model(train, valid, features, dict(config.model.lightgbm), num_boost_round=60)
+    model = fit_model(
+        train, valid, features, dict(config.model.lightgbm), ctx=FitContext(rounds=Rounds(60))
+    )
     accounts = reference.accounts
     scored = score_dask(dd.from_pandas(accounts, npartitions=3), model, top_k=3).compute()
     scored = scored.loc[accounts.index]
