@@ -63,13 +63,32 @@ def load_config_or_exit(path: Path) -> CompanyConfig:
     """The checked company config, or a clean exit listing every problem in it.
 
     Also makes the config's ``output_dir`` the output root of this process and of
-    any service it starts (``TRIALCAST_OUTPUT_DIR``, unless already set)."""
+    any service it starts (``use_output_root``)."""
     try:
         config = load_config(path)
     except ConfigError as exc:
         fail(str(exc))
-    os.environ.setdefault(ENV_OUTPUT_DIR, str(config.output_root))
+    use_output_root(config)
     return config
+
+
+#: The output root this process put in ``TRIALCAST_OUTPUT_DIR`` (None: not set by us).
+_SET_HERE: list[str] = []
+
+
+def use_output_root(config: CompanyConfig) -> None:
+    """Make ``config``'s output root the process's (``TRIALCAST_OUTPUT_DIR``).
+
+    A value the user set wins; one this process set for an earlier config is
+    replaced, so a notebook that runs two companies' commands in turn writes each
+    into its own folder.
+    """
+    current = os.environ.get(ENV_OUTPUT_DIR)
+    if current is not None and current not in _SET_HERE:
+        return
+    root = str(config.output_root)
+    os.environ[ENV_OUTPUT_DIR] = root
+    _SET_HERE.append(root)
 
 
 def say(message: str, style: str | None = None) -> None:
