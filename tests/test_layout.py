@@ -18,7 +18,6 @@ KIND_NAMES = frozenset(KINDS)
 LONG_FOR_NOW = {
     # not yet grouped (their callers are being changed in other work)
     "features/demo/generator.py:generate_demo_data": "demo knobs: a DemoShape slice",
-    "features/demo/communications.py:generate_communications": "demo knobs",
     "trialcast/backtest_oracle.py:oracle_cohort_row": "cohort actuals: a slice",
 }
 

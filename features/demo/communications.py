@@ -8,6 +8,8 @@ Texts are templates whose tone follows the message's sentiment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -59,21 +61,34 @@ TEXTS: tuple[str, ...] = _OUTREACH_TEXTS + tuple(t for v in _TONED_TEXTS.values(
 _TEXT_BASE = {k: len(_OUTREACH_TEXTS) + 3 * i for i, k in enumerate(_TONED_TEXTS)}
 
 
-def generate_communications(
-    rng: np.random.Generator,
-    tr: dl.Traits,
-    trial_start: np.ndarray,
-    trial_end: np.ndarray,
-    length: np.ndarray,
-    conv_true: np.ndarray,
-    churn_true: np.ndarray,
-    paid_from: np.ndarray,
-    end: np.ndarray,
-) -> list[np.ndarray]:
-    """Messages as arrays (account, time, inbound?, channel, user or -1, sentiment, text).
+@dataclass(frozen=True)
+class AccountLives:
+    """Each generated account's moments (ns since the epoch; ``NEVER`` when none).
 
-    ``end`` is each account's last moment in the export (churn or the export time).
+    Attributes:
+        trial_start, trial_end: the trial.
+        length: the trial's length in days.
+        conv_true, churn_true: when it converts / churns (``NEVER``: it does not).
+        paid_from: when its first paid day starts.
+        end: its last moment in the export (churn or the export time).
     """
+
+    trial_start: np.ndarray
+    trial_end: np.ndarray
+    length: np.ndarray
+    conv_true: np.ndarray
+    churn_true: np.ndarray
+    paid_from: np.ndarray
+    end: np.ndarray
+
+
+def generate_communications(
+    rng: np.random.Generator, tr: dl.Traits, lives: AccountLives
+) -> list[np.ndarray]:
+    """Messages as arrays (account, time, inbound?, channel, user or -1, sentiment, text)."""
+    trial_start, trial_end, length = lives.trial_start, lives.trial_end, lives.length
+    conv_true, churn_true, paid_from = lives.conv_true, lives.churn_true, lives.paid_from
+    end = lives.end
     n = len(trial_start)
     user0 = (np.cumsum(tr.team) - tr.team).astype(np.int32)
     rows = RowsInLife(trial_start, end)

@@ -28,7 +28,11 @@ import pyarrow.parquet as pq
 
 from features.demo import aha as da
 from features.demo import latent as dl
-from features.demo.communications import communications_frame, generate_communications
+from features.demo.communications import (
+    AccountLives,
+    communications_frame,
+    generate_communications,
+)
 from features.demo.timebase import DAY, HOUR, MS, NEVER, RowsInLife
 from features.demo.timebase import days_to_ns as _ms
 from features.tables import Tables
@@ -210,10 +214,11 @@ def generate_demo_data(
     quote = np.where(quoted, np.round(tr.deal_value * quote_bias * noise, 2), np.nan)
 
     events = _events(rngs[3], tr, moments, trial_start, trial_end, paid_from, churn_true, end, log)
-    comms = generate_communications(
-        rngs[4], tr, trial_start, trial_end, length, conv_true, churn_true, paid_from,
+    lives = AccountLives(
+        trial_start, trial_end, length, conv_true, churn_true, paid_from,
         np.minimum(churn_true, export_ns),
     )  # fmt: skip
+    comms = generate_communications(rngs[4], tr, lives)
     log(f"{len(events[0])} events, {len(comms[0])} communications")
 
     width = max(6, len(str(n)))
