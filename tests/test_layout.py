@@ -17,7 +17,6 @@ KIND_NAMES = frozenset(KINDS)
 #: (a test fails when an entry is fixed, renamed or gone, so it is kept exact).
 LONG_FOR_NOW = {
     # not yet grouped (their callers are being changed in other work)
-    "features/demo/generator.py:generate_demo_data": "demo knobs: a DemoShape slice",
     "trialcast/backtest_oracle.py:oracle_cohort_row": "cohort actuals: a slice",
 }
 

@@ -101,9 +101,7 @@ def demo_data(
         fail(f"--after-trial-beta: expected two numbers 'a,b', got {after_trial_beta!r}")
     lags = DemoConversionLags(in_trial_share=in_trial_share, a_after=a_after, b_after=b_after)
     with console.status(f"Generating {accounts:,} demo accounts..."):
-        demo = generate_demo_data(
-            accounts, seed=seed, trial_days=lengths, conversion_lags=lags, show_progress=False
-        )
+        demo = generate_demo_data(accounts, seed=seed, trial_days=lengths, conversion_lags=lags)
         demo = _with_scenario(demo, scenario, scenario_date, scenario_event)
         paths = write_demo_data(demo, out)
     config_path = out / "trialcast.toml"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,15 +83,37 @@ class DemoData:
     truth: pd.DataFrame
 
 
-class _Log:
-    """Stage timings on stderr when ``show_progress`` is set."""
+@dataclass(frozen=True)
+class DemoQuotes:
+    """How the CRM's sales quotes (a deal value known before the outcome) are drawn.
 
-    def __init__(self, on: bool) -> None:
-        self.on, self.t0 = on, time.perf_counter()
+    Attributes:
+        share: share of accounts whose CRM holds a quote (``quote`` column).
+        error_sd: log-sd of the quote around the eventual deal value.
+        bias: median quote / eventual value (sales quotes run optimistic).
+    """
+
+    share: float = 0.8
+    error_sd: float = 0.3
+    bias: float = 1.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0 or self.error_sd < 0 or self.bias <= 0:
+            raise ValueError("need 0 <= quotes.share <= 1, quotes.error_sd >= 0, quotes.bias > 0")
+
+
+#: Stage timings of the generator (INFO on the ``trialcast.demo`` logger).
+demo_log = logging.getLogger("trialcast.demo")
+
+
+class _Log:
+    """Stage timings, with the seconds since the generator started, to ``demo_log``."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
 
     def __call__(self, msg: str) -> None:
-        if self.on:
-            print(f"[demo-data {time.perf_counter() - self.t0:6.1f}s] {msg}", file=sys.stderr)
+        demo_log.info("[demo-data %6.1fs] %s", time.perf_counter() - self.t0, msg)
 
 
 def _segments(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,10 +165,7 @@ def generate_demo_data(
     export_time: str = "2026-11-01",
     conversion_window_days: int = 30,
     conversion_lags: dl.DemoConversionLags | None = None,
-    quote_share: float = 0.8,
-    quote_error_sd: float = 0.3,
-    quote_bias: float = 1.1,
-    show_progress: bool = False,
+    quotes: DemoQuotes = DemoQuotes(),
 ) -> DemoData:
     """Generate demo tables and their ground truth; deterministic by ``seed``.
 
@@ -159,10 +178,7 @@ def generate_demo_data(
         conversion_window_days: converters convert before trial end plus this.
         conversion_lags: when converters convert (in-trial share, spread of the
             post-trial lag); default ``DemoConversionLags()``.
-        quote_share: share of accounts whose CRM holds a quote (``quote`` column).
-        quote_error_sd: log-sd of the quote around the eventual deal value.
-        quote_bias: median quote / eventual value (sales quotes run optimistic).
-        show_progress: print stage timings to stderr.
+        quotes: how the CRM's quotes are drawn (share, error, optimism).
 
     Returns:
         The tables an export at ``export_time`` would hold, and the truth.
@@ -171,10 +187,8 @@ def generate_demo_data(
     """
     if n_accounts < 1 or not trial_days or min(trial_days) < 1 or conversion_window_days < 0:
         raise ValueError("need n_accounts >= 1, positive trial_days and a window >= 0")
-    if not 0.0 <= quote_share <= 1.0 or quote_error_sd < 0 or quote_bias <= 0:
-        raise ValueError("need 0 <= quote_share <= 1, quote_error_sd >= 0, quote_bias > 0")
     timing = conversion_lags if conversion_lags is not None else _TIMING
-    log = _Log(show_progress)
+    log = _Log()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     start_ns = pd.Timestamp(start).as_unit("ns").value
     export_ns = pd.Timestamp(export_time).as_unit("ns").value
@@ -209,9 +223,9 @@ def generate_demo_data(
     log(f"{n} accounts, {int(converted.sum())} converters")
     # A separate stream keeps every other draw identical to the quote-free generator.
     qrng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
-    quoted = qrng.random(n) < quote_share
-    noise = np.exp(quote_error_sd * qrng.standard_normal(n))
-    quote = np.where(quoted, np.round(tr.deal_value * quote_bias * noise, 2), np.nan)
+    quoted = qrng.random(n) < quotes.share
+    noise = np.exp(quotes.error_sd * qrng.standard_normal(n))
+    quote = np.where(quoted, np.round(tr.deal_value * quotes.bias * noise, 2), np.nan)
 
     events = _events(rngs[3], tr, moments, trial_start, trial_end, paid_from, churn_true, end, log)
     lives = AccountLives(
@@ -234,7 +248,7 @@ def generate_demo_data(
     truth = _truth_frame(tr, account_ids, length, window, converted, conv_true, churn_true, timing)
     truth["aha_at_true"] = _nat(moments.aha, NEVER)
     truth["deal_value_expected"], truth["deal_value_log_sd"] = dl.expected_deal_value(
-        tr.deal_log_mean, quote, quote_error_sd, quote_bias
+        tr.deal_log_mean, quote, quotes.error_sd, quotes.bias
     )
     truth.attrs.update(
         {
@@ -248,7 +262,7 @@ def generate_demo_data(
             "type_mix": dict(dl.TYPE_MIX),
             "stated_chance": dict(dl.STATED_CHANCE),
             "conversion_timing": timing.params(),
-            "quote": {"share": quote_share, "error_sd": quote_error_sd, "bias": quote_bias},
+            "quote": {"share": quotes.share, "error_sd": quotes.error_sd, "bias": quotes.bias},
             "convert_weights": dict(dl.CONVERT_WEIGHTS),
             "aha_moment": da.params(),
         }

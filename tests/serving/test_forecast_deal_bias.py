@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.demo.generator import DemoData, generate_demo_data
+from features.demo.generator import DemoData, DemoQuotes, generate_demo_data
 from features.demo.latent import DemoConversionLags
 from features.demo.variants import event_mapping, rename_events
 from serving.forecast.deal import estimate_deal_values
@@ -35,8 +35,7 @@ def _renamed_company() -> DemoData:
         seed=12,
         trial_days=(21,),
         conversion_window_days=10,
-        quote_bias=0.85,
-        quote_error_sd=0.4,
+        quotes=DemoQuotes(bias=0.85, error_sd=0.4),
         export_time="2026-06-01",
     )
     return rename_events(demo, event_mapping(demo, prefix="ev_"))
