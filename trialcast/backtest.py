@@ -49,7 +49,12 @@ from trialcast.backtest_intervals import (
     summarise_vs_oracle,
     vs_oracle_columns,
 )
-from trialcast.backtest_oracle import OracleTruth, oracle_cohort_row, summarise_oracle
+from trialcast.backtest_oracle import (
+    CohortActuals,
+    OracleTruth,
+    oracle_cohort_row,
+    summarise_oracle,
+)
 from trialcast.backtest_phases import phase_rows
 
 #: Cohort periods: trials started in one calendar month (default) or one week (Mon-Sun).
@@ -286,9 +291,7 @@ def evaluate_cohort(
             open_acc["trial_start"],
             origin,
             certain_values,
-            actual=actual,
-            actual_conversions=actual_n,
-            open_actual_value=open_actual_value,
+            actuals=CohortActuals(actual, actual_n, open_actual_value),
         )
     phases = phase_rows(
         open_acc,

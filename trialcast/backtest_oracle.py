@@ -130,6 +130,21 @@ def expected_abs_deviation(dist: SumDistribution) -> float:
     return float(w @ folded / w.sum())
 
 
+@dataclass(frozen=True)
+class CohortActuals:
+    """What one backtest cohort really did, to judge a forecast of it.
+
+    Attributes:
+        revenue: the cohort's realised revenue (certain deals included).
+        conversions: open trials of the cohort that converted.
+        open_value: the deal value those open trials brought.
+    """
+
+    revenue: float
+    conversions: int
+    open_value: float
+
+
 def oracle_cohort_row(
     oracle: OracleTruth,
     open_ids: pd.Index,
@@ -137,12 +152,12 @@ def oracle_cohort_row(
     origin: pd.Timestamp,
     certain_values: np.ndarray,
     *,
-    actual: float,
-    actual_conversions: int,
-    open_actual_value: float,
+    actuals: CohortActuals,
     tolerance: float = TOLERANCE,
 ) -> dict[str, float | bool]:
     """The oracle's forecast of one cohort against the same actuals (``oracle_*`` columns)."""
+    actual, actual_conversions = actuals.revenue, actuals.conversions
+    open_actual_value = actuals.open_value
     p = oracle.open_probability(open_ids, open_trial_start, origin)
     t = oracle.truth.reindex(open_ids.astype(str))
     values = t["deal_value_expected"].to_numpy(dtype=float)
