@@ -398,6 +398,7 @@ def summary(frame: pd.DataFrame) -> str:
 def main() -> None:  # pragma: no cover - command line
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--shapes", default="short,long")
     parser.add_argument("--accounts", type=int, default=6000)
     parser.add_argument("--demo", type=int, default=10_000, help="0: skip the demo timing")
@@ -414,7 +415,7 @@ def main() -> None:  # pragma: no cover - command line
     print(f"load: {os.getloadavg()}", flush=True)
     rows = []
     for shape in args.shapes.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             t0 = time.perf_counter()
             rows.append(
                 bench_company(shape, seed, args.accounts, scenarios=scenarios, oracle_scales=scales)
