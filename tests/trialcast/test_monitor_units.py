@@ -13,7 +13,7 @@ from features.demo.scenarios import apply_scenario
 from training.metrics import roc_auc
 from trialcast.monitoring.data_checks import check_accounts, check_event_types
 from trialcast.monitoring.drift import PSI_SHIFTED, compute_drift, psi
-from trialcast.monitoring.estimation import estimate_auc
+from trialcast.monitoring.estimation import estimate_auc, estimation_summary
 from trialcast.monitoring.outcomes import poisson_binomial_p, run_outcome_test
 from trialcast.monitoring.verdict import Verdict, decide_verdict
 
@@ -69,6 +69,31 @@ def test_estimated_auc_tracks_the_realised_one_when_calibrated():
     est, low, high = estimate_auc(p)
     assert low < est < high
     assert abs(est - roc_auc(y, p)) < 0.02
+
+
+def test_estimation_summary_sets_the_error_beside_its_sampling_noise():
+    # 16 weekly cohorts of 125 calibrated trials: a weekly cohort's error is about its
+    # sampling noise (~0.04); months and the pooled trials are judged more sharply.
+    rng = np.random.default_rng(2)
+    week = np.repeat(np.arange(16), 125)
+    p = rng.beta(1.2, 3.5, len(week))
+    frame = pd.DataFrame(
+        {
+            "cohort": pd.Timestamp("2026-01-05") + pd.to_timedelta(7 * week, unit="D"),
+            "p": p,
+            "y": (rng.random(len(week)) < p).astype(np.int8),
+            "matured": week < 15,  # the last cohort is still open
+        }
+    )
+    out = estimation_summary(frame)
+    assert out["weekly_cohorts"] == 15 and out["pooled_trials"] == 15 * 125
+    assert out["monthly_cohorts"] == 3  # January, February, March (April is still open)
+    assert 0.02 < out["weekly_noise_mean_abs"] < 0.06
+    assert out["weekly_mean_abs"] < 1.6 * out["weekly_noise_mean_abs"]
+    assert out["monthly_noise_mean_abs"] < out["weekly_noise_mean_abs"]
+    assert out["pooled_noise"] < out["monthly_noise_mean_abs"]
+    assert abs(out["pooled_error"]) < 3 * out["pooled_noise"]
+    assert estimation_summary(frame.iloc[:0]) == {}
 
 
 def test_psi_is_small_for_the_same_population_and_large_for_a_moved_one():

@@ -15,8 +15,23 @@ and the monitor is replayed weekly:
 - ``onboarding``: 8 weekly runs: ``inputs shifted`` seen, ``outcomes shifted`` never;
 - ``tracking``: the first run after the break: ``data broken`` naming the event
   and its date, and ``retrain --when-needed``'s decision (must refuse);
-- estimation: on ``none`` at the last run, mean |estimated - realised| ROC AUC
-  over matured cohorts (and pooled over their trials).
+- estimation: on ``none`` at the last run, |estimated - realised| ROC AUC
+  over matured weekly cohorts, over monthly groups of them and pooled over
+  their trials, each beside the error sampling alone gives
+  (``monitoring.estimation.estimation_summary``).
+
+``--oracle`` adds the statistical floor of the pricing target: at the run 28
+days after the change, with the champion's probabilities and timing law taken
+as the truth, the chance that (i) an oracle that knows the change's date and
+size (one likelihood ratio, one look, 5% false alarms; and at the test's own
+per-run level ``ALPHA``) rings, (ii) this
+version's test rings, (iii) the previous test (mixture over +-0.6/1.2,
+Bonferroni over 12 starts, Ville) rings; on the company's trials and on them
+repeated ``--oracle-scale`` times (a company with that many times the trials);
+for the nominal shift -0.8 and for the shift the champion actually sees
+(fitted on the matured cohorts from the change, minus the same fit on the
+unchanged company: the generator's -0.8 acts on sharper latent chances than
+the model's, so the model sees less).
 
 ``--demo N`` also times one monitor run on an N-account demo (target < 30 s).
 """
@@ -32,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
 from features.config import CompanyConfig, load_demo_config
 from features.demo.generator import generate_demo_data, write_demo_data
@@ -44,8 +60,17 @@ from training.tracking import use_tracking_uri
 from training.train import RecordTarget, train_models
 from trialcast.backtest import truncate_tables
 from trialcast.monitoring.champion import Champion, load_champion
+from trialcast.monitoring.estimation import estimation_summary
 from trialcast.monitoring.job import MonitorReport, run_monitor
 from trialcast.monitoring.need import NeedAction, decide_need
+from trialcast.monitoring.outcomes import (
+    ALPHA,
+    MAX_STARTS,
+    _design,
+    _statistic,
+    simulated_threshold,
+)
+from trialcast.monitoring.scoring import ScoredTrials
 
 TRAINED_AT = pd.Timestamp("2026-01-05")
 SINCE = pd.Timestamp("2026-02-02")
@@ -127,7 +152,76 @@ def replay(
     ]
 
 
-def bench_company(shape: str, seed: int, n: int) -> dict[str, object]:
+ORACLE_SIMS = 4000
+OLD_DELTAS = (-1.2, -0.6, 0.6, 1.2)
+
+
+def effective_shift(scored: ScoredTrials, since: pd.Timestamp) -> float:
+    """The log-odds shift, on the champion's (recalibrated) ``p``, that fits the matured
+    monitored trials of cohorts from ``since`` (maximum likelihood; 0 = calibrated)."""
+    frame = scored.frame
+    m = (frame["monitored"] & frame["matured"] & (frame["cohort"] >= since)).to_numpy()
+    p = np.clip(frame.loc[m, "p"].to_numpy(dtype=np.float64), 1e-9, 1 - 1e-9)
+    y = frame.loc[m, "y"].to_numpy()
+    logit = np.log(p / (1 - p))
+    return float(brentq(lambda d: float(np.sum(y - 1 / (1 + np.exp(-(logit + d))))), -5, 5))
+
+
+def oracle_power(
+    scored: ScoredTrials, since: pd.Timestamp, *, delta: float, scale: int = 1
+) -> dict[str, float]:
+    """Chance of ringing at this run under a ``delta`` shift from ``since`` (module docstring).
+
+    Outcomes are drawn from the champion's (recalibrated) ``p`` and the timing
+    law's landed share, shifted by ``delta`` for cohorts from ``since``: the
+    model is taken as the truth, so this is what the best test could reach.
+    """
+    frame = scored.frame
+    keep = frame["monitored"].to_numpy(dtype=bool)
+    data = frame[keep]
+    p = np.tile(np.clip(data["p"].to_numpy(dtype=np.float64), 1e-9, 1 - 1e-9), scale)
+    share = np.tile(data["share"].to_numpy(dtype=np.float64), scale)
+    when = np.tile(data["cohort"].to_numpy(), scale)
+    idx = np.argsort(when, kind="mergesort")
+    p, share, when = p[idx], share[idx], when[idx]
+    shifted = when >= np.datetime64(since)
+    logit = np.log(p / (1 - p))
+    p_true = np.where(shifted, 1 / (1 + np.exp(-(logit + delta))), p)
+    rng = np.random.default_rng(7)
+    y0 = (rng.random((ORACLE_SIMS, len(p))) < (p * share)[None, :]).astype(np.float64)
+    y1 = (rng.random((ORACLE_SIMS, len(p))) < (p_true * share)[None, :]).astype(np.float64)
+    # (i) the oracle: one start, one shift, one look at 5%
+    oracle = _design(p, share[:, None], when, [pd.Timestamp(since)], (delta,))
+    s0, s1 = _statistic(oracle, y0, 0)[:, 0], _statistic(oracle, y1, 0)[:, 0]
+    level = float(np.quantile(s0, 0.95))
+    level_same = float(np.quantile(s0, 1 - ALPHA))
+    starts = list(pd.unique(when))[-MAX_STARTS:]
+    # (ii) this test
+    new = _design(p, share[:, None], when, starts)
+    threshold = simulated_threshold(new, p, share)
+    new_stat = _statistic(new, y1, 0).max(axis=1)
+    # (iii) the previous test
+    old = _design(p, share[:, None], when, starts, OLD_DELTAS)
+    raw = _statistic(old, y1, 0).reshape(ORACLE_SIMS, len(starts), len(OLD_DELTAS))
+    mixed = np.logaddexp.reduce(raw, axis=2) - np.log(len(OLD_DELTAS))
+    return {
+        "expected_shifted": float((p * share)[shifted].sum()),
+        "expected_shifted_h1": float((p_true * share)[shifted].sum()),
+        "oracle": float(np.mean(s1 > level)),
+        "oracle_at_alpha": float(np.mean(s1 > level_same)),
+        "new": float(np.mean(new_stat >= threshold)),
+        "old": float(np.mean(mixed.max(axis=1) >= np.log(MAX_STARTS / 0.05))),
+    }
+
+
+def bench_company(
+    shape: str,
+    seed: int,
+    n: int,
+    *,
+    scenarios: tuple[str, ...] = ("pricing", "onboarding", "tracking"),
+    oracle_scales: tuple[int, ...] = (),
+) -> dict[str, object]:
     """Every scenario on one generated company; one row of results."""
     row: dict[str, object] = {"shape": shape, "seed": seed, "accounts": n}
     with tempfile.TemporaryDirectory(prefix="bench-monitor-") as tmp:
@@ -144,18 +238,63 @@ def bench_company(shape: str, seed: int, n: int) -> dict[str, object]:
         quiet = replay(base, champion, TRAINED_AT + WEEK, 20)
         row["none_false_alerts"] = sum(r.verdict.exit_code for r in quiet)
         row["none_runs"] = len(quiet)
-        cohorts = quiet[-1].kinds["conversion"].cohorts
+        row["none_outcome_alerts"] = sum(r.verdict.value == "outcomes shifted" for r in quiet)
+        row["none_thresholds"] = " ".join(
+            f"{r.kinds['conversion'].test.threshold:.1f}" for r in quiet[::4]
+        )
+        last = quiet[-1].kinds["conversion"]
+        cohorts = last.cohorts
         matured = cohorts[cohorts["matured"]].dropna(subset=["auc_error"])
         row["est_auc_mae"] = float(matured["auc_error"].abs().mean()) if len(matured) else np.nan
         row["est_auc_bias"] = float(matured["auc_error"].mean()) if len(matured) else np.nan
         row["matured_cohorts"] = len(matured)
+        for key in (
+            "weekly_noise_mean_abs",
+            "monthly_mean_abs",
+            "monthly_bias",
+            "monthly_noise_mean_abs",
+            "monthly_cohorts",
+            "pooled_error",
+            "pooled_noise",
+            "pooled_trials",
+        ):
+            row[f"est_{key}"] = last.estimation.get(key)
+        if last.scored is not None:  # the estimate from the rescaled p instead (a diagnostic)
+            frame = last.scored.frame
+            mon = frame[frame["monitored"]]
+            rescaled = estimation_summary(mon.assign(p_champion=mon["p"]))
+            row["est_rescaled_monthly_mean_abs"] = rescaled.get("monthly_mean_abs")
+            row["est_rescaled_pooled_error"] = rescaled.get("pooled_error")
         row["run_s_median"] = float(np.median([r.seconds for r in quiet]))
+        if "pricing" not in scenarios:
+            return row
 
         priced = build_company(root, shape, seed, "pricing", n)
-        runs = replay(priced, champion, SINCE + WEEK, 10)
+        runs = []
+        for k in range(10):  # weekly until it rings, at least to the run 28 days after
+            runs += replay(priced, champion, SINCE + (k + 1) * WEEK, 1)
+            if k >= 3 and runs[-1].verdict.value == "outcomes shifted":
+                break
         hit = [r for r in runs if r.verdict.value == "outcomes shifted"]
         row["pricing_delay_days"] = (hit[0].as_of - SINCE).days if hit else np.nan
         row["pricing_by_28d"] = bool(hit and (hit[0].as_of - SINCE).days <= 28)
+        at28 = runs[3].kinds["conversion"]
+        row["pricing_llr_28d"] = f"{at28.test.log_lr:.1f}/{at28.test.threshold:.1f}"
+        if oracle_scales:
+            # The shift as the champion sees it: fitted on matured cohorts from SINCE at
+            # the last quiet run's date, minus the same fit on the unchanged company.
+            late = replay(priced, champion, quiet[-1].as_of, 1)[0].kinds["conversion"]
+            assert late.scored is not None and last.scored is not None and at28.scored
+            base_shift = effective_shift(last.scored, SINCE)
+            seen = effective_shift(late.scored, SINCE) - base_shift
+            row["shift_none"], row["shift_seen"] = base_shift, seen
+            for scale in oracle_scales:
+                for name, delta in (("seen", seen), ("nominal", -0.8)):
+                    power = oracle_power(at28.scored, SINCE, delta=delta, scale=scale)
+                    for key, value in power.items():
+                        row[f"x{scale}_{name}_{key}"] = value
+        if "onboarding" not in scenarios:
+            return row
 
         onboarded = build_company(root, shape, seed, "onboarding", n)
         runs = replay(onboarded, champion, SINCE + WEEK, 8)
@@ -216,35 +355,75 @@ def bench_demo(n: int) -> dict[str, object]:
         }
 
 
+def summary(frame: pd.DataFrame) -> str:
+    """One paragraph of the results against the targets (columns that were run)."""
+
+    def mean(col: str, fmt: str) -> str:
+        return format(frame[col].mean(), fmt) if col in frame else "-"
+
+    runs = frame["none_runs"].sum()
+    alerts = frame["none_false_alerts"].sum()
+    parts = [
+        f"no change: {alerts} alerts in {runs} runs ({100 * alerts / runs:.1f}%), "
+        f"max per company {frame['none_false_alerts'].max()}, outcome alerts "
+        f"{frame['none_outcome_alerts'].sum()}",
+        f"estimated AUC: weekly MAE {mean('est_auc_mae', '.3f')} (bias "
+        f"{mean('est_auc_bias', '+.3f')}, sampling alone {mean('est_weekly_noise_mean_abs', '.3f')}); "
+        f"monthly MAE {mean('est_monthly_mean_abs', '.3f')} (bias {mean('est_monthly_bias', '+.3f')}, "
+        f"sampling alone {mean('est_monthly_noise_mean_abs', '.3f')}); pooled |error| "
+        f"{frame['est_pooled_error'].abs().mean():.3f} (sampling alone {mean('est_pooled_noise', '.3f')})",
+    ]
+    if "pricing_by_28d" in frame:
+        parts.append(
+            f"pricing: detected by 28 days in {frame['pricing_by_28d'].mean():.0%}, median delay "
+            f"{frame['pricing_delay_days'].median()} days"
+        )
+    for col in [c for c in frame if c.endswith(("_oracle", "_new", "_old"))]:
+        parts.append(f"{col} {frame[col].mean():.2f}")
+    if "onboarding_inputs" in frame:
+        parts.append(
+            f"onboarding: inputs shifted {frame['onboarding_inputs'].mean():.0%}, outcomes "
+            f"shifted {frame['onboarding_outcomes'].mean():.0%}"
+        )
+    if "tracking_data_broken" in frame:
+        parts.append(
+            f"tracking: data broken {frame['tracking_data_broken'].mean():.0%}, retrain "
+            f"refused {frame['tracking_retrain_refused'].mean():.0%}"
+        )
+    return "; ".join(parts)
+
+
 def main() -> None:  # pragma: no cover - command line
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--shapes", default="short,long")
     parser.add_argument("--accounts", type=int, default=6000)
     parser.add_argument("--demo", type=int, default=10_000, help="0: skip the demo timing")
+    parser.add_argument(
+        "--scenarios",
+        default="pricing,onboarding,tracking",
+        help="besides no change; pricing,onboarding,tracking (in that order, a prefix)",
+    )
+    parser.add_argument("--oracle", action="store_true", help="pricing: the statistical floor")
+    parser.add_argument("--oracle-scale", type=int, default=4)
     args = parser.parse_args()
+    scenarios = tuple(x for x in args.scenarios.split(",") if x)
+    scales = (1, args.oracle_scale) if args.oracle else ()
     print(f"load: {os.getloadavg()}", flush=True)
     rows = []
     for shape in args.shapes.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             t0 = time.perf_counter()
-            rows.append(bench_company(shape, seed, args.accounts))
+            rows.append(
+                bench_company(shape, seed, args.accounts, scenarios=scenarios, oracle_scales=scales)
+            )
             print(
                 pd.Series(rows[-1]).to_string(), f"\n({time.perf_counter() - t0:.0f} s)", flush=True
             )
     frame = pd.DataFrame(rows)
     print(frame.to_string())
-    runs = frame["none_runs"].sum()
-    print(
-        f"no change: {frame['none_false_alerts'].sum()} alerts in {runs} runs "
-        f"({100 * frame['none_false_alerts'].sum() / runs:.1f}%), max per company "
-        f"{frame['none_false_alerts'].max()}; pricing: detected by 28 days in "
-        f"{frame['pricing_by_28d'].mean():.0%}, median delay {frame['pricing_delay_days'].median()} days; "
-        f"onboarding: inputs shifted {frame['onboarding_inputs'].mean():.0%}, outcomes shifted "
-        f"{frame['onboarding_outcomes'].mean():.0%}; tracking: data broken {frame['tracking_data_broken'].mean():.0%}, "
-        f"retrain refused {frame['tracking_retrain_refused'].mean():.0%}; estimated AUC MAE "
-        f"{frame['est_auc_mae'].mean():.3f} (bias {frame['est_auc_bias'].mean():+.3f})"
-    )
+    print(summary(frame))
     if args.demo:
         print(bench_demo(args.demo))
     print(f"load: {os.getloadavg()}")

@@ -32,9 +32,9 @@ from trialcast.monitoring.alerts import Alert
 from trialcast.monitoring.champion import Champion
 from trialcast.monitoring.data_checks import run_data_checks
 from trialcast.monitoring.drift import DriftReport, compute_drift
-from trialcast.monitoring.estimation import cohort_performance
+from trialcast.monitoring.estimation import cohort_performance, estimation_summary
 from trialcast.monitoring.outcomes import OutcomeTest, run_outcome_test, summarise_cohorts
-from trialcast.monitoring.scoring import score_trials
+from trialcast.monitoring.scoring import ScoredTrials, score_trials
 from trialcast.monitoring.verdict import Verdict, decide_verdict, input_alerts, outcome_alert
 
 MONITORING_DIR = "monitoring"
@@ -46,7 +46,7 @@ TOP_FEATURES = 10
 
 @dataclass
 class KindHealth:
-    """One champion's health: its cohorts, test, drift and alerts."""
+    """One champion's health: its cohorts, test, drift and alerts (and the scored trials)."""
 
     champion: Champion
     cohorts: pd.DataFrame
@@ -54,6 +54,8 @@ class KindHealth:
     drift: DriftReport
     alerts: list[Alert]
     recalibration: dict[str, float] = field(default_factory=dict)
+    scored: ScoredTrials | None = None
+    estimation: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +125,7 @@ def kind_json(health: KindHealth) -> dict[str, Any]:
         "estimated_auc_error": {
             "matured_cohorts": len(errors),
             "mean_abs": _clean(errors.abs().mean()) if len(errors) else None,
+            **{k: _clean(v) for k, v in sorted(health.estimation.items())},
         },
         "drift": {
             "prediction_psi": _clean(drift.prediction_psi),
@@ -182,6 +185,8 @@ def monitor_conversion(
         drift=drift,
         alerts=alerts,
         recalibration=dict(frame.attrs.get("recalibration", {})),
+        scored=scored,
+        estimation=estimation_summary(monitored),
     )
 
 

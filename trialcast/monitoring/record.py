@@ -44,6 +44,11 @@ def monitor_metrics(report: MonitorReport) -> dict[str, float]:
             if len(errors):
                 out[f"{kind}.estimated_auc_mae"] = float(errors.abs().mean())
                 out[f"{kind}.realised_auc_mean"] = float(cohorts["auc_realised"].dropna().mean())
+        for key in ("monthly_mean_abs", "pooled_error", "weekly_noise_mean_abs"):
+            value = health.estimation.get(key)
+            if value is not None:
+                out[f"{kind}.estimated_auc_{key}"] = float(value)
+        out[f"{kind}.outcome_threshold"] = test.threshold
     return {k: float(v) for k, v in out.items() if v == v and abs(v) != float("inf")}
 
 
