@@ -378,7 +378,7 @@ def summary(frame: pd.DataFrame) -> str:
             f"pricing: detected by 28 days in {frame['pricing_by_28d'].mean():.0%}, median delay "
             f"{frame['pricing_delay_days'].median()} days"
         )
-    for col in [c for c in frame if c.endswith(("_oracle", "_new", "_old"))]:
+    for col in [str(c) for c in frame.columns if str(c).endswith(("_oracle", "_new", "_old"))]:
         parts.append(f"{col} {frame[col].mean():.2f}")
     if "onboarding_inputs" in frame:
         parts.append(
