@@ -6,6 +6,8 @@ days, a three-week trial decided over 45 days, renamed vocabulary).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,7 @@ from scipy.special import expit, logit
 
 from features.build import FeatureBuilder
 from models.artifact import TrialcastModel
-from models.phases import PHASE_NAMES, cell_codes, offsets_of, phase_codes
+from models.phases import PHASE_NAMES, cell_codes, cell_name, offsets_of, phase_codes
 from serving.batch import predict_open_trials
 from training.calibration import MIN_PHASE_ROWS, fit_calibration, phase_inputs
 from trialcast.backtest import fit_cohort_model, truncate_tables
@@ -120,3 +122,23 @@ def test_reasons_add_up_to_the_served_score_with_phase_offsets(fitted, tmp_path)
     loaded = TrialcastModel.load(model.save(tmp_path / "m"))
     assert loaded.phase_offsets == model.phase_offsets
     assert np.allclose(loaded.predict_proba(frame), scored.p_convert)
+
+
+def test_a_length_cell_offset_reaches_the_served_score_and_the_reasons(fitted, tmp_path):
+    """A phase x length offset (``"7d past end"``) moves exactly the trials of that
+    length in that phase, the reasons still add up, and it travels with the artifact."""
+    builder, model, _valid = fitted
+    frame = predict_open_trials(builder, model, ORIGIN).features
+    codes = phase_inputs(model, frame)
+    assert codes is not None
+    cell = int(np.bincount(codes[codes >= 0]).argmax())
+    key = cell_name(cell)
+    before = model.predict_proba(frame)
+    shifted = copy.copy(model)
+    shifted.phase_offsets = {**model.phase_offsets, key: 0.7}
+    moved = logit(shifted.predict_proba(frame)) - logit(before)
+    assert np.allclose(moved[codes == cell], 0.7) and np.allclose(moved[codes != cell], 0.0)
+    contrib = shifted.contributions(frame)
+    assert np.allclose(contrib.logit(), logit(shifted.predict_proba(frame)), atol=1e-8)
+    loaded = TrialcastModel.load(shifted.save(tmp_path / "m"))
+    assert np.allclose(loaded.predict_proba(frame), shifted.predict_proba(frame))
