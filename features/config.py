@@ -53,6 +53,13 @@ class TrialConfig(_Strict):
             trials are snapshotted too (``p50`` = half-way): trials of different
             lengths are then all seen in the middle of their trial, where scoring
             meets them (day snapshots alone leave a long trial's middle unseen).
+        random_snapshots: open trials are also snapshotted at this many moments
+            drawn uniformly over each trial and its conversion window (``r1``,
+            ``r2``...; the draw is a hash of the account id, so the same account
+            gets the same moments in every export). The states ``score`` and
+            ``forecast`` meet are spread like that (an origin falls anywhere in a
+            trial's life), while day, share and post-trial snapshots sit at a few
+            fixed moments the model must interpolate between.
         post_trial_snapshot_days: days after trial end at which trials still open
             are snapshotted too (the state ``score`` and ``forecast`` meet for
             trials deciding after their end); default 1, 3, 7, 14, 21, 30, 45, 60,
@@ -73,6 +80,7 @@ class TrialConfig(_Strict):
     conversion_window_days: int = Field(30, ge=0)
     snapshot_days: list[int] = Field(default_factory=lambda: [1, 3, 7, 14])
     snapshot_shares: list[float] = Field(default_factory=list)
+    random_snapshots: int = Field(0, ge=0, le=20)
     post_trial_snapshot_days: list[int] | None = None
     churn_horizon_days: int = Field(90, gt=0)
     churn_snapshot_every_days: int = Field(30, gt=0)

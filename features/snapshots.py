@@ -56,6 +56,14 @@ def _export_seconds(builder: FeatureBuilder, export_time: pd.Timestamp | None) -
     return timestamp_seconds(moment)
 
 
+def random_shares(account_ids: pd.Index, k: int) -> np.ndarray:
+    """A share in [0, 1) per account for random snapshot ``k``: a hash of the
+    account id and ``k``, so an account's moments do not depend on the export."""
+    keys = pd.Series(account_ids.astype(str)) + f"#r{k}"
+    h = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
 def trial_snapshot_plan(
     builder: FeatureBuilder, export_time: pd.Timestamp | None = None, *, labelled: bool = True
 ) -> Iterator[tuple[str, float, np.ndarray, np.ndarray]]:
@@ -89,6 +97,12 @@ def trial_snapshot_plan(
     plans += [
         (f"p{round(x * 100)}", nan, start + ((end - start) * x).astype(np.int64), True)
         for x in cfg.snapshot_shares
+    ]
+    # Random moments of each trial's life (trial start to window end), per account.
+    span = end + int(cfg.conversion_window_days * SECONDS_PER_DAY) - start
+    plans += [
+        (f"r{k}", nan, start + (span * random_shares(idx.account_ids, k)).astype(np.int64), False)
+        for k in range(1, cfg.random_snapshots + 1)
     ]
     for name, day, as_of, in_trial in plans:
         ok = known & ((conv == NAT_SECONDS) | (conv >= as_of)) & (as_of <= now)

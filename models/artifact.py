@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from models.phases import ELAPSED, LENGTH, PHASE_NAMES, phase_codes
+from models.phases import ELAPSED, LENGTH, cell_codes, offsets_of
 
 MODEL_KINDS = ("conversion", "churn")
 FORMAT_VERSION = 1
@@ -103,8 +103,9 @@ class TrialcastModel:
         kind: ``"conversion"`` or ``"churn"``.
         spec_json: the ``FeatureSpec`` (JSON) the features were built with.
         params: LightGBM parameters used.
-        phase_offsets: log-odds added per trial phase (``models.phases.PHASE_NAMES``;
-            empty: one calibration for all phases).
+        phase_offsets: log-odds added per trial phase (``models.phases.PHASE_NAMES``)
+            and per phase x trial length (``"21d 0-25%"``, on top of its phase's;
+            ``models.phases.offsets_of``); empty: one calibration for all phases.
     """
 
     booster: lgb.Booster
@@ -141,8 +142,7 @@ class TrialcastModel:
         return self._shift(elapsed, length)
 
     def _shift(self, elapsed: np.ndarray, length: np.ndarray) -> np.ndarray:
-        table = np.array([self.phase_offsets.get(n, 0.0) for n in PHASE_NAMES] + [0.0])
-        return np.asarray(table[phase_codes(elapsed, length)], dtype=np.float64)
+        return offsets_of(self.phase_offsets, cell_codes(elapsed, length))
 
     def _matrix_shift(self, M: np.ndarray) -> np.ndarray | None:
         """Phase offsets of a model input matrix, or None when the model has none."""

@@ -35,3 +35,40 @@ def phase_names(elapsed_days: np.ndarray, length_days: np.ndarray) -> np.ndarray
     """The phase name of each row (``"unknown"`` where an input is missing)."""
     names = np.array([*PHASE_NAMES, "unknown"], dtype=object)
     return np.asarray(names[phase_codes(elapsed_days, length_days)], dtype=object)
+
+
+def cell_codes(elapsed_days: np.ndarray, length_days: np.ndarray) -> np.ndarray:
+    """Phase x trial length (whole days) per row: ``phase + len(PHASE_NAMES) * days``;
+    -1 where either input is missing. ``code % len(PHASE_NAMES)`` is the phase."""
+    phase = phase_codes(elapsed_days, length_days)
+    length = np.nan_to_num(np.asarray(length_days, dtype=np.float64), nan=0.0)
+    days = np.clip(np.rint(length), 0, 100_000).astype(np.int64)
+    return np.where(phase >= 0, phase + len(PHASE_NAMES) * days, -1).astype(np.int64)
+
+
+def cell_name(code: int) -> str:
+    """The offset key of a cell code: ``"21d 0-25%"``."""
+    days, phase = divmod(int(code), len(PHASE_NAMES))
+    return f"{days}d {PHASE_NAMES[phase]}"
+
+
+def _cell_code(name: str) -> int | None:
+    days, _, phase = name.partition("d ")
+    if not days.isdigit() or phase not in PHASE_NAMES:
+        return None
+    return PHASE_NAMES.index(phase) + len(PHASE_NAMES) * int(days)
+
+
+def offsets_of(offsets: dict[str, float], codes: np.ndarray) -> np.ndarray:
+    """Log-odds shift per row of ``cell_codes`` (or ``phase_codes``): the offset of
+    its phase (``"past end"``) plus that of its phase x length cell (``"21d past
+    end"``), each 0 where absent; 0 where the code is -1."""
+    codes = np.asarray(codes, dtype=np.int64)
+    known = codes >= 0
+    table = np.array([offsets.get(n, 0.0) for n in PHASE_NAMES], dtype=np.float64)
+    out = np.where(known, table[np.where(known, codes, 0) % len(PHASE_NAMES)], 0.0)
+    for name, value in offsets.items():
+        code = _cell_code(name)
+        if code is not None:
+            out = out + np.where(codes == code, float(value), 0.0)
+    return out

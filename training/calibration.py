@@ -10,7 +10,12 @@ the trials past their end several percent off: docs/benchmarks.md).
 
 A phase gets an offset only with ``MIN_PHASE_ROWS`` validation rows and
 ``MIN_PHASE_CLASS`` of each class; offsets are shrunk towards 0 (a normal prior
-of sd ``OFFSET_SD`` in log-odds), so a thin phase moves little. Models without
+of sd ``OFFSET_SD`` in log-odds), so a thin phase moves little. When trials of
+several lengths are seen, each phase x length cell (``"21d 0-25%"``) with as
+many rows gets an offset on top of its phase's, shrunk towards it (prior sd
+``CELL_SD``): trials of 7 and 21 days at the same share of their trial need not
+sit at the same level (one offset per phase left a 21-day trial's first half
+7-10% low on a company of 7- and 21-day trials: docs/benchmarks.md). Models without
 the two phase inputs (churn, a feature table without them) get plain Platt.
 """
 
@@ -25,13 +30,15 @@ from scipy.special import expit
 
 from models.artifact import TrialcastModel
 from models.kinds import model_kind
-from models.phases import ELAPSED, LENGTH, PHASE_NAMES, phase_codes
+from models.phases import ELAPSED, LENGTH, PHASE_NAMES, cell_codes, cell_name
 
 #: Fewest validation rows, and of each class, for a phase to get its own offset.
 MIN_PHASE_ROWS = 300
 MIN_PHASE_CLASS = 20
 #: Prior sd of a phase offset (log-odds): shrinks thin phases towards the shared map.
 OFFSET_SD = 1.0
+#: Prior sd of a phase x length cell's offset on top of its phase's (log-odds).
+CELL_SD = 0.5
 #: Smallest slope (keeps the map strictly increasing; as ``training.model.MIN_SLOPE``).
 MIN_SLOPE = 1e-6
 
@@ -52,59 +59,75 @@ class Calibration:
 
 
 def phase_inputs(model: TrialcastModel, frame: pd.DataFrame) -> np.ndarray | None:
-    """Phase codes of ``frame``'s rows, or None when the model cannot see its phase."""
+    """Phase x length codes (``models.phases.cell_codes``) of ``frame``'s rows, or
+    None when the model cannot see its phase."""
     if not model_kind(model.kind).phase_calibrated:
         return None
     if ELAPSED not in model.features or LENGTH not in model.features:
         return None
     elapsed = pd.to_numeric(frame[ELAPSED], errors="coerce").to_numpy(dtype=np.float64)
     length = pd.to_numeric(frame[LENGTH], errors="coerce").to_numpy(dtype=np.float64)
-    return phase_codes(elapsed, length)
+    return cell_codes(elapsed, length)
 
 
 def fit_calibration(
     margin: np.ndarray, y: np.ndarray, phases: np.ndarray | None = None
 ) -> Calibration:
-    """Penalised maximum likelihood of ``(a, b, offsets)``; ``phases`` from ``phase_inputs``."""
+    """Penalised maximum likelihood of ``(a, b, offsets)``; ``phases`` from
+    ``phase_inputs`` (cell codes; plain phase codes give phase offsets only)."""
     m = np.asarray(margin, dtype=np.float64)
     t = np.asarray(y, dtype=np.float64)
-    eligible: list[int] = []
+    n_phases = len(PHASE_NAMES)
+
+    def enough(rows: np.ndarray) -> bool:
+        positives = float(t[rows].sum())
+        return bool(
+            rows.sum() >= MIN_PHASE_ROWS
+            and min(positives, rows.sum() - positives) >= MIN_PHASE_CLASS
+        )
+
+    columns: list[np.ndarray] = []
+    names: list[str] = []
+    sds: list[float] = []
     if phases is not None:
-        for k in range(len(PHASE_NAMES)):
-            rows = phases == k
-            positives = float(t[rows].sum())
-            if rows.sum() >= MIN_PHASE_ROWS and min(positives, rows.sum() - positives) >= (
-                MIN_PHASE_CLASS
-            ):
-                eligible.append(k)
-    # One indicator column per eligible phase.
-    X = (
-        np.column_stack([phases == k for k in eligible]).astype(np.float64)
-        if eligible and phases is not None
-        else np.zeros((len(m), 0))
-    )
-    ridge = 1.0 / OFFSET_SD**2
+        codes = np.asarray(phases, dtype=np.int64)
+        phase = np.where(codes >= 0, codes % n_phases, -1)
+        for k in range(n_phases):
+            if enough(phase == k):
+                columns.append(phase == k)
+                names.append(PHASE_NAMES[k])
+                sds.append(OFFSET_SD)
+        seen = np.unique(codes[codes >= 0])
+        if len(np.unique(seen // n_phases)) > 1:  # trials of several lengths
+            for code in seen:
+                rows = codes == code
+                if PHASE_NAMES[code % n_phases] in names and enough(rows):
+                    columns.append(rows)
+                    names.append(cell_name(code))
+                    sds.append(CELL_SD)
+    X = np.column_stack(columns).astype(np.float64) if columns else np.zeros((len(m), 0))
+    ridge = 1.0 / np.asarray(sds, dtype=np.float64) ** 2
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         c = theta[2:]
         z = theta[0] * m + theta[1] + X @ c
-        nll = float(np.sum(np.logaddexp(0.0, z) - t * z)) + 0.5 * ridge * float(c @ c)
+        nll = float(np.sum(np.logaddexp(0.0, z) - t * z)) + 0.5 * float(ridge @ (c * c))
         r = expit(z) - t
         grad = np.concatenate([[r @ m, r.sum()], X.T @ r + ridge * c])
         return nll, grad
 
-    x0 = np.zeros(2 + len(eligible))
+    x0 = np.zeros(2 + len(names))
     x0[0] = 1.0
     res = minimize(
         loss,
         x0,
         jac=True,
         method="L-BFGS-B",
-        bounds=[(MIN_SLOPE, None)] + [(None, None)] * (1 + len(eligible)),
+        bounds=[(MIN_SLOPE, None)] + [(None, None)] * (1 + len(names)),
         options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-9},
     )
     theta = res.x if np.all(np.isfinite(res.x)) else x0
-    offsets = {PHASE_NAMES[k]: float(c) for k, c in zip(eligible, theta[2:], strict=True)}
+    offsets = {name: float(c) for name, c in zip(names, theta[2:], strict=True)}
     return Calibration(a=float(theta[0]), b=float(theta[1]), phase_offsets=offsets)
 
 

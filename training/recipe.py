@@ -37,7 +37,7 @@ import pandas as pd
 from features.build import feature_columns
 from features.spec import FeatureSpec
 from models.kinds import ModelKind, model_kind
-from models.phases import PHASE_NAMES
+from models.phases import offsets_of
 from training.baselines import (
     build_ceiling,
     build_persona_baseline,
@@ -116,8 +116,7 @@ def calibrated_probability(
     """The calibrated probability of rows given their margins and phases."""
     z = model.a * np.asarray(margin, dtype=np.float64) + model.b
     if phases is not None and model.phase_offsets:
-        offsets = np.array([model.phase_offsets.get(n, 0.0) for n in PHASE_NAMES])
-        z = z + np.where(phases >= 0, offsets[np.clip(phases, 0, None)], 0.0)
+        z = z + offsets_of(model.phase_offsets, phases)
     return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
 

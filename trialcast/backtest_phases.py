@@ -31,7 +31,8 @@ def phase_rows(
     won: np.ndarray,
     oracle_p: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """One row per open trial: ``length``, ``phase``, ``p``, ``oracle``, ``won``.
+    """One row per open trial: ``length``, ``phase``, ``elapsed`` (days since trial
+    start), ``p``, ``oracle``, ``won``.
 
     Args:
         open_accounts: the open trials' account rows (``trial_start``, ``trial_end``),
@@ -50,6 +51,7 @@ def phase_rows(
         {
             "length": np.round(length).astype(int),
             "phase": phase_names(elapsed, length),
+            "elapsed": elapsed,
             "p": np.asarray(p_convert, dtype=float),
             "oracle": (
                 np.full(len(start), np.nan) if oracle_p is None else np.asarray(oracle_p, float)

@@ -384,6 +384,8 @@ def run_backtest(
 
     Writes ``backtest_cohorts.csv``, ``backtest_summary.csv``,
     ``backtest_phases.csv`` (expected conversions by trial phase and length),
+    ``backtest_open_trials.csv`` (the rows behind it: one per open trial of each
+    cohort, with its probability, the oracle's and the outcome),
     ``backtest_forecast_vs_actual.png``, ``backtest_pit.png`` (interval honesty)
     and ``cohort_conversion_curves.png``.
     ``num_threads`` is LightGBM's per fit (1 by default: many small fits).
@@ -402,6 +404,7 @@ def run_backtest(
         "cohorts": write_csv(result.cohorts, out / "backtest_cohorts.csv"),
         "summary": write_csv(pd.DataFrame([result.summary]), out / "backtest_summary.csv"),
         "phases": write_csv(phase_table(result.phases), out / "backtest_phases.csv"),
+        "open_trials": write_csv(result.phases, out / "backtest_open_trials.csv"),
     }
     if pictures:
         outputs["forecast_vs_actual_png"] = save_png(

@@ -102,3 +102,29 @@ def test_snapshot_shares_must_lie_inside_the_trial(bad):
 
     with pytest.raises(ConfigError, match="snapshot_shares"):
         make_config(trial={"snapshot_shares": bad})
+
+
+def test_random_snapshots_spread_over_the_trial_and_its_window():
+    """``random_snapshots``: each open trial is seen at moments drawn from a hash of
+    its id, anywhere from trial start to the window's end, the same in every export;
+    a trial already converted at a moment is not snapshotted there."""
+    accounts = make_accounts(40)
+    accounts.loc[0, "converted_at"] = accounts.loc[0, "trial_start"] + D(hours=1)
+    events = make_events([(f"a{i}", "u1", "view", "2026-01-02") for i in range(40)])
+    config = make_config(trial={"random_snapshots": 2})
+    builder = FeatureBuilder.from_tables(Tables(events=events, accounts=accounts), config)
+    ts = build_trial_training_set(builder, export_time=T("2026-06-30"))
+    rand = ts[ts["snapshot"].isin(["r1", "r2"])]
+    length = config.trial.conversion_window_days + 14
+    assert rand["trial_days_elapsed"].between(0, length).all()
+    assert rand["trial_days_elapsed"].nunique() > 60  # spread, not a few fixed days
+    assert rand["trial_days_elapsed"].max() > 14  # past the trial's end too
+    assert not ((rand["account_id"] == "a0") & (rand["trial_days_elapsed"] > 1 / 24)).any()
+    again = build_trial_training_set(
+        FeatureBuilder.from_tables(Tables(events=events, accounts=accounts.iloc[::-1]), config),
+        export_time=T("2026-06-30"),
+    )
+    key = ["account_id", "snapshot"]
+    a = rand.set_index(key)["as_of"].sort_index()
+    b = again[again["snapshot"].isin(["r1", "r2"])].set_index(key)["as_of"].sort_index()
+    pd.testing.assert_series_equal(a, b)

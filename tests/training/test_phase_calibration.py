@@ -6,6 +6,8 @@ days, a three-week trial decided over 45 days, renamed vocabulary).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,7 @@ from scipy.special import expit, logit
 
 from features.build import FeatureBuilder
 from models.artifact import TrialcastModel
-from models.phases import PHASE_NAMES, phase_codes
+from models.phases import PHASE_NAMES, cell_codes, cell_name, offsets_of, phase_codes
 from serving.batch import predict_open_trials
 from training.calibration import MIN_PHASE_ROWS, fit_calibration, phase_inputs
 from trialcast.backtest import fit_cohort_model, truncate_tables
@@ -44,6 +46,29 @@ def test_fit_calibration_recovers_phase_offsets():
     assert fit_calibration(margin, y).phase_offsets == {}
 
 
+def test_fit_calibration_gives_each_trial_length_its_level_in_a_phase():
+    """Trials of 7 and 21 days at the same share of their trial sit at different
+    levels: each phase x length cell gets an offset on top of its phase's."""
+    rng = np.random.default_rng(2)
+    n = 40_000
+    margin = rng.normal(-1.0, 1.0, n)
+    length = rng.choice([7.0, 21.0], n)
+    elapsed = rng.uniform(0, 1.5, n) * length
+    codes = cell_codes(elapsed, length)
+    phase = codes % len(PHASE_NAMES)
+    shift = np.where((length == 21) & (phase < 2), -0.4, 0.0) + 0.3 * (phase == 4)
+    y = (rng.random(n) < expit(0.8 * margin + 0.1 + shift)).astype(int)
+    fitted = fit_calibration(margin, y, codes)
+    assert "21d 0-25%" in fitted.phase_offsets and "7d past end" in fitted.phase_offsets
+    z = fitted.a * margin + fitted.b + offsets_of(fitted.phase_offsets, codes)
+    for code in np.unique(codes):
+        rows = codes == code
+        assert expit(z[rows]).mean() == pytest.approx(y[rows].mean(), abs=0.015), code
+    # One length only: phase offsets alone (a cell would repeat its phase).
+    one = fit_calibration(margin, y, phase_codes(elapsed, np.full(n, 7.0)))
+    assert set(one.phase_offsets) <= set(PHASE_NAMES)
+
+
 def test_thin_phases_get_no_offset():
     rng = np.random.default_rng(1)
     n = MIN_PHASE_ROWS - 1
@@ -69,7 +94,7 @@ def test_each_phase_is_calibrated_on_the_validation_part(fitted):
     assert codes is not None
     p, y = model.predict_proba(valid), valid["label"].to_numpy()
     for k, name in enumerate(PHASE_NAMES):
-        rows = codes == k
+        rows = (codes >= 0) & (codes % len(PHASE_NAMES) == k)
         if name in model.phase_offsets:
             # Maximum likelihood with a free level per phase: mean p = label rate
             # (up to the shrinkage towards the shared map).
@@ -97,3 +122,23 @@ def test_reasons_add_up_to_the_served_score_with_phase_offsets(fitted, tmp_path)
     loaded = TrialcastModel.load(model.save(tmp_path / "m"))
     assert loaded.phase_offsets == model.phase_offsets
     assert np.allclose(loaded.predict_proba(frame), scored.p_convert)
+
+
+def test_a_length_cell_offset_reaches_the_served_score_and_the_reasons(fitted, tmp_path):
+    """A phase x length offset (``"7d past end"``) moves exactly the trials of that
+    length in that phase, the reasons still add up, and it travels with the artifact."""
+    builder, model, _valid = fitted
+    frame = predict_open_trials(builder, model, ORIGIN).features
+    codes = phase_inputs(model, frame)
+    assert codes is not None
+    cell = int(np.bincount(codes[codes >= 0]).argmax())
+    key = cell_name(cell)
+    before = model.predict_proba(frame)
+    shifted = copy.copy(model)
+    shifted.phase_offsets = {**model.phase_offsets, key: 0.7}
+    moved = logit(shifted.predict_proba(frame)) - logit(before)
+    assert np.allclose(moved[codes == cell], 0.7) and np.allclose(moved[codes != cell], 0.0)
+    contrib = shifted.contributions(frame)
+    assert np.allclose(contrib.logit(), logit(shifted.predict_proba(frame)), atol=1e-8)
+    loaded = TrialcastModel.load(shifted.save(tmp_path / "m"))
+    assert np.allclose(loaded.predict_proba(frame), shifted.predict_proba(frame))

@@ -78,5 +78,9 @@ def test_run_backtest_writes_pictures(demo_small, tmp_path):
     phases = pd.read_csv(out.outputs["phases"])
     all_row = phases[phases["phase"] == "all"].iloc[0]
     assert all_row["expected"] == pytest.approx(out.result.cohorts["expected_conversions"].sum())
+    open_trials = pd.read_csv(out.outputs["open_trials"])
+    assert len(open_trials) == out.result.cohorts["n_open"].sum()
+    assert open_trials["p"].sum() == pytest.approx(all_row["expected"])
+    assert (open_trials["elapsed"] >= 0).all()  # days since trial start at the origin
     assert 0.0 <= out.result.cohorts["pit"].iloc[0] <= 1.0
     assert out.curves["share_converted"].between(0, 1).all()
