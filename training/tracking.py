@@ -24,7 +24,6 @@ import json
 import math
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,53 +46,6 @@ ENV_GIT_COMMIT = "TRIALCAST_GIT_COMMIT"
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _MLFLOW_URI_ENVS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
-#: Tracking stores being opened in the background, by URI (``open_store_early``).
-_OPENING: dict[str, threading.Thread] = {}
-_OPENING_LOCK = threading.Lock()
-#: Store URIs whose opening costs time worth overlapping (database-backed stores).
-_DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
-
-
-def _open_store(uri: str) -> None:
-    try:
-        disable_mlflow_telemetry()
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.search_registered_models(max_results=1)  # opens the registry store too
-    except Exception:  # the run itself opens the store and reports why
-        return
-
-
-def open_store_early(uri: str) -> None:
-    """Open the MLflow stores of ``uri`` in a background thread while the caller works.
-
-    MLflow keeps one store per URI for the process; opening a SQLite or database
-    store (connection pool, schema check) costs 0.6-0.9 s, which a training job
-    otherwise pays in its logging step after the models are fitted. Started before
-    the fit, it overlaps with it; ``use_tracking_uri`` waits for it, so a store is
-    never opened twice at once. A failure here is silent: the run opens the store
-    itself and says what is wrong. Only database stores (SQLite, PostgreSQL, MySQL,
-    SQL Server) are opened early.
-    """
-    if uri.split(":", 1)[0].split("+", 1)[0] not in _DATABASE_SCHEMES:
-        return  # a remote server's store opens lazily: nothing to gain, retries to lose
-    with _OPENING_LOCK:
-        if uri in _OPENING:
-            return
-        # not a daemon: a process that ends early waits for the schema set-up to finish
-        # rather than leaving a half-created store behind
-        thread = threading.Thread(target=_open_store, args=(uri,), daemon=False)
-        _OPENING[uri] = thread
-    thread.start()
-
-
-def _wait_for_store(uri: str) -> None:
-    with _OPENING_LOCK:
-        thread = _OPENING.pop(uri, None)
-    if thread is not None:
-        thread.join()
-
 
 @contextlib.contextmanager
 def use_tracking_uri(uri: str) -> Iterator[MlflowClient]:
@@ -106,7 +58,6 @@ def use_tracking_uri(uri: str) -> Iterator[MlflowClient]:
     ``models.mlflow_env``).
     """
     disable_mlflow_telemetry()
-    _wait_for_store(uri)
     import mlflow
     from mlflow import MlflowClient
 

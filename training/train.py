@@ -58,7 +58,6 @@ from training.tracking import (
     get_or_create_experiment,
     git_commit,
     log_training_run,
-    open_store_early,
     use_tracking_uri,
 )
 from training.train_results import FittedKind, ModelOutcome, TrainingSets, TrainResult
@@ -315,8 +314,6 @@ def train_models(
     progress = options.progress
     started = time.perf_counter()
     target = target or RecordTarget()
-    # the store's start-up overlaps with the fit (the logging step pays less)
-    open_store_early(_record_uri(config, target))
     _say(progress, "building training sets...")
     sets = build_training_sets(config, data, kinds=kinds, export_time=export_time)
     if sets.spec is not None and sets.spec.table_as_of is False and sets.spec.table_columns:

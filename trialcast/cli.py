@@ -50,11 +50,10 @@ def _startup(
     ] = False,
 ) -> None:
     """trialcast: which trials convert, which customers churn, why, and what it means for revenue."""
-    from trialcast.runtime import disable_telemetry, quiet_libraries, tune_allocator
+    from trialcast.runtime import disable_telemetry, quiet_libraries
 
     disable_telemetry()
     quiet_libraries(verbose)
-    tune_allocator()
 
 
 @app.command("demo-data")

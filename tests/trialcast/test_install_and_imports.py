@@ -69,7 +69,6 @@ def test_training_imports_neither_optuna_nor_shap_unless_asked():
 
 def test_cli_start_up_switches_library_telemetry_off_but_keeps_a_users_choice(monkeypatch):
     monkeypatch.setattr(runtime, "quiet_libraries", lambda verbose: None)
-    monkeypatch.setattr(runtime, "tune_allocator", lambda: True)
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "")  # recorded, so the test restores it
     monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY")
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "false")  # the user's own choice

@@ -243,9 +243,6 @@ def run_feature_benchmark(
 
 
 if __name__ == "__main__":
-    from trialcast.runtime import tune_allocator
-
-    tune_allocator()  # as the `trialcast` command does
     kind, folder_arg = sys.argv[1], Path(sys.argv[2])
     result = child_trialcast(folder_arg) if kind == "trialcast" else child_duckdb(folder_arg)
     print(json.dumps(result))
