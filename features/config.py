@@ -44,7 +44,8 @@ class TrialConfig(_Strict):
     """Trial, conversion and churn windows, in days.
 
     Attributes:
-        default_trial_days: trial length used when accounts are derived from events.
+        default_trial_days: trial length used when accounts are derived from events,
+            or when the accounts table has no ``trial_end`` column.
         conversion_window_days: a trial counts as converted when ``converted_at`` is
             before ``trial_end`` plus this many days.
         snapshot_days: days into the trial at which training snapshots are taken

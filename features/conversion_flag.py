@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.config import CompanyConfig
 from features.quarantine import InputError
+from features.validation import trial_end_from_length
 from features.value_parsing import missing_mask, to_boolean
 
 
@@ -45,8 +46,17 @@ def apply_conversion_flag(raw: pd.DataFrame, config: CompanyConfig) -> tuple[pd.
             "are given; use one. converted_at carries the timing (remove conversion_flag), "
             "the flag none"
         )
+    derived = ""
     if "trial_end" not in found:
-        return raw, ""  # the missing trial_end is reported by the column check
+        if "trial_start" not in found:
+            return raw, ""  # the missing columns are reported by the column check
+        days = config.trial.default_trial_days
+        fmt = getattr(config.sources.accounts, "timestamp_format", None)
+        raw = trial_end_from_length(raw, fmt, days)  # the flag's conversions land there
+        derived = (
+            f"; no trial_end column: trial_end = trial_start + {days} days "
+            "([trial].default_trial_days)"
+        )
     values, bad = to_boolean(raw[flag])
     yes = (values == 1.0).to_numpy()
     out = raw.copy(deep=False)
@@ -55,7 +65,7 @@ def apply_conversion_flag(raw: pd.DataFrame, config: CompanyConfig) -> tuple[pd.
     note = (
         f"accounts: conversion labels from the yes/no column {flag!r} ([trial].conversion_flag): "
         f"{int(yes.sum()):,} of {known:,} flagged converted, each placed at its trial end "
-        "(a flag has no date)"
+        f"(a flag has no date){derived}"
     )
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])

@@ -439,6 +439,21 @@ def validate_tables(
     )
 
 
+def _lacks_trial_end(accounts: pd.DataFrame) -> bool:
+    return "trial_end" not in accounts.columns and "trial_start" in accounts.columns
+
+
+def trial_end_from_length(accounts: pd.DataFrame, fmt: str | None, days: int) -> pd.DataFrame:
+    """Accounts whose export has no ``trial_end``: each trial ends ``days`` after it starts.
+
+    Exports of one plan often have a single trial length and no end column; the
+    config's ``[trial].default_trial_days`` says how long it is. A start that cannot
+    be parsed leaves the end empty, and the row is set aside for its start.
+    """
+    start, _ = parse_timestamps(accounts["trial_start"], fmt)
+    return accounts.assign(trial_end=start + pd.Timedelta(days=days))
+
+
 def validate_raw_tables(
     events: pd.DataFrame,
     accounts: pd.DataFrame | None,
@@ -450,6 +465,13 @@ def validate_raw_tables(
     """``validate_tables`` for the loaders and the Dask partitions: with ``accounts=None``
     accounts are derived from the events (trials of ``derive_trial_days``), and each
     table's timestamp format is given in ``formats``."""
+    notes: list[str] = []
+    if accounts is not None and derive_trial_days and _lacks_trial_end(accounts):
+        accounts = trial_end_from_length(accounts, formats.get("accounts"), derive_trial_days)
+        notes.append(
+            f"accounts: no trial_end column; trial_end = trial_start + {derive_trial_days} "
+            "days ([trial].default_trial_days)"
+        )
     for name, frame in (
         ("events", events),
         ("accounts", accounts),
@@ -457,7 +479,6 @@ def validate_raw_tables(
     ):
         if frame is not None:  # fail fast, before any work on a big events table
             require_columns(name, frame)
-    notes: list[str] = []
     ev = RowLedger("events", events)
     ev_canon = _common_checks(ev, events.copy(deep=False), formats.get("events"))
     flag_duplicates(ev, ev_canon)

@@ -175,3 +175,53 @@ def test_epoch_numbers_as_dates_stop_with_the_hint(tmp_path, company):
         load_tables(config, quarantine_dir=tmp_path / "q")
     assert "accounts.trial_start" in str(exc.value)
     assert len(pd.read_csv(tmp_path / "q" / "accounts.csv")) == len(table)
+
+
+@pytest.mark.parametrize("trial_days", [7, 21])
+def test_no_trial_end_column_gives_trials_of_the_configured_length(tmp_path, trial_days):
+    """A one-plan export with a start date and a yes/no flag, and no trial end: each
+    trial lasts [trial].default_trial_days, and a flagged trial converts at its end.
+    Two generated companies unlike the demo (one-week and three-week trials)."""
+    from features.config import demo_config_text, load_config
+    from features.demo.generator import generate_demo_data, write_demo_data
+
+    demo = generate_demo_data(
+        300, seed=40 + trial_days, trial_days=(trial_days,), export_time="2026-05-01"
+    )
+    write_demo_data(demo, tmp_path)
+    acc = pd.read_parquet(tmp_path / "accounts.parquet")
+    acc["converted"] = acc["converted_at"].notna().astype(int)  # a 0/1 flag, no dates
+    acc = acc.drop(columns=["trial_end", "converted_at", "churned_at", "mrr"])
+    acc.to_parquet(tmp_path / "accounts.parquet")
+    text = demo_config_text().replace(
+        "default_trial_days = 14",
+        f'default_trial_days = {trial_days}\nconversion_flag = "converted"',
+    )
+    (tmp_path / "trialcast.toml").write_text(text)
+    loaded = load_tables(load_config(tmp_path / "trialcast.toml"))
+    got = loaded.tables.accounts.set_index("account_id")
+    assert len(got) == len(acc)  # nothing set aside
+    length = (got["trial_end"] - got["trial_start"]).dt.total_seconds() / 86400
+    assert (length == trial_days).all()
+    flagged = acc.set_index("account_id")["converted"] == 1
+    converted = got["converted_at"].notna()
+    assert converted.sum() == flagged.sum() > 10
+    assert (got.loc[converted, "converted_at"] == got.loc[converted, "trial_end"]).all()
+    assert any(f"trial_start + {trial_days} days" in n for n in loaded.report.notes)
+
+
+def test_no_trial_end_and_no_flag_still_loads_with_the_configured_length(tmp_path):
+    from features.config import demo_config_text, load_config
+    from features.demo.generator import generate_demo_data, write_demo_data
+
+    demo = generate_demo_data(200, seed=44, trial_days=(10,), export_time="2026-05-01")
+    write_demo_data(demo, tmp_path)
+    acc = pd.read_parquet(tmp_path / "accounts.parquet").drop(columns=["trial_end"])
+    acc.to_parquet(tmp_path / "accounts.parquet")
+    text = demo_config_text().replace("default_trial_days = 14", "default_trial_days = 10")
+    (tmp_path / "trialcast.toml").write_text(text)
+    loaded = load_tables(load_config(tmp_path / "trialcast.toml"))
+    got = loaded.tables.accounts
+    assert len(got) == len(acc)
+    assert ((got["trial_end"] - got["trial_start"]) == pd.Timedelta(days=10)).all()
+    assert any("no trial_end column" in n for n in loaded.report.notes)
