@@ -69,7 +69,8 @@ class SourceConfig(StrictModel):
         query: a SQL query instead of ``table``.
         separator: CSV field separator.
         timestamp_format: ``strftime`` format of the timestamp columns; ISO 8601
-            is parsed when omitted.
+            is parsed when omitted; ``unix_s``, ``unix_ms`` or ``unix_us`` for Unix
+            epoch numbers (seconds, milliseconds, microseconds since 1970, UTC).
         columns: contract column name -> source column name (only those that differ).
     """
 

@@ -41,12 +41,20 @@ def _unparsable_hints(report: ValidationReport, table: str) -> list[str]:
                 f"column to {col}, or, for a conversion flag, remove the mapping and set "
                 "[trial].conversion_flag to that column"
             )
-        elif values.str.fullmatch(r"\d{9,13}(\.0)?").all():
+        elif values.str.fullmatch(r"\d{9,16}(\.0)?").all():
             out.append(
                 f"  {table}.{col} holds whole numbers ({values.iloc[0]}): Unix epoch times? "
-                "Export them as dates (ISO 8601, e.g. 2025-09-01T10:00:00Z)"
+                f'Set timestamp_format = "{_epoch_unit(values.iloc[0])}" under '
+                f"[sources.{table}] (unix_s, unix_ms or unix_us), or export them as dates "
+                "(ISO 8601, e.g. 2025-09-01T10:00:00Z)"
             )
     return out
+
+
+def _epoch_unit(value: str) -> str:
+    """The epoch unit a whole number's size suggests (13 digits: ms, 16: us, else s)."""
+    digits = len(value.split(".")[0].lstrip("-"))
+    return "unix_ms" if digits in (12, 13) else "unix_us" if digits >= 15 else "unix_s"
 
 
 def stop_if_nothing_kept(report: ValidationReport, quarantine_dir: Path) -> None:

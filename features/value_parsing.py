@@ -67,19 +67,40 @@ def to_naive_utc_ns(s: pd.Series) -> pd.Series:
     return pd.Series(values.astype("datetime64[ns]"), index=s.index, name=s.name)
 
 
+#: ``timestamp_format`` values for Unix epoch numbers, and their unit.
+EPOCH_FORMATS = {"unix_s": "s", "unix_ms": "ms", "unix_us": "us"}
+
+
+def _parse_epoch(raw: pd.Series, unit: str) -> pd.Series:
+    """Unix epoch numbers (or their text) in ``unit`` as naive UTC ``datetime64[ns]``;
+    anything else, or a time outside 1677-2262, becomes NaT."""
+    numbers = pd.to_numeric(raw.astype(object).where(raw.notna(), None), errors="coerce")
+    scale = {"s": 10**9, "ms": 10**6, "us": 10**3}[unit]
+    values = numbers.to_numpy(dtype=np.float64) * scale
+    bound = float(np.iinfo(np.int64).max)
+    ok = np.isfinite(values) & (np.abs(values) < bound) & (values == np.round(values))
+    ns = np.where(ok, values, 0).astype(np.int64).view("datetime64[ns]")
+    return pd.Series(np.where(ok, ns, _NAT), index=raw.index, name=raw.name)
+
+
 def parse_timestamps(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series, np.ndarray]:
     """Parse a timestamp column into naive UTC ``datetime64[ns]``.
 
     Args:
         raw: native datetimes (naive = UTC, zone-aware converted) or text.
-        fmt: ``strftime`` format of text values; ISO 8601 when ``None``.
+        fmt: ``strftime`` format of text values; ISO 8601 when ``None``;
+            ``unix_s`` / ``unix_ms`` / ``unix_us`` for Unix epoch numbers.
 
     Returns:
         The parsed column and a mask of values that were present but could not be
         parsed (numbers, bad text, dates outside 1677-2262): these are quarantined.
     """
     present = ~missing_mask(raw)
-    if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype):
+    if fmt in EPOCH_FORMATS and not (
+        isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype)
+    ):
+        parsed = _parse_epoch(raw, EPOCH_FORMATS[fmt])
+    elif isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw.dtype):
         parsed = to_naive_utc_ns(raw)
     elif isinstance(raw.dtype, pd.CategoricalDtype):
         cats, _ = parse_timestamps(pd.Series(raw.cat.categories), fmt)

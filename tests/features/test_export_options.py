@@ -174,7 +174,43 @@ def test_epoch_numbers_as_dates_stop_with_the_hint(tmp_path, company):
     with pytest.raises(InputError, match="Unix epoch times") as exc:
         load_tables(config, quarantine_dir=tmp_path / "q")
     assert "accounts.trial_start" in str(exc.value)
+    assert 'timestamp_format = "unix_ms"' in str(exc.value)  # the option that reads them
     assert len(pd.read_csv(tmp_path / "q" / "accounts.csv")) == len(table)
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+@pytest.mark.parametrize(("unit", "scale"), [("unix_s", 10**9), ("unix_ms", 10**6)])
+def test_epoch_numbers_load_with_their_timestamp_format(tmp_path, company, unit, scale):
+    """An export of Unix epoch numbers (empty where there is no date) reads as the same
+    dates with ``timestamp_format = "unix_s"`` / ``"unix_ms"``."""
+    table = generate_table_company(company)
+    want = load_tables(_config(tmp_path / "dates", company, table, {})).tables.accounts
+    epoch = table.copy()
+    for col in ("trial_start", "trial_end", "converted_at"):
+        when = pd.to_datetime(epoch[col]).dt.floor("s")
+        epoch[col] = (when.astype("int64") // scale).where(when.notna())
+    source = {"path": "trials.csv", "timestamp_format": unit}
+    got = load_tables(
+        _config(tmp_path / "epoch", company, epoch, {"sources": {"features": source}})
+    ).tables.accounts
+    assert len(got) == len(want) == len(table)  # nothing set aside
+    for col in ("trial_start", "trial_end", "converted_at"):
+        pd.testing.assert_series_equal(
+            got.set_index("account_id")[col].sort_index(),
+            want.set_index("account_id")[col].dt.floor("s").sort_index(),
+            check_dtype=False,
+        )
+
+
+def test_epoch_parsing_refuses_what_is_not_a_time() -> None:
+    from features.value_parsing import parse_timestamps
+
+    raw = pd.Series(["1756719333", "1756719333.5", "soon", None, "1e30"], dtype="str")
+    parsed, bad = parse_timestamps(raw, "unix_s")
+    assert parsed.iloc[0] == pd.Timestamp("2025-09-01 09:35:33")
+    assert parsed.iloc[1] == pd.Timestamp("2025-09-01 09:35:33.5")  # fractions are fine
+    assert parsed.iloc[2:].isna().all()  # text, empty, out of range
+    assert bad.tolist() == [False, False, True, False, True]  # empty is missing, not bad
 
 
 @pytest.mark.parametrize("trial_days", [7, 21])
