@@ -130,26 +130,18 @@ def scale_activity(demo: DemoData, factor: float, *, seed: int = 0) -> DemoData:
     return _with(demo, events=scaled)
 
 
-def no_signal(demo: DemoData, *, seed: int = 0) -> DemoData:
-    """Outcomes shuffled across accounts: labels independent of every behaviour.
-
-    Each account gets another account's outcome (converted or not, deal value,
-    months until churn). A conversion happens after the trial, uniformly within
-    the conversion window, so not even the snapshot day carries signal (every
-    snapshot of an account has the same label). Outcomes that would fall after
-    the export are dropped, as an export would not know them. The truth's
-    probabilities become the base rate, the true ceiling of such a company.
-    """
-    rng = np.random.default_rng(seed)
-    acc = demo.tables.accounts.copy()
+def _shuffled(
+    demo: DemoData,
+    acc: pd.DataFrame,
+    truth: pd.DataFrame,
+    order: np.ndarray,
+    converted: np.ndarray,
+    new_conv: pd.Series,
+) -> DemoData:
+    """The company with outcome permutation ``order`` applied: each account takes the
+    drawn account's conversion (at ``new_conv``), deal value and months paid; what
+    falls after the export is unknown to it; the truth's chances become the base rate."""
     export = _export(demo)
-    window = float(demo.truth.attrs.get("conversion_window_days", 30))
-    truth = demo.truth.set_index("account_id").reindex(acc["account_id"]).reset_index()
-    truth.attrs = dict(demo.truth.attrs)
-    order = rng.permutation(len(acc))
-    converted = truth["converted"].to_numpy(dtype=bool)[order]
-    lag = pd.to_timedelta(rng.uniform(0.0, window, len(acc)), unit="D")
-    new_conv = pd.Series(acc["trial_end"].to_numpy() + lag.to_numpy()).where(converted)
     paid_for = (truth["churned_at_true"] - truth["converted_at_true"]).to_numpy()[order]
     new_churn = new_conv + pd.Series(paid_for)
     known_conv = (new_conv < export).to_numpy()
@@ -164,6 +156,28 @@ def no_signal(demo: DemoData, *, seed: int = 0) -> DemoData:
     for col in [c for c in truth.columns if c.startswith("p_convert")]:
         truth[col] = rate
     return _with(demo, truth=truth, accounts=acc)
+
+
+def no_signal(demo: DemoData, *, seed: int = 0) -> DemoData:
+    """Outcomes shuffled across accounts: labels independent of every behaviour.
+
+    Each account gets another account's outcome (converted or not, deal value,
+    months until churn). A conversion happens after the trial, uniformly within
+    the conversion window, so not even the snapshot day carries signal (every
+    snapshot of an account has the same label). Outcomes that would fall after
+    the export are dropped, as an export would not know them. The truth's
+    probabilities become the base rate, the true ceiling of such a company.
+    """
+    rng = np.random.default_rng(seed)
+    acc = demo.tables.accounts.copy()
+    window = float(demo.truth.attrs.get("conversion_window_days", 30))
+    truth = demo.truth.set_index("account_id").reindex(acc["account_id"]).reset_index()
+    truth.attrs = dict(demo.truth.attrs)
+    order = rng.permutation(len(acc))
+    converted = truth["converted"].to_numpy(dtype=bool)[order]
+    lag = pd.to_timedelta(rng.uniform(0.0, window, len(acc)), unit="D")
+    new_conv = pd.Series(acc["trial_end"].to_numpy() + lag.to_numpy()).where(converted)
+    return _shuffled(demo, acc, truth, order, converted, new_conv)
 
 
 def shuffled_outcomes(demo: DemoData, *, seed: int = 0) -> DemoData:
@@ -179,7 +193,6 @@ def shuffled_outcomes(demo: DemoData, *, seed: int = 0) -> DemoData:
     """
     rng = np.random.default_rng(seed)
     acc = demo.tables.accounts.copy()
-    export = _export(demo)
     truth = demo.truth.set_index("account_id").reindex(acc["account_id"]).reset_index()
     truth.attrs = dict(demo.truth.attrs)
     order = rng.permutation(len(acc))
@@ -189,20 +202,7 @@ def shuffled_outcomes(demo: DemoData, *, seed: int = 0) -> DemoData:
     converted = truth["converted"].to_numpy(dtype=bool)[order]
     new_conv = (end + pd.Series(lag)).where(pd.Series(converted))
     new_conv = new_conv.where(new_conv.isna() | (new_conv > start), start + pd.Timedelta(days=1))
-    paid_for = (truth["churned_at_true"] - truth["converted_at_true"]).to_numpy()[order]
-    new_churn = new_conv + pd.Series(paid_for)
-    known_conv = (new_conv < export).to_numpy()
-    acc["converted_at"] = new_conv.where(known_conv).to_numpy()
-    acc["churned_at"] = new_churn.where(new_churn < export).to_numpy()
-    acc["deal_value"] = acc["deal_value"].to_numpy()[order]
-    acc["mrr"] = np.where(known_conv, (acc["deal_value"] / 12.0).round(2), np.nan)
-    truth["converted"] = converted
-    truth["converted_at_true"] = new_conv.to_numpy()
-    truth["churned_at_true"] = new_churn.to_numpy()
-    rate = float(converted.mean())
-    for col in [c for c in truth.columns if c.startswith("p_convert")]:
-        truth[col] = rate
-    return _with(demo, truth=truth, accounts=acc)
+    return _shuffled(demo, acc, truth, order, converted, new_conv)
 
 
 def hindsight_event(
