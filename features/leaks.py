@@ -144,29 +144,6 @@ def is_outcome_name(name: str) -> bool:
     return any(w in words or (" " in w and w in joined) for w in OUTCOME_WORDS)
 
 
-def _labelled(
-    tables: Tables, config: CompanyConfig, export_time: pd.Timestamp | None
-) -> pd.DataFrame:
-    acc = tables.accounts
-    now = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
-    window = pd.Timedelta(days=config.trial.conversion_window_days)
-    closed = (acc["trial_end"] + window) <= now
-    conv = (
-        acc["converted_at"] if "converted_at" in acc.columns else pd.Series(pd.NaT, index=acc.index)
-    )
-    label = conv.notna() & (conv <= acc["trial_end"] + window)
-    out = pd.DataFrame(
-        {
-            "account_id": acc["account_id"].astype(str).to_numpy(),
-            "trial_start": acc["trial_start"].to_numpy(),
-            "trial_end": acc["trial_end"].to_numpy(),
-            "converted_at": pd.to_datetime(conv).to_numpy(),
-            "label": label.to_numpy(),
-        }
-    )
-    return out[closed.to_numpy()].reset_index(drop=True)
-
-
 def scan_events(
     tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
 ) -> tuple[list[EventLeak], int, int]:
@@ -267,94 +244,20 @@ def judge_events(stats: EventLeakStats, config: CompanyConfig) -> list[EventLeak
     return list(leaks.values())
 
 
-def missingness_auc(filled: np.ndarray, label: np.ndarray) -> float:
-    """``max(auc, 1 - auc)`` of "the column is filled" as the only predictor of ``label``."""
-    y = label.astype(bool)
-    if y.all() or (~y).all():
-        return 0.5
-    tpr = filled[y].mean()
-    fpr = filled[~y].mean()
-    auc = 0.5 * (1 + tpr - fpr)
-    return float(max(auc, 1 - auc))
-
-
-def scan_attributes(
-    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
-) -> list[AttributeLeak]:
-    """Firmographic columns that may not feed the models.
-
-    Declared ``known_at = "current"`` in ``[firmographics]``, or, for columns
-    declared ``"signup"`` or undeclared, whose missingness alone separates the
-    label with ROC AUC at least ``[leakage].missingness_auc`` (a field filled
-    after purchase). Declaring a column ``"signup"`` explicitly keeps it even then.
-    """
-    firmo = config.firmographics
-    lab = _labelled(tables, config, export_time)
-    acc = tables.accounts.set_index(tables.accounts["account_id"].astype(str))
-    out: list[AttributeLeak] = []
-    for col in [*firmo.numeric, *firmo.categorical]:
-        declared = firmo.known_at.get(col)
-        if declared == "current":
-            out.append(
-                AttributeLeak(col, 'declared known_at = "current" (known only after purchase)')
-            )
-            continue
-        if col not in acc.columns or declared == "signup" or lab.empty:
-            continue
-        filled = acc[col].reindex(lab["account_id"]).notna().to_numpy()
-        auc = missingness_auc(filled, lab["label"].to_numpy())
-        if auc >= config.leakage.missingness_auc:
-            y = lab["label"].to_numpy()
-            out.append(
-                AttributeLeak(
-                    col,
-                    f"filled for {filled[y].mean():.0%} of converters and {filled[~y].mean():.0%} "
-                    f"of the others (missingness alone has ROC AUC {auc:.2f}); declare "
-                    f'known_at.{col} = "signup" if it is truly known at signup',
-                    auc,
-                )
-            )
-    return out
-
-
 #: Paying accounts needed on each side (churned / still paying) to judge ``mrr``.
 MIN_MRR_ACCOUNTS = 20
 
 
-def scan_mrr(
-    tables: Tables, config: CompanyConfig, *, export_time: pd.Timestamp | None = None
+def _attribute_leaks(
+    tables: Tables, config: CompanyConfig, export_time: pd.Timestamp | None
 ) -> list[AttributeLeak]:
-    """``mrr`` as an outcome of churn: an export's ``mrr`` describes each account *now*.
+    """Account columns that may not feed the models: the one judgement of
+    ``features.spec_stats.judge_attributes`` on this machine's counts (the Dask job
+    judges the same counts merged from its partitions)."""
+    from features.spec_stats import attribute_stats, judge_attributes
 
-    Many CRMs set a churned account's MRR to zero or empty. Read at export, that
-    tells the churn model (``customer_mrr``) who churned, even at snapshots months
-    before the churn, where each snapshot's leak is too weak for the model-level
-    guard. Among accounts that paid, if "MRR set and above zero" alone separates
-    those that churned before the export from those still paying with ROC AUC at
-    least ``[leakage].missingness_auc``, the column is flagged and left out.
-    """
-    acc = tables.accounts
-    if not {"mrr", "converted_at", "churned_at"} <= set(acc.columns):
-        return []
     now = pd.Timestamp(export_time) if export_time is not None else tables.export_time()
-    paid = (acc["converted_at"].notna() & (acc["converted_at"] < now)).to_numpy()
-    churned = (acc["churned_at"].notna() & (acc["churned_at"] < now)).to_numpy()[paid]
-    if churned.sum() < MIN_MRR_ACCOUNTS or (~churned).sum() < MIN_MRR_ACCOUNTS:
-        return []
-    usable = (pd.to_numeric(acc["mrr"], errors="coerce") > 0).to_numpy()[paid]
-    auc = missingness_auc(usable, churned)
-    if auc < config.leakage.missingness_auc:
-        return []
-    return [
-        AttributeLeak(
-            "mrr",
-            f"missing or zero for {1 - usable[churned].mean():.0%} of the accounts that "
-            f"churned and {1 - usable[~churned].mean():.0%} of those still paying (ROC AUC "
-            f"{auc:.2f}): the export rewrote it at churn, so customer_mrr would tell the "
-            "churn model the answer; export the MRR each account paid while paying to use it",
-            auc,
-        )
-    ]
+    return judge_attributes(attribute_stats(tables, config, now), config)
 
 
 def scan_leaks(
@@ -383,10 +286,7 @@ def scan_leaks(
     )
     return LeakScan(
         events=events,
-        attributes=[
-            *scan_attributes(tables, config, export_time=export_time),
-            *scan_mrr(tables, config, export_time=export_time),
-        ]
+        attributes=_attribute_leaks(tables, config, export_time)
         if rules.auto_exclude
         else [
             AttributeLeak(c, 'declared known_at = "current"')

@@ -102,7 +102,7 @@ def _merge_attribute_stats(parts: list[AttributeStats]) -> AttributeStats:
 
 
 def missingness_auc_counts(filled_pos: int, pos: int, filled_neg: int, neg: int) -> float:
-    """``features.leaks.missingness_auc`` from counts: ``max(auc, 1 - auc)`` of "filled"."""
+    """``max(auc, 1 - auc)`` of "the column is filled" as the only predictor, from counts."""
     if pos == 0 or neg == 0:
         return 0.5
     auc = 0.5 * (1 + filled_pos / pos - filled_neg / neg)
@@ -110,8 +110,16 @@ def missingness_auc_counts(filled_pos: int, pos: int, filled_neg: int, neg: int)
 
 
 def judge_attributes(stats: AttributeStats, config: CompanyConfig) -> list[AttributeLeak]:
-    """Account columns that may not feed the models (``features.leaks.scan_attributes``
-    and ``scan_mrr``, from counts)."""
+    """Account columns that may not feed the models, from counts (one machine's or
+    merged from partitions).
+
+    Declared ``known_at = "current"`` in ``[firmographics]``; or, for columns declared
+    ``"signup"`` or undeclared, whose missingness alone separates the conversion label
+    with ROC AUC at least ``[leakage].missingness_auc`` (a field filled after
+    purchase; declaring ``"signup"`` keeps it even then); and ``mrr`` when, among
+    accounts that paid, "set and above zero" separates those that churned from those
+    still paying as well (the export rewrote it at churn).
+    """
     firmo = config.firmographics
     out: list[AttributeLeak] = []
     n1, n0 = stats.converters, stats.others
