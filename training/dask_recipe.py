@@ -3,7 +3,7 @@
 ``training.recipe.fit_kind`` does the judging; this engine only says how each
 heavy step runs on a Dask training set:
 
-- the split is the one-machine ``split_training_frame`` (by account in time
+- the split is the one-machine ``split_for_config`` (by account in time
   order; churn out of time with purged label windows) run on the small key
   columns, its row positions mapped back onto the partitions;
 - the single-feature guard counts (value, label) pairs per partition and merges
@@ -28,7 +28,7 @@ from training.calibration import phase_inputs
 from training.distributed import fit_booster_dask, margins_dask
 from training.model import FitContext, TrialcastModel
 from training.recipe import LABEL_COLUMNS, SCORED_COLUMNS, Parts
-from training.split import split_training_frame
+from training.split import split_for_config
 
 MISSING = "__missing__"
 
@@ -110,13 +110,7 @@ class DaskEngine:
 
         cols = ["account_id", *[c for c in ("trial_start", "as_of") if c in frame.columns]]
         keys = frame[cols].compute().reset_index(drop=True)
-        split = split_training_frame(
-            keys,
-            kind.name,
-            valid_fraction=config.model.valid_fraction,
-            test_fraction=config.model.test_fraction,
-            horizon_days=config.trial.churn_horizon_days,
-        )
+        split = split_for_config(keys, kind.name, config)
         part = np.full(len(keys), -1, dtype=np.int8)
         for k, rows in enumerate((split.train, split.valid, split.test)):
             part[rows] = k

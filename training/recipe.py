@@ -63,7 +63,7 @@ from training.model import (
     wrap_booster,
 )
 from training.small_data import data_size, small_data_params
-from training.split import Split, split_training_frame
+from training.split import Split, split_for_config
 from training.train_results import FittedKind
 from training.tune import TuneOptions, TuneResult, tune_params
 
@@ -197,13 +197,7 @@ class LocalEngine:
         return frame.iloc[:0]
 
     def split(self, frame: pd.DataFrame, kind: ModelKind, config: Any) -> Parts:
-        split = split_training_frame(
-            frame,
-            kind.name,
-            valid_fraction=config.model.valid_fraction,
-            test_fraction=config.model.test_fraction,
-            horizon_days=config.trial.churn_horizon_days,
-        )
+        split = split_for_config(frame, kind.name, config)
         train, valid, test = split.frames(frame)
         return Parts(split, train, valid, test)
 

@@ -11,6 +11,7 @@ land in the same split, so no account's later rows leak into an earlier split.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,3 +189,15 @@ def split_training_frame(
             test_fraction=test_fraction,
         )
     return build_time_split(frame, kind, valid_fraction=valid_fraction, test_fraction=test_fraction)
+
+
+def split_for_config(frame: pd.DataFrame, kind: str, config: Any) -> Split:
+    """``split_training_frame`` with the company's ``[model]`` fractions and churn
+    horizon: the split every training engine makes."""
+    return split_training_frame(
+        frame,
+        kind,
+        valid_fraction=config.model.valid_fraction,
+        test_fraction=config.model.test_fraction,
+        horizon_days=config.trial.churn_horizon_days,
+    )
