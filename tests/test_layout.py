@@ -13,9 +13,6 @@ PACKAGES = ("features", "training", "serving", "trialcast", "models")
 #: the most parameters a public function may take (self / cls not counted)
 MAX_PARAMETERS = 8
 KIND_NAMES = frozenset(KINDS)
-#: Public functions still over the limit, each with why; the list may only shrink
-#: (a test fails when an entry is fixed, renamed or gone, so it is kept exact).
-LONG_FOR_NOW: dict[str, str] = {}
 
 
 def _trees() -> Iterator[tuple[Path, ast.Module]]:
@@ -99,10 +96,7 @@ def test_no_branch_on_a_model_kind_name() -> None:
 def test_no_public_function_takes_more_than_eight_parameters() -> None:
     """Long option lists are grouped into small frozen dataclasses (config slices)."""
     found = long_signatures()
-    new = [f for f in found if f.split(": ")[0] not in LONG_FOR_NOW]
-    assert not new, "group these options into a frozen dataclass:\n" + "\n".join(new)
-    stale = sorted(set(LONG_FOR_NOW) - {f.split(": ")[0] for f in found})
-    assert not stale, f"no longer long (remove from LONG_FOR_NOW): {stale}"
+    assert not found, "group these options into a frozen dataclass:\n" + "\n".join(found)
 
 
 def test_the_rules_see_what_they_forbid() -> None:

@@ -263,12 +263,6 @@ def data_as_of(data: object, export_time: pd.Timestamp | None) -> str:
     return tables.export_time().isoformat() if isinstance(tables, Tables) else "unknown"
 
 
-def _record_uri(config: CompanyConfig, target: RecordTarget) -> str:
-    """The tracking URI a ``RecordTarget`` records into."""
-    project = Path(target.project_dir).resolve() if target.project_dir is not None else None
-    return resolve_tracking_uri(config, target.tracking_uri, project_dir=project)
-
-
 def train_models(
     config: CompanyConfig,
     data: Tables | FeatureBuilder | TrainingSets,
@@ -400,7 +394,7 @@ def record_fitted(
     """
     started = time.perf_counter()
     project = Path(target.project_dir).resolve() if target.project_dir is not None else None
-    uri = _record_uri(config, target)
+    uri = resolve_tracking_uri(config, target.tracking_uri, project_dir=project)
     predictions_root = (
         Path(target.predictions_dir)
         if target.predictions_dir is not None
