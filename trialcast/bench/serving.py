@@ -114,9 +114,8 @@ def _in_process(results: dict[str, Any], config: Any, demo: Any, models: Any, wo
     if theirs.ndim == 3:  # older shap: one array per class
         theirs = theirs[-1]
     tree_part = np.array(ours, dtype=np.float64, copy=True)
-    shift = conv._matrix_shift(rows)  # the phase offset, credited to trial_days_elapsed
-    if shift is not None:
-        tree_part[:, conv.features.index(ELAPSED)] -= shift
+    if ELAPSED in conv.features:  # the phase offset is credited to trial_days_elapsed
+        tree_part[:, conv.features.index(ELAPSED)] -= conv.phase_shift(trials.iloc[:2000])
     results["shap"] = {
         "rows": len(rows),
         "max_abs_diff": float(np.max(np.abs(tree_part - conv.a * theirs))),
