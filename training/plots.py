@@ -38,6 +38,11 @@ def _thin(*arrays: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.n
     return tuple(a[keep] for a in arrays)
 
 
+#: Fixed margins of the square plots. ``tight_layout`` measures every text on a
+#: draw of its own, a fifth of a plot's cost; these figures' labels do not change.
+_SINGLE_MARGINS = {"left": 0.13, "right": 0.97, "bottom": 0.11, "top": 0.93}
+
+
 def build_reliability_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) -> Figure:
     """Observed rate vs mean prediction per equal-mass bin, one line per model."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -48,7 +53,7 @@ def build_reliability_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title
         ax.plot(table["mean_pred"], table["observed"], marker="o", markersize=3, label=name)
     ax.set(xlabel="mean predicted probability", ylabel="observed rate", title=title)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(**_SINGLE_MARGINS)
     return fig
 
 
@@ -68,7 +73,7 @@ def build_roc_pr_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str
     pr_ax.set(xlabel="recall", ylabel="precision", title=f"{title}: precision-recall")
     roc_ax.legend(fontsize=8)
     pr_ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.92, wspace=0.22)
     return fig
 
 
@@ -89,7 +94,7 @@ def build_lift_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) 
     ax.axvline(0.3, color="grey", linewidth=0.5)
     ax.set(xlabel="share of rows worked (by score)", ylabel="share of positives", title=title)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(**_SINGLE_MARGINS)
     return fig
 
 
@@ -142,11 +147,15 @@ def build_shap_summary_plot(
     bar.ax.set_yticklabels(["low", "high"])
     bar.set_label("feature value")
     ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([model.features[j] for j in order[::-1]], fontsize=8)
+    labels = [model.features[j] for j in order[::-1]]
+    ax.set_yticklabels(labels, fontsize=8)
     ax.set_ylim(-0.7, len(order) - 0.3)
     ax.set_xlabel("contribution to the calibrated log-odds")
     ax.set_title(f"{model.kind}: feature contributions (calibrated log-odds)", fontsize=10)
-    fig.tight_layout()
+    # Room for the longest feature name (8 pt text: about 0.008 of this figure's
+    # width a character), instead of tight_layout's measuring draw.
+    left = min(0.6, 0.04 + 0.0082 * max(len(label) for label in labels))
+    fig.subplots_adjust(left=left, right=0.93, bottom=0.08, top=0.95)
     return fig
 
 

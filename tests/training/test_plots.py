@@ -1,0 +1,65 @@
+"""The run's diagnostic plots: drawn from a real model, nothing cut off at the edges."""
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+from training.model import FitContext, fit_model
+from training.plots import (
+    build_lift_plot,
+    build_reliability_plot,
+    build_roc_pr_plot,
+    build_shap_summary_plot,
+)
+from training.split import build_time_split
+
+#: A company's own names can be long; the longest must still fit on the plot.
+LONG = "activation_ran_ten_successful_pipelines_in_the_first_week_days"
+FEATURES = ["trial_days_elapsed", "x1", "x2", "x3", "x4", "x5", "firmo_plan"]
+PARAMS = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 40, "verbose": -1,
+          "seed": 0, "num_threads": 2}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic_frame):
+    frame, _ = synthetic_frame(4000, seed=2, snapshots=("d1", "end"))
+    frame = frame.rename(columns={"x1": LONG})
+    features = [LONG if f == "x1" else f for f in FEATURES]
+    split = build_time_split(frame, "conversion", valid_fraction=0.2, test_fraction=0.2)
+    train, valid, test = split.frames(frame)
+    model = fit_model(train, valid, features, PARAMS, ctx=FitContext("conversion"))
+    test = test.assign(p_model=model.predict_proba(test))
+    return model, test
+
+
+def _sticks_out(fig) -> bool:
+    """Whether anything drawn (names, ticks, labels) reaches past the figure's edges."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    drawn = fig.get_tightbbox(canvas.get_renderer())  # inches, drawn artists only
+    width, height = fig.get_size_inches()
+    slack = 0.02
+    return bool(
+        drawn.x0 < -slack or drawn.y0 < -slack
+        or drawn.x1 > width + slack or drawn.y1 > height + slack
+    )  # fmt: skip
+
+
+def test_shap_summary_shows_every_name_whole(fitted):
+    model, test = fitted
+    fig = build_shap_summary_plot(model, test, sample=300)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert LONG in labels
+    assert not _sticks_out(fig)
+    # the sorted contributions: the top name is the one with the largest mean |SHAP|
+    values = model.contributions(test.sample(n=300, random_state=0)).values
+    assert labels[-1] == values.abs().mean().idxmax()
+
+
+@pytest.mark.parametrize("build", [build_reliability_plot, build_roc_pr_plot, build_lift_plot])
+def test_curve_plots_keep_their_text_inside(fitted, build):
+    _, test = fitted
+    fig = build(test, {"model": "p_model"}, "conversion (test)")
+    assert not _sticks_out(fig)
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
+    assert any(len(np.asarray(line.get_xdata())) > 2 for line in lines)
