@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 
 from features.config import CommunicationConfig
-from features.event_index import SECONDS_PER_DAY, codes_and_labels, row_cutoffs, to_seconds
+from features.event_index import (
+    SECONDS_PER_DAY,
+    account_cutoffs,
+    codes_and_labels,
+    rows_of_accounts,
+    to_seconds,
+)
 
 NEGATIVE_TONE = -0.2
 
@@ -80,12 +86,9 @@ def compute_communication_features(
             (-1..1, NaN if none); comm_negative_share_all: share below -0.2.
     """
     n = len(rows_acc)
-    row_of_acc = np.full(comms.n_accounts, -1, dtype=np.int64)
-    row_of_acc[rows_acc] = np.arange(n)
-    r = row_of_acc[comms.acc]
-    sel = r >= 0
-    keep = sel & (comms.ts < row_cutoffs(r, as_of))
-    row, ts, inbound = r[keep], comms.ts[keep], comms.inbound[keep]
+    row_of_acc = rows_of_accounts(comms.n_accounts, rows_acc)
+    keep = comms.ts < account_cutoffs(comms.n_accounts, rows_acc, as_of)[comms.acc]
+    row, ts, inbound = row_of_acc[comms.acc[keep]], comms.ts[keep], comms.inbound[keep]
     channel, sentiment = comms.channel[keep], comms.sentiment[keep]
 
     def count(mask: np.ndarray) -> np.ndarray:

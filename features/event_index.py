@@ -211,15 +211,25 @@ class EventCut:
         return out.astype(np.float64)
 
 
-def row_cutoffs(row: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    """Per event, the cutoff of its row (``row`` < 0: not selected, cutoff -inf).
+def account_cutoffs(n_accounts: int, rows_acc: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """Per account, the cutoff of its row; accounts without a row get -inf (nothing kept).
 
-    Safe when no row is selected at all (``as_of`` empty): every cutoff is -inf.
+    Looking an event's cutoff up by its account is one gather over the events; going
+    through its row (select, then a masked scatter) was three passes and most of the
+    time of cutting 20M events.
     """
-    cutoff = np.full(len(row), np.iinfo(np.int64).min, dtype=np.int64)
-    selected = row >= 0
-    cutoff[selected] = as_of[row[selected]]
+    cutoff = np.full(n_accounts, np.iinfo(np.int64).min, dtype=np.int64)
+    cutoff[rows_acc] = as_of
     return cutoff
+
+
+def rows_of_accounts(n_accounts: int, rows_acc: np.ndarray) -> np.ndarray:
+    """Per account, its row among ``rows_acc`` (-1: no row); each account at most once."""
+    if len(np.unique(rows_acc)) != len(rows_acc):
+        raise ValueError("each account may appear only once per feature build")
+    row_of_acc = np.full(n_accounts, -1, dtype=np.int64)
+    row_of_acc[rows_acc] = np.arange(len(rows_acc))
+    return row_of_acc
 
 
 def cut_events(index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray) -> EventCut:
@@ -232,15 +242,11 @@ def cut_events(index: EventIndex, rows_acc: np.ndarray, as_of: np.ndarray) -> Ev
     """
     rows_acc = np.asarray(rows_acc, dtype=np.int64)
     as_of = np.asarray(as_of, dtype=np.int64)
-    row_of_acc = np.full(index.n_accounts, -1, dtype=np.int64)
-    row_of_acc[rows_acc] = np.arange(len(rows_acc))
-    if len(np.unique(rows_acc)) != len(rows_acc):
-        raise ValueError("each account may appear only once per feature build")
-
-    r = row_of_acc[index.acc]
-    selected = r >= 0
-    keep = selected & (index.ts < row_cutoffs(r, as_of))
-    row = r[keep].astype(np.int64)
+    row_of_acc = rows_of_accounts(index.n_accounts, rows_acc)
+    keep = index.ts < account_cutoffs(index.n_accounts, rows_acc, as_of)[index.acc]
+    acc = index.acc[keep]
+    row = row_of_acc[acc]
+    del acc
     ts = index.ts[keep]
     return EventCut(
         index=index,

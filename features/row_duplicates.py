@@ -24,7 +24,7 @@ def row_hashes(frame: pd.DataFrame) -> np.ndarray:
         s = frame[col]
         values: np.ndarray
         if isinstance(s.dtype, pd.CategoricalDtype):
-            values = s.cat.codes.to_numpy()
+            values = np.asarray(s.array.codes)
         elif pd.api.types.is_datetime64_dtype(s.dtype):
             values = np.asarray(s.to_numpy()).view(np.int64)
         elif pd.api.types.is_integer_dtype(s.dtype) and isinstance(s.dtype, np.dtype):

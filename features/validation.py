@@ -163,19 +163,24 @@ def _common_checks(ledger: RowLedger, canon: pd.DataFrame, fmt: str | None) -> p
     return canon
 
 
-def _drop_unused_categories(s: pd.Series) -> pd.Series:
-    """``cat.remove_unused_categories`` by marking used codes: it sorts 20M codes, this does not."""
-    codes = s.cat.codes.to_numpy()
-    cats = s.cat.categories
-    seen = np.zeros(len(cats) + 1, dtype=bool)
-    seen[codes] = True  # code -1 (missing) marks the spare last slot
-    used = seen[:-1]
-    if used.all():
+def _drop_unused_categories(s: pd.Series, dropped_codes: np.ndarray) -> pd.Series:
+    """``cat.remove_unused_categories`` after rows with ``dropped_codes`` were set aside.
+
+    Only a category of a set-aside row can have fallen out of use, so only those few
+    are looked for among the kept codes (one pass, no sort of 20M codes).
+    """
+    cat = s.array
+    codes = np.asarray(cat.codes)
+    gone = np.unique(dropped_codes[dropped_codes >= 0])
+    if len(gone):
+        gone = gone[~np.isin(gone, codes, kind="table" if len(codes) else None)]
+    if not len(gone):
         return s
-    new_pos = np.append(np.cumsum(used) - 1, -1)
-    new_codes = new_pos[codes].astype(codes.dtype)
+    used = np.ones(len(cat.categories), dtype=bool)
+    used[gone] = False
+    new_pos = np.append(np.cumsum(used) - 1, -1).astype(codes.dtype)
     return pd.Series(
-        pd.Categorical.from_codes(new_codes, categories=cats[used], validate=False),
+        pd.Categorical.from_codes(new_pos[codes], categories=cat.categories[used], validate=False),
         index=s.index,
         name=s.name,
     )
@@ -227,8 +232,10 @@ def _kept_rows(frame: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
     for col in frame.columns:
         s = frame[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
-            codes = s.cat.codes.to_numpy()[ok]
+            codes = np.asarray(s.array.codes)[ok]
             columns[col] = pd.Categorical.from_codes(codes, dtype=s.dtype, validate=False)
+        elif isinstance(s.dtype, np.dtype):  # numbers, naive timestamps: the ndarray itself
+            columns[col] = s.to_numpy(copy=False)[ok]
         else:
             columns[col] = s.array[ok]
     return pd.DataFrame(columns, copy=False)
@@ -253,8 +260,9 @@ def _finish(ledger: RowLedger, canon: pd.DataFrame) -> pd.DataFrame:
             out[col] = np.full(n, np.nan)
     if not ok.all():
         for col in TEXT_COLUMNS[table]:
-            if isinstance(out[col].dtype, pd.CategoricalDtype):
-                out[col] = _drop_unused_categories(out[col])
+            if isinstance(out[col].dtype, pd.CategoricalDtype) and col in canon:
+                dropped = np.asarray(canon[col].array.codes)[~ok]
+                out[col] = _drop_unused_categories(out[col], dropped)
     extras = [c for c in out.columns if c not in CONTRACT_COLUMNS[table]]
     out = out[[*CONTRACT_COLUMNS[table], *extras]]
     _schema_backends_without_hypothesis()
@@ -350,7 +358,24 @@ def _check_communications(raw: pd.DataFrame, fmt: str | None) -> tuple[RowLedger
     return ledger, canon
 
 
-def _export_time(rules: ValidationRules, timestamps: pd.Series) -> tuple[pd.Timestamp | None, str]:
+def _latest(columns: list[tuple[pd.Series, np.ndarray]]) -> pd.Timestamp | None:
+    """The latest timestamp among the kept rows of each (column, kept mask); None if none.
+
+    On the int64 nanoseconds, where NaT is the smallest value: no masked copies of
+    20M timestamps and no pandas reduction (which copies its input).
+    """
+    nat = np.iinfo(np.int64).min
+    latest = nat
+    for column, kept in columns:
+        nanos = np.asarray(column.to_numpy(copy=False)).view(np.int64)
+        if len(nanos):
+            latest = max(latest, int(np.max(np.where(kept, nanos, nat))))
+    return None if latest == nat else pd.Timestamp(latest)
+
+
+def _export_time(
+    rules: ValidationRules, latest: pd.Timestamp | None
+) -> tuple[pd.Timestamp | None, str]:
     """The export time and where it came from (config, or latest event capped at now)."""
     if rules.export_time is not None:
         parsed, bad = parse_timestamps(pd.Series([rules.export_time], dtype="str"))
@@ -360,8 +385,7 @@ def _export_time(rules: ValidationRules, timestamps: pd.Series) -> tuple[pd.Time
                 "use ISO 8601, e.g. '2024-05-01T00:00:00Z'"
             )
         return pd.Timestamp(parsed.iloc[0]), "from validation.export_time"
-    latest = timestamps.max()
-    if pd.isna(latest):
+    if latest is None:
         return None, "no valid events"
     now = pd.Timestamp.now(tz="UTC").tz_localize(None)
     if latest > now:
@@ -490,11 +514,10 @@ def validate_raw_tables(
         ledgers.append(acc_ledger)
 
     ts = ev_canon["timestamp"]
-    seen = [ts.where(ev.ok)]
+    seen = [(ts, ev.ok)]
     if accounts is not None:  # account dates count too; messages never move "now"
-        ok_acc = pd.Series(acc_ledger.ok, index=acc_canon.index)
-        seen += [acc_canon[c].where(ok_acc) for c in ACCOUNT_DATES if c in acc_canon]
-    export, origin = _export_time(rules, pd.concat(seen, ignore_index=True))
+        seen += [(acc_canon[c], acc_ledger.ok) for c in ACCOUNT_DATES if c in acc_canon]
+    export, origin = _export_time(rules, _latest(seen))
     limit = None
     if export is not None:
         limit = export + pd.Timedelta(days=rules.max_days_after_export)

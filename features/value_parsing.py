@@ -27,7 +27,9 @@ def missing_mask(s: pd.Series) -> np.ndarray:
             if len(cats)
             else np.zeros(0, bool)
         )
-        codes = s.cat.codes.to_numpy()
+        codes = np.asarray(s.array.codes)
+        if not blank_cat.any():
+            return codes < 0
         return (codes < 0) | np.append(blank_cat, True)[codes]
     out = s.isna().to_numpy()
     if s.dtype == "str" or s.dtype == object:
@@ -104,7 +106,7 @@ def parse_timestamps(raw: pd.Series, fmt: str | None = None) -> tuple[pd.Series,
         parsed = to_naive_utc_ns(raw)
     elif isinstance(raw.dtype, pd.CategoricalDtype):
         cats, _ = parse_timestamps(pd.Series(raw.cat.categories), fmt)
-        codes = raw.cat.codes.to_numpy()
+        codes = np.asarray(raw.array.codes)
         parsed = pd.Series(np.append(cats.to_numpy(), _NAT)[codes], index=raw.index, name=raw.name)
     elif pd.api.types.is_numeric_dtype(raw.dtype) or pd.api.types.is_bool_dtype(raw.dtype):
         parsed = pd.Series(np.full(len(raw), _NAT), index=raw.index, name=raw.name)
@@ -149,6 +151,6 @@ def to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 = null) and the distinct values, without expanding categories."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return s.cat.codes.to_numpy().astype(np.int64), s.cat.categories
+        return np.asarray(s.array.codes).astype(np.int64), s.cat.categories
     codes, uniques = pd.factorize(s)
     return codes, pd.Index(uniques)
