@@ -369,7 +369,7 @@ def _latest(columns: list[tuple[pd.Series, np.ndarray]]) -> pd.Timestamp | None:
     for column, kept in columns:
         nanos = np.asarray(column.to_numpy(copy=False)).view(np.int64)
         if len(nanos):
-            latest = max(latest, int(np.max(np.where(kept, nanos, nat))))
+            latest = max(latest, int(np.max(nanos, where=kept, initial=nat)))
     return None if latest == nat else pd.Timestamp(latest)
 
 

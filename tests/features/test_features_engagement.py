@@ -101,3 +101,27 @@ def test_feature_columns_exclude_meta_and_customer_columns():
     assert "as_of" not in cols and "customer_days_paying" not in cols
     assert "customer_days_paying" in feature_columns(f, customer=True)
     assert str(f["firmo_plan"].dtype) == "category"
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["ids-per-account", "id-in-two-accounts"])
+def test_a_user_is_an_account_and_id_pair_and_unnamed_events_are_one_user(shared):
+    """Both ways of numbering users (ids of one account each, or an id seen in two
+    accounts) count the same people; events without a user id are one more user."""
+    other = "u1" if shared else "u9"
+    tables = make_tables(
+        [
+            ("a0", "u1", "view", "2026-01-02 10:00"),
+            ("a0", "u2", "view", "2026-01-03 10:00"),
+            ("a0", None, "view", "2026-01-04 10:00"),
+            ("a0", None, "core_a", "2026-01-13 10:00"),
+            ("a1", other, "view", "2026-01-10 10:00"),
+            ("a1", other, "view", "2026-01-14 10:00"),
+            ("a2", None, "view", "2026-01-14 11:00"),
+        ],
+        n_accounts=3,
+    )
+    f = build_features(tables, make_config(), AS_OF)
+    assert f.loc["a0", "engagement_users_active_all"] == 3  # u1, u2, unnamed
+    assert f.loc["a0", "engagement_users_active_7d"] == 1  # unnamed (Jan 13)
+    assert f.loc["a1", "engagement_users_active_all"] == 1
+    assert f.loc["a2", "engagement_users_active_all"] == 1
