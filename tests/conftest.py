@@ -84,6 +84,11 @@ def communications() -> pd.DataFrame:
 
 # --- training fixtures (tests/test_training_*.py) -------------------------------------------
 
+#: The synthetic frame's feature columns, and small LightGBM settings that fit it fast.
+SYNTHETIC_FEATURES = ["trial_days_elapsed", "x1", "x2", "x3", "x4", "x5", "firmo_plan"]
+SMALL_PARAMS = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 40, "verbose": -1,
+                "seed": 0, "num_threads": 2}  # fmt: skip
+
 
 def synthetic_training_frame(
     n_accounts: int, *, seed: int = 0, snapshots: tuple[str, ...] = ("end",)

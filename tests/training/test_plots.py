@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import SMALL_PARAMS, SYNTHETIC_FEATURES
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from training.model import FitContext, fit_model
@@ -15,9 +16,7 @@ from training.split import build_time_split
 
 #: A company's own names can be long; the longest must still fit on the plot.
 LONG = "activation_ran_ten_successful_pipelines_in_the_first_week_days"
-FEATURES = ["trial_days_elapsed", "x1", "x2", "x3", "x4", "x5", "firmo_plan"]
-PARAMS = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 40, "verbose": -1,
-          "seed": 0, "num_threads": 2}  # fmt: skip
+FEATURES, PARAMS = SYNTHETIC_FEATURES, SMALL_PARAMS
 
 
 @pytest.fixture(scope="module")

@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 import shap
+from conftest import SMALL_PARAMS, SYNTHETIC_FEATURES
 from scipy.special import logit
 
 from training.metrics import expected_calibration_error
 from training.model import FitContext, TrialcastModel, fit_model, fit_platt
 from training.split import build_time_split
 
-FEATURES = ["trial_days_elapsed", "x1", "x2", "x3", "x4", "x5", "firmo_plan"]
-PARAMS = {"learning_rate": 0.1, "num_leaves": 15, "min_child_samples": 40, "verbose": -1,
-          "seed": 0, "num_threads": 2}  # fmt: skip
+FEATURES, PARAMS = SYNTHETIC_FEATURES, SMALL_PARAMS
 
 
 @pytest.fixture(scope="module")
