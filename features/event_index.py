@@ -120,14 +120,14 @@ def _users(acc: np.ndarray, user_codes: np.ndarray) -> tuple[np.ndarray, np.ndar
     n_labels = int(user_codes.max()) + 1 if len(user_codes) else 0
     owner = np.full(n_labels + 1, -1, dtype=np.int64)  # the last slot takes code -1
     owner[user_codes] = acc
+    same = owner[user_codes] == acc
     named = user_codes >= 0
-    if bool(np.all((owner[user_codes] == acc) | ~named)):
+    if bool(named.all()) and bool(same.all()):
+        return user_codes, owner[:n_labels]
+    if bool(np.all(same | ~named)):  # unnamed events: one user per account, after the named
         user = user_codes.astype(np.int64)
-        user_acc = owner[:n_labels]
-        if not named.all():  # unnamed events: one user per account, after the named ones
-            user[~named] = n_labels + acc[~named]
-            user_acc = np.concatenate([user_acc, np.arange(int(acc.max()) + 1)])
-        return user, user_acc
+        user[~named] = n_labels + acc[~named]
+        return user, np.concatenate([owner[:n_labels], np.arange(int(acc.max()) + 1)])
     pair_key = acc.astype(np.int64)
     pair_key *= n_labels + 1
     pair_key += user_codes
@@ -176,7 +176,7 @@ def build_event_index(tables: Tables) -> EventIndex:
         churned_at=_optional_seconds(accounts, "churned_at"),
         acc=acc.astype(np.int32, copy=False),
         event=ev_codes.astype(np.int32),
-        user=user.astype(np.int32),
+        user=user.astype(np.int32, copy=False),
         user_acc=user_acc,
         ts=ts,
         vocabulary=vocabulary,

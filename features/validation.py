@@ -17,6 +17,7 @@ bug in the repair code cannot hand a broken table to the feature builders.
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 
 import numpy as np
@@ -149,7 +150,8 @@ def _common_checks(ledger: RowLedger, canon: pd.DataFrame, fmt: str | None) -> p
     """Empty rows, missing required values, ids as text, timestamps parsed."""
     table, raw = ledger.table, ledger.raw
     missing = {c: missing_mask(raw[c]) for c in raw.columns}
-    ledger.quarantine(np.logical_and.reduce(list(missing.values())), "empty_row", None)
+    # pairwise: ``logical_and.reduce`` of a list first stacks it into one 2-D copy
+    ledger.quarantine(functools.reduce(np.logical_and, missing.values()), "empty_row", None)
     for col, required in CONTRACT_COLUMNS[table].items():
         if required:
             ledger.quarantine(missing[col], "missing_value", col)
