@@ -169,8 +169,36 @@ def metrics_to_mlflow(table: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-#: The pyfunc model's runtime packages (pinned to the installed versions).
+#: The pyfunc model's runtime packages (pinned to the installed versions), and the
+#: module each provides.
 MODEL_PACKAGES = ("mlflow", "lightgbm", "pandas", "numpy", "scipy", "scikit-learn")
+_MODULE_OF = {"scikit-learn": "sklearn"}
+
+
+@contextlib.contextmanager
+def requirements_checked_by_name() -> Iterator[None]:
+    """Let MLflow check the model's pinned requirements without scanning every install.
+
+    ``save_model`` checks the pip requirements against the installed packages and,
+    to do so, first maps every module of every installed distribution to its
+    package (``importlib_metadata.packages_distributions``: about 0.5 s on this
+    project's environment, once a process). The requirements are the installed
+    versions of ``MODEL_PACKAGES``, so their own module map gives MLflow the same
+    answer. Done only while MLflow has not built its map, and undone after, so
+    any other MLflow call still sees the full map; a MLflow without this
+    internal is left alone (the check then costs its usual time).
+    """
+    from mlflow.utils import requirements_utils
+
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ()) is not None:
+        yield
+        return
+    seeded = {_MODULE_OF.get(p, p): [p] for p in MODEL_PACKAGES}
+    requirements_utils._MODULES_TO_PACKAGES = seeded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        requirements_utils._MODULES_TO_PACKAGES = None
 
 
 def pip_requirements() -> list[str]:
@@ -369,14 +397,15 @@ def save_pyfunc_model(model: TrialcastModel, example_rows: pd.DataFrame, path: P
     signature = infer_signature(example, model.predict_proba(example_rows))
     with tempfile.TemporaryDirectory(prefix="trialcast-model-") as tmp:
         model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            python_model=str(ENTRY_FILE),
-            artifacts={ARTIFACT_KEY: str(model_dir)},
-            signature=signature,
-            input_example=example,
-            pip_requirements=pip_requirements(),
-        )
+        with requirements_checked_by_name():
+            mlflow.pyfunc.save_model(
+                path=str(path),
+                python_model=str(ENTRY_FILE),
+                artifacts={ARTIFACT_KEY: str(model_dir)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+            )
     return path
 
 
