@@ -101,7 +101,13 @@ def validate_partition(
         if getattr(config.sources, name) is not None
     }
     tables, report = validate_raw_tables(
-        ev, acc, com, config.validation, formats, config.trial.default_trial_days
+        ev,
+        acc,
+        com,
+        config.validation,
+        formats,
+        config.trial.default_trial_days,
+        flagged_conversions=config.trial.conversion_flag is not None,
     )
     return PartitionTables(tables=tables, rows_in=report.rows_in, rows_kept=report.rows_kept)
 

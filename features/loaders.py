@@ -333,6 +333,7 @@ def load_tables(
         config.validation,
         formats,
         config.trial.default_trial_days,
+        flagged_conversions=config.trial.conversion_flag is not None,
     )
     if flag_note:
         report.notes.append(flag_note)

@@ -304,19 +304,25 @@ ACCOUNT_DATES = ("trial_start", "converted_at", "churned_at")  # trial_end may l
 
 
 def _check_account_dates(
-    ledger: RowLedger, canon: pd.DataFrame, limit: pd.Timestamp | None, rules: ValidationRules
+    ledger: RowLedger,
+    canon: pd.DataFrame,
+    limit: pd.Timestamp | None,
+    rules: ValidationRules,
+    outcomes_dated: tuple[str, ...] = ("converted_at", "churned_at"),
 ) -> None:
     """Account dates get the checks events get, and none changes a label silently.
 
     A trial starting after the export is quarantined. An outcome (``converted_at``,
     ``churned_at``) after the export is not known at the export: it is emptied and
-    reported (the account stays, as the export would have seen it). An outcome long
-    before the trial started is implausible: the account is quarantined.
+    reported (the account stays, as the export would have seen it), unless its date
+    was placed by a yes/no flag (not in ``outcomes_dated``): a flag in the export
+    is known there, whatever date stands in for it. An outcome long before the
+    trial started is implausible: the account is quarantined.
     """
     start = canon["trial_start"]
     if limit is not None:
         ledger.quarantine((start > limit).to_numpy(), "after_export", "trial_start")
-        for col in ("converted_at", "churned_at"):
+        for col in outcomes_dated:
             if col in canon:
                 late = (canon[col] > limit).to_numpy()
                 ledger.repaired(late, "after_export", col)
@@ -487,10 +493,17 @@ def validate_raw_tables(
     rules: ValidationRules,
     formats: dict[str, str | None],
     derive_trial_days: int | None,
+    *,
+    flagged_conversions: bool = False,
 ) -> tuple[Tables, ValidationReport]:
     """``validate_tables`` for the loaders and the Dask partitions: with ``accounts=None``
     accounts are derived from the events (trials of ``derive_trial_days``), and each
-    table's timestamp format is given in ``formats``."""
+    table's timestamp format is given in ``formats``. ``flagged_conversions``: the
+    ``converted_at`` dates were placed at trial end from a yes/no flag
+    (``features.conversion_flag``); they are not observed moments, so they do not
+    move the export time (a trial still running at the export would push it to its
+    end, and every event type would look as if it stopped arriving), and one after
+    the export is kept (the flag was in the export)."""
     notes: list[str] = []
     if accounts is not None and derive_trial_days and _lacks_trial_end(accounts):
         accounts = trial_end_from_length(accounts, formats.get("accounts"), derive_trial_days)
@@ -518,7 +531,8 @@ def validate_raw_tables(
     ts = ev_canon["timestamp"]
     seen = [(ts, ev.ok)]
     if accounts is not None:  # account dates count too; messages never move "now"
-        seen += [(acc_canon[c], acc_ledger.ok) for c in ACCOUNT_DATES if c in acc_canon]
+        observed = [c for c in ACCOUNT_DATES if not (flagged_conversions and c == "converted_at")]
+        seen += [(acc_canon[c], acc_ledger.ok) for c in observed if c in acc_canon]
     export, origin = _export_time(rules, _latest(seen))
     limit = None
     if export is not None:
@@ -529,7 +543,8 @@ def validate_raw_tables(
             f"{limit} are implausible"
         )
     if accounts is not None:
-        _check_account_dates(acc_ledger, acc_canon, limit, rules)
+        dated = ("churned_at",) if flagged_conversions else ("converted_at", "churned_at")
+        _check_account_dates(acc_ledger, acc_canon, limit, rules, dated)
         acc_out = _finish(acc_ledger, acc_canon)
         bad_ids = pd.Index(acc_canon["account_id"][~acc_ledger.ok].dropna().astype(object))
         quarantined_ids = bad_ids.difference(pd.Index(acc_out["account_id"].astype(object)))

@@ -62,6 +62,15 @@ def test_outcome_test_rings_on_a_price_change_and_dates_it():
     assert "conversions vs" in test.evidence()
 
 
+def test_outcome_evidence_says_when_there_is_nothing_to_judge_yet():
+    nothing = run_outcome_test(cohort_frame(2).iloc[:0])
+    assert not nothing.alarm and nothing.since is None
+    assert "no trial has started since the model was trained" in nothing.evidence()
+    few = run_outcome_test(cohort_frame(2).iloc[:20].assign(q=0.05))
+    assert not few.enough and not few.alarm
+    assert "needed to tell" in few.evidence() and "alarm at" not in few.evidence()
+
+
 def test_estimated_auc_tracks_the_realised_one_when_calibrated():
     rng = np.random.default_rng(0)
     p = rng.beta(1.2, 3.5, 4000)

@@ -81,7 +81,14 @@ class OutcomeTest:
 
     def evidence(self) -> str:
         """'since 2025-07-28: 38 conversions vs 61.0 expected so far (p = 0.002)'."""
-        day = "-" if self.since is None else self.since.date().isoformat()
+        if self.since is None:
+            return "no trial has started since the model was trained: no outcome to judge yet"
+        day = self.since.date().isoformat()
+        if not self.enough:
+            return (
+                f"since {day}: {self.realised} conversions vs {self.expected:.1f} expected so "
+                f"far, under the {MIN_EXPECTED:.0f} needed to tell"
+            )
         return (
             f"since {day}: {self.realised} conversions vs {self.expected:.1f} expected so far "
             f"(p = {self.p_value:.3g}; log likelihood ratio {self.log_lr:.1f}, "
@@ -203,10 +210,12 @@ def run_outcome_test(frame: pd.DataFrame) -> OutcomeTest:
     design = _design(p, share[:, None], when, starts)
     threshold = simulated_threshold(design, p, share)
     stat = _statistic(design, y[None, :].astype(np.float64), 0)[0]
-    if not np.isfinite(stat).any():
+    if not np.isfinite(stat).any():  # nothing expected yet: the counts so far, no test
+        realised = int(y.sum())
         return OutcomeTest(
-            0.0, threshold, False, None, "fewer", 0.0, 0, 1.0, bool(q.sum() >= MIN_EXPECTED)
-        )
+            0.0, threshold, False, pd.Timestamp(starts[0]), "fewer", float(q.sum()), realised,
+            poisson_binomial_p(q, realised, fewer=True), bool(q.sum() >= MIN_EXPECTED),
+        )  # fmt: skip
     best = int(np.argmax(stat))
     log_lr = float(stat[best])
     since = starts[best // len(DELTAS)]
