@@ -165,6 +165,17 @@ def _common_checks(ledger: RowLedger, canon: pd.DataFrame, fmt: str | None) -> p
     return canon
 
 
+#: Up to this many rows set aside, their categories are looked for one by one.
+_FEW_SET_ASIDE = 64
+#: Codes compared per block when looking for one code among 20M.
+_BLOCK = 1 << 20
+
+
+def _occurs(codes: np.ndarray, code: int) -> bool:
+    """Whether ``code`` occurs in ``codes``, block by block (stops at the first hit)."""
+    return any((codes[lo : lo + _BLOCK] == code).any() for lo in range(0, len(codes), _BLOCK))
+
+
 def _drop_unused_categories(s: pd.Series, dropped_codes: np.ndarray) -> pd.Series:
     """``cat.remove_unused_categories`` after rows with ``dropped_codes`` were set aside.
 
@@ -174,7 +185,9 @@ def _drop_unused_categories(s: pd.Series, dropped_codes: np.ndarray) -> pd.Serie
     cat = s.array
     codes = np.asarray(cat.codes)
     gone = np.unique(dropped_codes[dropped_codes >= 0])
-    if len(gone):
+    if 0 < len(gone) <= _FEW_SET_ASIDE:  # a comparison pass each, stopping at the first hit
+        gone = gone[[not _occurs(codes, code) for code in gone]]
+    elif len(gone):
         gone = gone[~np.isin(gone, codes, kind="table" if len(codes) else None)]
     if not len(gone):
         return s

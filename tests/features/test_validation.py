@@ -293,6 +293,24 @@ def test_category_ids_stay_category_and_unused_categories_go() -> None:
     assert tables.events["event"].tolist()[:2] == ["Project Created", "User Invited"]
 
 
+def test_unused_categories_go_when_many_rows_are_set_aside() -> None:
+    """More rows set aside than are looked at one by one: the same categories go."""
+    frames = _frames()
+    events = pd.concat([frames["events"]] * 40, ignore_index=True)
+    events["user_id"] = [f"u{i}" for i in range(len(events))]  # copies, not duplicate rows
+    shared = events["event"] == "Report Shared"  # 40 rows, all set aside
+    created = np.flatnonzero(events["event"] == "Project Created")[:50]  # 50 of 120
+    events.loc[shared, "timestamp"] = "bad"
+    events.loc[created, "timestamp"] = "bad"
+    frames["events"] = events.astype({"account_id": "category", "event": "category"})
+    tables, report = _run(frames)
+    assert report.rows_in["events"] - report.rows_kept["events"] >= 90
+    assert list(tables.events["event"].cat.categories) == [
+        "Project Created", "Scheduling.Shift.Approved", "User Invited"
+    ]  # fmt: skip
+    assert (tables.events["event"] == "Project Created").sum() == 70
+
+
 def test_numeric_ids_become_text_and_still_match() -> None:
     frames = _frames()
     frames["accounts"]["account_id"] = [101, 102]
@@ -356,7 +374,10 @@ def test_kept_rows_equal_a_boolean_mask_on_every_dtype() -> None:
         },
         index=pd.RangeIndex(7, 7 + n),
     )
-    for ok in (rng.random(n) > 0.2, np.arange(n) != 3, np.zeros(n, dtype=bool)):
+    edges = ~np.isin(np.arange(n), [0, 1, 2, 250, n - 2, n - 1])  # runs at both ends
+    some = np.ones(n, dtype=bool)
+    some[rng.choice(n, 64, replace=False)] = False  # the most still copied run by run
+    for ok in (rng.random(n) > 0.2, np.arange(n) != 3, np.zeros(n, dtype=bool), edges, some):
         got = _kept_rows(frame, ok).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, frame[ok].reset_index(drop=True), check_exact=True)
 
