@@ -95,3 +95,21 @@ def make_company(
     )
     config = config.model_copy(update={"model": model})
     return Company(config=config, tables=load_tables(config).tables, demo=demo, root=root)
+
+
+def make_trained_company(root: Path, uri: str, **spec) -> Company:
+    """``make_company(root, **spec)`` with both kinds trained into ``uri`` and made champions.
+
+    The models are judged by the gate as usual; ``make_champions`` then points
+    ``champion`` at them (a serving test needs both models served).
+    """
+    from factories import make_champions
+
+    from features.build import FeatureBuilder
+    from training.train import RecordTarget, train_models
+
+    company = make_company(root, **spec)
+    builder = FeatureBuilder.from_tables(company.tables, company.config)
+    train_models(company.config, builder, target=RecordTarget(tracking_uri=uri))
+    make_champions(company.config, uri)
+    return company

@@ -10,13 +10,10 @@ import math
 import pandas as pd
 import pytest
 import requests
-from company_factory import SHAPES, make_company
-from factories import make_champions
+from company_factory import SHAPES, make_trained_company
 from servers import bentoml_server
 
-from features.build import FeatureBuilder
 from models.loader import load_serving_model
-from training.train import RecordTarget, train_models
 from trialcast.funnel_job import run_funnel
 
 pytestmark = pytest.mark.slow
@@ -33,10 +30,8 @@ COMPANIES = {
 def served(request, tmp_path_factory):
     """A company, its champion, its funnel written, and the service reading it."""
     root = tmp_path_factory.mktemp(f"funnel-http-{request.param}")
-    company = make_company(root / "data", **COMPANIES[request.param])
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    train_models(company.config, FeatureBuilder.from_tables(company.tables, company.config), target=RecordTarget(tracking_uri=uri))  # fmt: skip
-    make_champions(company.config, uri)
+    company = make_trained_company(root / "data", uri, **COMPANIES[request.param])
     model = load_serving_model(company.config, "conversion", tracking_uri=uri,
                                cache_root=root / "cache")  # fmt: skip
     as_of = company.tables.export_time()

@@ -18,13 +18,11 @@ import pandas as pd
 import psutil
 import pytest
 import requests
-from company_factory import SHAPES, make_company
-from factories import make_champions
+from company_factory import SHAPES, make_trained_company
 from servers import bentoml_server_process
 
 from features.build import FeatureBuilder
 from serving.scoring import load_scoring_models, score_feature_records
-from training.train import RecordTarget, train_models
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +39,8 @@ COMPANIES = {
 def company(request, tmp_path_factory):
     """A generated company with both models registered, and feature records of its trials."""
     root = tmp_path_factory.mktemp(f"workers-{request.param}")
-    company = make_company(root / "data", **COMPANIES[request.param])
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    builder = FeatureBuilder.from_tables(company.tables, company.config)
-    train_models(company.config, builder, target=RecordTarget(tracking_uri=uri))
-    make_champions(company.config, uri)
+    company = make_trained_company(root / "data", uri, **COMPANIES[request.param])
     models = load_scoring_models(company.config, tracking_uri=uri, cache_root=str(root / "c"))
     as_of = company.tables.export_time().normalize()
     fb = FeatureBuilder.from_tables(company.tables, company.config, models.spec())
