@@ -31,7 +31,13 @@ from features.quarantine import InputError, RowLedger, ValidationReport
 from features.row_duplicates import flag_duplicates
 from features.tables import Tables
 from features.validation import require_columns
-from features.value_parsing import as_text, missing_mask, parse_timestamps, to_boolean, to_number
+from features.value_parsing import (
+    as_text,
+    missing_mask,
+    parse_timestamps,
+    to_boolean,
+    to_number_read_as_written,
+)
 
 
 def check_declared_columns(raw: pd.DataFrame, config: CompanyConfig) -> None:
@@ -129,7 +135,8 @@ def validate_feature_table(
     ledger.quarantine(~known.to_numpy(), "unknown_account", "account_id")
     for name, col in config.feature_table.columns.items():
         if col.type == "numeric":
-            canon[name], bad = to_number(raw[name])
+            canon[name], bad, reformatted = to_number_read_as_written(raw[name])
+            ledger.repaired(reformatted, "number_format", name)
             ledger.repaired(bad, "not_a_number", name)
         elif col.type == "boolean":
             canon[name], bad = to_boolean(raw[name])

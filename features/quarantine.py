@@ -34,6 +34,8 @@ CHECK_TEXT: dict[str, str] = {
     "after_export": "later than the export time",
     "invalid_value": "with a value outside the allowed set",
     "not_a_number": "with a non-numeric value (set to empty)",
+    "number_format": "with numbers written with a decimal comma, thousands separators or "
+    "currency marks (read as numbers)",
     "negative_money": "with negative money (set to empty)",
     "out_of_range": "with a value outside [-1, 1] (set to empty)",
     "normalised_case": "with values normalised to lower case without spaces",

@@ -34,6 +34,7 @@ from features.value_parsing import (
     missing_mask,
     parse_timestamps,
     to_number,
+    to_number_read_as_written,
     value_codes,
 )
 
@@ -305,8 +306,9 @@ def _check_accounts(raw: pd.DataFrame, fmt: str | None) -> tuple[RowLedger, pd.D
     ledger.quarantine(dup_id, "duplicate_account_id", "account_id")
     for col in MONEY_COLUMNS:
         if col in canon:
-            num, not_num = to_number(raw[col])
+            num, not_num, reformatted = to_number_read_as_written(raw[col])
             negative = (num < 0).to_numpy()
+            ledger.repaired(reformatted, "number_format", col)
             ledger.repaired(not_num, "not_a_number", col)
             ledger.repaired(negative, "negative_money", col)
             canon[col] = num.mask(negative)

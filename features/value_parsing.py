@@ -15,6 +15,8 @@ import json
 import numpy as np
 import pandas as pd
 
+from features.number_text import read_number_text
+
 _NAT = np.datetime64("NaT", "ns")
 
 
@@ -143,9 +145,36 @@ def to_boolean(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 def to_number(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """Numbers as float64, and a mask of present values that are not numbers."""
+    num, bad, _ = to_number_read_as_written(raw)
+    return num, bad
+
+
+def to_number_read_as_written(raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """``to_number``, reading text the way exports write numbers (``features.number_text``).
+
+    Returns:
+        The numbers, the mask of present values that are not numbers, and the mask
+        of values read other than a plain parse would read them (``1.234,50``,
+        ``$1,200``): the caller reports those.
+    """
     present = ~missing_mask(raw)
     num = pd.to_numeric(raw.where(present), errors="coerce").astype("float64")
-    return num, present & num.isna().to_numpy()
+    bad = present & num.isna().to_numpy()
+    unchanged = np.zeros(len(raw), dtype=bool)
+    textual = (
+        raw.dtype == "str" or raw.dtype == object or isinstance(raw.dtype, pd.CategoricalDtype)
+    )
+    if not bad.any() or not textual:
+        return num, bad, unchanged
+    text = raw[present].astype("str").str.strip()
+    read, convention = read_number_text(text)
+    if convention is None:
+        return num, bad, unchanged
+    out = pd.Series(np.nan, index=raw.index, dtype="float64")
+    out[present] = read.to_numpy()
+    plain = num.to_numpy()
+    changed = present & ~(np.isclose(out.to_numpy(), plain) & ~np.isnan(plain))
+    return out, present & out.isna().to_numpy(), changed & out.notna().to_numpy()
 
 
 def value_codes(s: pd.Series) -> tuple[np.ndarray, pd.Index]:
