@@ -429,9 +429,12 @@ def bench_demo_pricing(n: int, seed: int) -> dict[str, object]:
         row["pricing_by_28d"] = bool(hit and (hit[0].as_of - DEMO_SINCE).days <= 28)
         at28 = runs[3].kinds["conversion"].test
         row["pricing_llr_28d"] = f"{at28.log_lr:.1f}/{at28.threshold:.1f}"
-        row["expected_realised_28d"] = f"{at28.expected:.0f}/{at28.realised}"
+        row["expected_realised_28d"] = f"{at28.expected:.0f}/{at28.realised} since {at28.since}"
         quiet = replay(base, champion, DEMO_SINCE + WEEK, len(runs))
         row["none_alerts"] = sum(r.verdict.exit_code for r in quiet)
+        row["none_alert_verdicts"] = ", ".join(
+            f"{r.as_of.date()}: {r.verdict.value}" for r in quiet if r.verdict.exit_code
+        )
         row["none_runs"] = len(quiet)
     return row
 

@@ -20,9 +20,10 @@ itself noisy (its slope ranged 0.79-1.04 over ten generated companies), about
 as much as the mis-spread it corrects, so it is taken only ``WEIGHT`` of the
 way: ``logit(p_estimate) = (1 - WEIGHT) logit(p) + WEIGHT (a logit(p) + b)``,
 a shrinkage towards the champion's own calibration. Measured
-(docs/benchmarks.md, "Model health, session 7"): the full fit removed the
-three-week-trial company's bias but pushed the one-week company's estimate
-too low; halfway kept the one and halved the other's error.
+(docs/benchmarks.md, "Model health, session 7"): the full fit removed most of
+the three-week-trial company's bias but pushed the one-week company's
+estimate too low; halfway did better than the full fit and than none on both
+shapes over 20 generated companies.
 
 The served probabilities are untouched: this is the monitor's own view,
 reported as ``estimate_calibration``. Too few trials or conversions:
