@@ -14,15 +14,20 @@ counted.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from company_factory import SHAPES, Company, make_company, train_champions
+from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from features.demo.generator import DemoData
 from features.tables import Tables
+from trialcast.cli import app
 from trialcast.monitoring.champion import Champion
 from trialcast.monitoring.job import MonitorReport, run_monitor
 
@@ -67,18 +72,18 @@ def company(root, shape: str, scenario: str) -> Company:
 
 
 @pytest.fixture(scope="module", params=list(SHAPES))
-def trained(request, tmp_path_factory) -> tuple[str, object, dict[str, Champion]]:
+def trained(request, tmp_path_factory) -> tuple[str, Path, dict[str, Champion], str]:
     """Conversion and churn champions per company shape, trained at TRAINED_AT."""
     shape = request.param
     root = tmp_path_factory.mktemp(f"monitor-churn-{shape}")
     kinds = ("conversion", "churn")
-    _, champions = train_champions(company(root, shape, "none"), root, str(TRAINED_AT), kinds)
+    uri, champions = train_champions(company(root, shape, "none"), root, str(TRAINED_AT), kinds)
     assert all(c is not None for c in champions.values()), champions
-    return shape, root, champions  # type: ignore[return-value]
+    return shape, root, champions, uri  # type: ignore[return-value]
 
 
 def weekly(trained, scenario: str, weeks: int) -> list[MonitorReport]:
-    shape, root, champions = trained
+    shape, root, champions, _ = trained
     co = company(root, shape, scenario)
     return [
         run_monitor(co.config, co.tables, champions, as_of=SINCE + pd.Timedelta(weeks=k))
@@ -110,3 +115,28 @@ def test_more_churn_from_a_date_is_outcomes_shifted_on_the_churn_model(trained):
     assert "churns vs" in alert.evidence and first.kinds["churn"].test.direction == "more"
     # The conversion champion is not blamed for the churn change.
     assert not any(a.subject == "conversion model" for r in runs for a in r.alerts)
+
+
+def test_cli_reports_the_churn_model_in_words_json_and_mlflow(trained):
+    shape, root, _, uri = trained
+    if shape != "short":
+        pytest.skip("the command line is exercised once, on the short company")
+    co = company(root, shape, "churn")
+    # The command reads the config file: write the 60-day horizon into it.
+    path = co.root / "trialcast.toml"
+    path.write_text(path.read_text().replace("churn_horizon_days = 90", "churn_horizon_days = 60"))
+    as_of = (SINCE + pd.Timedelta(weeks=2)).date().isoformat()
+    args = ["monitor", "-c", str(path), "--as-of", as_of, "--tracking-uri", uri]
+    result = CliRunner().invoke(app, args, env={"TRIALCAST_OUTPUT_DIR": str(root / "out")})
+    assert result.exit_code == 1, result.output
+    assert "churns vs" in result.output and "churn model" in result.output
+    report = json.loads((root / "out" / "monitoring" / f"{as_of}.json").read_text())
+    assert report["verdict"] == "outcomes shifted"
+    churn = report["models"]["churn"]
+    assert churn["outcome_test"]["alarm"] and churn["cohorts"]
+    assert "cohorts" not in report["models"]["conversion"] and report["cohorts"]
+    exp = MlflowClient(uri).get_experiment_by_name(co.config.registry.experiment + "-monitoring")
+    assert exp is not None
+    run = MlflowClient(uri).search_runs([exp.experiment_id])[0]
+    assert "churn.outcome_log_lr" in run.data.metrics
+    assert run.data.tags["trialcast.churn_version"] == "1"
