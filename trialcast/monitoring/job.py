@@ -80,11 +80,11 @@ class MonitorReport:
             "notes": list(self.notes),
             "models": {},
         }
+        conversion = self.kinds.get("conversion")
         for kind, health in self.kinds.items():
             out["models"][kind] = kind_json(health)
-            if kind != "conversion":  # the conversion table is the top-level "cohorts"
+            if health is not conversion:  # the conversion table is the top-level "cohorts"
                 out["models"][kind]["cohorts"] = _records(health.cohorts)
-        conversion = self.kinds.get("conversion")
         out["cohorts"] = [] if conversion is None else _records(conversion.cohorts)
         return out
 
