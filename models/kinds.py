@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from features.build import FeatureBuilder
-from models.config_sections import RegistryConfig
 from features.snapshots import TRAINING_SET_BUILDERS
+from models.config_sections import RegistryConfig
 
 TrainingSetBuilder = Callable[..., pd.DataFrame]
 
@@ -45,6 +45,7 @@ class ModelKind:
         phase_calibrated: calibration adds an offset per trial phase (the model
             sees the trial day and length); a churn snapshot has no trial phase.
         monitored: ``trialcast monitor`` judges its champion (cohorts, drift).
+        counted: what its outcome test counts, in words ("conversions", "churns").
         scored_lifecycles: the ``lifecycle`` values of the account view a
             scoring job scores with it by default.
         scores_customers: a scoring job scores paying customers (the customer
@@ -67,6 +68,7 @@ class ModelKind:
     more_data: str = ""
     phase_calibrated: bool = True
     monitored: bool = True
+    counted: str = "conversions"
     scored_lifecycles: tuple[str, ...] = ("trial", "deciding")
     scores_customers: bool = False
     training_file: str = "trial_training.parquet"
@@ -110,7 +112,7 @@ CHURN = ModelKind(
     more_data="Add more paying-customer history (churn needs a full horizon after each "
     "snapshot), lower [model].min_positives, or train the conversion model only.",
     phase_calibrated=False,
-    monitored=False,
+    counted="churns",
     scored_lifecycles=("customer",),
     scores_customers=True,
     training_file="churn_training.parquet",

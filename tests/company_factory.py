@@ -113,3 +113,28 @@ def make_trained_company(root: Path, uri: str, **spec) -> Company:
     train_models(company.config, builder, target=RecordTarget(tracking_uri=uri))
     make_champions(company.config, uri)
     return company
+
+
+def train_champions(
+    co: Company, root: Path, trained_at: str, kinds: tuple[str, ...] = ("conversion",)
+) -> tuple[str, dict]:
+    """Train ``kinds`` on the data known at ``trained_at`` (the tables cut there, as an
+    export then) into ``root/mlflow.db``; its URI and each kind's champion (or None)."""
+    import pandas as pd
+
+    from training.tracking import use_tracking_uri
+    from training.train import RecordTarget, train_models
+    from trialcast.backtest import truncate_tables
+    from trialcast.monitoring.champion import load_champion
+
+    uri = f"sqlite:///{root}/mlflow.db"
+    moment = pd.Timestamp(trained_at)
+    train_models(
+        co.config,
+        truncate_tables(co.tables, moment),
+        export_time=moment,
+        kinds=kinds,
+        target=RecordTarget(tracking_uri=uri, project_dir=root),
+    )
+    with use_tracking_uri(uri) as client:
+        return uri, {kind: load_champion(client, co.config, kind) for kind in kinds}

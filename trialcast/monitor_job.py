@@ -31,6 +31,8 @@ VERDICT_STYLE = {
 
 def print_report(report: MonitorReport, path: Path) -> None:
     """The verdict, its alerts and the cohorts in a few lines."""
+    from models.kinds import model_kind
+
     style = VERDICT_STYLE.get(report.verdict.value, "bold")
     console.print(Text.assemble((report.verdict.value, style), f"  as of {report.as_of}"))
     for alert in report.alerts:
@@ -40,7 +42,7 @@ def print_report(report: MonitorReport, path: Path) -> None:
     for kind, health in report.kinds.items():
         say(
             f"  {kind} v{health.champion.version} (trained at {health.champion.trained_at}): "
-            f"{health.test.evidence()}"
+            f"{health.test.evidence(model_kind(kind).counted)}"
         )
     say(f"report {path}")
 

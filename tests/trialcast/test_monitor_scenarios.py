@@ -13,16 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from company_factory import SHAPES, Company, make_company
+from company_factory import SHAPES, Company, make_company, train_champions
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from features.demo.scenarios import apply_scenario
-from training.tracking import use_tracking_uri
-from training.train import RecordTarget, train_models
-from trialcast.backtest import truncate_tables
 from trialcast.cli import app
-from trialcast.monitoring.champion import Champion, load_champion
+from trialcast.monitoring.champion import Champion
 from trialcast.monitoring.job import MonitorReport, run_monitor
 
 pytestmark = pytest.mark.slow
@@ -51,17 +48,8 @@ def trained(request, tmp_path_factory) -> tuple[str, Path, str, Champion]:
     """One champion per company shape, trained on the data known at TRAINED_AT."""
     shape = request.param
     root = tmp_path_factory.mktemp(f"monitor-{shape}")
-    base = company(root, shape, "none")
-    uri = f"sqlite:///{root}/mlflow.db"
-    train_models(
-        base.config,
-        truncate_tables(base.tables, TRAINED_AT),
-        export_time=TRAINED_AT,
-        kinds=("conversion",),
-        target=RecordTarget(tracking_uri=uri, project_dir=root),
-    )
-    with use_tracking_uri(uri) as client:
-        champion = load_champion(client, base.config, "conversion")
+    uri, champions = train_champions(company(root, shape, "none"), root, str(TRAINED_AT))
+    champion = champions["conversion"]
     assert champion is not None and champion.trained_at == TRAINED_AT
     return shape, root, uri, champion
 

@@ -65,7 +65,7 @@ def test_outcome_test_rings_on_a_price_change_and_dates_it():
 def test_outcome_evidence_says_when_there_is_nothing_to_judge_yet():
     nothing = run_outcome_test(cohort_frame(2).iloc[:0])
     assert not nothing.alarm and nothing.since is None
-    assert "no trial has started since the model was trained" in nothing.evidence()
+    assert "no cohort since the model was trained" in nothing.evidence()
     few = run_outcome_test(cohort_frame(2).iloc[:20].assign(q=0.05))
     assert not few.enough and not few.alarm
     assert "needed to tell" in few.evidence() and "alarm at" not in few.evidence()

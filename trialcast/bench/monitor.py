@@ -33,7 +33,10 @@ for the nominal shift -0.8 and for the shift the champion actually sees
 unchanged company: the generator's -0.8 acts on sharper latent chances than
 the model's, so the model sees less).
 
-``--demo N`` also times one monitor run on an N-account demo (target < 30 s).
+``--demo N`` also times one monitor run on an N-account demo (target < 30 s);
+with ``--demo-pricing K`` it also replays the pricing change on K seeds of that
+demo (champion trained at ``DEMO_TRAINED_AT``, change from ``DEMO_SINCE``): the
+issue's "the same on the demo". ``--shapes ""`` skips the generated companies.
 """
 
 from __future__ import annotations
@@ -125,12 +128,13 @@ def build_company(root: Path, shape: str, seed: int, scenario: str, n: int) -> C
     return Company(config, load_tables(config).tables, mapping[event])
 
 
-def train_champion(company: Company, root: Path) -> Champion:
+def train_champion(company: Company, root: Path, trained_at: pd.Timestamp = TRAINED_AT) -> Champion:
+    """The conversion champion trained on the data known at ``trained_at``."""
     uri = f"sqlite:///{root}/mlflow.db"
     train_models(
         company.config,
-        truncate_tables(company.tables, TRAINED_AT),
-        export_time=TRAINED_AT,
+        truncate_tables(company.tables, trained_at),
+        export_time=trained_at,
         kinds=("conversion",),
         target=RecordTarget(tracking_uri=uri, project_dir=root),
     )
@@ -214,6 +218,33 @@ def oracle_power(
     }
 
 
+def spread_variants(frame: pd.DataFrame, champion: Champion) -> dict[str, np.ndarray]:
+    """The estimate's probabilities under other choices of its out-of-sample re-spread
+    (diagnostics): the champion's own; the full out-of-sample Platt fit (``spread``'s
+    ``fitted_a``, ``fitted_b``: weight 1); the fit on the validation part only; on the
+    test part only."""
+    from training.model import fit_platt
+
+    p = frame["p_champion"].clip(1e-9, 1 - 1e-9).to_numpy(dtype=np.float64)
+    logit = np.log(p / (1 - p))
+    out = {"own": frame["p_champion"].to_numpy(dtype=np.float64)}
+    fit = frame.attrs.get("estimate_calibration", {})
+    if fit:
+        out["full"] = 1 / (1 + np.exp(-(fit["fitted_a"] * logit + fit["fitted_b"])))
+    start = frame["trial_start"]
+    parts = {
+        "valid": start < (champion.holdout_from or start.max()),
+        "test": start >= (champion.holdout_from or start.max()),
+    }
+    for name, part in parts.items():
+        rows = (frame["out_of_sample"] & part).to_numpy()
+        if rows.sum() < 100:
+            continue
+        a, b = fit_platt(logit[rows], frame["y"].to_numpy()[rows])
+        out[name] = 1 / (1 + np.exp(-(a * logit + b)))
+    return out
+
+
 def bench_company(
     shape: str,
     seed: int,
@@ -259,12 +290,21 @@ def bench_company(
             "pooled_trials",
         ):
             row[f"est_{key}"] = last.estimation.get(key)
-        if last.scored is not None:  # the estimate from the rescaled p instead (a diagnostic)
+        if last.scored is not None:  # the estimate from other probabilities (diagnostics)
             frame = last.scored.frame
             mon = frame[frame["monitored"]]
-            rescaled = estimation_summary(mon.assign(p_champion=mon["p"]))
+            rescaled = estimation_summary(mon.assign(p_champion=mon["p"], p_estimate=mon["p"]))
             row["est_rescaled_monthly_mean_abs"] = rescaled.get("monthly_mean_abs")
             row["est_rescaled_pooled_error"] = rescaled.get("pooled_error")
+            for name, p_est in spread_variants(frame, champion).items():
+                found = estimation_summary(
+                    mon.assign(p_estimate=p_est[frame["monitored"].to_numpy()])
+                )
+                for key in ("monthly_mean_abs", "monthly_bias", "pooled_error"):
+                    row[f"est_{name}_{key}"] = found.get(key)
+            row["est_spread_a"] = last.estimate_calibration.get("a")
+            row["est_spread_fitted_a"] = last.estimate_calibration.get("fitted_a")
+            row["est_spread_trials"] = last.estimate_calibration.get("trials")
         row["run_s_median"] = float(np.median([r.seconds for r in quiet]))
         if "pricing" not in scenarios:
             return row
@@ -355,6 +395,50 @@ def bench_demo(n: int) -> dict[str, object]:
         }
 
 
+#: The demo's pricing replay: champion trained then, the change a month later.
+DEMO_TRAINED_AT = pd.Timestamp("2026-05-04")
+DEMO_SINCE = pd.Timestamp("2026-06-01")
+
+
+def bench_demo_pricing(n: int, seed: int) -> dict[str, object]:
+    """The pricing change (-0.8 log-odds from ``DEMO_SINCE``) on an ``n``-account demo:
+    weekly runs from a week after it until ``outcomes shifted`` (at least to day 28, at
+    most 10 weeks), beside the same runs on the unchanged demo (false alerts)."""
+    row: dict[str, object] = {"accounts": n, "seed": seed}
+    with tempfile.TemporaryDirectory(prefix="bench-monitor-demo-pricing-") as tmp:
+        root = Path(tmp)
+        os.environ["TRIALCAST_OUTPUT_DIR"] = str(root)
+        demo = generate_demo_data(n, seed=seed)
+        companies = {}
+        for scenario in ("none", "pricing"):
+            folder = root / scenario
+            write_demo_data(apply_scenario(demo, scenario, since=DEMO_SINCE, seed=seed), folder)
+            config = load_demo_config(folder)
+            companies[scenario] = Company(config, load_tables(config).tables, "")
+        base = companies["none"]
+        started = time.perf_counter()
+        champion = train_champion(base, root, DEMO_TRAINED_AT)
+        row["train_s"] = time.perf_counter() - started
+        runs: list[MonitorReport] = []
+        for k in range(10):
+            runs += replay(companies["pricing"], champion, DEMO_SINCE + (k + 1) * WEEK, 1)
+            if k >= 3 and runs[-1].verdict.value == "outcomes shifted":
+                break
+        hit = [r for r in runs if r.verdict.value == "outcomes shifted"]
+        row["pricing_delay_days"] = (hit[0].as_of - DEMO_SINCE).days if hit else np.nan
+        row["pricing_by_28d"] = bool(hit and (hit[0].as_of - DEMO_SINCE).days <= 28)
+        at28 = runs[3].kinds["conversion"].test
+        row["pricing_llr_28d"] = f"{at28.log_lr:.1f}/{at28.threshold:.1f}"
+        row["expected_realised_28d"] = f"{at28.expected:.0f}/{at28.realised} since {at28.since}"
+        quiet = replay(base, champion, DEMO_SINCE + WEEK, len(runs))
+        row["none_alerts"] = sum(r.verdict.exit_code for r in quiet)
+        row["none_alert_verdicts"] = ", ".join(
+            f"{r.as_of.date()}: {r.verdict.value}" for r in quiet if r.verdict.exit_code
+        )
+        row["none_runs"] = len(quiet)
+    return row
+
+
 def summary(frame: pd.DataFrame) -> str:
     """One paragraph of the results against the targets (columns that were run)."""
 
@@ -405,6 +489,9 @@ def main() -> None:  # pragma: no cover - command line
         default="pricing,onboarding,tracking",
         help="besides no change; pricing,onboarding,tracking (in that order, a prefix)",
     )
+    parser.add_argument(
+        "--demo-pricing", type=int, default=0, help="seeds of the pricing replay on the demo"
+    )
     parser.add_argument("--oracle", action="store_true", help="pricing: the statistical floor")
     parser.add_argument("--oracle-scale", type=int, default=4)
     args = parser.parse_args()
@@ -412,7 +499,7 @@ def main() -> None:  # pragma: no cover - command line
     scales = (1, args.oracle_scale) if args.oracle else ()
     print(f"load: {os.getloadavg()}", flush=True)
     rows = []
-    for shape in args.shapes.split(","):
+    for shape in [s for s in args.shapes.split(",") if s]:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             t0 = time.perf_counter()
             rows.append(
@@ -421,11 +508,14 @@ def main() -> None:  # pragma: no cover - command line
             print(
                 pd.Series(rows[-1]).to_string(), f"\n({time.perf_counter() - t0:.0f} s)", flush=True
             )
-    frame = pd.DataFrame(rows)
-    print(frame.to_string())
-    print(summary(frame))
+    if rows:
+        frame = pd.DataFrame(rows)
+        print(frame.to_string())
+        print(summary(frame))
     if args.demo:
         print(bench_demo(args.demo))
+        for seed in range(args.demo_pricing):
+            print(pd.Series(bench_demo_pricing(args.demo, seed)).to_string(), flush=True)
     print(f"load: {os.getloadavg()}")
 
 

@@ -28,6 +28,9 @@ class Champion:
             ``test_log_loss``, ``verdict``), from the version's tags.
         holdout_from: first trial start of its held-out test part (run
             parameter ``data_test_from``): trials from then on were never fitted.
+        validation_from: first trial start of its validation part (run parameter
+            ``data_valid_from``): from then on the booster never fitted a trial
+            (validation only stopped its boosting and fitted its calibration).
     """
 
     kind: str
@@ -37,6 +40,7 @@ class Champion:
     trained_at: pd.Timestamp
     promised: dict[str, str]
     holdout_from: pd.Timestamp | None = None
+    validation_from: pd.Timestamp | None = None
 
 
 def load_champion(client: MlflowClient, config: CompanyConfig, kind: str) -> Champion | None:
@@ -58,10 +62,9 @@ def load_champion(client: MlflowClient, config: CompanyConfig, kind: str) -> Cha
         k: tags[k] for k in ("test_auc", "test_log_loss", "verdict") if k in tags
     }
     params = client.get_run(version.run_id).data.params if version.run_id else {}
-    test_from = params.get("data_test_from")
-    holdout = pd.Timestamp(test_from) if test_from not in (None, "", "None", "NaT") else None
     return Champion(
-        holdout_from=holdout,
+        holdout_from=_param_time(params, "data_test_from"),
+        validation_from=_param_time(params, "data_valid_from"),
         kind=kind,
         name=name,
         version=str(version.version),
@@ -69,3 +72,9 @@ def load_champion(client: MlflowClient, config: CompanyConfig, kind: str) -> Cha
         trained_at=trained_at,
         promised=promised,
     )
+
+
+def _param_time(params: dict[str, str], key: str) -> pd.Timestamp | None:
+    """A run parameter as a timestamp (``None`` when absent or empty)."""
+    value = params.get(key)
+    return pd.Timestamp(value) if value not in (None, "", "None", "NaT") else None

@@ -51,12 +51,22 @@ def estimate_auc(p: np.ndarray, *, seed: int = 0) -> tuple[float, float, float]:
     return float(auc.mean()), float(low), float(high)
 
 
+def _probabilities(part: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The champion's own ``p`` (realised figures) and the estimate's (``p_estimate``:
+    re-spread out of sample, ``monitoring.spread``; else the champion's)."""
+    p = part["p_champion" if "p_champion" in part else "p"].to_numpy(dtype=np.float64)
+    est = part["p_estimate"].to_numpy(dtype=np.float64) if "p_estimate" in part else p
+    return p, est
+
+
 def cohort_performance(frame: pd.DataFrame) -> pd.DataFrame:
     """Per cohort: estimated AUC (with interval); realised AUC, log loss, ECE once matured."""
     rows = []
     for cohort, part in frame.groupby("cohort", sort=True):
-        p = part["p_champion" if "p_champion" in part else "p"].to_numpy(dtype=np.float64)
-        est, low, high = estimate_auc(p, seed=int(pd.Timestamp(str(cohort)).value // 10**9) % 2**31)
+        p, p_est = _probabilities(part)
+        est, low, high = estimate_auc(
+            p_est, seed=int(pd.Timestamp(str(cohort)).value // 10**9) % 2**31
+        )
         row: dict[str, object] = {
             "cohort": cohort,
             "auc_estimated": est,
@@ -82,11 +92,11 @@ def cohort_performance(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _group_error(part: pd.DataFrame, seed: int) -> tuple[float, float, float, int]:
     """Estimated and realised AUC of one group of matured trials, and the draws' noise."""
-    p = part["p_champion" if "p_champion" in part else "p"].to_numpy(dtype=np.float64)
+    p, p_est = _probabilities(part)
     y = part["y"].to_numpy()
     if len(p) < MIN_TRIALS or not 0 < y.sum() < len(y):
         return float("nan"), float("nan"), float("nan"), len(p)
-    draws = _auc_draws(p, seed)
+    draws = _auc_draws(p_est, seed)
     est = float(draws.mean())
     return est, roc_auc(y, p), float(np.abs(draws - est).mean()), len(p)
 

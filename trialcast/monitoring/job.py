@@ -30,6 +30,7 @@ from serving.forecast.timing import fit_conversion_timing
 from trialcast.backtest import truncate_tables
 from trialcast.monitoring.alerts import Alert
 from trialcast.monitoring.champion import Champion
+from trialcast.monitoring.churn import score_paying
 from trialcast.monitoring.data_checks import run_data_checks
 from trialcast.monitoring.drift import DriftReport, compute_drift
 from trialcast.monitoring.estimation import cohort_performance, estimation_summary
@@ -54,6 +55,7 @@ class KindHealth:
     drift: DriftReport
     alerts: list[Alert]
     recalibration: dict[str, float] = field(default_factory=dict)
+    estimate_calibration: dict[str, float] = field(default_factory=dict)
     scored: ScoredTrials | None = None
     estimation: dict[str, Any] = field(default_factory=dict)
 
@@ -78,9 +80,11 @@ class MonitorReport:
             "notes": list(self.notes),
             "models": {},
         }
+        conversion = self.kinds.get("conversion")
         for kind, health in self.kinds.items():
             out["models"][kind] = kind_json(health)
-        conversion = self.kinds.get("conversion")
+            if health is not conversion:  # the conversion table is the top-level "cohorts"
+                out["models"][kind]["cohorts"] = _records(health.cohorts)
         out["cohorts"] = [] if conversion is None else _records(conversion.cohorts)
         return out
 
@@ -111,6 +115,7 @@ def kind_json(health: KindHealth) -> dict[str, Any]:
         "trained_at": health.champion.trained_at.isoformat(),
         "promised": health.champion.promised,
         "recalibration": health.recalibration,
+        "estimate_calibration": health.estimate_calibration,
         "outcome_test": {
             "log_likelihood_ratio": _clean(test.log_lr),
             "threshold": _clean(test.threshold),
@@ -141,8 +146,7 @@ def monitor_conversion(
     known: Tables, config: CompanyConfig, champion: Champion, as_of: pd.Timestamp
 ) -> KindHealth:
     """Outcomes, estimated performance and drift of the conversion champion."""
-    spec = FeatureSpec.from_json(champion.model.spec_json) if champion.model.spec_json else None
-    builder = FeatureBuilder.from_tables(known, config, spec)
+    builder = _builder(known, config, champion)
     window = config.trial.conversion_window_days
     timing = fit_conversion_timing(
         known.accounts, as_of=min(champion.trained_at, as_of), window_days=window
@@ -155,7 +159,37 @@ def monitor_conversion(
         as_of=as_of,
         trained_at=champion.trained_at,
         scoring_day=float(min(days)) if days else 1.0,
+        unfitted_from=champion.validation_from,
     )
+    return judge("conversion", champion, scored, as_of)
+
+
+def monitor_churn(
+    known: Tables, config: CompanyConfig, champion: Champion, as_of: pd.Timestamp
+) -> KindHealth:
+    """Outcomes (churns so far), estimated performance and drift of the churn champion
+    (``monitoring.churn``: paying accounts at their monthly snapshots)."""
+    scored = score_paying(
+        _builder(known, config, champion),
+        champion.model,
+        as_of=as_of,
+        trained_at=champion.trained_at,
+        unfitted_from=champion.holdout_from,
+    )
+    return judge("churn", champion, scored, as_of)
+
+
+#: How each monitored kind's champion is judged.
+MONITORS = {"conversion": monitor_conversion, "churn": monitor_churn}
+
+
+def _builder(known: Tables, config: CompanyConfig, champion: Champion) -> FeatureBuilder:
+    spec = FeatureSpec.from_json(champion.model.spec_json) if champion.model.spec_json else None
+    return FeatureBuilder.from_tables(known, config, spec)
+
+
+def judge(kind: str, champion: Champion, scored: ScoredTrials, as_of: pd.Timestamp) -> KindHealth:
+    """Cohorts, the outcome test, the estimate and drift of one champion's scored rows."""
     frame = scored.frame
     monitored = frame[frame["monitored"].to_numpy()]
     cohorts = summarise_cohorts(monitored)
@@ -176,8 +210,8 @@ def monitor_conversion(
         p_reference=frame.loc[ref, "p"].to_numpy(),
         p_recent=frame.loc[recent_mask, "p"].to_numpy(),
     )
-    alerts = [a for a in [outcome_alert("conversion", test)] if a is not None]
-    alerts += input_alerts("conversion", drift)
+    alerts = [a for a in [outcome_alert(kind, test)] if a is not None]
+    alerts += input_alerts(kind, drift)
     return KindHealth(
         champion=champion,
         cohorts=cohorts,
@@ -185,6 +219,7 @@ def monitor_conversion(
         drift=drift,
         alerts=alerts,
         recalibration=dict(frame.attrs.get("recalibration", {})),
+        estimate_calibration=dict(frame.attrs.get("estimate_calibration", {})),
         scored=scored,
         estimation=estimation_summary(monitored),
     )
@@ -221,13 +256,13 @@ def run_monitor(
     kinds: dict[str, KindHealth] = {}
     enough = False
     for kind, champion in champions.items():
-        if not model_kind(kind).monitored:
+        if not model_kind(kind).monitored or kind not in MONITORS:
             monitored = ", ".join(k.name for k in KINDS.values() if k.monitored)
             notes.append(
                 f"{kind} champion v{champion.version}: not monitored yet ({monitored} only)"
             )
             continue
-        health = monitor_conversion(known, config, champion, moment)
+        health = MONITORS[kind](known, config, champion, moment)
         kinds[kind] = health
         alerts += health.alerts
         enough = enough or health.test.enough

@@ -86,11 +86,19 @@ def assess_need(
     output_root: Path,
     max_age_days: float = DEFAULT_MAX_AGE_DAYS,
 ) -> tuple[RetrainNeed, MonitorReport | None]:
-    """Run the monitor on the conversion champion (writing its report) and decide."""
+    """Run the monitor on the champions (writing its report) and decide.
+
+    The conversion champion must exist (else: train); a churn champion, when
+    there is one, is judged too, so its shifted outcomes also retrain.
+    """
     champion = load_champion(client, config, "conversion")
     if champion is None:
         return decide_need(None, [], champion_age_days=None, max_age_days=max_age_days), None
-    report = run_monitor(config, tables, {"conversion": champion}, as_of=as_of)
+    champions = {"conversion": champion}
+    churn = load_champion(client, config, "churn")
+    if churn is not None:
+        champions["churn"] = churn
+    report = run_monitor(config, tables, champions, as_of=as_of)
     write_report(report, output_root)
     age = (report.as_of - champion.trained_at) / pd.Timedelta(days=1)
     need = decide_need(

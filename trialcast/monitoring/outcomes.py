@@ -79,18 +79,19 @@ class OutcomeTest:
     p_value: float
     enough: bool
 
-    def evidence(self) -> str:
-        """'since 2025-07-28: 38 conversions vs 61.0 expected so far (p = 0.002)'."""
+    def evidence(self, events: str = "conversions") -> str:
+        """'since 2025-07-28: 38 conversions vs 61.0 expected so far (p = 0.002)'
+        (``events``: what was counted, "churns" for the churn model)."""
         if self.since is None:
-            return "no trial has started since the model was trained: no outcome to judge yet"
+            return f"no cohort since the model was trained: no {events} to judge yet"
         day = self.since.date().isoformat()
         if not self.enough:
             return (
-                f"since {day}: {self.realised} conversions vs {self.expected:.1f} expected so "
+                f"since {day}: {self.realised} {events} vs {self.expected:.1f} expected so "
                 f"far, under the {MIN_EXPECTED:.0f} needed to tell"
             )
         return (
-            f"since {day}: {self.realised} conversions vs {self.expected:.1f} expected so far "
+            f"since {day}: {self.realised} {events} vs {self.expected:.1f} expected so far "
             f"(p = {self.p_value:.3g}; log likelihood ratio {self.log_lr:.1f}, "
             f"alarm at {self.threshold:.1f})"
         )

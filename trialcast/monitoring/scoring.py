@@ -26,6 +26,7 @@ from features.build import FeatureBuilder
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY, timestamp_seconds
 from models.artifact import TrialcastModel
 from serving.forecast.timing import ConversionTiming, compute_tau
+from trialcast.monitoring.spread import respread_for_estimate
 
 #: Trials whose scoring moment fell before this many days before the training
 #: export are the reference (training window) for drift.
@@ -50,8 +51,11 @@ class ScoredTrials:
             (scored inside the training window), ``monitored`` (started at or
             after the training export), ``calibration`` (window closed before the
             training export; they rescale ``p``, see ``recalibrate``),
-            ``p_champion`` (the champion's own probability) and
-            ``share`` (``q / p``).
+            ``out_of_sample`` (started from the champion's validation part on,
+            before its training export, and matured by ``as_of``: never fitted
+            by the booster, outcomes known; they correct the estimate's spread,
+            see ``monitoring.spread``), ``p_champion`` (the champion's own
+            probability) and ``share`` (``q / p``).
         features: the feature rows behind ``p`` (indexed by ``account_id``).
     """
 
@@ -73,10 +77,13 @@ def score_trials(
     as_of: pd.Timestamp,
     trained_at: pd.Timestamp,
     scoring_day: float,
+    unfitted_from: pd.Timestamp | None = None,
 ) -> ScoredTrials:
     """Score the reference trials and every trial started since ``trained_at``.
 
-    Only trials whose scoring moment is before ``as_of`` and that had not
+    With ``unfitted_from`` (the champion's validation start) also the trials
+    started from then until ``trained_at`` whose windows closed by ``as_of``
+    (``out_of_sample``). Only trials whose scoring moment is before ``as_of`` and that had not
     converted by then are scored (a trial converted on day 0 is not at risk).
     """
     idx = builder.index
@@ -90,7 +97,15 @@ def score_trials(
     monitored = start >= trained
     closed_then = end + int(window * SECONDS_PER_DAY) < trained
     calibration = closed_then & (start >= trained - CALIBRATION_DAYS * SECONDS_PER_DAY)
-    keep = np.flatnonzero(open_then & (scored_at < now) & (reference | monitored | calibration))
+    unfitted = (
+        (start >= timestamp_seconds(unfitted_from)) & ~monitored
+        if unfitted_from is not None
+        else np.zeros(len(start), dtype=bool)
+    )
+    unfitted &= end + int(window * SECONDS_PER_DAY) < now
+    keep = np.flatnonzero(
+        open_then & (scored_at < now) & (reference | monitored | calibration | unfitted)
+    )
     features = builder.build(keep, scored_at[keep])
     p = model.predict_proba(features) if len(keep) else np.zeros(0)
     length = (end[keep] - start[keep]) / SECONDS_PER_DAY
@@ -103,24 +118,53 @@ def score_trials(
     share = np.where(matured, 1.0, np.clip((f_now - f_then) / surv, 0.0, 1.0))
     c = conv[keep]
     y = (c != NAT_SECONDS) & (c < now) & (c <= closes)
-    frame = pd.DataFrame(
+    frame = judged_frame(
         {
             "account_id": idx.account_ids[keep].astype(str),
             "trial_start": pd.to_datetime(start[keep], unit="s"),
             "scored_at": pd.to_datetime(scored_at[keep], unit="s"),
-            "p": np.asarray(p, dtype=np.float64),
-            "q": np.asarray(p, dtype=np.float64) * share,
-            "y": y.astype(np.int8),
-            "share": share,
+        },
+        p=np.asarray(p, dtype=np.float64),
+        share=share,
+        y=y,
+        masks={
             "matured": matured,
             "reference": reference[keep],
             "monitored": monitored[keep],
             "calibration": calibration[keep],
+            "out_of_sample": unfitted[keep],
+        },
+    )
+    return ScoredTrials(frame=frame, features=features)
+
+
+def judged_frame(
+    identity: dict[str, object],
+    *,
+    p: np.ndarray,
+    share: np.ndarray,
+    y: np.ndarray,
+    masks: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """The rows the monitor judges (``ScoredTrials.frame``), from any model kind's scoring:
+    ``identity`` columns (with ``scored_at``), ``p``, ``q = p share``, ``y``, the row
+    masks, ``cohort`` (Monday of ``trial_start``'s week, else ``scored_at``'s), then
+    the outcome test's rescaling (``recalibrate``) and the estimate's re-spread
+    (``monitoring.spread``)."""
+    frame = pd.DataFrame(
+        {
+            **identity,
+            "p": p,
+            "q": p * share,
+            "y": np.asarray(y).astype(np.int8),
+            "share": share,
+            **masks,
         }
     )
-    frame.insert(2, "cohort", week_start(frame["trial_start"]))
+    when = frame["trial_start"] if "trial_start" in frame else frame["scored_at"]
+    frame.insert(1, "cohort", week_start(when).to_numpy())
     frame["p_champion"] = frame["p"]
-    return ScoredTrials(frame=recalibrate(frame), features=features)
+    return respread_for_estimate(recalibrate(frame))
 
 
 def recalibrate(frame: pd.DataFrame) -> pd.DataFrame:

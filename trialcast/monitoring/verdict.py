@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from models.kinds import model_kind
 from trialcast.monitoring.alerts import Alert, AlertKind
 from trialcast.monitoring.drift import DriftReport
 from trialcast.monitoring.outcomes import OutcomeTest
@@ -29,7 +30,9 @@ def outcome_alert(kind: str, test: OutcomeTest) -> Alert | None:
     if not test.alarm:
         return None
     since = None if test.since is None else test.since.date().isoformat()
-    return Alert(AlertKind.OUTCOMES, f"{kind} model", since, test.evidence())
+    return Alert(
+        AlertKind.OUTCOMES, f"{kind} model", since, test.evidence(model_kind(kind).counted)
+    )
 
 
 def input_alerts(kind: str, drift: DriftReport, *, top: int = 3) -> list[Alert]:
