@@ -155,11 +155,22 @@ def data_fingerprint(frame: pd.DataFrame, split: Split, kind: str) -> dict[str, 
     }
 
 
-def metrics_to_mlflow(table: pd.DataFrame) -> dict[str, float]:
-    """Flatten a tidy metrics table to ``<model>.<segment>.<metric>`` keys (NaN dropped)."""
+def metrics_to_mlflow(
+    table: pd.DataFrame, *, every_segment: tuple[str, ...] = ("model",)
+) -> dict[str, float]:
+    """Flatten a tidy metrics table to ``<model>.<segment>.<metric>`` keys (NaN dropped).
+
+    The models in ``every_segment`` (the one being logged) keep every segment;
+    the comparators (baselines, champion, ceiling) keep the ``all`` segment. The
+    whole table is the run's ``metrics.csv``: logging each comparator's segments
+    too would put ~900 metrics in the run (a third of its logging time and an
+    unreadable metrics list) to repeat that file.
+    """
     out: dict[str, float] = {}
     skip = {"model", "segment"}
     for row in table.to_dict("records"):
+        if row["model"] not in every_segment and row["segment"] != "all":
+            continue
         for name, value in row.items():
             if name in skip or value is None:
                 continue

@@ -134,3 +134,28 @@ def test_ceiling_covers_every_snapshot_and_matches_the_truth_columns(trial_days,
     post = sorted((c for c in later.columns if c.startswith("end_")), key=lambda c: int(c[4:-1]))
     both = later[["end", post[-1]]].dropna()
     assert len(both) > 20 and (both[post[-1]] <= both["end"] + 1e-12).all()
+
+
+def test_mlflow_metrics_keep_the_model_per_segment_and_comparators_overall():
+    """The run's MLflow metrics: every segment of the logged model, the rest overall."""
+    from training.tracking import metrics_to_mlflow
+
+    table = pd.DataFrame(
+        {
+            "model": ["model", "model", "logistic", "logistic", "champion"],
+            "segment": ["all", "d7", "all", "d7", "all"],
+            "roc_auc": [0.8, 0.7, 0.75, float("nan"), 0.79],
+            "n": [100, 40, 100, 40, 100],
+        }
+    )
+    assert metrics_to_mlflow(table) == {
+        "model.all.roc_auc": 0.8,
+        "model.all.n": 100.0,
+        "model.d7.roc_auc": 0.7,
+        "model.d7.n": 40.0,
+        "logistic.all.roc_auc": 0.75,
+        "logistic.all.n": 100.0,
+        "champion.all.roc_auc": 0.79,
+        "champion.all.n": 100.0,
+    }
+    assert "logistic.d7.n" in metrics_to_mlflow(table, every_segment=("model", "logistic"))
