@@ -63,6 +63,7 @@ MODULES = {
     "feature_table": (["--trials", "1500", "--columns", "6"], "training rows"),
     "forecast": (["--trials", "3000"], "P10"),
     "milestones": (["--demo", "800:1", "--driver-accounts", "800"], "="),
+    "recording": (["--accounts", "1500", "--repeats", "1"], "logging per model (2 models)"),
 }
 
 
