@@ -39,6 +39,22 @@ import pandas as pd
 MIN_TRIALS, MIN_POSITIVES = 300, 30
 #: How far the estimate moves towards the out-of-sample fit (module docstring).
 WEIGHT = 0.5
+#: ``n0`` of the precision weight ``n / (n + n0)`` (``n`` never-fitted trials): the
+#: champion's own calibration counts as ``n0`` trials of evidence. ``None``: ``WEIGHT``.
+PRIOR_TRIALS: float | None = None
+
+
+def spread_weight(trials: int, prior_trials: float | None = None) -> float:
+    """How far the estimate moves towards an out-of-sample fit on ``trials`` trials:
+    ``trials / (trials + prior_trials)``, or ``WEIGHT`` when ``prior_trials`` is ``None``
+    (the default reads ``PRIOR_TRIALS``)."""
+    prior = PRIOR_TRIALS if prior_trials is None else prior_trials
+    return WEIGHT if prior is None else trials / (trials + prior)
+
+
+def weighted_map(fitted_a: float, fitted_b: float, weight: float) -> tuple[float, float]:
+    """``(a, b)`` of ``logit p' = (1 - weight) logit p + weight (fitted_a logit p + fitted_b)``."""
+    return 1.0 + weight * (fitted_a - 1.0), weight * fitted_b
 
 
 def respread_for_estimate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,14 +77,15 @@ def respread_for_estimate(frame: pd.DataFrame) -> pd.DataFrame:
     p = np.clip(p0, 1e-9, 1 - 1e-9)
     logit = np.log(p / (1 - p))
     fitted_a, fitted_b = fit_platt(logit[fit], y[fit])
-    a, b = 1.0 + WEIGHT * (fitted_a - 1.0), WEIGHT * fitted_b
+    weight = spread_weight(int(fit.sum()))
+    a, b = weighted_map(fitted_a, fitted_b, weight)
     out["p_estimate"] = 1.0 / (1.0 + np.exp(-(a * logit + b)))
     out.attrs["estimate_calibration"] = {
         "a": float(a),
         "b": float(b),
         "fitted_a": float(fitted_a),
         "fitted_b": float(fitted_b),
-        "weight": WEIGHT,
+        "weight": float(weight),
         "trials": int(fit.sum()),
         "positives": int(y[fit].sum()),
     }
