@@ -157,8 +157,6 @@ def replay(
     ]
 
 
-#: ``n0`` of the precision-weighted re-spread compared in ``spread_variants``.
-PRIOR_TRIALS_CHECKED = 1500.0
 ORACLE_SIMS = 4000
 OLD_DELTAS = (-1.2, -0.6, 0.6, 1.2)
 
@@ -225,7 +223,8 @@ def spread_variants(frame: pd.DataFrame, champion: Champion) -> dict[str, np.nda
     """The estimate's probabilities under other choices of its out-of-sample re-spread
     (diagnostics): the champion's own; the out-of-sample Platt fit (``spread``'s
     ``fitted_a``, ``fitted_b``) taken all the way (``full``), halfway (``half``) and by
-    the precision weight ``n / (n + PRIOR_TRIALS_CHECKED)`` (``weighted``); the fit on the
+    the precision weight ``n / (n + spread.PRIOR_TRIALS)`` (``weighted``, the monitor's own
+    since session 8); the fit on the
     validation part only; on the test part only."""
     from training.model import fit_platt
 
@@ -237,7 +236,7 @@ def spread_variants(frame: pd.DataFrame, champion: Champion) -> dict[str, np.nda
         weights = {
             "full": 1.0,
             "half": 0.5,
-            "weighted": spread_weight(fit["trials"], PRIOR_TRIALS_CHECKED),
+            "weighted": spread_weight(fit["trials"]),
         }
         for name, weight in weights.items():
             a, b = weighted_map(fit["fitted_a"], fit["fitted_b"], weight)
