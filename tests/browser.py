@@ -75,20 +75,27 @@ def find_or_install_browser() -> Browser:
     return Browser(chromium=chromium, chromedriver=driver)
 
 
+def start_chromium(browser: Browser, *extra_args: str) -> Any:
+    """A headless Chromium driven by selenium (``HEADLESS_ARGS`` plus ``extra_args``);
+    the caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser.chromium
+    for arg in (*HEADLESS_ARGS, *extra_args):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(browser.chromedriver), options=options)
+
+
 @contextlib.contextmanager
 def signed_in_chromium(browser: Browser, server: str, token: str) -> Iterator[tuple[Any, str]]:
     """A headless Chromium (selenium) signed in to the service at ``server`` with ``token``
     through the login form, and the base URL to open pages at (``localhost``: the session
     cookie is ``Secure``, which Chromium sends over plain http only there); quit on exit."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser.chromium
-    for arg in HEADLESS_ARGS:
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(browser.chromedriver), options=options)
+    driver = start_chromium(browser)
     try:
         driver.set_page_load_timeout(30)
         base = server.replace("127.0.0.1", "localhost")
