@@ -87,7 +87,7 @@ churn horizon (<code>churn_horizon_days</code>), so a cohort matures only when t
 {{ h.cohort_table(churn.cohorts or [], "churn-cohort-table", "snapshots", "churns") }}
 <h3>ROC AUC per snapshot cohort: estimated vs realised</h3>
 <p id="churn-auc-note"><strong>Reported, not judged.</strong> The churn model's estimated AUC is
-shown for reference only: on generated companies it ran 0.10-0.15 above the realised AUC of the
+shown for reference only: on generated companies it ran 0.06-0.15 above the realised AUC of the
 first matured snapshot cohorts, so no alert and no verdict depend on it (docs/monitoring.md).</p>
 {{ churn_auc_chart }}
 <h3>Inputs that moved most (weighted by importance)</h3>
