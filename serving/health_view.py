@@ -4,8 +4,11 @@ Both read what ``trialcast monitor`` wrote last (``<output root>/monitoring/
 latest.json``, docs/monitoring.md; ``TRIALCAST_MONITORING_DIR`` moves the
 folder): the verdict and its alerts, a chart of conversions expected so far vs
 realised per weekly cohort, estimated vs realised ROC AUC per cohort (the
-estimate with its interval), the features that moved most, and the data
-alerts. The service never judges health itself; it shows the monitor's report.
+estimate with its interval), the features that moved most, the churn
+champion's own section (its verdict and alerts, churns so far vs expected per
+snapshot cohort, its estimated AUC shown as reported, not judged, its drift; or,
+in words, that there is none), and the data alerts. The service never judges
+health itself; it shows the monitor's report.
 """
 
 from __future__ import annotations
