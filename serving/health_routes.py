@@ -1,7 +1,8 @@
 """The Model health page and its Prometheus gauges, registered on ``serving.web.web``.
 
 ``/ui/health`` shows the monitor's latest report (``serving.health_view``).
-The gauges (``trialcast_model_health_*`` on ``/metrics``) follow the same file:
+The gauges (``trialcast_model_health_*`` on ``/metrics``) follow the same file
+(per-model ones labelled ``model="conversion"`` / ``"churn"``, docs/monitoring.md):
 they are refreshed at start, on every page view and every ``REFRESH_SECONDS``
 by a background task, so an alert rule sees a new verdict within a minute.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from prometheus_client import Gauge
 
+from models.kinds import KINDS
 from serving.health_view import read_latest_health, render_health
 from serving.web import State, web
 
@@ -38,35 +40,66 @@ ALERTS = Gauge(
 )
 VALUES = Gauge(
     "trialcast_model_health_value",
-    "Numbers of the latest report: expected_so_far, realised_so_far, outcome_log_lr, "
-    "prediction_psi, as_of_timestamp",
-    ["name"],
+    "Numbers of the latest report per monitored model: expected_so_far, realised_so_far, "
+    "outcome_log_lr, outcome_threshold, prediction_psi, as_of_timestamp",
+    ["model", "name"],
     multiprocess_mode="livemax",
 )
+MODEL_VERDICT = Gauge(
+    "trialcast_model_health_model_verdict",
+    "1 for each model's own verdict in the latest report (its outcomes and inputs; data "
+    "alerts are in trialcast_model_health_verdict), 0 for the others; all 0: not monitored",
+    ["model", "verdict"],
+    multiprocess_mode="livemax",
+)
+#: The model kinds the gauges always carry (NaN values and no verdict when absent).
+MODELS = tuple(kind.name for kind in KINDS.values() if kind.monitored)
 
 
 def update_gauges(report: dict[str, Any] | None) -> None:
-    """Set the gauges from a monitoring report (all zero when there is none)."""
+    """Set the gauges from a monitoring report (all zero or NaN when there is none).
+
+    The report-wide verdict and alert counts keep their series; per-model numbers
+    and verdicts carry a ``model`` label (``conversion``, ``churn``), so one query
+    covers both champions and ``{model="churn"}`` picks one.
+    """
     verdict = None if report is None else report.get("verdict")
     for name in VERDICTS:
         VERDICT.labels(verdict=name).set(1.0 if name == verdict else 0.0)
     alerts = [] if report is None else report.get("alerts", [])
     for kind in ("outcomes", "inputs", "data"):
         ALERTS.labels(kind=kind).set(float(sum(a.get("kind") == kind for a in alerts)))
-    model = {} if report is None else report.get("models", {}).get("conversion", {})
+    models = {} if report is None else report.get("models", {})
+    as_of = None if report is None else _timestamp(report["as_of"])
+    for kind in MODELS:
+        model = models.get(kind)
+        own = None if model is None else model.get("verdict")
+        for name in VERDICTS:
+            MODEL_VERDICT.labels(model=kind, verdict=name).set(1.0 if name == own else 0.0)
+        for name, value in _model_numbers(model, as_of).items():
+            VALUES.labels(model=kind, name=name).set(
+                float(value) if value is not None else float("nan")
+            )
+
+
+def _model_numbers(model: dict[str, Any] | None, as_of: float | None) -> dict[str, Any]:
+    """The gauge values of one model's section (``None`` each when it is absent)."""
+    model = model or {}
     test = model.get("outcome_test", {})
-    numbers = {
+    return {
         "expected_so_far": test.get("expected_so_far"),
         "realised_so_far": test.get("realised_so_far"),
         "outcome_log_lr": test.get("log_likelihood_ratio"),
+        "outcome_threshold": test.get("threshold"),
         "prediction_psi": model.get("drift", {}).get("prediction_psi"),
+        "as_of_timestamp": as_of if model else None,
     }
-    if report is not None:
-        import pandas as pd
 
-        numbers["as_of_timestamp"] = pd.Timestamp(report["as_of"]).timestamp()
-    for name, value in numbers.items():
-        VALUES.labels(name=name).set(float(value) if value is not None else float("nan"))
+
+def _timestamp(value: str) -> float:
+    import pandas as pd
+
+    return float(pd.Timestamp(value).timestamp())
 
 
 def refresh_gauges() -> dict[str, Any] | None:

@@ -4,11 +4,14 @@ manual step). Fails with what to do when neither works: never skips."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CANDIDATES = {
     "chromium": ("/usr/bin/chromium", "/usr/bin/chromium-browser"),
@@ -70,3 +73,36 @@ def find_or_install_browser() -> Browser:
                 "apt-get install chromium chromium-driver"
             )
     return Browser(chromium=chromium, chromedriver=driver)
+
+
+def start_chromium(browser: Browser, *extra_args: str) -> Any:
+    """A headless Chromium driven by selenium (``HEADLESS_ARGS`` plus ``extra_args``);
+    the caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser.chromium
+    for arg in (*HEADLESS_ARGS, *extra_args):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(browser.chromedriver), options=options)
+
+
+@contextlib.contextmanager
+def signed_in_chromium(browser: Browser, server: str, token: str) -> Iterator[tuple[Any, str]]:
+    """A headless Chromium (selenium) signed in to the service at ``server`` with ``token``
+    through the login form, and the base URL to open pages at (``localhost``: the session
+    cookie is ``Secure``, which Chromium sends over plain http only there); quit on exit."""
+    from selenium.webdriver.common.by import By
+
+    driver = start_chromium(browser)
+    try:
+        driver.set_page_load_timeout(30)
+        base = server.replace("127.0.0.1", "localhost")
+        driver.get(base + "/ui/health")
+        assert "/ui/login" in driver.current_url
+        driver.find_element(By.ID, "token").send_keys(token)
+        driver.find_element(By.ID, "sign-in").click()
+        yield driver, base
+    finally:
+        driver.quit()

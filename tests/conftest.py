@@ -158,3 +158,20 @@ def browser_paths():
         return find_or_install_browser()
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def churn_trained(tmp_path_factory):
+    """``shape -> churn_company.ChurnTrained``: each shape's company with a conversion and a
+    churn champion, trained once per session however many modules ask for it."""
+    from churn_company import train_churn_company
+
+    trained: dict = {}
+
+    def get(shape: str):
+        if shape not in trained:
+            root = tmp_path_factory.mktemp(f"monitor-churn-{shape}")
+            trained[shape] = train_churn_company(root, shape)
+        return trained[shape]
+
+    return get

@@ -86,19 +86,13 @@ def test_endpoint_serves_the_written_funnel_with_the_token(served):
 
 
 def test_funnel_page_in_headless_chromium(served, browser_paths):
-    from browser import HEADLESS_ARGS
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import start_chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     table = served["result"].table
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_paths.chromium
-    for arg in HEADLESS_ARGS:
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
+    driver = start_chromium(browser_paths)
     try:
         driver.set_page_load_timeout(60)
         wait = WebDriverWait(driver, 60)

@@ -72,34 +72,29 @@ def test_health_page_needs_the_token_and_gauges_follow_the_report(server, report
     assert line is not None and float(line.group(1)) == 1.0, metrics[-2000:]
     expected = report["json"]["models"]["conversion"]["outcome_test"]["expected_so_far"]
     value = re.search(
-        r'trialcast_model_health_value\{name="expected_so_far"\} ([0-9.e+-]+)', metrics
+        r'trialcast_model_health_value\{model="conversion",name="expected_so_far"\} ([0-9.e+-]+)',
+        metrics,
     )
     assert value is not None and float(value.group(1)) == pytest.approx(expected, rel=1e-6)
+    # No churn champion in this report: its series say so (NaN numbers, no verdict).
+    churn = re.search(
+        r'trialcast_model_health_value\{model="churn",name="expected_so_far"\} (\S+)', metrics
+    )
+    assert churn is not None and churn.group(1) == "NaN"
+    assert (
+        re.search(r'trialcast_model_health_model_verdict\{model="churn",[^}]*\} 1', metrics) is None
+    )
 
 
 def test_health_page_in_headless_chromium(server, report, browser_paths):
-    from browser import HEADLESS_ARGS
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import signed_in_chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     data = report["json"]
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_paths.chromium
-    for arg in HEADLESS_ARGS:
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
-    try:
-        driver.set_page_load_timeout(30)
-        wait = WebDriverWait(driver, 30)
-        base = server.replace("127.0.0.1", "localhost")  # the session cookie is Secure
+    with signed_in_chromium(browser_paths, server, TOKEN) as (driver, base):
         driver.get(base + "/ui/health")
-        assert "/ui/login" in driver.current_url
-        driver.find_element(By.ID, "token").send_keys(TOKEN)
-        driver.find_element(By.ID, "sign-in").click()
-        driver.get(base + "/ui/health")
-        verdict = wait.until(lambda d: d.find_element(By.ID, "verdict"))
+        verdict = WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "verdict"))
         assert verdict.text == data["verdict"]
         cohorts = data["cohorts"]
         assert cohorts, "the demo has cohorts since the champion was trained"
@@ -123,5 +118,7 @@ def test_health_page_in_headless_chromium(server, report, browser_paths):
         shown = driver.find_elements(By.CSS_SELECTOR, "#data-alerts li")
         assert len(shown) == len(data_alerts)
         assert (len(driver.find_elements(By.ID, "data-ok")) == 1) == (not data_alerts)
-    finally:
-        driver.quit()
+        # Only the conversion champion was monitored: the churn section says so in words.
+        assert "churn" not in data["models"]
+        assert "No churn champion" in driver.find_element(By.ID, "churn-none").text
+        assert not driver.find_elements(By.ID, "churn-cohort-table")

@@ -225,20 +225,14 @@ def test_ids_with_a_slash_are_one_encoded_path_segment(server):
 
 
 def test_finance_page_agrees_with_its_expected_values(server, company, browser_paths, tmp_path):
-    from browser import HEADLESS_ARGS
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import start_chromium
     from selenium.webdriver.common.by import By
 
     base, _ = server
     breakdown = pd.read_csv(company.env["TRIALCAST_FORECAST_DIR"] + "/forecast_breakdown.csv")
     months = breakdown[breakdown["dimension"] == "month"]
     assert len(months) and (months["expected_count"] < 0.1).all()  # no month expects a deal
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_paths.chromium
-    for arg in (*HEADLESS_ARGS, "--window-size=1280,1600"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
+    driver = start_chromium(browser_paths, "--window-size=1280,1600")
     currency = company.company.config.currency
     try:
         driver.set_page_load_timeout(30)

@@ -451,18 +451,12 @@ def test_account_page_trend_and_points_add_up(server, company):
 
 
 def test_pages_in_headless_chromium_with_screenshots(server, company, browser_paths, tmp_path):
-    from browser import HEADLESS_ARGS
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import start_chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_paths.chromium
-    for arg in (*HEADLESS_ARGS, "--window-size=1280,1600"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
+    driver = start_chromium(browser_paths, "--window-size=1280,1600")
     shots = [tmp_path, ARTIFACTS]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 

@@ -372,18 +372,12 @@ def test_schemathesis_finds_no_server_error(server):
 
 
 def test_sales_view_in_headless_chromium(server, store, browser_paths):
-    from browser import HEADLESS_ARGS
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from browser import start_chromium
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_paths.chromium
-    for arg in HEADLESS_ARGS:
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(browser_paths.chromedriver), options=options)
+    driver = start_chromium(browser_paths)
     try:
         driver.set_page_load_timeout(30)
         wait = WebDriverWait(driver, 30)  # a click returns before the next page has loaded

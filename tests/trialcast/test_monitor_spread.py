@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from trialcast.monitoring.estimation import estimation_summary
-from trialcast.monitoring.spread import MIN_TRIALS, WEIGHT, respread_for_estimate
+from trialcast.monitoring.spread import (
+    MIN_TRIALS,
+    PRIOR_TRIALS,
+    respread_for_estimate,
+    spread_weight,
+)
 
 
 def spread_frame(seed: int, *, temperature: float, n_fit: int = 1500) -> pd.DataFrame:
@@ -43,14 +48,30 @@ def test_respread_removes_the_estimates_bias_from_a_mis_spread_model(temperature
         fit = frame.attrs["estimate_calibration"]
         assert fit["trials"] == 1500
         assert fit["fitted_a"] == pytest.approx(1 / temperature, rel=0.25)
-        assert fit["a"] == pytest.approx(1 + WEIGHT * (fit["fitted_a"] - 1))
+        weight = spread_weight(1500)
+        assert fit["weight"] == pytest.approx(weight)
+        assert fit["a"] == pytest.approx(1 + weight * (fit["fitted_a"] - 1))
         mon = frame[frame["monitored"]]
         fixed.append(estimation_summary(mon)["pooled_error"])
         biased.append(estimation_summary(mon.assign(p_estimate=mon["p"]))["pooled_error"])
     sign = 1 if temperature > 1 else -1
     assert sign * np.mean(biased) > 0.02
-    # Taken WEIGHT of the way: the bias shrinks, keeping its sign (no overshoot).
-    assert 0 < sign * np.mean(fixed) < (1 - WEIGHT / 2) * sign * np.mean(biased)
+    # Taken part of the way: the bias shrinks, keeping its sign (no overshoot).
+    weight = spread_weight(1500)
+    assert 0 < sign * np.mean(fixed) < (1 - weight / 2) * sign * np.mean(biased)
+
+
+def test_the_weight_grows_with_the_never_fitted_trials():
+    # Invariant: a precision weight n / (n + n0): half at n0, towards 1 with more trials,
+    # and the fit on more trials moves the estimate further.
+    assert spread_weight(int(PRIOR_TRIALS)) == pytest.approx(0.5)
+    weights = [spread_weight(n) for n in (300, 1200, 1800, 6000, 24000)]
+    assert weights == sorted(weights) and 0 < weights[0] < 0.5 < weights[-1] < 1
+    assert spread_weight(6000) == pytest.approx(0.8)
+    small = respread_for_estimate(spread_frame(0, temperature=1.5, n_fit=600))
+    large = respread_for_estimate(spread_frame(0, temperature=1.5, n_fit=6000))
+    assert small.attrs["estimate_calibration"]["weight"] == pytest.approx(600 / 2100)
+    assert large.attrs["estimate_calibration"]["weight"] == pytest.approx(0.8)
 
 
 def test_respread_keeps_the_champions_probabilities_for_everything_else():

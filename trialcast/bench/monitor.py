@@ -74,6 +74,7 @@ from trialcast.monitoring.outcomes import (
     simulated_threshold,
 )
 from trialcast.monitoring.scoring import ScoredTrials
+from trialcast.monitoring.spread import spread_weight, weighted_map
 
 TRAINED_AT = pd.Timestamp("2026-01-05")
 SINCE = pd.Timestamp("2026-02-02")
@@ -220,9 +221,11 @@ def oracle_power(
 
 def spread_variants(frame: pd.DataFrame, champion: Champion) -> dict[str, np.ndarray]:
     """The estimate's probabilities under other choices of its out-of-sample re-spread
-    (diagnostics): the champion's own; the full out-of-sample Platt fit (``spread``'s
-    ``fitted_a``, ``fitted_b``: weight 1); the fit on the validation part only; on the
-    test part only."""
+    (diagnostics): the champion's own; the out-of-sample Platt fit (``spread``'s
+    ``fitted_a``, ``fitted_b``) taken all the way (``full``), halfway (``half``) and by
+    the precision weight ``n / (n + spread.PRIOR_TRIALS)`` (``weighted``, the monitor's own
+    since session 8); the fit on the
+    validation part only; on the test part only."""
     from training.model import fit_platt
 
     p = frame["p_champion"].clip(1e-9, 1 - 1e-9).to_numpy(dtype=np.float64)
@@ -230,7 +233,14 @@ def spread_variants(frame: pd.DataFrame, champion: Champion) -> dict[str, np.nda
     out = {"own": frame["p_champion"].to_numpy(dtype=np.float64)}
     fit = frame.attrs.get("estimate_calibration", {})
     if fit:
-        out["full"] = 1 / (1 + np.exp(-(fit["fitted_a"] * logit + fit["fitted_b"])))
+        weights = {
+            "full": 1.0,
+            "half": 0.5,
+            "weighted": spread_weight(fit["trials"]),
+        }
+        for name, weight in weights.items():
+            a, b = weighted_map(fit["fitted_a"], fit["fitted_b"], weight)
+            out[name] = 1 / (1 + np.exp(-(a * logit + b)))
     start = frame["trial_start"]
     parts = {
         "valid": start < (champion.holdout_from or start.max()),
@@ -305,6 +315,7 @@ def bench_company(
             row["est_spread_a"] = last.estimate_calibration.get("a")
             row["est_spread_fitted_a"] = last.estimate_calibration.get("fitted_a")
             row["est_spread_trials"] = last.estimate_calibration.get("trials")
+            row["est_spread_weight"] = last.estimate_calibration.get("weight")
         row["run_s_median"] = float(np.median([r.seconds for r in quiet]))
         if "pricing" not in scenarios:
             return row
@@ -494,6 +505,7 @@ def main() -> None:  # pragma: no cover - command line
     )
     parser.add_argument("--oracle", action="store_true", help="pricing: the statistical floor")
     parser.add_argument("--oracle-scale", type=int, default=4)
+    parser.add_argument("--csv", default="", help="also write the per-company rows here")
     args = parser.parse_args()
     scenarios = tuple(x for x in args.scenarios.split(",") if x)
     scales = (1, args.oracle_scale) if args.oracle else ()
@@ -512,6 +524,8 @@ def main() -> None:  # pragma: no cover - command line
         frame = pd.DataFrame(rows)
         print(frame.to_string())
         print(summary(frame))
+        if args.csv:
+            frame.to_csv(args.csv, index=False)
     if args.demo:
         print(bench_demo(args.demo))
         for seed in range(args.demo_pricing):

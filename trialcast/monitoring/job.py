@@ -106,11 +106,15 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def kind_json(health: KindHealth) -> dict[str, Any]:
-    """One champion's section of the monitoring JSON."""
+    """One champion's section of the monitoring JSON: its own ``verdict`` and ``alerts``
+    (outcomes and inputs; data alerts concern every model and are only top-level)."""
     test, drift = health.test, health.drift
     matured = health.cohorts[health.cohorts["matured"]] if len(health.cohorts) else health.cohorts
     errors = matured["auc_error"].dropna() if "auc_error" in matured else pd.Series(dtype=float)
+    verdict = decide_verdict(health.alerts, enough_outcomes=test.enough)
     return {
+        "verdict": verdict.value,
+        "alerts": [a.to_dict() for a in health.alerts],
         "version": health.champion.version,
         "trained_at": health.champion.trained_at.isoformat(),
         "promised": health.champion.promised,

@@ -15,15 +15,19 @@ the ``out_of_sample`` trials: started from the champion's validation part on
 and before its training export, so never fitted by the booster, and matured
 by ``as_of``, so their outcomes are known. Nothing monitored (started after
 the training export) enters the fit, so the estimate's error on matured
-monitored cohorts stays an honest measure. With ~1,200 such trials the fit is
-itself noisy (its slope ranged 0.79-1.04 over ten generated companies), about
-as much as the mis-spread it corrects, so it is taken only ``WEIGHT`` of the
-way: ``logit(p_estimate) = (1 - WEIGHT) logit(p) + WEIGHT (a logit(p) + b)``,
-a shrinkage towards the champion's own calibration. Measured
-(docs/benchmarks.md, "Model health, session 7"): the full fit removed most of
-the three-week-trial company's bias but pushed the one-week company's
-estimate too low; halfway did better than the full fit and than none on both
-shapes over 20 generated companies.
+monitored cohorts stays an honest measure. The fit on ``n`` such trials is
+itself noisy (on 1,200-1,800 its slope ranged 0.79-1.26 over 25 generated
+companies), about as much as the mis-spread it corrects, so it is taken only
+``w = n / (n + PRIOR_TRIALS)`` of the way: ``logit(p_estimate) = (1 - w) logit(p)
++ w (a logit(p) + b)``, a shrinkage towards the champion's own calibration,
+which counts as ``PRIOR_TRIALS`` trials of evidence (a precision weight: the
+fit's variance falls as ``1 / n``). With ``PRIOR_TRIALS`` = 1,500: about 0.45
+on ~1,200 never-fitted trials (a one-week trial at ~120 trials a week), 0.55
+on ~1,800, 0.8 on ~5,000-7,000 (~480 a week). Measured (docs/benchmarks.md,
+"Model health", sessions 7 and 8): halfway (session 7) beat the full fit at
+~120 trials a week on the first 20 companies, while at ~480 a week the full
+fit was better; the precision weight, chosen after those runs, was checked on
+fresh seeds: level with halfway at ~120 a week, better at ~480 a week.
 
 The served probabilities are untouched: this is the monitor's own view,
 reported as ``estimate_calibration``. Too few trials or conversions:
@@ -37,8 +41,20 @@ import pandas as pd
 
 #: Fewer out-of-sample trials or conversions than these: no re-spreading.
 MIN_TRIALS, MIN_POSITIVES = 300, 30
-#: How far the estimate moves towards the out-of-sample fit (module docstring).
-WEIGHT = 0.5
+#: The champion's own calibration counts as this many trials of evidence: the estimate
+#: moves ``n / (n + PRIOR_TRIALS)`` of the way to the fit on ``n`` trials (module docstring).
+PRIOR_TRIALS = 1500.0
+
+
+def spread_weight(trials: int, prior_trials: float = PRIOR_TRIALS) -> float:
+    """How far the estimate moves towards an out-of-sample fit on ``trials`` trials:
+    ``trials / (trials + prior_trials)`` (0.5 at ``trials == prior_trials``)."""
+    return trials / (trials + prior_trials)
+
+
+def weighted_map(fitted_a: float, fitted_b: float, weight: float) -> tuple[float, float]:
+    """``(a, b)`` of ``logit p' = (1 - weight) logit p + weight (fitted_a logit p + fitted_b)``."""
+    return 1.0 + weight * (fitted_a - 1.0), weight * fitted_b
 
 
 def respread_for_estimate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,14 +77,15 @@ def respread_for_estimate(frame: pd.DataFrame) -> pd.DataFrame:
     p = np.clip(p0, 1e-9, 1 - 1e-9)
     logit = np.log(p / (1 - p))
     fitted_a, fitted_b = fit_platt(logit[fit], y[fit])
-    a, b = 1.0 + WEIGHT * (fitted_a - 1.0), WEIGHT * fitted_b
+    weight = spread_weight(int(fit.sum()))
+    a, b = weighted_map(fitted_a, fitted_b, weight)
     out["p_estimate"] = 1.0 / (1.0 + np.exp(-(a * logit + b)))
     out.attrs["estimate_calibration"] = {
         "a": float(a),
         "b": float(b),
         "fitted_a": float(fitted_a),
         "fitted_b": float(fitted_b),
-        "weight": WEIGHT,
+        "weight": float(weight),
         "trials": int(fit.sum()),
         "positives": int(y[fit].sum()),
     }
