@@ -28,6 +28,7 @@ from features.firmographics import compute_firmographic_features
 from features.leaks import usable_firmographics
 from features.spec import FeatureSpec
 from features.tables import Tables
+from features.weekdays import compute_weekend_timing
 
 Columns = Mapping[str, "np.ndarray | pd.Series"]
 
@@ -96,8 +97,10 @@ def compute_timing_features(
     """Where the account is in its lifecycle at ``as_of``.
 
     Columns (days): trial_days_elapsed, trial_days_remaining (negative after the
-    trial), trial_length_days, customer_days_paying (NaN unless it converted
-    before ``as_of``).
+    trial), trial_length_days, the weekend inputs of
+    ``features.weekdays.compute_weekend_timing`` (trial_weekend_days_elapsed,
+    trial_weekend_share_elapsed, trial_weekend_days_2d; UTC weekends),
+    customer_days_paying (NaN unless it converted before ``as_of``).
     """
     start = index.trial_start[rows_acc]
     end = index.trial_end[rows_acc]
@@ -107,6 +110,7 @@ def compute_timing_features(
         "trial_days_elapsed": (as_of - start) / SECONDS_PER_DAY,
         "trial_days_remaining": (end - as_of) / SECONDS_PER_DAY,
         "trial_length_days": (end - start) / SECONDS_PER_DAY,
+        **compute_weekend_timing(start, as_of),
         "customer_days_paying": np.where(paying, (as_of - converted) / SECONDS_PER_DAY, np.nan),
     }
 

@@ -40,7 +40,7 @@ _KINDS: tuple[tuple[str, float, float, str], ...] = (
     (
         r"engagement_(events|active_days|users|core|distinct|decayed|events_per)_?.*"
         r"|count_.+|comm_(inbound|outbound|tickets|meetings).*"
-        r"|activation_steps_done_all|activation_stage_all|trial_length_days"
+        r"|activation_steps_done_all|activation_stage_all|trial_length_days|trial_weekend_days_.+"
         r"|customer_days_paying|customer_mrr",
         0.0,
         MAX_ABS_VALUE,

@@ -104,6 +104,12 @@ def _timing(name: str, v: float | None, _: Mapping[str, Any], __: ReasonContext)
         return f"Trial ended {_plural(math.floor(-v), 'day')} ago"
     if name == "trial_length_days":
         return f"{_n(round(v))}-day trial"
+    if name == "trial_weekend_days_elapsed":
+        return f"{_plural(round(v, 1), 'weekend day')} in the trial so far (UTC)"
+    if name == "trial_weekend_share_elapsed":
+        return f"{v:.0%} of the trial so far fell on a weekend (UTC)"
+    if name == "trial_weekend_days_2d":
+        return f"{_plural(round(v, 1), 'weekend day')} in the last 2 days (UTC)"
     if name == "customer_days_paying":
         return f"Paying for {_plural(math.floor(v), 'day')}"
     if name == "customer_mrr":

@@ -9,6 +9,9 @@ between CPUs). The fingerprints of the code before the reading / leak-scan rewri
 (regenerated in this format at a00082b, whose features equal ae7c08f's) are stored in
 ``tests/data/feature_fingerprints.json``; ``python tests/features/feature_fingerprints.py OUT``
 regenerates them (only when a change of features is intended).
+Regenerated since: issue 21, session 8 (branch ``forecast4``), for the three weekend
+timing inputs (``features.weekdays``): the only change was three added float columns
+in every frame; every earlier column's sums were equal within ``FLOAT_RTOL``.
 """
 
 from __future__ import annotations

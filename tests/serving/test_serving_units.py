@@ -113,6 +113,12 @@ def test_persona_and_pql_array_cores_match_the_frame_rules(demo_small):
         ("firmo_plan", {"firmo_plan": "team"}, "Plan: team"),
         ("firmo_company_size", {"firmo_company_size": 1.0}, "Company of 1 employee"),
         ("trial_days_remaining", {"trial_days_remaining": -2.5}, "Trial ended 2 days ago"),
+        ("trial_weekend_days_elapsed", {"trial_weekend_days_elapsed": 2.0},
+         "2 weekend days in the trial so far (UTC)"),
+        ("trial_weekend_share_elapsed", {"trial_weekend_share_elapsed": 0.8},
+         "80% of the trial so far fell on a weekend (UTC)"),
+        ("trial_weekend_days_2d", {"trial_weekend_days_2d": 0.5},
+         "0.5 weekend days in the last 2 days (UTC)"),
         ("something_new", {"something_new": 3.0}, "Something new: 3"),
     ],
 )  # fmt: skip
