@@ -28,7 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: (module, attribute, label) of each timed step.
+#: (module, attribute, label) of each timed step; ``use_tracking_uri`` is a context
+#: manager, timed until it yields.
 STEPS: tuple[tuple[str, str, str], ...] = (
     ("training.tracking", "write_plots", "plots"),
     ("training.tracking", "save_pyfunc_model", "pyfunc save"),
@@ -61,10 +62,8 @@ def child(config: Path, store: Path) -> dict[str, Any]:
     for module_name, attribute, label in STEPS:
         module = importlib.import_module(module_name)
         original = getattr(module, attribute)
-        if label.startswith("open the store"):
-            setattr(module, attribute, _timed_context(acc, label, original))
-        else:
-            setattr(module, attribute, _timed(acc, label, original))
+        timer = _timed_context if attribute == "use_tracking_uri" else _timed
+        setattr(module, attribute, timer(acc, label, original))
     import training.train as train_module
 
     seconds: dict[str, float] = {}
@@ -90,16 +89,9 @@ def _timed_context(acc: dict[str, float], label: str, fn: Callable[..., Any]) ->
     @contextlib.contextmanager
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
-        manager = fn(*args, **kwargs)
-        value = manager.__enter__()
-        acc[label] += time.perf_counter() - started
-        try:
+        with fn(*args, **kwargs) as value:
+            acc[label] += time.perf_counter() - started
             yield value
-        except BaseException:
-            if not manager.__exit__(*sys.exc_info()):
-                raise
-        else:
-            manager.__exit__(None, None, None)
 
     return wrapper
 
