@@ -61,6 +61,12 @@ class TrialConfig(_Strict):
             ``forecast`` meet are spread like that (an origin falls anywhere in a
             trial's life), while day, share and post-trial snapshots sit at a few
             fixed moments the model must interpolate between.
+        midnight_snapshots: open trials are also snapshotted at the first this many
+            midnights (00:00 UTC) after their start (``u1``, ``u2``...). Scheduled
+            scoring and forecast origins fall on a midnight (a Monday's 00:00 for a
+            weekly run) while day snapshots sit at the start's own time of day: a
+            trial begun on Friday afternoon is never seen "two and a half days in,
+            only a weekend elapsed" unless a snapshot falls there.
         post_trial_snapshot_days: days after trial end at which trials still open
             are snapshotted too (the state ``score`` and ``forecast`` meet for
             trials deciding after their end); default 1, 3, 7, 14, 21, 30, 45, 60,
@@ -82,6 +88,7 @@ class TrialConfig(_Strict):
     snapshot_days: list[int] = Field(default_factory=lambda: [1, 3, 7, 14])
     snapshot_shares: list[float] = Field(default_factory=list)
     random_snapshots: int = Field(0, ge=0, le=20)
+    midnight_snapshots: int = Field(0, ge=0, le=14)
     post_trial_snapshot_days: list[int] | None = None
     churn_horizon_days: int = Field(90, gt=0)
     churn_snapshot_every_days: int = Field(30, gt=0)

@@ -11,12 +11,18 @@ import numpy as np
 
 from features.config import EngagementConfig
 from features.event_index import SECONDS_PER_DAY, EventCut, count_distinct
+from features.weekdays import MIN_USUAL_DAYS, usual_days_between
 
 LONG_WINDOW_DAYS = 28
 
 
-def compute_engagement_features(cut: EventCut, config: EngagementConfig) -> dict[str, np.ndarray]:
+def compute_engagement_features(
+    cut: EventCut, config: EngagementConfig, activity_profile: list[float] | None = None
+) -> dict[str, np.ndarray]:
     """Engagement columns for every row of ``cut``.
+
+    ``activity_profile``: the company's usual week (``FeatureSpec.activity_profile``)
+    for the "per usual day" columns; None or empty: calendar days.
 
     Columns (units):
         engagement_events_all / _{w}d / _28d: event counts.
@@ -37,6 +43,16 @@ def compute_engagement_features(cut: EventCut, config: EngagementConfig) -> dict
             the window before it (negative = fading); NaN before two windows exist.
         engagement_decayed_score: events weighted by exp-decay with the configured
             half-life (in events).
+        engagement_events_per_usual_day_all / _{w}d, engagement_active_days_per_usual_day_all,
+        engagement_core_events_per_usual_day_all: those counts over the *usual days*
+            elapsed (``features.weekdays.usual_days_between``: calendar time weighted
+            by the company's activity in each hour of the week, at least
+            ``MIN_USUAL_DAYS``). A quiet weekend then reads as the little time it
+            is, not as days of silence: scored on a Monday at 00:00 every trial has
+            just had one, and counts per calendar day put running trials 9-15%
+            below the truth in weekly backtests (issue 21).
+        engagement_recency_usual_days: usual days since the last event (since
+            trial start if none).
     """
     n = cut.n_rows
     w = config.recent_window_days
@@ -92,9 +108,20 @@ def compute_engagement_features(cut: EventCut, config: EngagementConfig) -> dict
     with np.errstate(divide="ignore", invalid="ignore"):
         per_active_day = np.where(active_all > 0, events_all / active_all, 0.0)
         active_share = active_all / np.maximum(np.ceil(elapsed_days), 1.0)
+    events_recent, core_all = cut.count(recent), cut.count(is_core)
+    profile = list(activity_profile or [])
+    since_start = usual_days_between(cut.trial_start, cut.as_of, profile)
+    usual_all = np.maximum(since_start, MIN_USUAL_DAYS)
+    recent_from = np.maximum(cut.trial_start, cut.as_of - w * SECONDS_PER_DAY)
+    usual_recent = np.maximum(usual_days_between(recent_from, cut.as_of, profile), MIN_USUAL_DAYS)
+    seen = np.isfinite(last_age)
+    last_event = cut.as_of - np.round(np.where(seen, last_age, 0.0) * SECONDS_PER_DAY).astype(
+        np.int64
+    )
+    usual_recency = np.where(seen, usual_days_between(last_event, cut.as_of, profile), since_start)
     return {
         "engagement_events_all": events_all,
-        f"engagement_events_{w}d": cut.count(recent),
+        f"engagement_events_{w}d": events_recent,
         f"engagement_events_{LONG_WINDOW_DAYS}d": cut.count(long),
         "engagement_active_days_all": active_all,
         f"engagement_active_days_{w}d": active_recent,
@@ -102,7 +129,7 @@ def compute_engagement_features(cut: EventCut, config: EngagementConfig) -> dict
         "engagement_active_day_share_all": np.minimum(active_share, 1.0),
         "engagement_events_per_active_day_all": per_active_day,
         "engagement_distinct_event_types_all": count_distinct(cut.row, cut.event, n, n_vocab),
-        "engagement_core_events_all": cut.count(is_core),
+        "engagement_core_events_all": core_all,
         "engagement_core_features_used_all": count_distinct(
             cut.row[is_core], core_codes[cut.event[is_core]], n, max(int(core_lut.sum()), 1)
         ),
@@ -113,4 +140,9 @@ def compute_engagement_features(cut: EventCut, config: EngagementConfig) -> dict
         "engagement_recency_days": recency,
         f"engagement_trend_{w}d": trend,
         "engagement_decayed_score": cut.count(weights=decay),
+        "engagement_events_per_usual_day_all": events_all / usual_all,
+        f"engagement_events_per_usual_day_{w}d": events_recent / usual_recent,
+        "engagement_active_days_per_usual_day_all": active_all / usual_all,
+        "engagement_core_events_per_usual_day_all": core_all / usual_all,
+        "engagement_recency_usual_days": np.maximum(usual_recency, 0.0),
     }

@@ -143,7 +143,9 @@ FAMILIES: tuple[FeatureFamily, ...] = (
     ),
     FeatureFamily(
         "engagement",
-        lambda x, _: compute_engagement_features(x.cut, x.config.engagement),
+        lambda x, _: compute_engagement_features(
+            x.cut, x.config.engagement, x.spec.activity_profile
+        ),
         needs_events=True,
     ),
     FeatureFamily(

@@ -15,7 +15,7 @@ with ``numpy.bincount``: no group-by over every event.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from features.event_index import (
     to_seconds,
 )
 from features.tables import Tables
+from features.weekdays import HOURS_PER_WEEK, hour_of_week_counts
 
 #: Largest (account x event type) table held as a dense array; beyond it, np.unique.
 DENSE_PAIRS = 50_000_000
@@ -62,6 +63,8 @@ class EventLeakStats:
             of their events of that type within ``cluster_days`` of ``converted_at``.
         labelled: accounts whose label window had closed at the export.
         converters: labelled accounts that converted within the window.
+        hour_of_week: events per hour of the week (168 bins, UTC; every event, any
+            account): the company's usual week (``features.weekdays.activity_profile``).
     """
 
     names: tuple[str, ...]
@@ -74,6 +77,7 @@ class EventLeakStats:
     clustered_converters: np.ndarray
     labelled: int
     converters: int
+    hour_of_week: np.ndarray = field(default_factory=lambda: np.zeros(HOURS_PER_WEEK, np.int64))
 
     @property
     def others(self) -> int:
@@ -112,6 +116,7 @@ def merge_stats(parts: Iterable[EventLeakStats]) -> EventLeakStats:
         **totals,
         labelled=sum(p.labelled for p in parts),
         converters=sum(p.converters for p in parts),
+        hour_of_week=np.sum([p.hour_of_week for p in parts], axis=0).astype(np.int64),
     )
 
 
@@ -335,4 +340,5 @@ def stats_from_arrays(
         clustered_converters=clustered[present],
         labelled=n_lab,
         converters=n_conv,
+        hour_of_week=hour_of_week_counts(ts),
     )

@@ -104,6 +104,12 @@ def trial_snapshot_plan(
         (f"r{k}", nan, start + (span * random_shares(idx.account_ids, k)).astype(np.int64), False)
         for k in range(1, cfg.random_snapshots + 1)
     ]
+    # The first midnights (00:00 UTC) after each start: where scheduled origins fall.
+    first_midnight = (start // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY
+    plans += [
+        (f"u{k}", nan, first_midnight + (k - 1) * SECONDS_PER_DAY, True)
+        for k in range(1, cfg.midnight_snapshots + 1)
+    ]
     for name, day, as_of, in_trial in plans:
         ok = known & ((conv == NAT_SECONDS) | (conv >= as_of)) & (as_of <= now)
         if in_trial:

@@ -46,6 +46,9 @@ class FeatureSpec:
         excluded_attributes: account columns that never feed the models.
         leak_notes: what leak detection said, one line each (shown to the user).
         fitted_before: the moment the spec was fitted before (point in time), if any.
+        activity_profile: the company's usual activity per hour of the week (168
+            weights, mean 1, UTC; ``features.weekdays.activity_profile``) that the
+            "per usual day" engagement rates are measured in; empty: calendar days.
     """
 
     top_event_types: list[str]
@@ -61,6 +64,7 @@ class FeatureSpec:
     excluded_attributes: list[str] = field(default_factory=list)
     leak_notes: list[str] = field(default_factory=list)
     fitted_before: str | None = None
+    activity_profile: list[float] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -28,6 +28,7 @@ from features.leaks import (
     judge_events,
 )
 from features.tables import Tables
+from features.weekdays import activity_profile
 
 if TYPE_CHECKING:
     from features.spec import FeatureSpec
@@ -267,6 +268,7 @@ def spec_from_stats(
         excluded_attributes=scan.excluded_attributes,
         leak_notes=notes,
         fitted_before=None if before is None else str(pd.Timestamp(before)),
+        activity_profile=activity_profile(stats.events.hour_of_week),
     )
 
 

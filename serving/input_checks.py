@@ -29,7 +29,7 @@ MAX_MONEY = 1e9
 
 _KINDS: tuple[tuple[str, float, float, str], ...] = (
     (
-        r"trial_days_elapsed|engagement_recency_days|activation_.+_days",
+        r"trial_days_elapsed|engagement_recency_(usual_)?days|activation_.+_days",
         0.0,
         MAX_ABS_VALUE,
         "a number of days since an earlier moment (never negative)",

@@ -150,6 +150,11 @@ def _engagement(name: str, v: float | None, f: Mapping[str, Any], ctx: ReasonCon
         if v is None or never:
             return "Never active"
         return f"Last active {_plural(math.floor(v), 'day')} ago"
+    if name == "engagement_recency_usual_days":
+        never = _num(f.get("engagement_events_all")) == 0
+        if v is None or never:
+            return "Never active"
+        return f"Quiet for {v:.1f} usual days of activity (weekends count for little)"
     if name.startswith("engagement_trend_"):
         if v is None:
             return f"Too new to tell the usage trend{w}"
@@ -160,6 +165,10 @@ def _engagement(name: str, v: float | None, f: Mapping[str, Any], ctx: ReasonCon
         return f"Usage steady{w}"
     if v is None:
         return None
+    if "_per_usual_day" in name:
+        what = name.removeprefix("engagement_").split("_per_usual_day")[0]
+        unit = {"events": "product events", "active_days": "active days"}.get(what, "core uses")
+        return f"{v:.1f} {unit} per usual day{w} (weekday-adjusted)"
     if name.startswith("engagement_events_per_active_day"):
         return f"{v:.1f} events per active day"
     if name.startswith("engagement_events_"):

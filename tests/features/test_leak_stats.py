@@ -53,6 +53,9 @@ def test_merged_partition_statistics_equal_the_whole(
         merged.frame().sort_index(), whole.frame().sort_index(), check_dtype=False
     )
     assert (merged.labelled, merged.converters) == (whole.labelled, whole.converters)
+    # the company's usual week (hour-of-week event counts) adds up the same way
+    assert merged.hour_of_week.tolist() == whole.hour_of_week.tolist()
+    assert merged.hour_of_week.sum() == len(company.tables.events)
     assert sum(parts, empty_stats()).frame().equals(merged.frame())
     leaks, labelled, converters = scan_events(company.tables, cfg)
     assert [e.event for e in judge_events(merged, cfg)] == [e.event for e in leaks]

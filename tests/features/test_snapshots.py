@@ -128,3 +128,29 @@ def test_random_snapshots_spread_over_the_trial_and_its_window():
     a = rand.set_index(key)["as_of"].sort_index()
     b = again[again["snapshot"].isin(["r1", "r2"])].set_index(key)["as_of"].sort_index()
     pd.testing.assert_series_equal(a, b)
+
+
+def test_midnight_snapshots_fall_on_the_first_midnights_after_the_start():
+    """``midnight_snapshots``: open trials are seen at 00:00 UTC of the days after
+    their start (where scheduled origins fall), not at the start's time of day; a
+    trial converted before a midnight, or ended by it, is not snapshotted there."""
+    accounts = make_accounts(3, trial_days=3)
+    accounts["trial_start"] = [T("2026-01-02 15:30"), T("2026-01-03 00:00"), T("2026-01-02 15:30")]
+    accounts["trial_end"] = accounts["trial_start"] + D(days=3)
+    accounts.loc[2, "converted_at"] = T("2026-01-04 12:00")  # converts on its 2nd day
+    events = make_events([(f"a{i}", "u1", "view", "2026-01-03 09:00") for i in range(3)])
+    config = make_config(trial={"midnight_snapshots": 5})
+    builder = FeatureBuilder.from_tables(Tables(events=events, accounts=accounts), config)
+    ts = build_trial_training_set(builder, export_time=T("2026-06-30"))
+    mid = ts[ts["snapshot"].str.match(r"u\d+$")]
+    got = {(r.account_id, r.snapshot): pd.Timestamp(r.as_of) for r in mid.itertuples()}
+    # a0 began Friday 15:30: Saturday, Sunday and Monday 00:00; Tuesday is after its end
+    assert got[("a0", "u1")] == T("2026-01-03") and got[("a0", "u3")] == T("2026-01-05")
+    assert ("a0", "u4") not in got
+    # a1 began at a midnight: its first midnight snapshot is one day in, not zero
+    assert got[("a1", "u1")] == T("2026-01-04") and ("a1", "u3") not in got
+    # a2 converted on Sunday noon: seen at Saturday and Sunday 00:00 only
+    assert {s for a, s in got if a == "a2"} == {"u1", "u2"}
+    row = mid[(mid["account_id"] == "a0") & (mid["snapshot"] == "u3")].iloc[0]
+    assert row["trial_days_elapsed"] == pytest.approx(2 + 8.5 / 24)
+    assert row["trial_weekend_days_elapsed"] == pytest.approx(2.0)

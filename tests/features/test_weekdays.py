@@ -5,10 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from factories import START, make_config, make_tables
+from factories import START, make_accounts, make_config, make_events, make_tables
 
-from features.build import build_features
-from features.weekdays import compute_weekend_timing, weekend_days_between
+from features.build import FeatureBuilder, build_features
+from features.event_index import NAT_SECONDS as NAT
+from features.spec import fit_feature_spec
+from features.tables import Tables
+from features.weekdays import (
+    HOURS_PER_WEEK,
+    PROFILE_PRIOR_EVENTS,
+    activity_profile,
+    compute_weekend_timing,
+    hour_of_week_counts,
+    usual_days_between,
+    weekend_days_between,
+)
 
 WEEKEND = ["trial_weekend_days_elapsed", "trial_weekend_share_elapsed", "trial_weekend_days_2d"]
 
@@ -79,3 +90,102 @@ def test_the_built_frame_carries_the_weekend_inputs() -> None:
     mon = build_features(tables, config, pd.Series([START + pd.Timedelta("4D")] * 2, index=ids))
     assert sat[WEEKEND].to_numpy().tolist() == [[0.5, 0.2, 0.5]] * 2
     assert mon[WEEKEND].to_numpy().tolist() == [[2.0, 0.5, 2.0]] * 2
+
+
+# --- usual days: calendar time weighted by the company's week ----------------
+
+#: A company resting at weekends: weekdays weigh 1.3, Saturday and Sunday 0.25.
+RESTING = [1.3] * 120 + [0.25] * 48
+
+
+def test_usual_days_by_hand() -> None:
+    start = _s("2026-12-04 12:00", "2026-12-07 00:00", "2026-12-01 09:30", "2026-12-05 06:00")
+    stop = _s("2026-12-07 00:00", "2026-12-14 00:00", "2026-12-01 10:00", "2026-12-05 05:00")
+    got = usual_days_between(start, stop, RESTING)
+    mean = (1.3 * 120 + 0.25 * 48) / 168  # the profile is read as shares of its mean
+    want = [
+        (0.5 * 1.3 + 2 * 0.25) / mean,  # Friday noon to Monday 00:00: half a weekday, a weekend
+        7.0,  # a whole week is 7 usual days, whatever the profile
+        (0.5 / 24) * 1.3 / mean,  # half an hour of a Tuesday morning
+        0.0,  # stop before start
+    ]
+    assert got == pytest.approx(want, rel=1e-9)
+    # no profile (no events yet): usual days are calendar days
+    assert usual_days_between(start[:3], stop[:3], []) == pytest.approx([2.5, 7.0, 0.5 / 24])
+    assert np.isnan(usual_days_between(np.array([NAT]), _s("2026-12-07"), RESTING)[0])
+
+
+def test_usual_days_equal_a_brute_force_walk_over_hours() -> None:
+    # invariant: the running total equals walking the calendar hour by hour
+    rng = np.random.default_rng(1)
+    profile = list(rng.uniform(0.1, 3.0, HOURS_PER_WEEK))
+    weights = np.asarray(profile) / np.mean(profile)
+    a = rng.integers(_s("1969-12-20")[0], _s("2030-01-01")[0], 60)
+    b = a + rng.integers(0, 9 * 86_400, 60)
+    for x, y, g in zip(a, b, usual_days_between(a, b, profile), strict=True):
+        hour, want = (x // 3600) * 3600, 0.0
+        while hour < y:
+            h = pd.Timestamp(hour, unit="s")
+            w = weights[h.day_of_week * 24 + h.hour]
+            want += w * (min(y, hour + 3600) - max(x, hour)) / 86_400
+            hour += 3600
+        assert g == pytest.approx(want, abs=1e-9)
+
+
+def test_the_profile_is_the_week_of_the_events_shrunk_when_few() -> None:
+    # 10,000 events on Tuesdays 14:00-15:00 and none elsewhere
+    ts = _s("2026-12-01 14:10")[0] + np.arange(10_000) % 3000
+    counts = hour_of_week_counts(ts)
+    assert counts[24 + 14] == 10_000 and counts.sum() == 10_000
+    profile = np.asarray(activity_profile(counts))
+    assert profile.mean() == pytest.approx(1.0) and profile.argmax() == 24 + 14
+    # each empty hour keeps the prior's share: nothing reads as "never active"
+    assert profile[0] == pytest.approx(
+        PROFILE_PRIOR_EVENTS / (10_000 / 168 + PROFILE_PRIOR_EVENTS), rel=1e-5
+    )
+    # 20 events: a nearly flat week
+    assert np.ptp(activity_profile(hour_of_week_counts(ts[:20]))) < 0.5
+    assert activity_profile(np.zeros(HOURS_PER_WEEK)) == []
+    # beyond the sample size every k-th event is read and weighted by k
+    many = np.repeat(_s("2026-12-05 10:30"), 2_500_000)
+    assert hour_of_week_counts(many)[5 * 24 + 10] == 2_500_000
+
+
+def test_per_usual_day_rates_read_a_quiet_weekend_as_little_time() -> None:
+    """Two accounts with the same weekday activity, one scored on Monday 00:00 after
+    a weekend: per calendar day the Monday one looks quieter; per usual day (the
+    company's week, learned with the spec) the two read alike."""
+    accounts = make_accounts(2, trial_days=14)
+    # both start on a Tuesday 00:00; an event a minute every weekday 9-18 h, none at
+    # weekends (10,800 events: enough for the profile to stand out of its prior)
+    accounts["trial_start"] = pd.Timestamp("2026-12-01")
+    accounts["trial_end"] = pd.Timestamp("2026-12-15")
+    days = pd.date_range("2026-12-01", "2026-12-14", freq="D")
+    rows = [
+        (a, "u1", "view", str(d + pd.Timedelta(hours=h, minutes=m)))
+        for a in ("a0", "a1")
+        for d in days
+        if d.day_of_week < 5
+        for h in range(9, 18)
+        for m in range(60)
+    ]
+    tables = Tables(events=make_events(rows), accounts=accounts)
+    config = make_config()
+    spec = fit_feature_spec(tables, config)
+    assert (
+        np.mean(spec.activity_profile[120:])
+        < 0.5
+        < np.mean(spec.activity_profile[24 + 9 : 24 + 17])
+    )
+    builder = FeatureBuilder.from_tables(tables, config, spec=spec)
+    # a0 on Saturday 00:00 (4 weekdays in), a1 on Monday 00:00 (the same 4 plus a weekend)
+    frame = builder.build(np.array([0, 1]), _s("2026-12-05 00:00", "2026-12-07 00:00"))
+    calendar = frame["engagement_events_all"] / frame["trial_days_elapsed"]
+    usual = frame["engagement_events_per_usual_day_all"]
+    assert calendar["a1"] < 0.7 * calendar["a0"]
+    # the weekend still counts a little (the profile's prior keeps every hour above 0)
+    assert usual["a1"] > 0.8 * usual["a0"]
+    assert (
+        frame.loc["a1", "engagement_recency_usual_days"]
+        < 0.5 * frame.loc["a1", "engagement_recency_days"]
+    )
