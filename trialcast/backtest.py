@@ -306,6 +306,9 @@ def evaluate_cohort(
             else oracle.open_probability(open_ids[keep], open_acc["trial_start"], origin)
         ),
     )
+    # who each row is and what its deal is worth: value error by deal size is read from these
+    phases.insert(0, "account_id", np.asarray(open_ids[keep], dtype=object))
+    phases["deal_value"] = open_values
     row: dict[str, object] = {
         "cohort": cohort,
         "origin": pd.Timestamp(origin),
