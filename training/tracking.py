@@ -55,11 +55,16 @@ def use_tracking_uri(uri: str) -> Iterator[MlflowClient]:
     records. MLflow keeps the URIs as process globals (and mirrors them into
     environment variables); both are put back afterwards so callers are not
     surprised. MLflow's usage telemetry is switched off first (see
-    ``models.mlflow_env``).
+    ``models.mlflow_env``). A SQLite store that does not exist yet starts as a copy
+    of an empty store MLflow migrated once (``training.store_template``).
     """
     disable_mlflow_telemetry()
     import mlflow
     from mlflow import MlflowClient
+
+    from training.store_template import seed_new_store
+
+    seed_new_store(uri)
 
     saved_env = {k: os.environ.get(k) for k in (*_MLFLOW_URI_ENVS, PROGRESS_BAR_ENV)}
     previous_tracking = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
