@@ -32,6 +32,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from models.kinds import model_kind
@@ -143,14 +144,16 @@ def _common_dir(git: Path) -> Path:
 
 def data_fingerprint(frame: pd.DataFrame, split: Split, kind: str) -> dict[str, Any]:
     """Row counts, date range and a SHA-256 of (account_id, snapshot, label) of a training set."""
-    keys = pd.DataFrame(
-        {
-            "a": frame["account_id"].astype(str).to_numpy(),
-            "s": frame["snapshot"].astype(str).to_numpy() if "snapshot" in frame else "",
-            "y": frame["label"].astype(int).astype(str).to_numpy(),
-        }
-    ).sort_values(["a", "s"], kind="mergesort")
-    text = "\n".join(keys["a"] + "|" + keys["s"] + "|" + keys["y"])
+    a = frame["account_id"].astype(str).to_numpy(dtype=object)
+    s = (
+        frame["snapshot"].astype(str).to_numpy(dtype=object)
+        if "snapshot" in frame
+        else np.full(len(frame), "", dtype=object)
+    )
+    y = frame["label"].astype(int).astype(str).to_numpy(dtype=object)
+    order = np.lexsort((s, a))  # by account, then snapshot; ties keep their row order
+    rows = zip(a[order].tolist(), s[order].tolist(), y[order].tolist(), strict=True)
+    text = "\n".join(map("|".join, rows))
     when = pd.to_datetime(frame[model_kind(kind).entry_column])
     return {
         "rows": len(frame),

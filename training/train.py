@@ -429,6 +429,7 @@ def record_fitted(
                     fit.test,
                     fit.gate.train_rate if fit.gate is not None else fit.base_rate.base_rate,
                     p_champion=fit.test["p_champion"].to_numpy(),
+                    known=fit.gate,
                 )
             gate = fit.gate
             assert gate is not None  # the recipe always judges
