@@ -275,6 +275,7 @@ def judge(
     p_champion: np.ndarray | None = None,
     importance: pd.Series | Callable[[], pd.Series] | None = None,
     p_timing: np.ndarray | None = None,
+    known: GateResult | None = None,
 ) -> GateResult:
     """The verdict for a model on its test part (``label``, ``account_id`` columns).
 
@@ -288,6 +289,10 @@ def judge(
             function computing it, called only then (SHAP on a sample costs seconds).
         p_timing: the timing-only model's probabilities for those rows
             (``snapshot_base_rates``); the model must beat it too.
+        known: this model's verdict on the same rows before a champion was known
+            (the recipe's): its gains over the base rate and the timing-only model are
+            taken from it, being the same bootstrap of the same rows, when its row
+            count, log loss and the presence of a timing model match; else computed.
     """
     promo, leak = config.promotion, config.leakage
     y = test["label"].to_numpy(dtype=np.float64)
@@ -307,8 +312,18 @@ def judge(
             y, p, reference, groups, resamples=promo.bootstrap, level=promo.confidence
         )
 
-    gain_base = gain_over(base)
-    gain_timing = gain_over(np.asarray(p_timing)) if p_timing is not None else None
+    same_rows = (
+        known is not None
+        and known.n_rows == len(y)
+        and known.model_log_loss == model_ll
+        and (known.gain_timing is None) == (p_timing is None)
+    )
+    if same_rows:
+        assert known is not None
+        gain_base, gain_timing = known.gain_base, known.gain_timing
+    else:
+        gain_base = gain_over(base)
+        gain_timing = gain_over(np.asarray(p_timing)) if p_timing is not None else None
     gain_champion = gain_over(np.asarray(p_champion)) if p_champion is not None else None
     top: list[tuple[str, float]] = []
     reasons: list[str] = []

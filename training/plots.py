@@ -1,27 +1,36 @@
 """Diagnostic plots logged with every run: reliability, ROC / PR, lift, SHAP summary.
 
-Drawn with matplotlib's Agg backend (no display needed, safe in jobs).
+Each figure is a ``matplotlib.figure.Figure`` on its own Agg canvas: no display
+needed, safe in jobs and threads, and no ``pyplot`` (its import, its figure
+manager and its global list of open figures, which a job would have to close).
 """
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from training.metrics import reliability_table
 from training.model import TrialcastModel
+from training.shap_sample import ShapSample, explain_rows, shap_rows
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches drawn by Agg (``savefig`` writes PNG)."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _usable(frame: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
-    part = frame[frame[col].notna()]
-    return part["label"].to_numpy(dtype=float), part[col].to_numpy(dtype=float)
+    """Labels and ``col``'s probabilities of the rows that have one (the two columns
+    only: filtering the whole test frame copied every feature column)."""
+    p = frame[col].to_numpy(dtype=float, na_value=np.nan)
+    known = ~np.isnan(p)
+    return frame["label"].to_numpy(dtype=float)[known], p[known]
 
 
 #: Points drawn per curve: a figure a few hundred pixels wide shows no more, and
@@ -45,7 +54,8 @@ _SINGLE_MARGINS = {"left": 0.13, "right": 0.97, "bottom": 0.11, "top": 0.93}
 
 def build_reliability_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) -> Figure:
     """Observed rate vs mean prediction per equal-mass bin, one line per model."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = _figure(5.5, 5)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     for name, col in prob_cols.items():
         y, p = _usable(frame, col)
@@ -59,7 +69,8 @@ def build_reliability_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title
 
 def build_roc_pr_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) -> Figure:
     """ROC and precision-recall curves side by side."""
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = _figure(10, 4.5)
+    roc_ax, pr_ax = fig.subplots(1, 2)
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     for name, col in prob_cols.items():
         y, p = _usable(frame, col)
@@ -79,7 +90,8 @@ def build_roc_pr_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str
 
 def build_lift_plot(frame: pd.DataFrame, prob_cols: dict[str, str], title: str) -> Figure:
     """Cumulative gains: share of positives captured when working the top x% of accounts."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = _figure(5.5, 5)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
     for name, col in prob_cols.items():
         y, p = _usable(frame, col)
@@ -105,6 +117,7 @@ def build_shap_summary_plot(
     sample: int = 1000,
     seed: int = 0,
     max_display: int = 20,
+    explained: ShapSample | None = None,
 ) -> Figure:
     """SHAP summary (beeswarm) of a sample, in calibrated log-odds.
 
@@ -112,16 +125,23 @@ def build_shap_summary_plot(
     exact TreeSHAP values times the Platt slope ``a``, the same contributions the
     model reports); colour, the feature's value (low to high within the
     feature, grey when missing); features sorted by mean absolute
-    contribution. Drawn as one vectorised scatter from ``model.contributions``,
-    so no ``shap`` import or per-point layout loop.
+    contribution. Drawn as one vectorised scatter, so no ``shap`` import or
+    per-point layout loop.
+
+    ``explained``: the sample's contributions when already computed
+    (``explain_rows(model, shap_rows(frame, sample=sample, seed=seed))``, say in a
+    thread while other work runs); used when its rows are the sample's, computed
+    here otherwise.
     """
-    part = frame.sample(n=min(sample, len(frame)), random_state=seed) if len(frame) else frame
-    values = model.contributions(part).values.to_numpy() if len(part) else np.zeros((0, 0))
-    fig, ax = plt.subplots(figsize=(8, 7))
+    rows = shap_rows(frame, sample=sample, seed=seed)
+    if explained is None or not explained.rows.equals(rows.index):
+        explained = explain_rows(model, rows)
+    values, X = explained.values, explained.matrix
+    fig = _figure(8, 7)
+    ax = fig.subplots()
     if values.size == 0:
         ax.text(0.5, 0.5, "no rows to explain", ha="center", va="center")
         return fig
-    X = model.matrix_from_frame(part)
     order = np.argsort(-np.abs(values).mean(axis=0), kind="stable")[:max_display]
     xs, ys, colours = [], [], []
     for rank, j in enumerate(order):

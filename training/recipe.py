@@ -438,9 +438,11 @@ def judge_scored(
     engine: Engine = LOCAL,
     test_part: Any = None,
     p_champion: np.ndarray | None = None,
+    known: GateResult | None = None,
 ) -> GateResult:
     """The gate's verdict on scored test rows (``p_model``); mean |SHAP| on up to
-    2,000 test rows names the features of a probable leak (computed only then)."""
+    2,000 test rows names the features of a probable leak (computed only then).
+    ``known``: the verdict on the same rows without the champion (see ``judge``)."""
     source = test if test_part is None else test_part
     return judge(
         config,
@@ -450,4 +452,5 @@ def judge_scored(
         p_champion=p_champion,
         p_timing=test["p_snapshot_rate"].to_numpy() if "p_snapshot_rate" in test else None,
         importance=lambda: model.contributions(engine.sample(source, 2000)).values.abs().mean(),
+        known=known,
     )

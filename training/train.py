@@ -54,7 +54,9 @@ from training.settings import (
 )
 from training.tracking import (
     RunRecord,
+    cyclic_gc_paused,
     data_fingerprint,
+    explain_ahead,
     get_or_create_experiment,
     git_commit,
     log_training_run,
@@ -391,6 +393,7 @@ def record_fitted(
 
     The verdict (``training.gate``) is the only judgement recorded; ``challenger``
     moves only to a version that is not a probable leak (``training.registry``).
+    Python's cyclic garbage collector is paused meanwhile (``cyclic_gc_paused``).
     """
     started = time.perf_counter()
     project = Path(target.project_dir).resolve() if target.project_dir is not None else None
@@ -403,7 +406,12 @@ def record_fitted(
     outcomes: dict[str, ModelOutcome] = {}
     train_id = uuid.uuid4().hex[:12]
     commit = git_commit(project)
-    with use_tracking_uri(uri) as client:
+    tests = {kind: (fit.model, fit.test) for kind, fit in fitted.items()}
+    with (
+        cyclic_gc_paused(),
+        explain_ahead(tests) as explained,  # the SHAP plots' values, on the other core
+        use_tracking_uri(uri) as client,
+    ):
         experiment_id = get_or_create_experiment(
             client,
             config.registry.experiment,
@@ -421,6 +429,7 @@ def record_fitted(
                     fit.test,
                     fit.gate.train_rate if fit.gate is not None else fit.base_rate.base_rate,
                     p_champion=fit.test["p_champion"].to_numpy(),
+                    known=fit.gate,
                 )
             gate = fit.gate
             assert gate is not None  # the recipe always judges
@@ -443,6 +452,7 @@ def record_fitted(
             }
             _say(progress, f"{kind}: logging run and registering {name}...")
             record = _record(fit, config, tags=tags)
+            record.explained = explained[kind]
             if model_kind(kind).persona_baseline and target.persona_rates is not None:
                 rates = target.persona_rates
                 rates = rates.astype(object).where(rates.notna(), None)

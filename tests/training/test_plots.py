@@ -1,5 +1,6 @@
 """The run's diagnostic plots: drawn from a real model, nothing cut off at the edges."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from conftest import SMALL_PARAMS, SYNTHETIC_FEATURES
@@ -12,6 +13,7 @@ from training.plots import (
     build_roc_pr_plot,
     build_shap_summary_plot,
 )
+from training.shap_sample import explain_rows, shap_rows
 from training.split import build_time_split
 
 #: A company's own names can be long; the longest must still fit on the plot.
@@ -62,3 +64,35 @@ def test_curve_plots_keep_their_text_inside(fitted, build):
     assert not _sticks_out(fig)
     lines = [line for ax in fig.axes for line in ax.get_lines()]
     assert any(len(np.asarray(line.get_xdata())) > 2 for line in lines)
+
+
+def _pixels(fig) -> np.ndarray:
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def test_shap_values_computed_ahead_draw_the_same_plot(fitted):
+    model, test = fitted
+    ahead = explain_rows(model, shap_rows(test, sample=300), num_threads=1)
+    plain = build_shap_summary_plot(model, test, sample=300)
+    assert np.array_equal(
+        _pixels(build_shap_summary_plot(model, test, sample=300, explained=ahead)), _pixels(plain)
+    )
+    # values of other rows are not drawn: the plot computes its own sample's
+    other = explain_rows(model, shap_rows(test, sample=300, seed=1))
+    assert not other.rows.equals(ahead.rows)
+    assert np.array_equal(
+        _pixels(build_shap_summary_plot(model, test, sample=300, explained=other)), _pixels(plain)
+    )
+
+
+def test_plots_are_agg_figures_outside_pyplot(fitted):
+    model, test = fitted
+    before = plt.get_fignums()
+    figures = [
+        build(test, {"model": "p_model"}, "t")
+        for build in (build_reliability_plot, build_roc_pr_plot, build_lift_plot)
+    ]
+    figures.append(build_shap_summary_plot(model, test, sample=100))
+    assert plt.get_fignums() == before  # nothing left open for a job to close
+    assert all(isinstance(fig.canvas, FigureCanvasAgg) for fig in figures)
