@@ -43,6 +43,7 @@ def compute_engagement_features(
             the window before it (negative = fading); NaN before two windows exist.
         engagement_decayed_score: events weighted by exp-decay with the configured
             half-life (in events).
+        With ``[engagement] usual_day_rates`` only:
         engagement_events_per_usual_day_all / _{w}d, engagement_active_days_per_usual_day_all,
         engagement_core_events_per_usual_day_all: those counts over the *usual days*
             elapsed (``features.weekdays.usual_days_between``: calendar time weighted
@@ -50,7 +51,8 @@ def compute_engagement_features(
             ``MIN_USUAL_DAYS``). A quiet weekend then reads as the little time it
             is, not as days of silence: scored on a Monday at 00:00 every trial has
             just had one, and counts per calendar day put running trials 9-15%
-            below the truth in weekly backtests (issue 21).
+            below the truth in weekly backtests (issue 21; why the option is off by
+            default: ``EngagementConfig.usual_day_rates``).
         engagement_recency_usual_days: usual days since the last event (since
             trial start if none).
     """
@@ -109,17 +111,7 @@ def compute_engagement_features(
         per_active_day = np.where(active_all > 0, events_all / active_all, 0.0)
         active_share = active_all / np.maximum(np.ceil(elapsed_days), 1.0)
     events_recent, core_all = cut.count(recent), cut.count(is_core)
-    profile = list(activity_profile or [])
-    since_start = usual_days_between(cut.trial_start, cut.as_of, profile)
-    usual_all = np.maximum(since_start, MIN_USUAL_DAYS)
-    recent_from = np.maximum(cut.trial_start, cut.as_of - w * SECONDS_PER_DAY)
-    usual_recent = np.maximum(usual_days_between(recent_from, cut.as_of, profile), MIN_USUAL_DAYS)
-    seen = np.isfinite(last_age)
-    last_event = cut.as_of - np.round(np.where(seen, last_age, 0.0) * SECONDS_PER_DAY).astype(
-        np.int64
-    )
-    usual_recency = np.where(seen, usual_days_between(last_event, cut.as_of, profile), since_start)
-    return {
+    out = {
         "engagement_events_all": events_all,
         f"engagement_events_{w}d": events_recent,
         f"engagement_events_{LONG_WINDOW_DAYS}d": cut.count(long),
@@ -140,6 +132,40 @@ def compute_engagement_features(
         "engagement_recency_days": recency,
         f"engagement_trend_{w}d": trend,
         "engagement_decayed_score": cut.count(weights=decay),
+    }
+    if config.usual_day_rates:
+        out |= _usual_day_rates(
+            cut,
+            w,
+            activity_profile,
+            last_age,
+            counts=(events_all, events_recent, active_all, core_all),
+        )
+    return out
+
+
+def _usual_day_rates(
+    cut: EventCut,
+    w: int,
+    activity_profile: list[float] | None,
+    last_age: np.ndarray,
+    *,
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """The "per usual day" columns (``[engagement] usual_day_rates``): counts over
+    the usual days elapsed and recency in usual days (see the module's caller)."""
+    events_all, events_recent, active_all, core_all = counts
+    profile = list(activity_profile or [])
+    since_start = usual_days_between(cut.trial_start, cut.as_of, profile)
+    usual_all = np.maximum(since_start, MIN_USUAL_DAYS)
+    recent_from = np.maximum(cut.trial_start, cut.as_of - w * SECONDS_PER_DAY)
+    usual_recent = np.maximum(usual_days_between(recent_from, cut.as_of, profile), MIN_USUAL_DAYS)
+    seen = np.isfinite(last_age)
+    last_event = cut.as_of - np.round(np.where(seen, last_age, 0.0) * SECONDS_PER_DAY).astype(
+        np.int64
+    )
+    usual_recency = np.where(seen, usual_days_between(last_event, cut.as_of, profile), since_start)
+    return {
         "engagement_events_per_usual_day_all": events_all / usual_all,
         f"engagement_events_per_usual_day_{w}d": events_recent / usual_recent,
         "engagement_active_days_per_usual_day_all": active_all / usual_all,

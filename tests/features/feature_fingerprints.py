@@ -12,9 +12,9 @@ regenerates them (only when a change of features is intended).
 Regenerated since: issue 21, session 8 (branch ``forecast4``), for the three weekend
 timing inputs (``features.weekdays``): the only change was three added float columns
 in every frame; every earlier column's sums were equal within ``FLOAT_RTOL``.
-Again in issue 21, session 9, for the five "per usual day" engagement columns and the
-spec's ``activity_profile``: the spec hashes, the frames' column lists and five added
-float columns changed; every earlier column's sums were equal within ``FLOAT_RTOL``.
+Again in issue 21, session 9, for the spec's ``activity_profile`` (the company's week):
+only the two spec hashes changed; every frame is equal (the "per usual day" columns it
+feeds are off by default, ``[engagement] usual_day_rates``).
 """
 
 from __future__ import annotations

@@ -170,8 +170,11 @@ def test_per_usual_day_rates_read_a_quiet_weekend_as_little_time() -> None:
         for m in range(60)
     ]
     tables = Tables(events=make_events(rows), accounts=accounts)
-    config = make_config()
+    config = make_config(engagement={"usual_day_rates": True})
     spec = fit_feature_spec(tables, config)
+    # off by default: the columns are not built at all
+    plain = FeatureBuilder.from_tables(tables, make_config(), spec=spec)
+    assert not plain.build(np.array([0]), _s("2026-12-07")).filter(like="usual").columns.size
     assert (
         np.mean(spec.activity_profile[120:])
         < 0.5
