@@ -15,8 +15,6 @@ point-in-time correct by construction and needs no data, only the two moments.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY
@@ -45,20 +43,13 @@ def weekend_days_between(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
 
     NaN where either moment is missing (``NAT_SECONDS``).
     """
-    return _span(start, stop, lambda t: weekend_seconds_before(t) / SECONDS_PER_DAY)
-
-
-def _span(
-    start: np.ndarray, stop: np.ndarray, total_before: Callable[[np.ndarray], np.ndarray]
-) -> np.ndarray:
-    """``total_before(stop) - total_before(start)`` for a running total of time;
-    0 where ``stop <= start``, NaN where either moment is ``NAT_SECONDS``."""
     start = np.asarray(start, dtype=np.int64)
     stop = np.asarray(stop, dtype=np.int64)
     missing = (start == NAT_SECONDS) | (stop == NAT_SECONDS)
     lo = np.where(missing, 0, start)
     hi = np.where(missing, 0, np.maximum(stop, lo))
-    return np.where(missing, np.nan, total_before(hi) - total_before(lo))
+    days = (weekend_seconds_before(hi) - weekend_seconds_before(lo)) / SECONDS_PER_DAY
+    return np.where(missing, np.nan, days)
 
 
 def compute_weekend_timing(
@@ -159,4 +150,10 @@ def usual_days_between(start: np.ndarray, stop: np.ndarray, profile: list[float]
     weights = np.asarray(profile if profile else np.ones(HOURS_PER_WEEK), dtype=np.float64)
     weights = weights * (HOURS_PER_WEEK / weights.sum())  # mean 1: a week is 7 usual days
     cumulative = np.r_[0.0, np.cumsum(weights * SECONDS_PER_HOUR / SECONDS_PER_DAY)]
-    return _span(start, stop, lambda t: _usual_before(t, weights, cumulative))
+    start = np.asarray(start, dtype=np.int64)
+    stop = np.asarray(stop, dtype=np.int64)
+    missing = (start == NAT_SECONDS) | (stop == NAT_SECONDS)
+    lo = np.where(missing, 0, start)
+    hi = np.where(missing, 0, np.maximum(stop, lo))
+    days = _usual_before(hi, weights, cumulative) - _usual_before(lo, weights, cumulative)
+    return np.where(missing, np.nan, days)
