@@ -44,9 +44,10 @@ _MACROS = """{% macro cohort_table(cohorts, table_id, rows, counted) %}
 {% macro drift_table(model, table_id, rows) %}
 <p class="muted">Prediction drift (PSI): {{ psi(model.drift.prediction_psi) }}
 &middot; {{ model.drift.n_recent }} recent {{ rows }} vs {{ model.drift.n_reference }} in the training window</p>
-<table id="{{ table_id }}"><thead><tr><th>Feature</th><th class="num">PSI</th><th class="num">Share of gain</th><th>Material</th></tr></thead><tbody>
+<table id="{{ table_id }}"><thead><tr><th>Feature</th><th class="num">PSI</th><th class="num">Share of gain</th><th class="num">With near-copies</th><th>Material</th></tr></thead><tbody>
 {% for f in model.drift.top_features %}<tr><td>{{ f.feature }}</td><td class="num">{{ psi(f.psi) }}</td>
-<td class="num">{{ '%.0f%%'|format(100 * (f.importance or 0)) }}</td><td>{{ 'yes' if f.material else 'no' }}</td></tr>{% endfor %}
+<td class="num">{{ '%.0f%%'|format(100 * (f.importance or 0)) }}</td>
+<td class="num">{{ '%.0f%%'|format(100 * (f.group_importance or f.importance or 0)) }}</td><td>{{ 'yes' if f.material else 'no' }}</td></tr>{% endfor %}
 </tbody></table>
 {% endmacro %}
 {% macro alert_list(alerts, list_id) %}

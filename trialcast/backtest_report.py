@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trialcast.backtest_phases import phase_table, phase_verdict
+from trialcast.backtest_values import value_band_table
 
 
 def _pct(value: object) -> str:
@@ -43,6 +44,32 @@ def print_phase_table(phases: pd.DataFrame, console: Console) -> None:
     verdict = phase_verdict(table_data)
     if verdict:
         console.print(f"Phases vs the oracle: {verdict}", markup=False)
+
+
+def print_value_bands(phases: pd.DataFrame, console: Console) -> None:
+    """Expected conversions and revenue per quarter of estimated deal value (vs the oracle)."""
+    bands = value_band_table(phases)
+    if bands.empty:
+        return
+    has_oracle = not bands["oracle"].isna().all()
+    table = Table(title="Open trials by estimated deal value (all cohorts)")
+    cols = ["deal value", "trials", "expected", "oracle", "actual", "vs oracle"]
+    cols += ["expected revenue", "oracle revenue", "revenue vs oracle", "revenue vs actual"]
+    for col in cols if has_oracle else [c for c in cols if "oracle" not in c]:
+        table.add_column(col, justify="left" if col == "deal value" else "right")
+    for r in bands.itertuples():
+        cells = [str(r.band), f"{r.trials:,}", f"{r.expected:,.1f}"]
+        if has_oracle:
+            cells.append(f"{r.oracle:,.1f}")
+        cells.append(f"{r.actual:,.0f}")
+        if has_oracle:
+            cells.append(_pct(r.vs_oracle_pct))
+        cells.append(f"{r.expected_value:,.0f}")
+        if has_oracle:
+            cells += [f"{r.oracle_value:,.0f}", _pct(r.value_vs_oracle_pct)]
+        cells.append(_pct(r.value_vs_actual_pct))
+        table.add_row(*cells)
+    console.print(table)
 
 
 def print_honesty(summary: dict[str, float], console: Console) -> None:

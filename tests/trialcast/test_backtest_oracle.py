@@ -89,7 +89,8 @@ def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
     from rich.console import Console
 
     from trialcast.backtest_phases import phase_table
-    from trialcast.backtest_report import print_honesty, print_phase_table
+    from trialcast.backtest_report import print_honesty, print_phase_table, print_value_bands
+    from trialcast.backtest_values import value_band_table
 
     oracle = OracleTruth.read(company.root / "truth.parquet")
     row = evaluate_cohort(company.tables, company.config, COHORT, ORIGIN, oracle=oracle)
@@ -102,6 +103,11 @@ def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
     table = phase_table(phases)
     total = table[table["phase"] == "all"].iloc[0]
     assert total["vs_oracle_pct"] == pytest.approx(row["count_vs_oracle_pct"])
+    # By band of deal value: the revenue columns add up to the cohort's open revenue.
+    bands = value_band_table(phases)
+    everything = bands[bands["band"] == "all"].iloc[0]
+    assert everything["expected_value"] == pytest.approx(row["expected_open_value"])
+    assert everything["oracle"] == pytest.approx(row["oracle_expected_conversions"])
     # Value error against the truth's expected deal values, beside the count error.
     assert row["oracle_expected_open_value"] > 0 and np.isfinite(row["value_vs_oracle_pct"])
     # PIT and standardised error of both forecasts.
@@ -114,5 +120,7 @@ def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
     console = Console(record=True, width=160)
     print_phase_table(phases, console)
     print_honesty(summary, console)
+    print_value_bands(phases, console)
     text = console.export_text()
     assert "past end" in text and "vs oracle" in text and "RMS of standardised errors" in text
+    assert "revenue vs oracle" in text

@@ -15,7 +15,7 @@ from trialcast.monitoring.data_checks import check_accounts, check_event_types
 from trialcast.monitoring.drift import PSI_SHIFTED, compute_drift, psi
 from trialcast.monitoring.estimation import estimate_auc, estimation_summary
 from trialcast.monitoring.outcomes import poisson_binomial_p, run_outcome_test
-from trialcast.monitoring.verdict import Verdict, decide_verdict
+from trialcast.monitoring.verdict import Verdict, decide_verdict, input_alerts
 
 
 def cohort_frame(seed: int, *, shift: float = 0.0, shift_from_week: int = 0) -> pd.DataFrame:
@@ -128,6 +128,51 @@ def test_drift_counts_only_features_the_model_uses():
         ref, cur, {"used": 99.0, "unused": 1.0}, p_reference=p_ref, p_recent=p_cur
     )
     assert moved.shifted and moved.material["feature"].tolist() == ["used"]
+
+
+def test_near_copies_share_their_importance():
+    """The booster splits gain among inputs that say the same thing; their shift is
+    material when their gain together reaches the bar, not one by one."""
+    rng = np.random.default_rng(2)
+    base, other = rng.gamma(2.0, 3.0, 3000), rng.normal(0, 1, 3000)
+    ref = pd.DataFrame(
+        {
+            "per_day": base,
+            "per_usual_day": base * rng.uniform(0.95, 1.05, 3000),  # a near-copy
+            "alone": other,
+            "big": rng.normal(0, 1, 3000),
+        }
+    )
+    shifted = rng.gamma(2.0, 3.0, 800) * 1.8
+    cur = pd.DataFrame(
+        {
+            "per_day": shifted,
+            "per_usual_day": shifted * rng.uniform(0.95, 1.05, 800),
+            "alone": rng.normal(2.0, 1, 800),
+            "big": rng.normal(0, 1, 800),
+        }
+    )
+    gains = {"per_day": 3.0, "per_usual_day": 3.0, "alone": 3.0, "big": 91.0}
+    p_ref, p_cur = rng.beta(2, 5, 3000), rng.beta(2, 5, 800)
+    report = compute_drift(ref, cur, gains, p_reference=p_ref, p_recent=p_cur)
+    table = report.features.set_index("feature")
+    assert table.loc["per_day", "importance"] == pytest.approx(0.03)
+    assert table.loc["per_day", "group_importance"] == pytest.approx(0.06)
+    assert table.loc["alone", "group_importance"] == pytest.approx(0.03)
+    assert table.loc["big", "group_importance"] == pytest.approx(0.91)
+    assert sorted(report.material["feature"]) == ["per_day", "per_usual_day"]
+    assert report.shifted
+    # one by one, no input reaches the bar: the shared signal's move is not seen
+    lone = compute_drift(
+        ref[["per_day", "alone", "big"]],
+        cur[["per_day", "alone", "big"]],
+        {"per_day": 3.0, "alone": 3.0, "big": 91.0},
+        p_reference=p_ref,
+        p_recent=p_cur,
+    )
+    assert lone.material.empty and not lone.shifted
+    alerts = input_alerts("conversion", report)
+    assert any("6% with the inputs that move with it" in a.evidence for a in alerts)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,14 @@ above 0.25 the population moved. Harmless drift is told from harmful drift by
 weight: a feature counts as a *material* move only when the model leans on it
 (at least ``MATERIAL_IMPORTANCE`` of the total gain), and the predictions'
 own PSI says whether the score the business reads moved.
+
+A feature's weight is that of its near-copies together (``group_importance``:
+the gain of every input whose rank correlation with it on the reference is at
+least ``GROUP_CORRELATION``). The booster splits its gain among inputs that say
+the same thing (events per day and per usual day, say), so each copy alone can
+fall below the bar while the signal they share carries a large part of the
+model: counted one by one, adding such inputs hid a real input shift from the
+monitor (docs/benchmarks.md, session 10).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ PSI_SHIFTED = 0.25
 MATERIAL_IMPORTANCE = 0.05
 #: Fewer recent trials than this and drift is not judged.
 MIN_ROWS = 100
+#: Inputs whose rank correlation on the reference reaches this share their importance.
+GROUP_CORRELATION = 0.9
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,7 @@ class DriftReport:
 
     Attributes:
         features: ``feature``, ``psi``, ``importance`` (share of gain),
+            ``group_importance`` (share of gain with its near-copies),
             ``weighted`` (psi x importance), ``material``.
         prediction_psi: PSI of the probabilities.
         n_reference, n_recent: rows compared.
@@ -94,6 +105,41 @@ def _binned(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.append(counts, float((~finite).sum()))
 
 
+def _rank_correlations(reference: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Spearman correlations of the numeric ``names`` on the reference (0 elsewhere).
+
+    Missing values take the column's mean rank (they add no correlation); a
+    constant or non-numeric column correlates only with itself.
+    """
+    k = len(names)
+    out = np.eye(k)
+    numeric = [
+        i
+        for i, name in enumerate(names)
+        if pd.api.types.is_numeric_dtype(reference[name].dtype)
+        and not pd.api.types.is_bool_dtype(reference[name].dtype)
+    ]
+    if len(numeric) < 2 or len(reference) < 3:
+        return out
+    ranks = np.column_stack(
+        [
+            pd.to_numeric(reference[names[i]], errors="coerce").rank().to_numpy(np.float64)
+            for i in numeric
+        ]
+    )
+    finite = np.isfinite(ranks)
+    means = np.where(finite, ranks, 0.0).sum(axis=0) / np.maximum(finite.sum(axis=0), 1)
+    ranks = np.where(finite, ranks, means[None, :])
+    centred = ranks - ranks.mean(axis=0)
+    norms = np.sqrt((centred * centred).sum(axis=0))
+    varying = norms > 0
+    cols = np.asarray(numeric)[varying]
+    unit = centred[:, varying] / norms[varying]
+    out[np.ix_(cols, cols)] = np.clip(unit.T @ unit, -1.0, 1.0)
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
 def compute_drift(
     reference: pd.DataFrame,
     recent: pd.DataFrame,
@@ -104,24 +150,29 @@ def compute_drift(
 ) -> DriftReport:
     """PSI of every model feature and of the predictions (see the module docstring)."""
     total = sum(max(v, 0.0) for v in importance.values()) or 1.0
+    names = [n for n in importance if n in reference.columns and n in recent.columns]
+    shares = np.array([max(importance[n], 0.0) / total for n in names], dtype=np.float64)
+    near = np.abs(_rank_correlations(reference, names)) >= GROUP_CORRELATION
+    group_shares = near.astype(np.float64) @ shares
     rows = []
-    for name, gain in importance.items():
-        if name not in reference.columns or name not in recent.columns:
-            continue
+    for name, share, group_share in zip(names, shares, group_shares, strict=True):
         value = psi(reference[name], recent[name]) if len(recent) and len(reference) else np.nan
-        share = max(gain, 0.0) / total
         rows.append(
             {
                 "feature": name,
                 "psi": value,
-                "importance": share,
-                "weighted": (0.0 if np.isnan(value) else value) * share,
+                "importance": float(share),
+                "group_importance": float(group_share),
+                "weighted": (0.0 if np.isnan(value) else value) * float(share),
                 "material": bool(
-                    np.isfinite(value) and value >= PSI_SHIFTED and share >= MATERIAL_IMPORTANCE
+                    np.isfinite(value)
+                    and value >= PSI_SHIFTED
+                    and group_share >= MATERIAL_IMPORTANCE
                 ),
             }
         )
-    table = pd.DataFrame(rows, columns=["feature", "psi", "importance", "weighted", "material"])
+    columns = ["feature", "psi", "importance", "group_importance", "weighted", "material"]
+    table = pd.DataFrame(rows, columns=columns)
     table = table.sort_values("weighted", ascending=False, kind="mergesort", ignore_index=True)
     pred = (
         psi(pd.Series(p_reference), pd.Series(p_recent))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from models.kinds import model_kind
 from trialcast.monitoring.alerts import Alert, AlertKind
@@ -35,6 +37,16 @@ def outcome_alert(kind: str, test: OutcomeTest) -> Alert | None:
     )
 
 
+def _gain_text(row: Mapping[Hashable, Any], kind: str) -> str:
+    """The feature's share of the model's gain, and with its near-copies when that is more."""
+    own = 100 * float(row["importance"])
+    group = 100 * float(row.get("group_importance", row["importance"]))
+    text = f"{own:.0f}% of the {kind} model's gain"
+    if round(group) > round(own):
+        text += f", {group:.0f}% with the inputs that move with it"
+    return text
+
+
 def input_alerts(kind: str, drift: DriftReport, *, top: int = 3) -> list[Alert]:
     """Inputs alerts: the materially moved features (largest first) and the predictions."""
     if not drift.shifted:
@@ -45,7 +57,7 @@ def input_alerts(kind: str, drift: DriftReport, *, top: int = 3) -> list[Alert]:
             f"feature {row['feature']}",
             None,
             f"{row['feature']}: PSI {float(row['psi']):.2f} vs the training window "
-            f"({100 * float(row['importance']):.0f}% of the {kind} model's gain)",
+            f"({_gain_text(row, kind)})",
         )
         for row in drift.material.head(top).to_dict("records")
     ]
