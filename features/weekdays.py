@@ -15,6 +15,8 @@ point-in-time correct by construction and needs no data, only the two moments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from features.event_index import NAT_SECONDS, SECONDS_PER_DAY
@@ -38,18 +40,33 @@ def weekend_seconds_before(moment: np.ndarray) -> np.ndarray:
     return weeks * (2 * SECONDS_PER_DAY) + np.clip(into - _WEEKEND_FROM, 0, 2 * SECONDS_PER_DAY)
 
 
-def weekend_days_between(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """Days (fractional) of weekend in ``[start, stop)``; 0 where ``stop <= start``.
+def _span(
+    start: np.ndarray,
+    stop: np.ndarray,
+    total_before: Callable[[np.ndarray], np.ndarray],
+    unit: float,
+) -> np.ndarray:
+    """``(total_before(stop) - total_before(start)) / unit`` over ``[start, stop)``:
+    0 where ``stop <= start``, NaN where either moment is missing (``NAT_SECONDS``).
 
-    NaN where either moment is missing (``NAT_SECONDS``).
+    The running totals are subtracted before the division by ``unit``, so a span's
+    share of another (weekend days of the days elapsed) never exceeds 1 by rounding.
     """
     start = np.asarray(start, dtype=np.int64)
     stop = np.asarray(stop, dtype=np.int64)
     missing = (start == NAT_SECONDS) | (stop == NAT_SECONDS)
     lo = np.where(missing, 0, start)
     hi = np.where(missing, 0, np.maximum(stop, lo))
-    days = (weekend_seconds_before(hi) - weekend_seconds_before(lo)) / SECONDS_PER_DAY
-    return np.where(missing, np.nan, days)
+    amount = (total_before(hi) - total_before(lo)) / unit
+    return np.where(missing, np.nan, amount)
+
+
+def weekend_days_between(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Days (fractional) of weekend in ``[start, stop)``; 0 where ``stop <= start``.
+
+    NaN where either moment is missing (``NAT_SECONDS``).
+    """
+    return _span(start, stop, weekend_seconds_before, SECONDS_PER_DAY)
 
 
 def compute_weekend_timing(
@@ -150,10 +167,4 @@ def usual_days_between(start: np.ndarray, stop: np.ndarray, profile: list[float]
     weights = np.asarray(profile if profile else np.ones(HOURS_PER_WEEK), dtype=np.float64)
     weights = weights * (HOURS_PER_WEEK / weights.sum())  # mean 1: a week is 7 usual days
     cumulative = np.r_[0.0, np.cumsum(weights * SECONDS_PER_HOUR / SECONDS_PER_DAY)]
-    start = np.asarray(start, dtype=np.int64)
-    stop = np.asarray(stop, dtype=np.int64)
-    missing = (start == NAT_SECONDS) | (stop == NAT_SECONDS)
-    lo = np.where(missing, 0, start)
-    hi = np.where(missing, 0, np.maximum(stop, lo))
-    days = _usual_before(hi, weights, cumulative) - _usual_before(lo, weights, cumulative)
-    return np.where(missing, np.nan, days)
+    return _span(start, stop, lambda t: _usual_before(t, weights, cumulative), 1.0)
