@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
+from features.parallel import MAX_THREADS, thread_map, usable_cores
 from features.quarantine import RowLedger
 
 #: Below this many rows ``DataFrame.duplicated`` is used directly.
@@ -18,17 +17,7 @@ _FEW_REPEATS = 8
 #: Bits of the bitmap that finds rows with a repeated hash (2**24: 16 MB; with
 #: thousands of repeats, a few rows in a thousand share low bits by chance).
 _BITMAP_SIZE = 1 << 24
-#: Most threads the hashes are computed and sorted on (one block of rows each).
-_MAX_THREADS = 8
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _hash_inputs(frame: pd.DataFrame) -> list[np.ndarray]:
@@ -86,7 +75,7 @@ def hashes_and_repeats(
     """
     n = len(frame)
     inputs = _hash_inputs(frame)
-    blocks = max(1, min(threads or usable_cores(), _MAX_THREADS, n))
+    blocks = max(1, min(threads or usable_cores(), MAX_THREADS, n))
     bounds = _block_bounds(n, blocks)
     every = bool(consider.all())
     counts = [hi - lo if every else int(np.count_nonzero(consider[lo:hi])) for lo, hi in bounds]
@@ -105,11 +94,8 @@ def hashes_and_repeats(
             np.compress(consider[lo:hi], part, out=run)
         run.sort()
 
-    if blocks == 1:
-        hash_and_sort(0)
-    else:
-        with ThreadPoolExecutor(blocks) as pool:
-            list(pool.map(hash_and_sort, range(blocks)))  # list(): re-raises any error
+    thread_map(hash_and_sort, range(blocks), blocks)
+    if blocks > 1:
         ordered.sort(kind="stable")  # merges the sorted runs
     same = ordered[1:] == ordered[:-1]
     return hashes, np.unique(ordered[1:][same])
