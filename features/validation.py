@@ -26,6 +26,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from features.config import CONTRACT_COLUMNS, ValidationRules
+from features.parallel import thread_map
 from features.quarantine import InputError, Problem, RowLedger, ValidationReport, describe_value
 from features.row_duplicates import flag_duplicates
 from features.tables import TIMESTAMP_COLUMNS, Tables
@@ -235,26 +236,42 @@ def _schema_backends_without_hypothesis() -> None:
         del sys.modules["hypothesis"]
 
 
-def _kept_rows(frame: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
+#: From this many rows on, the kept rows' columns are copied on threads.
+_THREADED_MASK_ROWS = 1_000_000
+
+
+def _kept_rows(frame: pd.DataFrame, ok: np.ndarray, threads: int | None = None) -> pd.DataFrame:
     """``frame[ok]``, column by column on the numpy values (categoricals on their codes).
 
     ``DataFrame.__getitem__`` with a mask builds a 64-bit row index and runs
     pandas' general take on every column (seconds on 20M events when a single row
     is quarantined); a boolean mask on each column's own array is one pass.
+    The numpy masks run on ``threads`` threads, a column each (numpy releases the
+    GIL); by default one per usable core from ``_THREADED_MASK_ROWS`` rows on, else
+    one. 20M events, 4 columns, 2 cores, fresh processes: 0.11-0.81 -> 0.08-0.32 s.
     """
     if not frame.columns.is_unique:
         return frame[ok]
     columns: dict[object, object] = {}
+    arrays: dict[object, np.ndarray] = {}  # numpy arrays to mask: codes, numbers, timestamps
     for col in frame.columns:
         s = frame[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
-            codes = np.asarray(s.array.codes)[ok]
-            columns[col] = pd.Categorical.from_codes(codes, dtype=s.dtype, validate=False)
+            arrays[col] = np.asarray(s.array.codes)
         elif isinstance(s.dtype, np.dtype):  # numbers, naive timestamps: the ndarray itself
-            columns[col] = s.to_numpy(copy=False)[ok]
+            arrays[col] = s.to_numpy(copy=False)
         else:
             columns[col] = s.array[ok]
-    return pd.DataFrame(columns, copy=False)
+    if threads is None and len(frame) < _THREADED_MASK_ROWS:
+        threads = 1
+    kept = thread_map(lambda values: values[ok], list(arrays.values()), threads)
+    for name, values in zip(arrays, kept, strict=True):
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            columns[name] = pd.Categorical.from_codes(values, dtype=dtype, validate=False)
+        else:
+            columns[name] = values
+    return pd.DataFrame({col: columns[col] for col in frame.columns}, copy=False)
 
 
 def _finish(ledger: RowLedger, canon: pd.DataFrame) -> pd.DataFrame:

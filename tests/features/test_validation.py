@@ -360,7 +360,8 @@ def test_duplicate_detection_on_large_frames_matches_pandas(extra_copies: int) -
     np.testing.assert_array_equal(got, expected)
 
 
-def test_kept_rows_equal_a_boolean_mask_on_every_dtype() -> None:
+@pytest.mark.parametrize("threads", [None, 1, 3])  # columns masked on threads or not
+def test_kept_rows_equal_a_boolean_mask_on_every_dtype(threads: int | None) -> None:
     rng = np.random.default_rng(2)
     n = 500
     frame = pd.DataFrame(
@@ -378,7 +379,7 @@ def test_kept_rows_equal_a_boolean_mask_on_every_dtype() -> None:
     some = np.ones(n, dtype=bool)
     some[rng.choice(n, 64, replace=False)] = False  # the most still copied run by run
     for ok in (rng.random(n) > 0.2, np.arange(n) != 3, np.zeros(n, dtype=bool), edges, some):
-        got = _kept_rows(frame, ok).reset_index(drop=True)
+        got = _kept_rows(frame, ok, threads).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, frame[ok].reset_index(drop=True), check_exact=True)
 
 
