@@ -56,6 +56,7 @@ from trialcast.backtest_oracle import (
     summarise_oracle,
 )
 from trialcast.backtest_phases import phase_rows
+from trialcast.backtest_values import add_backtest_segments
 
 #: Cohort periods: trials started in one calendar month (default) or one week (Mon-Sun).
 PERIODS = {"month": "M", "week": "W-SUN"}
@@ -309,6 +310,7 @@ def evaluate_cohort(
     # who each row is and what its deal is worth: value error by deal size is read from these
     phases.insert(0, "account_id", np.asarray(open_ids[keep], dtype=object))
     phases["deal_value"] = open_values
+    phases = add_backtest_segments(phases, acc, config)
     row: dict[str, object] = {
         "cohort": cohort,
         "origin": pd.Timestamp(origin),

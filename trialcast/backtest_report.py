@@ -12,8 +12,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from trialcast.backtest_phases import phase_table, phase_verdict
-from trialcast.backtest_values import value_band_table
+from trialcast.backtest_phases import MIN_JUDGED_TRIALS, phase_table, phase_verdict
+from trialcast.backtest_values import segment_table, value_band_table
 
 
 def _pct(value: object) -> str:
@@ -68,6 +68,31 @@ def print_value_bands(phases: pd.DataFrame, console: Console) -> None:
         if has_oracle:
             cells += [f"{r.oracle_value:,.0f}", _pct(r.value_vs_oracle_pct)]
         cells.append(_pct(r.value_vs_actual_pct))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def print_segments(phases: pd.DataFrame, console: Console) -> None:
+    """Expected vs true-expected (oracle) vs actual conversions per forecast segment."""
+    data = segment_table(phases)
+    if data.empty:
+        return
+    data["judged"] = data["trials"] >= MIN_JUDGED_TRIALS
+    has_oracle = not data["oracle"].isna().all()
+    table = Table(title="Open trials by segment (all cohorts)")
+    cols = ["segment", "value", "trials", "expected", "oracle", "actual", "vs oracle"]
+    cols += ["revenue vs oracle", "vs actual"]
+    for col in cols if has_oracle else [c for c in cols if "oracle" not in c]:
+        table.add_column(col, justify="left" if col in ("segment", "value") else "right")
+    for r in data.itertuples():
+        few = "" if r.judged else " (few)"
+        cells = [str(r.segment), str(r.value), f"{r.trials:,}", f"{r.expected:,.1f}"]
+        if has_oracle:
+            cells.append(f"{r.oracle:,.1f}")
+        cells.append(f"{r.actual:,.0f}")
+        if has_oracle:
+            cells += [_pct(r.vs_oracle_pct) + few, _pct(r.value_vs_oracle_pct)]
+        cells.append(_pct(r.vs_actual_pct))
         table.add_row(*cells)
     console.print(table)
 

@@ -50,7 +50,7 @@ from trialcast.backtest import BacktestResult, run_rolling_backtest
 from trialcast.backtest_intervals import plot_pit_histogram
 from trialcast.backtest_oracle import OracleTruth
 from trialcast.backtest_phases import phase_table
-from trialcast.backtest_values import value_band_table
+from trialcast.backtest_values import segment_table, value_band_table
 
 
 @dataclass
@@ -386,7 +386,8 @@ def run_backtest(
     Writes ``backtest_cohorts.csv``, ``backtest_summary.csv``,
     ``backtest_phases.csv`` (expected conversions by trial phase and length),
     ``backtest_value_bands.csv`` (expected conversions and revenue by quarter of
-    estimated deal value),
+    estimated deal value), ``backtest_segments.csv`` (the same per forecast
+    segment: size band, plan...),
     ``backtest_open_trials.csv`` (the rows behind it: one per open trial of each
     cohort, with its probability, the oracle's and the outcome),
     ``backtest_forecast_vs_actual.png``, ``backtest_pit.png`` (interval honesty)
@@ -408,6 +409,7 @@ def run_backtest(
         "summary": write_csv(pd.DataFrame([result.summary]), out / "backtest_summary.csv"),
         "phases": write_csv(phase_table(result.phases), out / "backtest_phases.csv"),
         "value_bands": write_csv(value_band_table(result.phases), out / "backtest_value_bands.csv"),
+        "segments": write_csv(segment_table(result.phases), out / "backtest_segments.csv"),
         "open_trials": write_csv(result.phases, out / "backtest_open_trials.csv"),
     }
     if pictures:

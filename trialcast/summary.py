@@ -97,7 +97,12 @@ def print_feature_summary(result: FeatureRunResult, console: Console | None = No
 
 def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
     """Per-cohort forecast vs actual, then MAPE and P10-P90 coverage."""
-    from trialcast.backtest_report import print_honesty, print_phase_table, print_value_bands
+    from trialcast.backtest_report import (
+        print_honesty,
+        print_phase_table,
+        print_segments,
+        print_value_bands,
+    )
 
     table = Table(title="Backtest: forecast at each cohort's end vs actual revenue")
     vs_oracle = "count_vs_oracle_pct" in run.result.cohorts.columns
@@ -121,6 +126,7 @@ def print_backtest_summary(run: BacktestRunResult, console: Console) -> None:
     console.print(table)
     print_phase_table(run.result.phases, console)
     print_value_bands(run.result.phases, console)
+    print_segments(run.result.phases, console)
     s = run.result.summary
     console.print(
         f"MAPE {s.get('mape', float('nan')):.2f}%, P10-P90 coverage {s.get('coverage', float('nan')):.0f}% "

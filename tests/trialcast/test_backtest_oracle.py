@@ -89,8 +89,13 @@ def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
     from rich.console import Console
 
     from trialcast.backtest_phases import phase_table
-    from trialcast.backtest_report import print_honesty, print_phase_table, print_value_bands
-    from trialcast.backtest_values import value_band_table
+    from trialcast.backtest_report import (
+        print_honesty,
+        print_phase_table,
+        print_segments,
+        print_value_bands,
+    )
+    from trialcast.backtest_values import segment_table, value_band_table
 
     oracle = OracleTruth.read(company.root / "truth.parquet")
     row = evaluate_cohort(company.tables, company.config, COHORT, ORIGIN, oracle=oracle)
@@ -108,6 +113,12 @@ def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
     everything = bands[bands["band"] == "all"].iloc[0]
     assert everything["expected_value"] == pytest.approx(row["expected_open_value"])
     assert everything["oracle"] == pytest.approx(row["oracle_expected_conversions"])
+    # By forecast segment (size band, firmographics): each segment's values add up.
+    segments = segment_table(phases)
+    assert "company_size_band" in set(segments["segment"])
+    for _, part in segments.groupby("segment"):
+        assert part["trials"].sum() == len(phases)
+        assert part["oracle"].sum() == pytest.approx(row["oracle_expected_conversions"])
     # Value error against the truth's expected deal values, beside the count error.
     assert row["oracle_expected_open_value"] > 0 and np.isfinite(row["value_vs_oracle_pct"])
     # PIT and standardised error of both forecasts.
@@ -121,6 +132,7 @@ def test_phase_table_and_honesty_scores_come_with_the_oracle(company):
     print_phase_table(phases, console)
     print_honesty(summary, console)
     print_value_bands(phases, console)
+    print_segments(phases, console)
     text = console.export_text()
     assert "past end" in text and "vs oracle" in text and "RMS of standardised errors" in text
-    assert "revenue vs oracle" in text
+    assert "revenue vs oracle" in text and "Open trials by segment" in text

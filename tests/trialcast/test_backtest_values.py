@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from trialcast.backtest_report import print_value_bands
-from trialcast.backtest_values import value_band_table
+from trialcast.backtest_report import print_segments, print_value_bands
+from trialcast.backtest_values import segment_table, value_band_table
 
 
 def _rows(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -68,3 +68,29 @@ def test_without_values_or_oracle_the_table_says_only_what_it_knows():
     console = Console(record=True, width=200)
     print_value_bands(rows, console)
     assert "revenue vs oracle" in console.export_text()
+
+
+def test_segments_sum_per_value_and_show_whose_probabilities_are_off():
+    rows = _rows()
+    big = rows["deal_value"] > np.median(rows["deal_value"])
+    size = np.where(big, ">1000", np.where(np.arange(len(rows)) % 3 == 0, "<=10", "10-50"))
+    assert sorted({">1000", "<=10", "10-50"})[0] == "10-50"  # as text, a middle band first
+    rows["segment_company_size_band"] = size
+    rows["segment_plan"] = np.where(np.arange(len(rows)) % 2 == 0, "team", "starter")
+    table = segment_table(rows)
+    assert set(table["segment"]) == {"company_size_band", "plan"}
+    for _, part in table.groupby("segment"):
+        assert part["trials"].sum() == len(rows)
+        assert part["expected"].sum() == pytest.approx(rows["p"].sum())
+        assert part["oracle"].sum() == pytest.approx(rows["oracle"].sum())
+    bands = table[table["segment"] == "company_size_band"]
+    assert list(bands["value"]) == ["<=10", "10-50", ">1000"]  # in size order, not as text
+    by_size = bands.set_index("value")
+    assert by_size.loc[">1000", "vs_oracle_pct"] == pytest.approx(20.0)
+    small = by_size.loc[["<=10", "10-50"]]
+    assert small["expected"].sum() / small["oracle"].sum() == pytest.approx(0.9)
+    console = Console(record=True, width=200)
+    print_segments(rows, console)
+    text = console.export_text()
+    assert "Open trials by segment" in text and ">1000" in text and "+20.0%" in text
+    assert segment_table(rows.drop(columns=["segment_company_size_band", "segment_plan"])).empty
