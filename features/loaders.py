@@ -126,12 +126,22 @@ def use_returning_memory_pool() -> None:
 
 
 def _read_parquet(path: Path, dict_cols: set[str]) -> pa.Table:
+    """One Parquet file, its text id columns dictionary-encoded.
+
+    Read with ``ParquetFile.read`` rather than ``pq.read_table`` (the dataset
+    scanner): the scanner cuts every row group into 128K-row batches, and pandas
+    then joins 160 chunks per column at 20M events, unifying each chunk's dictionary
+    again (the 8 batches of a row group share one); ``ParquetFile`` gives a chunk per
+    row group (20) and one chunk for plain columns. Same table, same category order.
+    20M events, 5 fresh-process pairs: Arrow -> pandas 0.58 -> 0.46 s (median).
+    """
     schema = pq.read_schema(path)
     textual = [
         f.name for f in schema
         if f.name in dict_cols and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
     ]  # fmt: skip
-    return pq.read_table(path, read_dictionary=textual)
+    with pq.ParquetFile(path, read_dictionary=textual) as file:
+        return file.read()
 
 
 def _dictionary_encode(table: pa.Table, dict_cols: set[str]) -> pa.Table:
