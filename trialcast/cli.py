@@ -50,9 +50,10 @@ def _startup(
     ] = False,
 ) -> None:
     """trialcast: which trials convert, which customers churn, why, and what it means for revenue."""
-    from trialcast.runtime import disable_telemetry, quiet_libraries
+    from trialcast.runtime import disable_telemetry, passive_openmp_when_busy, quiet_libraries
 
     disable_telemetry()
+    passive_openmp_when_busy()
     quiet_libraries(verbose)
 
 

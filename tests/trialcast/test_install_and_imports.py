@@ -75,3 +75,31 @@ def test_cli_start_up_switches_library_telemetry_off_but_keeps_a_users_choice(mo
     _startup(verbose=False)
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert os.environ["BENTOML_DO_NOT_TRACK"] == "false"
+
+
+def test_openmp_threads_sleep_only_when_the_cores_are_busy():
+    assert runtime.openmp_wait_policy(0.5, 2) is None  # quiet: spinning is 30% faster
+    assert runtime.openmp_wait_policy(1.9, 2) is None
+    assert runtime.openmp_wait_policy(2.0, 2) == "PASSIVE"  # busy: sleeping is 1.5x faster
+    assert runtime.openmp_wait_policy(5.0, 8) is None
+
+
+def test_cli_start_up_sets_the_openmp_policy_by_load_but_keeps_a_users_choice(monkeypatch):
+    monkeypatch.setattr(runtime, "quiet_libraries", lambda verbose: None)
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.setenv(name, "")  # recorded, so the test restores it
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    _startup(verbose=False)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    _startup(verbose=False)
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")  # the user's own choice of waiting
+    _startup(verbose=False)
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    _startup(verbose=False)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
