@@ -21,26 +21,52 @@ def _pct(value: object) -> str:
     return "-" if np.isnan(number) else f"{number:+.1f}%"
 
 
+def _print_rows(
+    console: Console,
+    title: str,
+    rows: list[dict[str, str]],
+    *,
+    left: tuple[str, ...],
+    has_oracle: bool,
+) -> None:
+    """A table of ``rows`` (column -> text, in order); the oracle's columns only with
+    an oracle, the ``left`` columns left-aligned and the numbers right-aligned."""
+    if not rows:
+        return
+    columns = [c for c in rows[0] if has_oracle or "oracle" not in c]
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right")
+    for row in rows:
+        table.add_row(*(row[c] for c in columns))
+    console.print(table)
+
+
 def print_phase_table(phases: pd.DataFrame, console: Console) -> None:
     """Expected vs true-expected (oracle) vs actual conversions per trial length and phase."""
     table_data = phase_table(phases)
     if table_data.empty:
         return
-    has_oracle = not table_data["oracle"].isna().all()
-    table = Table(title="Open trials by trial length and phase at the origin (all cohorts)")
-    cols = ["length", "phase", "trials", "expected", "oracle", "actual", "vs oracle", "vs actual"]
-    for col in cols if has_oracle else [c for c in cols if "oracle" not in c]:
-        table.add_column(col, justify="left" if col in ("length", "phase") else "right")
-    for r in table_data.itertuples():
-        cells = [str(r.length), str(r.phase), f"{r.trials:,}", f"{r.expected:,.1f}"]
-        if has_oracle:
-            cells.append(f"{r.oracle:,.1f}")
-        cells.append(f"{r.actual:,.0f}")
-        if has_oracle:
-            cells.append(_pct(r.vs_oracle_pct) + ("" if r.judged else " (few)"))
-        cells.append(_pct(r.vs_actual_pct))
-        table.add_row(*cells)
-    console.print(table)
+    rows = [
+        {
+            "length": str(r.length),
+            "phase": str(r.phase),
+            "trials": f"{r.trials:,}",
+            "expected": f"{r.expected:,.1f}",
+            "oracle": f"{r.oracle:,.1f}",
+            "actual": f"{r.actual:,.0f}",
+            "vs oracle": _pct(r.vs_oracle_pct) + ("" if r.judged else " (few)"),
+            "vs actual": _pct(r.vs_actual_pct),
+        }
+        for r in table_data.itertuples()
+    ]
+    _print_rows(
+        console,
+        "Open trials by trial length and phase at the origin (all cohorts)",
+        rows,
+        left=("length", "phase"),
+        has_oracle=not table_data["oracle"].isna().all(),
+    )
     verdict = phase_verdict(table_data)
     if verdict:
         console.print(f"Phases vs the oracle: {verdict}", markup=False)
@@ -51,25 +77,28 @@ def print_value_bands(phases: pd.DataFrame, console: Console) -> None:
     bands = value_band_table(phases)
     if bands.empty:
         return
-    has_oracle = not bands["oracle"].isna().all()
-    table = Table(title="Open trials by estimated deal value (all cohorts)")
-    cols = ["deal value", "trials", "expected", "oracle", "actual", "vs oracle"]
-    cols += ["expected revenue", "oracle revenue", "revenue vs oracle", "revenue vs actual"]
-    for col in cols if has_oracle else [c for c in cols if "oracle" not in c]:
-        table.add_column(col, justify="left" if col == "deal value" else "right")
-    for r in bands.itertuples():
-        cells = [str(r.band), f"{r.trials:,}", f"{r.expected:,.1f}"]
-        if has_oracle:
-            cells.append(f"{r.oracle:,.1f}")
-        cells.append(f"{r.actual:,.0f}")
-        if has_oracle:
-            cells.append(_pct(r.vs_oracle_pct))
-        cells.append(f"{r.expected_value:,.0f}")
-        if has_oracle:
-            cells += [f"{r.oracle_value:,.0f}", _pct(r.value_vs_oracle_pct)]
-        cells.append(_pct(r.value_vs_actual_pct))
-        table.add_row(*cells)
-    console.print(table)
+    rows = [
+        {
+            "deal value": str(r.band),
+            "trials": f"{r.trials:,}",
+            "expected": f"{r.expected:,.1f}",
+            "oracle": f"{r.oracle:,.1f}",
+            "actual": f"{r.actual:,.0f}",
+            "vs oracle": _pct(r.vs_oracle_pct),
+            "expected revenue": f"{r.expected_value:,.0f}",
+            "oracle revenue": f"{r.oracle_value:,.0f}",
+            "revenue vs oracle": _pct(r.value_vs_oracle_pct),
+            "revenue vs actual": _pct(r.value_vs_actual_pct),
+        }
+        for r in bands.itertuples()
+    ]
+    _print_rows(
+        console,
+        "Open trials by estimated deal value (all cohorts)",
+        rows,
+        left=("deal value",),
+        has_oracle=not bands["oracle"].isna().all(),
+    )
 
 
 def print_segments(phases: pd.DataFrame, console: Console) -> None:
@@ -78,23 +107,27 @@ def print_segments(phases: pd.DataFrame, console: Console) -> None:
     if data.empty:
         return
     data["judged"] = data["trials"] >= MIN_JUDGED_TRIALS
-    has_oracle = not data["oracle"].isna().all()
-    table = Table(title="Open trials by segment (all cohorts)")
-    cols = ["segment", "value", "trials", "expected", "oracle", "actual", "vs oracle"]
-    cols += ["revenue vs oracle", "vs actual"]
-    for col in cols if has_oracle else [c for c in cols if "oracle" not in c]:
-        table.add_column(col, justify="left" if col in ("segment", "value") else "right")
-    for r in data.itertuples():
-        few = "" if r.judged else " (few)"
-        cells = [str(r.segment), str(r.value), f"{r.trials:,}", f"{r.expected:,.1f}"]
-        if has_oracle:
-            cells.append(f"{r.oracle:,.1f}")
-        cells.append(f"{r.actual:,.0f}")
-        if has_oracle:
-            cells += [_pct(r.vs_oracle_pct) + few, _pct(r.value_vs_oracle_pct)]
-        cells.append(_pct(r.vs_actual_pct))
-        table.add_row(*cells)
-    console.print(table)
+    rows = [
+        {
+            "segment": str(r.segment),
+            "value": str(r.value),
+            "trials": f"{r.trials:,}",
+            "expected": f"{r.expected:,.1f}",
+            "oracle": f"{r.oracle:,.1f}",
+            "actual": f"{r.actual:,.0f}",
+            "vs oracle": _pct(r.vs_oracle_pct) + ("" if r.judged else " (few)"),
+            "revenue vs oracle": _pct(r.value_vs_oracle_pct),
+            "vs actual": _pct(r.vs_actual_pct),
+        }
+        for r in data.itertuples()
+    ]
+    _print_rows(
+        console,
+        "Open trials by segment (all cohorts)",
+        rows,
+        left=("segment", "value"),
+        has_oracle=not data["oracle"].isna().all(),
+    )
 
 
 def print_honesty(summary: dict[str, float], console: Console) -> None:

@@ -44,6 +44,50 @@ def _band_labels(edges: np.ndarray) -> list[str]:
     return names
 
 
+def _money(rows: pd.DataFrame, value: np.ndarray) -> pd.DataFrame:
+    """Per row: ``p``, ``oracle``, ``won`` and each of them times the deal ``value``."""
+    p = rows["p"].to_numpy(dtype=np.float64)
+    oracle = rows["oracle"].to_numpy(dtype=np.float64)
+    won = rows["won"].to_numpy(dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "p": p,
+            "oracle": oracle,
+            "won": won,
+            "p_value": p * value,
+            "oracle_value": oracle * value,
+            "won_value": won * value,
+        }
+    )
+
+
+def _sums(money: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
+    """Trials and expected / oracle / actual conversions and revenue per key (the
+    oracle's sums stay NaN where it has no values)."""
+
+    def oracle_sum(s: pd.Series) -> float:
+        return float(s.sum(min_count=1))
+
+    return money.groupby(keys, sort=True).agg(
+        trials=("p", "size"),
+        expected=("p", "sum"),
+        oracle=("oracle", oracle_sum),
+        actual=("won", "sum"),
+        expected_value=("p_value", "sum"),
+        oracle_value=("oracle_value", oracle_sum),
+        actual_value=("won_value", "sum"),
+    )
+
+
+def _errors(table: pd.DataFrame) -> pd.DataFrame:
+    """The sums' errors in percent: conversions and revenue vs the oracle and the actual."""
+    table["vs_oracle_pct"] = 100.0 * (table["expected"] / table["oracle"] - 1.0)
+    table["vs_actual_pct"] = 100.0 * (table["expected"] / table["actual"] - 1.0)
+    table["value_vs_oracle_pct"] = 100.0 * (table["expected_value"] / table["oracle_value"] - 1.0)
+    table["value_vs_actual_pct"] = 100.0 * (table["expected_value"] / table["actual_value"] - 1.0)
+    return table
+
+
 def value_band_table(rows: pd.DataFrame, *, n_bands: int = N_BANDS) -> pd.DataFrame:
     """Expected, true-expected and actual conversions and revenue per band of deal value.
 
@@ -59,47 +103,16 @@ def value_band_table(rows: pd.DataFrame, *, n_bands: int = N_BANDS) -> pd.DataFr
     usable = np.isfinite(value)
     if usable.sum() < n_bands:
         return pd.DataFrame()
-    part = rows.loc[usable]
     v = value[usable]
     edges = np.quantile(v, np.linspace(0.0, 1.0, n_bands + 1))
     band = np.clip(np.searchsorted(edges[1:-1], v, side="right"), 0, n_bands - 1)
-    labels = np.asarray(_band_labels(edges), dtype=object)
-    frame = pd.DataFrame(
-        {
-            "band": labels[band],
-            "order": band,
-            "p": part["p"].to_numpy(dtype=np.float64),
-            "oracle": part["oracle"].to_numpy(dtype=np.float64),
-            "won": part["won"].to_numpy(dtype=np.float64),
-            "value": v,
-        }
-    )
-    frame["p_value"] = frame["p"] * frame["value"]
-    frame["oracle_value"] = frame["oracle"] * frame["value"]
-    frame["won_value"] = frame["won"] * frame["value"]
-
-    def aggregate(group: pd.DataFrame) -> dict[str, float]:
-        return {
-            "trials": float(len(group)),
-            "expected": float(group["p"].sum()),
-            "oracle": float(group["oracle"].sum(min_count=1)),
-            "actual": float(group["won"].sum()),
-            "expected_value": float(group["p_value"].sum()),
-            "oracle_value": float(group["oracle_value"].sum(min_count=1)),
-            "actual_value": float(group["won_value"].sum()),
-        }
-
-    records = [
-        {"band": name, **aggregate(group)}
-        for (_, name), group in frame.groupby(["order", "band"], sort=True)
-    ]
-    records.append({"band": "all", **aggregate(frame)})
-    table = pd.DataFrame(records)
+    money = _money(rows.loc[usable], v)
+    by_band = _sums(money, band)
+    by_band.index = np.asarray(_band_labels(edges), dtype=object)[by_band.index]
+    everything = _sums(money, np.zeros(len(money), dtype=np.int64)).set_axis(["all"])
+    table = pd.concat([by_band, everything]).rename_axis("band").reset_index()
     table["trials"] = table["trials"].astype(int)
-    table["vs_oracle_pct"] = 100.0 * (table["expected"] / table["oracle"] - 1.0)
-    table["value_vs_oracle_pct"] = 100.0 * (table["expected_value"] / table["oracle_value"] - 1.0)
-    table["value_vs_actual_pct"] = 100.0 * (table["expected_value"] / table["actual_value"] - 1.0)
-    return table
+    return _errors(table).drop(columns="vs_actual_pct")
 
 
 def add_backtest_segments(
@@ -149,38 +162,20 @@ def segment_table(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty or not columns:
         return pd.DataFrame()
     value = (
-        pd.to_numeric(rows["deal_value"], errors="coerce")
+        pd.to_numeric(rows["deal_value"], errors="coerce").to_numpy(dtype=np.float64)
         if "deal_value" in rows.columns
-        else pd.Series(np.nan, index=rows.index)
+        else np.full(len(rows), np.nan)
     )
-    base = pd.DataFrame(
-        {
-            "p": rows["p"].to_numpy(dtype=np.float64),
-            "oracle": rows["oracle"].to_numpy(dtype=np.float64),
-            "won": rows["won"].to_numpy(dtype=np.float64),
-            "p_value": (rows["p"] * value).to_numpy(dtype=np.float64),
-            "oracle_value": (rows["oracle"] * value).to_numpy(dtype=np.float64),
-        }
-    )
+    money = _money(rows, value)
     parts = []
     for col in columns:
-        grouped = base.groupby(rows[col].astype(str).to_numpy(), sort=True).agg(
-            trials=("p", "size"),
-            expected=("p", "sum"),
-            oracle=("oracle", lambda s: s.sum(min_count=1)),
-            actual=("won", "sum"),
-            expected_value=("p_value", "sum"),
-            oracle_value=("oracle_value", lambda s: s.sum(min_count=1)),
-        )
+        grouped = _sums(money, rows[col].astype(str).to_numpy())
         grouped = grouped.iloc[
             sorted(range(len(grouped)), key=lambda i: _band_key(grouped.index[i]))
         ]
         grouped.insert(0, "segment", col.removeprefix(SEGMENT_PREFIX))
         parts.append(grouped.rename_axis("value").reset_index())
-    table = pd.concat(parts, ignore_index=True)
-    table["vs_oracle_pct"] = 100.0 * (table["expected"] / table["oracle"] - 1.0)
-    table["vs_actual_pct"] = 100.0 * (table["expected"] / table["actual"] - 1.0)
-    table["value_vs_oracle_pct"] = 100.0 * (table["expected_value"] / table["oracle_value"] - 1.0)
+    table = _errors(pd.concat(parts, ignore_index=True))
     return table[
         [
             "segment",

@@ -50,14 +50,15 @@ def passive_openmp_when_busy() -> None:
     """
     import os
 
+    from features.parallel import usable_cores
+
     if OPENMP_WAIT_ENV in os.environ or GOMP_SPIN_ENV in os.environ:
         return
     try:
         load = os.getloadavg()[0]
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux / no load average
+    except (AttributeError, OSError):  # not on Unix / no load average
         return
-    policy = openmp_wait_policy(load, cores)
+    policy = openmp_wait_policy(load, usable_cores())
     if policy is not None:
         os.environ[OPENMP_WAIT_ENV] = policy
 
