@@ -37,7 +37,10 @@ LATEST = datetime(2200, 1, 1)
 def _naive_utc(value: datetime) -> datetime:
     """Timezone-aware moments become naive UTC (the tables' form); far-off years are refused."""
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 with a positive offset is before year 1 in UTC
+            value = datetime.min
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return value

@@ -305,6 +305,9 @@ def test_account_lookup_and_ranked_list(server, store):
         ("/score", {"accounts": [{"account_id": "a", "features": {"activation_rate_all": "hi"}}]},
          400, "activation_rate_all"),
         ("/score", {"accounts": [{"account_id": "a", "features": {}}], "top_k": 999}, 400, "top_k"),
+        # found by schemathesis: year 1 at +00:01 is before year 1 in UTC (was a 500)
+        ("/score", {"accounts": [{"account_id": "a", "features": {}}],
+                    "as_of": "0001-01-01T00:00:00+00:01"}, 400, "as_of"),
         ("/score", {"accounts": []}, 400, "accounts"),
         ("/score", {"accounts": [{"features": {}}]}, 400, "account_id"),
         ("/score", {"accounts": [{"account_id": "a", "features": {}, "deal_value": -5}]}, 400, "deal_value"),
