@@ -54,6 +54,7 @@ from pydantic import Field, StringConstraints
 import serving.funnel_routes  # registers /funnel and /ui/funnel on `web`
 import serving.health_routes  # registers the Model health page and gauges on `web`
 import serving.ui_routes  # noqa: F401 - registers the sales view's pages on `web`
+from features.parallel import usable_cores
 from serving.http_errors import ErrorShapeMiddleware, install_route_metrics, quiet_client_errors
 from serving.request_parsing import install_request_parsing
 from serving.schemas import (
@@ -93,7 +94,9 @@ INLINE_ACCOUNTS = 8
 
 
 def serving_workers() -> int:
-    """Worker processes: ``TRIALCAST_WORKERS``, else one per CPU core and at least two.
+    """Worker processes: ``TRIALCAST_WORKERS``, else one per core this process may run on
+    (its CPU affinity: a container or ``taskset`` limited to 2 of 64 cores gets 2) and at
+    least two.
 
     At least two, so a crashed worker does not drop requests while it restarts (the
     other one keeps accepting on the shared socket).
@@ -101,7 +104,7 @@ def serving_workers() -> int:
     raw = os.environ.get(ENV_WORKERS, "").strip()
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
-    return max(MIN_WORKERS, os.cpu_count() or 1)
+    return max(MIN_WORKERS, usable_cores())
 
 
 def tracing_config() -> dict[str, Any]:
