@@ -40,6 +40,17 @@ __all__ = [
 ]
 
 
+#: Days after trial end at which open trials are snapshotted by default (those inside
+#: the conversion window are kept).
+DEFAULT_POST_TRIAL_DAYS = (1, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365)
+#: Days before the conversion window closes at which open trials are snapshotted too
+#: by default: the last week of the window, where the chance left falls to nothing
+#: (with a 30-day window the grid above stopped at 21 days after the end, and trials
+#: 3-4 weeks past their end were forecast at 1.8-26x their true chance:
+#: docs/benchmarks.md, session 11).
+WINDOW_TAIL_DAYS = (7, 3, 1)
+
+
 class TrialConfig(_Strict):
     """Trial, conversion and churn windows, in days.
 
@@ -70,7 +81,10 @@ class TrialConfig(_Strict):
         post_trial_snapshot_days: days after trial end at which trials still open
             are snapshotted too (the state ``score`` and ``forecast`` meet for
             trials deciding after their end); default 1, 3, 7, 14, 21, 30, 45, 60,
-            90 ... kept while inside the conversion window.
+            90 ... kept while inside the conversion window, plus 7, 3 and 1 days
+            before the window closes (``WINDOW_TAIL_DAYS``): a trial's chance falls
+            to nothing as its window runs out, and without rows there the model
+            carried the last snapshot's chance to the window's end.
         churn_horizon_days: churn label = churned within this many days of a snapshot.
         churn_snapshot_every_days: spacing of churn snapshots of paying accounts.
         conversion_flag: for exports with no conversion date: an accounts column
@@ -120,9 +134,13 @@ class TrialConfig(_Strict):
         days = self.post_trial_snapshot_days
         if days is None and self.conversion_flag is not None:
             return []  # a flag places conversions at trial end: no timing after it
+        window = self.conversion_window_days
         if days is None:
-            days = [1, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365]
-        return [d for d in days if d < self.conversion_window_days]
+            days = sorted(
+                {d for d in DEFAULT_POST_TRIAL_DAYS if d < window}
+                | {window - d for d in WINDOW_TAIL_DAYS if window - d > 0}
+            )
+        return [d for d in days if d < window]
 
 
 class ValidationRules(_Strict):

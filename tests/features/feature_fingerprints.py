@@ -15,6 +15,9 @@ in every frame; every earlier column's sums were equal within ``FLOAT_RTOL``.
 Again in issue 21, session 9, for the spec's ``activity_profile`` (the company's week):
 only the two spec hashes changed; every frame is equal (the "per usual day" columns it
 feeds are off by default, ``[engagement] usual_day_rates``).
+Again in issue 21, session 11, for the snapshots in the last week of the conversion
+window (``features.config.WINDOW_TAIL_DAYS``): only the trial training sets changed,
+by the added ``end_<k>d`` rows; without them each set's hash equals the stored one.
 """
 
 from __future__ import annotations

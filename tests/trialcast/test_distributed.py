@@ -321,6 +321,10 @@ def test_dask_training_applies_the_promotion_gate(client, tmp_path, case):
     else:
         demo = no_signal(base, seed=2)
         config = _dask_company(tmp_path, demo)
+        # Behaviour says nothing here, but the chance left past trial end falls as the
+        # conversion window runs out (snapshotted up to its last day), so timing alone can
+        # beat the base rate: then the verdict is the timing one
+        # (tests/training/test_timing_gate.py). Either refuses the model.
         expected = "no lift found"
     address = client.scheduler.address
     run_features_dask(config, tmp_path / "features", scheduler=address, n_partitions=3)
@@ -332,7 +336,10 @@ def test_dask_training_applies_the_promotion_gate(client, tmp_path, case):
         kinds=("conversion",),
         record=RecordTarget(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
     )
-    assert trained.verdicts["conversion"] == expected
+    verdict = trained.verdicts["conversion"]
+    if case == "no-signal" and verdict == "no lift beyond timing":
+        expected = verdict
+    assert verdict == expected
     assert "conversion" not in trained.models
     assert expected.upper() in trained.refused["conversion"]
     rejected = tmp_path / "models" / "rejected" / "conversion"
