@@ -94,6 +94,7 @@ def signed_in_chromium(browser: Browser, server: str, token: str) -> Iterator[tu
     through the login form, and the base URL to open pages at (``localhost``: the session
     cookie is ``Secure``, which Chromium sends over plain http only there); quit on exit."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = start_chromium(browser)
     try:
@@ -103,6 +104,9 @@ def signed_in_chromium(browser: Browser, server: str, token: str) -> Iterator[tu
         assert "/ui/login" in driver.current_url
         driver.find_element(By.ID, "token").send_keys(token)
         driver.find_element(By.ID, "sign-in").click()
+        # The click does not wait for the sign-in to answer: a page opened at once could
+        # abort it and land on the login page again (no session cookie yet).
+        WebDriverWait(driver, 30).until(lambda d: "/ui/login" not in d.current_url)
         yield driver, base
     finally:
         driver.quit()

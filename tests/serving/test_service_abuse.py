@@ -227,6 +227,7 @@ def test_ids_with_a_slash_are_one_encoded_path_segment(server):
 def test_finance_page_agrees_with_its_expected_values(server, company, browser_paths, tmp_path):
     from browser import start_chromium
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     base, _ = server
     breakdown = pd.read_csv(company.env["TRIALCAST_FORECAST_DIR"] + "/forecast_breakdown.csv")
@@ -240,7 +241,9 @@ def test_finance_page_agrees_with_its_expected_values(server, company, browser_p
         driver.get(local + "/ui/login?next=/ui/forecast")
         driver.find_element(By.ID, "token").send_keys(TOKEN)
         driver.find_element(By.ID, "sign-in").click()
-        time.sleep(1)
+        # the sign-in goes on to /ui/forecast once it has answered (a page opened before
+        # that could abort it and land on the login page again)
+        WebDriverWait(driver, 30).until(lambda d: "/ui/login" not in d.current_url)
         driver.get(local + "/ui/forecast")
         rows = driver.find_elements(By.CSS_SELECTOR, "#months tbody tr:not(#remainder)")
         assert len(rows) == len(months)
