@@ -7,6 +7,8 @@ in the same run.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from rich.console import Console
@@ -19,6 +21,16 @@ from trialcast.backtest_values import segment_table, value_band_table
 def _pct(value: object) -> str:
     number = float(value)  # type: ignore[arg-type]
     return "-" if np.isnan(number) else f"{number:+.1f}%"
+
+
+def _counts(row: Any) -> dict[str, str]:
+    """The trials and expected / oracle / actual conversions cells of a table row."""
+    return {
+        "trials": f"{row.trials:,}",
+        "expected": f"{row.expected:,.1f}",
+        "oracle": f"{row.oracle:,.1f}",
+        "actual": f"{row.actual:,.0f}",
+    }
 
 
 def _print_rows(
@@ -51,10 +63,7 @@ def print_phase_table(phases: pd.DataFrame, console: Console) -> None:
         {
             "length": str(r.length),
             "phase": str(r.phase),
-            "trials": f"{r.trials:,}",
-            "expected": f"{r.expected:,.1f}",
-            "oracle": f"{r.oracle:,.1f}",
-            "actual": f"{r.actual:,.0f}",
+            **_counts(r),
             "vs oracle": _pct(r.vs_oracle_pct) + ("" if r.judged else " (few)"),
             "vs actual": _pct(r.vs_actual_pct),
         }
@@ -80,10 +89,7 @@ def print_value_bands(phases: pd.DataFrame, console: Console) -> None:
     rows = [
         {
             "deal value": str(r.band),
-            "trials": f"{r.trials:,}",
-            "expected": f"{r.expected:,.1f}",
-            "oracle": f"{r.oracle:,.1f}",
-            "actual": f"{r.actual:,.0f}",
+            **_counts(r),
             "vs oracle": _pct(r.vs_oracle_pct),
             "expected revenue": f"{r.expected_value:,.0f}",
             "oracle revenue": f"{r.oracle_value:,.0f}",
@@ -111,10 +117,7 @@ def print_segments(phases: pd.DataFrame, console: Console) -> None:
         {
             "segment": str(r.segment),
             "value": str(r.value),
-            "trials": f"{r.trials:,}",
-            "expected": f"{r.expected:,.1f}",
-            "oracle": f"{r.oracle:,.1f}",
-            "actual": f"{r.actual:,.0f}",
+            **_counts(r),
             "vs oracle": _pct(r.vs_oracle_pct) + ("" if r.judged else " (few)"),
             "revenue vs oracle": _pct(r.value_vs_oracle_pct),
             "vs actual": _pct(r.vs_actual_pct),

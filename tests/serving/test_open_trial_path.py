@@ -83,17 +83,26 @@ def test_closed_trials_are_out_and_scores_are_at_as_of(trained):
     assert np.allclose(p, model.predict_proba(scored.features))
 
 
+def _true_open(
+    company: Company, spec: dict, ids: pd.Index, as_of: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's chance that each trial converts from ``as_of`` until its window
+    closes, and the days left in that window."""
+    truth = company.demo.truth.set_index("account_id").loc[ids]
+    start = pd.to_datetime(company.tables.accounts.set_index("account_id").loc[ids, "trial_start"])
+    day_now = ((as_of - start) / pd.Timedelta(days=1)).to_numpy()
+    length = np.full(len(ids), float(spec["trial_days"]))
+    window = float(spec["window_days"])
+    survival = spec["lags"].survival(day_now, length, window)
+    return open_probability(truth["p_convert"].to_numpy(), survival), length + window - day_now
+
+
 def test_post_trial_probability_matches_the_truth(trained):
     company, builder, model, spec = trained
     as_of = _as_of(company)
     scored = predict_open_trials(builder, model, as_of)
     ids = scored.features.index.astype(str)[scored.past_end]
-    truth = company.demo.truth.set_index("account_id").loc[ids]
-    start = pd.to_datetime(company.tables.accounts.set_index("account_id").loc[ids, "trial_start"])
-    day_now = ((as_of - start) / pd.Timedelta(days=1)).to_numpy()
-    length = np.full(len(ids), float(spec["trial_days"]))
-    survival = spec["lags"].survival(day_now, length, float(spec["window_days"]))
-    true_open = open_probability(truth["p_convert"].to_numpy(), survival)
+    true_open, _ = _true_open(company, spec, ids, as_of)
     predicted = scored.p_convert[scored.past_end].sum()
     assert abs(predicted / true_open.sum() - 1.0) < 0.35, (predicted, true_open.sum())
 
@@ -105,17 +114,8 @@ def test_trials_in_the_last_week_of_their_window_get_their_true_chance(trained):
     company, builder, model, spec = trained
     as_of = _as_of(company)
     scored = predict_open_trials(builder, model, as_of)
-    ids = scored.features.index.astype(str)
-    truth = company.demo.truth.set_index("account_id").loc[ids]
-    start = pd.to_datetime(company.tables.accounts.set_index("account_id").loc[ids, "trial_start"])
-    day_now = ((as_of - start) / pd.Timedelta(days=1)).to_numpy()
-    length = np.full(len(ids), float(spec["trial_days"]))
-    window = float(spec["window_days"])
-    true_open = open_probability(
-        truth["p_convert"].to_numpy(), spec["lags"].survival(day_now, length, window)
-    )
-    days_left = length + window - day_now
-    last_week = scored.past_end & (days_left <= min(7.0, window / 2))
+    true_open, days_left = _true_open(company, spec, scored.features.index.astype(str), as_of)
+    last_week = scored.past_end & (days_left <= min(7.0, spec["window_days"] / 2))
     predicted, true_sum = scored.p_convert[last_week].sum(), true_open[last_week].sum()
     print(f"last week of the window: {last_week.sum()} trials, {predicted:.2f} vs {true_sum:.2f}")
     assert last_week.sum() >= 15
