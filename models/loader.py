@@ -13,7 +13,9 @@ Fail closed: only a version whose ``verdict`` tag is ``promoted`` (the training
 gate's ``Verdict.PROMOTED``) is served or scored, whatever the alias points at. A
 version without a verdict is unjudged and refused like any other verdict
 (``NotServableError``, which never falls back to the cache: the registry said what
-to serve, and it may not be served). The cached copy carries the verdict too.
+to serve, and it may not be served). The cached copy carries the verdict too. A
+registry that answers that the model or alias does not exist (an alias withdrawn, a
+challenger never promoted) is not stood in for by the cache either.
 
 A registry that does not answer is waited for ``TRIALCAST_REGISTRY_WAIT`` seconds
 (default 10; probes that never create a database file), then the cached copy is
@@ -290,6 +292,17 @@ def has_cached_copy(root: Path, name: str, alias: str) -> bool:
     return files and verdict_problem(name, str(meta.get("version", "?")), meta) is None
 
 
+#: MLflow's error codes for a name or alias the registry does not hold.
+ABSENT_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def registry_has_none(exc: BaseException) -> bool:
+    """True when the registry answered that the registered model or its alias does not
+    exist (an answer, not a failure: the cache must not stand in for it)."""
+    code = getattr(exc, "error_code", None)
+    return code in ABSENT_CODES and "not found" in str(exc)
+
+
 def load_serving_model(
     config: CompanyConfig,
     kind: str,
@@ -311,7 +324,8 @@ def load_serving_model(
 
     Raises:
         NotServableError: the alias points at a version not judged ``promoted``.
-        ModelUnavailableError: the registry failed and no cached copy exists.
+        ModelUnavailableError: the registry holds no such model or alias (a withdrawn
+            alias is not served from the cache), or it failed and no cached copy exists.
     """
     name = registered_name(config, kind)
     alias = resolve_alias(alias)
@@ -329,6 +343,13 @@ def load_serving_model(
         raise
     except Exception as exc:  # any registry failure: fall back to the last good copy
         first = str(exc).splitlines()[0] if str(exc) else ""
+        if registry_has_none(exc):  # it answered: nothing holds the alias, nothing is served
+            raise ModelUnavailableError(
+                f"cannot load {name}@{alias}: the registry {uri} has no such model or alias "
+                f"({first}). A version gets the alias only when its verdict is promoted: "
+                f"run `trialcast train` (it says why a model was refused), or `trialcast "
+                f"promote` a promoted version"
+            ) from exc
         reason = (
             f"registry failed: {uri} did not answer within {waited:.0f} s "
             f"({type(exc).__name__}: {first})"

@@ -11,7 +11,14 @@ from typing import Annotated
 
 import typer
 
-from trialcast.cli_common import console, fail, load_config_or_exit, parse_moment, stop
+from trialcast.cli_common import (
+    NO_LABELS,
+    console,
+    fail,
+    load_config_or_exit,
+    parse_moment,
+    stop,
+)
 
 
 def backtest_command(
@@ -54,6 +61,8 @@ def backtest_command(
     try:
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
+            if tables.accounts["converted_at"].isna().all():
+                fail(NO_LABELS)  # as train says it: not "no cohort" eleven times over
             target = out or resolve_forecast_dir() / "backtest"
             oracle = OracleTruth.read(truth) if truth is not None else None
             result = run_backtest(cfg, tables, target, cohorts=cohort, period=period, oracle=oracle)
@@ -156,7 +165,7 @@ def forecast_command(
             ),
             options=ForecastOptions(model_version=version, logit_sd=logit_sd, to_sql=to_sql),
         )
-    except DealValueError as exc:
+    except (DealValueError, InputError) as exc:
         fail(str(exc))
     print_forecast_summary(result, console)
     for note in scored.notes if scores_were_made else ():

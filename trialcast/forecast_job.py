@@ -281,7 +281,7 @@ def run_forecast(
         scores, as_of=moment, default_trial_days=config.trial.default_trial_days
     )
     accounts_table = history if history is not None else trials[["account_id"]]
-    specs = configured_segments(config)
+    specs = configured_segments(config, [*trials.columns, *accounts_table.columns])
     trials, segments = add_segment_columns(trials, accounts_table, specs)
     breakdown = forecast_new_revenue(
         trials,

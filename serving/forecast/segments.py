@@ -10,20 +10,37 @@ text bands like ``"51-200"``) keep their own text instead of becoming "unknown".
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
 
 from features.config import CompanyConfig, SegmentSpec
+from features.quarantine import InputError
 
 #: Bands of the size column when the config names one and gives no bands.
 DEFAULT_SIZE_BANDS = [10.0, 50.0, 200.0, 1000.0]
 PERSONA = "persona"
 
 
-def configured_segments(config: CompanyConfig) -> list[SegmentSpec]:
+class SegmentColumnError(InputError, KeyError):
+    """A forecast breakdown the config names has no column in the data."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def configured_segments(
+    config: CompanyConfig, available: Collection[str] | None = None
+) -> list[SegmentSpec]:
     """The forecast breakdowns of ``config`` (see the module docstring for the default;
-    the size bands end at ``firmographics.big_company_size``)."""
+    the size bands end at ``firmographics.big_company_size``).
+
+    ``available`` (the columns of the scores and the accounts table) drops default
+    breakdowns whose column the export lacks: an export without ``company_size`` is
+    forecast without size bands. Breakdowns the config names are kept (a missing one
+    is then an error that names it).
+    """
     if config.forecast.segments is not None:
         return list(config.forecast.segments)
     firmo = config.firmographics
@@ -38,6 +55,9 @@ def configured_segments(config: CompanyConfig) -> list[SegmentSpec]:
             )
         )
     specs += [SegmentSpec(column=c) for c in firmo.categorical if c != firmo.size_column]
+    if available is not None:
+        present = set(available)
+        specs = [spec for spec in specs if spec.column in present]
     return specs
 
 
@@ -69,7 +89,7 @@ def add_segment_columns(
     accounts table by ``account_id``.
 
     Raises:
-        KeyError: a configured column is in neither, naming it.
+        SegmentColumnError: a configured column is in neither, naming it.
     """
     out = frame.copy()
     acc = accounts.assign(account_id=accounts["account_id"].astype(str)).drop_duplicates(
@@ -84,9 +104,10 @@ def add_segment_columns(
         elif spec.column in acc.columns:
             raw = pd.Series(acc[spec.column].reindex(ids).to_numpy(), index=out.index)
         else:
-            raise KeyError(
+            raise SegmentColumnError(
                 f"forecast.segments: column {spec.column!r} is neither in the scores nor in "
-                "the accounts table"
+                "the accounts table; add it to the accounts or take it out of "
+                "[[forecast.segments]] in the config"
             )
         name = spec.name or spec.column
         if spec.bands:

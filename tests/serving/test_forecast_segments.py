@@ -7,6 +7,7 @@ import pytest
 from factories import make_config
 
 from features.config import ConfigError, load_config
+from features.quarantine import InputError
 from serving.forecast.segments import add_segment_columns, band_values, configured_segments
 
 
@@ -26,6 +27,20 @@ def test_default_segments_follow_the_firmographics_config():
     assert configured_segments(big)[1].bands == [10.0, 50.0, 200.0, 500.0]
 
 
+def test_default_segments_leave_out_columns_the_export_lacks(tmp_path):
+    config = make_config()  # size column "size", categorical "plan"
+    kept = configured_segments(config, available=["account_id", "persona", "plan"])
+    assert [s.column for s in kept] == ["persona", "plan"]
+    path = tmp_path / "c.toml"
+    path.write_text('[[forecast.segments]]\ncolumn = "region"\n')
+    named = configured_segments(load_config(path), available=["account_id"])
+    assert [s.column for s in named] == ["region"]  # named in the config: kept, then refused
+    scores = pd.DataFrame({"account_id": ["a"], "p_convert": [0.1]})
+    with pytest.raises(InputError) as refused:
+        add_segment_columns(scores, scores[["account_id"]], named)
+    assert str(refused.value).startswith("forecast.segments: column 'region' is neither")
+
+
 def test_configured_segments_any_column(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(
@@ -43,7 +58,7 @@ def test_configured_segments_any_column(tmp_path):
     assert out["seat_band"].tolist() == ["<=5", "11-25", ">25"]
     bad = [*configured_segments(config)]
     bad[0] = bad[0].model_copy(update={"column": "nowhere"})
-    with pytest.raises(KeyError, match="nowhere"):
+    with pytest.raises(InputError, match="nowhere"):
         add_segment_columns(scores, accounts, bad)
 
 

@@ -450,3 +450,30 @@ def test_registry_outage_falls_back_to_the_last_good_copy(store, tmp_path):
         np.testing.assert_array_equal(again.model.predict_proba(frame), expected)
     with pytest.raises(ModelUnavailableError, match="registry failed"):
         load_serving_model(config, "conversion", tracking_uri=dead[0], cache_root=tmp_path / "none")
+
+
+def test_a_withdrawn_alias_is_not_served_from_the_cache(store, tmp_path):
+    """The registry answered that nothing holds the alias: the last good copy must not
+    stand in (an operator who withdraws ``champion`` stops it being served), and the
+    message says that, not that the registry failed."""
+    from mlflow import MlflowClient
+
+    config, uri = store["config"], store["uri"]
+    cache = tmp_path / "cache"
+    first = load_serving_model(config, "conversion", tracking_uri=uri, cache_root=cache)
+    assert first.source == "registry" and (cache / first.name / "champion").is_dir()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.delete_registered_model_alias(first.name, "champion")
+    try:
+        with pytest.raises(ModelUnavailableError) as refused:
+            load_serving_model(config, "conversion", tracking_uri=uri, cache_root=cache)
+        text = str(refused.value)
+        assert "has no such model or alias" in text and "registry failed" not in text
+        assert "trialcast train" in text
+        with pytest.raises(ModelUnavailableError, match="has no such model or alias"):
+            load_serving_model(config, "conversion", alias="never-set", tracking_uri=uri,
+                               cache_root=cache)  # fmt: skip
+    finally:
+        client.set_registered_model_alias(first.name, "champion", first.version)
+    again = load_serving_model(config, "conversion", tracking_uri=uri, cache_root=cache)
+    assert again.source == "registry" and again.version == first.version

@@ -41,7 +41,7 @@ PLANDAY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "planday.t
     ("command", "says"),
     [
         ("train", "no account has a conversion date"),
-        ("backtest", "no cohort could be backtested"),
+        ("backtest", "no account has a conversion date"),
         ("milestones", "no account has a conversion date"),
     ],
 )

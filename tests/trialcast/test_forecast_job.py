@@ -6,14 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import load_demo_config
+from features.config import SegmentSpec, load_demo_config
+from features.quarantine import InputError
 from trialcast.forecast_job import ForecastInputs, ForecastOptions, run_backtest, run_forecast
 
 
-def test_run_forecast_writes_outputs(demo_small, tmp_path):
-    config = load_demo_config()
-    acc = demo_small.tables.accounts
-    as_of = pd.Timestamp("2026-06-01")
+def _open_scores(acc: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Made-up chances for the trials open at ``as_of``, with the accounts' columns."""
     open_ = acc[
         (acc["trial_start"] < as_of) & (acc["trial_start"] >= as_of - pd.Timedelta(days=40))
     ]
@@ -36,6 +35,14 @@ def test_run_forecast_writes_outputs(demo_small, tmp_path):
         }
     )
     scores.loc[0, "deal_value"] = np.nan  # filled from the plan's won deals
+    return scores
+
+
+def test_run_forecast_writes_outputs(demo_small, tmp_path):
+    config = load_demo_config()
+    acc = demo_small.tables.accounts
+    as_of = pd.Timestamp("2026-06-01")
+    scores = _open_scores(acc, as_of)
     customers = pd.DataFrame(
         {"account_id": ["c1", "c2"], "mrr": [100.0, 250.0], "p_churn": [0.1, 0.3]}
     )
@@ -60,6 +67,32 @@ def test_run_forecast_writes_outputs(demo_small, tmp_path):
     assert total["expected"] == pytest.approx(accounts["expected_value"].sum(), rel=1e-9)
     assert result.recurring is not None
     assert (result.recurring["dimension"] == "total").sum() == 2
+
+
+def test_an_export_without_firmographics_is_forecast_without_their_breakdowns(demo_small, tmp_path):
+    """The default breakdowns (size band, plan, industry...) follow the firmographics
+    config; an export that lacks those columns gets the others, not a traceback. A
+    breakdown the config names and the data lacks is a clear input error."""
+    firmographic = ["company_size", "industry", "country", "plan"]
+    acc = demo_small.tables.accounts.drop(columns=firmographic)
+    as_of = pd.Timestamp("2026-06-01")
+    scores = _open_scores(demo_small.tables.accounts, as_of).drop(columns=["plan", "company_size"])
+    scores["deal_value"] = scores["deal_value"].fillna(1000.0)
+    history = acc[acc["trial_start"] < as_of].assign(
+        converted_at=acc["converted_at"].where(acc["converted_at"] < as_of)
+    )
+    inputs = ForecastInputs(history=history)
+    config = load_demo_config()
+    result = run_forecast(config, scores, tmp_path / "a", as_of=as_of, inputs=inputs,
+                          options=ForecastOptions(model_version="t1", pictures=False))  # fmt: skip
+    assert set(result.breakdown["dimension"]) == {"total", "month", "persona"}
+    named = config.model_copy(
+        update={"forecast": config.forecast.model_copy(
+            update={"segments": [SegmentSpec(column="company_size", bands=[10, 50])]})}
+    )  # fmt: skip
+    with pytest.raises(InputError, match=r"'company_size'.*\[\[forecast\.segments\]\]"):
+        run_forecast(named, scores, tmp_path / "b", as_of=as_of, inputs=inputs,
+                     options=ForecastOptions(model_version="t1", pictures=False))  # fmt: skip
 
 
 def test_run_backtest_writes_pictures(demo_small, tmp_path):
