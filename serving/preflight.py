@@ -30,6 +30,7 @@ from models.loader import (
     ENV_REGISTRY_WAIT,
     has_cached_copy,
     registered_name,
+    registry_has_none,
     registry_wait_seconds,
     resolve_alias,
     resolve_cache_root,
@@ -104,13 +105,20 @@ def check_startup(
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         version = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        if cached:
+    except MlflowException as exc:
+        absent = registry_has_none(exc)
+        if cached and not absent:
             return StartupCheck(None)  # the loader serves the cached copy, with a warning
+        where = (
+            f"(the copy cached under {root} is not served in its place: the registry says "
+            "nothing holds the alias)"
+            if cached
+            else f"and nothing is cached under {root}"
+        )
         return StartupCheck(
-            f"no model to serve: {name} has no {alias!r} version in {uri} and nothing is "
-            f"cached under {root}. Train one first (`trialcast train -c CONFIG`), or point "
-            "-c / TRIALCAST_CONFIG and --tracking-uri at the company whose models you want.",
+            f"no model to serve: {name} has no {alias!r} version in {uri} {where}. Train one "
+            "first (`trialcast train -c CONFIG`), or point -c / TRIALCAST_CONFIG and "
+            "--tracking-uri at the company whose models you want.",
             no_alias=True,
         )
     return StartupCheck(verdict_problem(name, str(version.version), version.tags))

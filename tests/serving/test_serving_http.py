@@ -458,13 +458,18 @@ def test_a_withdrawn_alias_is_not_served_from_the_cache(store, tmp_path):
     message says that, not that the registry failed."""
     from mlflow import MlflowClient
 
+    from serving.preflight import check_startup
+
     config, uri = store["config"], store["uri"]
     cache = tmp_path / "cache"
     first = load_serving_model(config, "conversion", tracking_uri=uri, cache_root=cache)
     assert first.source == "registry" and (cache / first.name / "champion").is_dir()
+    assert check_startup(config, tracking_uri=uri, cache_root=cache).problem is None
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.delete_registered_model_alias(first.name, "champion")
     try:
+        check = check_startup(config, tracking_uri=uri, cache_root=cache)  # the service's
+        assert check.no_alias and "not served in its place" in str(check.problem)
         with pytest.raises(ModelUnavailableError) as refused:
             load_serving_model(config, "conversion", tracking_uri=uri, cache_root=cache)
         text = str(refused.value)
