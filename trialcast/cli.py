@@ -148,7 +148,13 @@ def init_config(
 
 @app.command("check-config")
 def check_config(
-    path: Annotated[Path, typer.Argument(help="Company config (TOML).")],
+    path: Annotated[
+        Path | None, typer.Argument(help="Company config (TOML); or give it with -c.")
+    ] = None,
+    config_option: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Company config (TOML), as every other command."),
+    ] = None,
     data: Annotated[
         bool,
         typer.Option(
@@ -161,6 +167,11 @@ def check_config(
     """Check a company config and print what it says (with --data: against the data too)."""
     from features.config_check import pql_rule_note
 
+    if path is not None and config_option is not None and path != config_option:
+        fail(f"two configs given ({path} and -c {config_option}): give one")
+    path = path or config_option
+    if path is None:
+        fail("give the company config: trialcast check-config -c CONFIG [--data]")
     config = load_config_or_exit(path)
     console.print(
         Text.assemble(

@@ -31,6 +31,12 @@ def test_starter_config_has_every_section_and_checks(tmp_path: Path) -> None:
     checked = runner.invoke(app, ["check-config", str(path)])
     assert checked.exit_code == 0, checked.output
     assert f"outputs under: {tmp_path}" in checked.output.replace("\n", "")
+    as_others = runner.invoke(app, ["check-config", "-c", str(path)])  # as every command
+    assert as_others.exit_code == 0 and as_others.output == checked.output
+    neither = runner.invoke(app, ["check-config"])
+    assert neither.exit_code == 2 and "check-config -c CONFIG" in neither.output
+    two = runner.invoke(app, ["check-config", str(path), "-c", str(tmp_path / "other.toml")])
+    assert two.exit_code == 2 and "two configs given" in two.output
     again = runner.invoke(app, ["init-config", str(path)])
     assert again.exit_code == 2 and "--force" in again.output
 
