@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -366,6 +367,9 @@ class ForecastConfig(_Strict):
 #: The output folder under the working directory when nothing names one, and under a
 #: chosen folder whose output subfolders would be Python packages (a source checkout).
 DEFAULT_OUTPUT_FOLDER = "trialcast_output"
+#: Set, it overrides every config's output folder (the CLI sets it from the config
+#: when the user has not, so a job and the service it starts agree).
+ENV_OUTPUT_DIR = "TRIALCAST_OUTPUT_DIR"
 #: Output subfolders (``<root>/features``, ``<root>/models``) that may clash with packages.
 OUTPUT_SUBFOLDERS = ("features", "models")
 
@@ -425,6 +429,14 @@ class CompanyConfig(_Strict):
         ``trialcast_output/`` subfolder when that folder holds the ``models`` or
         ``features`` package, see ``outside_packages``)."""
         return outside_packages(self.resolve_path(self.output_dir))
+
+    @property
+    def run_output_root(self) -> Path:
+        """Where this run writes: ``TRIALCAST_OUTPUT_DIR`` when set (it overrides the
+        config's ``output_dir``, for features and quarantine as for models, scores and
+        forecasts), else ``output_root``."""
+        env = os.environ.get(ENV_OUTPUT_DIR)
+        return outside_packages(Path(env).resolve()) if env else self.output_root
 
     def config_hash(self) -> str:
         """A short stable hash of the settings (not of where the file lives)."""

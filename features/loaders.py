@@ -347,7 +347,7 @@ def load_tables(
     )
     if flag_note:
         report.notes.append(flag_note)
-    where = quarantine_dir or config.output_root / "features" / "quarantine"
+    where = quarantine_dir or config.run_output_root / "features" / "quarantine"
     stop_if_nothing_kept(report, where)
     if table is not None:
         tables = attach_feature_table(tables, report, table, config, formats.get("features"))

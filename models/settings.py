@@ -13,10 +13,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from features.config import DEFAULT_OUTPUT_FOLDER, CompanyConfig, outside_packages
+from features.config import (
+    DEFAULT_OUTPUT_FOLDER,
+    ENV_OUTPUT_DIR,
+    CompanyConfig,
+    outside_packages,
+)
 
 ENV_TRACKING_URI = "TRIALCAST_TRACKING_URI"
-ENV_OUTPUT_DIR = "TRIALCAST_OUTPUT_DIR"
 MODELS_DIR = "models"
 
 

@@ -73,3 +73,28 @@ def test_output_settings_keep_working_as_before(
     plain = tmp_path / "d.toml"
     plain.write_text('company = "x"\n[sources.events]\npath = "e.csv"\n')
     assert load_config(plain).output_root == tmp_path
+
+
+PLANDAY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "planday.toml"
+
+
+def test_a_user_output_dir_holds_the_features_and_their_quarantine_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``TRIALCAST_OUTPUT_DIR`` overrides the config's folder for every output: the
+    features and the set-aside rows went beside the config while models went there."""
+    company = tmp_path / "company"
+    company.mkdir()
+    config = company / "planday.toml"
+    data = PLANDAY.parents[2] / "tests" / "data"
+    config.write_text(PLANDAY.read_text().replace("../../tests/data/", f"{data}/"))
+    monkeypatch.setenv(ENV_OUTPUT_DIR, str(tmp_path / "env"))
+    runner = CliRunner()
+    built = runner.invoke(app, ["features", "-c", str(config)])
+    assert built.exit_code == 0, built.output
+    features = (tmp_path / "env" / "features").resolve()
+    assert (features / "account_features.parquet").exists()
+    assert (features / "quarantine" / "events.csv").exists()  # the sample's empty rows
+    assert _files(company) == {Path("planday.toml")}  # nothing beside the config
+    checked = runner.invoke(app, ["check-config", "-c", str(config)])
+    assert f"outputs under: {(tmp_path / 'env').resolve()}" in checked.output.replace("\n", "")

@@ -181,7 +181,7 @@ def check_config(
     say(f"  milestones: {', '.join(m.name for m in config.activation.milestones) or 'none'}")
     say(f"  core events: {', '.join(config.engagement.core_events) or 'none'}")
     say(f"  {pql_rule_note(config)}")
-    say(f"  outputs under: {config.output_root}")
+    say(f"  outputs under: {config.run_output_root}")
     if data:
         from trialcast.config_data import check_config_data
 
@@ -216,7 +216,7 @@ def features_cmd(
 
         list_feature_names(cfg)
         return
-    target = out if out is not None else cfg.output_root / "features"
+    target = out if out is not None else cfg.run_output_root / "features"
     try:
         with console.status("Loading, validating and building features..."):
             result = run_feature_pipeline(
