@@ -103,6 +103,9 @@ def quiet_libraries(verbose: bool = False) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow sets its own level on import
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # Dask's distributed sets its loggers' levels from its config when imported (after
+    # this): INFO lines and a "CommClosedError" traceback at every cluster shutdown.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.ERROR)
