@@ -382,6 +382,12 @@ def outside_packages(root: Path) -> Path:
     return root
 
 
+def env_output_root() -> Path | None:
+    """The output folder ``TRIALCAST_OUTPUT_DIR`` names (kept outside packages), or None."""
+    env = os.environ.get(ENV_OUTPUT_DIR)
+    return outside_packages(Path(env).resolve()) if env else None
+
+
 class CompanyConfig(_Strict):
     """Everything trialcast knows about one company."""
 
@@ -435,8 +441,7 @@ class CompanyConfig(_Strict):
         """Where this run writes: ``TRIALCAST_OUTPUT_DIR`` when set (it overrides the
         config's ``output_dir``, for features and quarantine as for models, scores and
         forecasts), else ``output_root``."""
-        env = os.environ.get(ENV_OUTPUT_DIR)
-        return outside_packages(Path(env).resolve()) if env else self.output_root
+        return env_output_root() or self.output_root
 
     def config_hash(self) -> str:
         """A short stable hash of the settings (not of where the file lives)."""

@@ -17,6 +17,7 @@ from features.config import (
     DEFAULT_OUTPUT_FOLDER,
     ENV_OUTPUT_DIR,
     CompanyConfig,
+    env_output_root,
     outside_packages,
 )
 
@@ -35,10 +36,7 @@ def output_root(project_dir: str | Path | None = None) -> Path:
     """
     if project_dir is not None:
         return outside_packages(Path(project_dir).resolve())
-    env = os.environ.get(ENV_OUTPUT_DIR)
-    if env:
-        return outside_packages(Path(env).resolve())
-    return Path.cwd().resolve() / DEFAULT_OUTPUT_FOLDER
+    return env_output_root() or Path.cwd().resolve() / DEFAULT_OUTPUT_FOLDER
 
 
 def default_tracking_uri(project_dir: str | Path | None = None) -> str:

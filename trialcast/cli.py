@@ -16,9 +16,9 @@ from rich.text import Text
 
 from features.config import demo_config_text, starter_config_text
 from trialcast.cli_common import (
-    NO_LABELS,
     console,
     fail,
+    fail_without_labels,
     load_config_or_exit,
     parse_moment,
     say,
@@ -263,8 +263,7 @@ def train(
     try:
         with console.status("Loading and validating the tables..."):
             tables = load_tables(cfg).tables
-        if tables.accounts["converted_at"].isna().all():
-            fail(NO_LABELS)
+        fail_without_labels(tables.accounts)
         moment = pd.Timestamp(as_of) if as_of else None
         if moment is not None:  # replay: the export as it stood then
             from trialcast.backtest import truncate_tables

@@ -32,6 +32,12 @@ NO_LABELS = (
 )
 
 
+def fail_without_labels(accounts: pd.DataFrame) -> None:
+    """Exit with ``NO_LABELS`` when no account has a conversion date (nothing to learn)."""
+    if accounts["converted_at"].isna().all():
+        fail(NO_LABELS)
+
+
 def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with code 2 (bad input, not a crash)."""
     err.print(Text.assemble(("error:", "bold red"), " ", message))

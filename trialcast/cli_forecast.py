@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 
 from trialcast.cli_common import (
-    NO_LABELS,
     console,
     fail,
+    fail_without_labels,
     load_config_or_exit,
     parse_moment,
     stop,
@@ -61,8 +61,7 @@ def backtest_command(
     try:
         with console.status("Loading tables and backtesting cohorts (a model per origin)..."):
             tables = load_tables(cfg).tables
-            if tables.accounts["converted_at"].isna().all():
-                fail(NO_LABELS)  # as train says it: not "no cohort" eleven times over
+            fail_without_labels(tables.accounts)
             target = out or resolve_forecast_dir() / "backtest"
             oracle = OracleTruth.read(truth) if truth is not None else None
             result = run_backtest(cfg, tables, target, cohorts=cohort, period=period, oracle=oracle)

@@ -102,14 +102,13 @@ def milestones_command(
     from features.validation import InputError
     from training.milestones import MilestoneRules, discover_milestones
     from training.pql_rule import propose_pql_for_company
-    from trialcast.cli_common import NO_LABELS, fail, load_config_or_exit
+    from trialcast.cli_common import fail_without_labels, load_config_or_exit
 
     try:
         cfg = load_config_or_exit(config)
         with console.status("Loading the tables and scoring milestone candidates..."):
             tables = load_tables(cfg).tables
-            if tables.accounts["converted_at"].isna().all():
-                fail(NO_LABELS)
+            fail_without_labels(tables.accounts)
             builder = FeatureBuilder.from_tables(tables, cfg)
             discovery = discover_milestones(
                 cfg,
